@@ -1,0 +1,40 @@
+"""splinescope.spatial: the exact geometry of piecewise-linear networks, and estimators.
+
+Partition
+---------
+partition(model, bounds, *, plane=None)   every linear region of a network on a 2-D slice
+Partition                                 its result: regions, patterns, boundary, checks
+Plane(origin, u, v), Plane.through(a, b, c)   a 2-D slice of a high-dimensional input space
+
+Models and checkpoints
+----------------------
+load_model(path, arch=None), load_checkpoints(path, arch=None)
+
+Errors
+------
+SplinescopeError, UnsupportedLayerError, VerificationError, MissingDependencyError
+
+Conventions
+-----------
+Slice coordinates are (s, t): a 2-input network's own inputs, or ``x = origin + s u + t v`` on a
+plane. Bounds are ``(xmin, xmax, ymin, ymax)`` in those coordinates. A partition is arrays:
+``vertices`` (V, 2) float64; regions as CSR (``offsets`` (R+1,), ``indices`` (E,)), each polygon
+counter-clockwise; activation patterns packed with ``np.packbits`` (bit set: pre-activation > 0),
+neurons in layer order; per-region affine maps (R, K, 3) with ``out = A[:, :, :2] @ (s, t) + A[:, :, 2]``;
+the decision boundary as segments (S, 2, 2). No module here imports matplotlib.
+"""
+from ._errors import MissingDependencyError, SplinescopeError, UnsupportedLayerError, VerificationError
+from ._partition import CertifyReport, Partition, VerifyReport, partition
+from ._plane import Plane
+
+__all__ = [
+    "CertifyReport",
+    "MissingDependencyError",
+    "Partition",
+    "Plane",
+    "SplinescopeError",
+    "UnsupportedLayerError",
+    "VerificationError",
+    "VerifyReport",
+    "partition",
+]

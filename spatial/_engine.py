@@ -1,0 +1,314 @@
+"""The exact 2-D partition engine: hyperplane-arrangement splitting, layer by layer.
+
+A planar subdivision is kept as flat arrays: vertex coordinates ``X`` (V, 2) float64, faces as
+CSR (``off`` (F+1,), ``idx`` (E,) vertex indices, counter-clockwise), and at every vertex the
+current layer's pre-activations ``Z`` (V, m). The network is continuous, so a vertex has one value
+of every neuron whatever face it is seen from, and inside a face of the previous layer's
+subdivision every neuron of the current layer is affine. Hence:
+
+* a neuron crosses a face iff its values at the face's vertices take both strict signs;
+* the crossing point on an edge sits at ``t = z_a / (z_a - z_b)``, and the whole vector of the
+  layer's pre-activations there is the same interpolation of the endpoints' vectors.
+
+Each face of the layer's start (its *origin*) is split by its crossing neurons in increasing
+order, all faces at once, one neuron per *round*; every descendant of an origin sees the same
+neuron in the same round. A new vertex is named by what it lies on, so the faces that share it
+agree on it without any search: on a layer-start edge ``e`` crossed by neuron ``k`` it is
+``(e, k)`` (all such vertices are made before the rounds, since the two faces beside ``e`` reach
+``k`` in different rounds); inside origin ``o`` on the chord of neuron ``j`` it is ``(o, j, k)``
+(both faces beside the chord reach ``k`` in the same round).
+
+Degenerate geometry is decided by one tolerance rule: ``|z| <= rtol * (|a|_1 max|w_k| + |b_k|)``
+(a bound on the rounding of the dot product that made ``z``) means the vertex is on the line. Such
+a vertex splits nothing: coincident lines, lines through existing vertices and lines along
+edges create no vertex and no sliver face.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Optional, Tuple
+
+import numpy as np
+
+EPS = float(np.finfo(np.float64).eps)
+DEFAULT_RTOL = 256 * EPS
+
+__all__ = ["Subdivision", "split_all", "next_in_face", "DEFAULT_RTOL"]
+
+
+class _Rows:
+    """A row store grown by amortised doubling (coordinates, values, scales)."""
+
+    def __init__(self, a: np.ndarray):
+        self.a = np.ascontiguousarray(a)
+        self.n = len(a)
+
+    def extend(self, rows: np.ndarray) -> np.ndarray:
+        k = len(rows)
+        if self.n + k > len(self.a):
+            cap = max(2 * len(self.a), self.n + k, 16)
+            b = np.empty((cap,) + self.a.shape[1:], dtype=self.a.dtype)
+            b[: self.n] = self.a[: self.n]
+            self.a = b
+        self.a[self.n: self.n + k] = rows
+        ids = np.arange(self.n, self.n + k)
+        self.n += k
+        return ids
+
+    def alloc(self, k: int) -> np.ndarray:
+        """Reserve k rows (to be filled by the caller); returns their indices."""
+        if self.n + k > len(self.a):
+            cap = max(2 * len(self.a), self.n + k, 16)
+            b = np.empty((cap,) + self.a.shape[1:], dtype=self.a.dtype)
+            b[: self.n] = self.a[: self.n]
+            self.a = b
+        ids = np.arange(self.n, self.n + k)
+        self.n += k
+        return ids
+
+    @property
+    def view(self) -> np.ndarray:
+        return self.a[: self.n]
+
+
+@dataclass
+class Subdivision:
+    """A planar subdivision: vertices, CSR faces, and for each face the face it came from."""
+
+    X: np.ndarray  # (V, 2) float64
+    off: np.ndarray  # (F+1,) int64
+    idx: np.ndarray  # (E,) int64
+    origin: np.ndarray  # (F,) int64: index of the face it was split from
+    Z: np.ndarray  # (V, m) values of the splitting functions (0 where on a line)
+    scale: np.ndarray  # (V,) the |a|_1 scale of each vertex (for tolerances)
+
+
+def next_in_face(off: np.ndarray) -> np.ndarray:
+    """For each slot of a CSR face list, the slot of the next vertex (cyclic within the face).
+
+    >>> next_in_face(np.array([0, 3, 7])).tolist()
+    [1, 2, 0, 4, 5, 6, 3]
+    """
+    E = int(off[-1])
+    nxt = np.arange(1, E + 1, dtype=np.int64)
+    nonempty = off[1:] > off[:-1]
+    nxt[off[1:][nonempty] - 1] = off[:-1][nonempty]
+    return nxt
+
+
+def _signs(z: np.ndarray, tol: np.ndarray) -> np.ndarray:
+    return (z > tol).astype(np.int8) - (z < -tol).astype(np.int8)
+
+
+def _packed_signs(Z: np.ndarray, scale: np.ndarray, ca: np.ndarray, cb: np.ndarray,
+                  chunk: int = 8192) -> Tuple[np.ndarray, np.ndarray]:
+    """Packed bits of z > tol and z < -tol for every vertex and column."""
+    V, m = Z.shape
+    nb = (m + 7) // 8
+    pos = np.empty((V, nb), np.uint8)
+    neg = np.empty((V, nb), np.uint8)
+    for s in range(0, V, chunk):
+        z = Z[s: s + chunk]
+        t = scale[s: s + chunk, None] * ca + cb
+        pos[s: s + chunk] = np.packbits(z > t, axis=1)
+        neg[s: s + chunk] = np.packbits(z < -t, axis=1)
+    return pos, neg
+
+
+def _bit_pairs(bits: np.ndarray, m: int) -> Tuple[np.ndarray, np.ndarray]:
+    """(row, column) of every set bit of a packed (R, nb) array, sorted by row then column."""
+    r, byte = np.nonzero(bits)
+    if len(r) == 0:
+        return r.astype(np.int64), r.astype(np.int64)
+    unpacked = np.unpackbits(bits[r, byte][:, None], axis=1).astype(bool)  # (P, 8)
+    pr, pb = np.nonzero(unpacked)
+    rows = r[pr].astype(np.int64)
+    cols = byte[pr].astype(np.int64) * 8 + pb
+    keep = cols < m
+    return rows[keep], cols[keep]
+
+
+def _reduce_or(bits: np.ndarray, off: np.ndarray) -> np.ndarray:
+    return np.bitwise_or.reduceat(bits, off[:-1], axis=0)
+
+
+def split_all(X: np.ndarray, off: np.ndarray, idx: np.ndarray, Z: np.ndarray, scale: np.ndarray,
+              ca: np.ndarray, cb: np.ndarray, allowed: Optional[np.ndarray] = None) -> Subdivision:
+    """Split every face by every column of ``Z`` that crosses it.
+
+    Parameters
+    ----------
+    X : (V, 2) vertex coordinates.
+    off, idx : CSR faces (convex, counter-clockwise).
+    Z : (V, m) values at the vertices of m functions, each affine on every face.
+    scale, ca, cb : the tolerance of column k at vertex v is ``scale[v] * ca[k] + cb[k]``.
+    allowed : optional packed (F, ceil(m/8)) bits: which columns may split which face.
+
+    Returns
+    -------
+    Subdivision with the new vertices appended after the old ones (old indices are kept).
+    """
+    V, m = Z.shape
+    F = len(off) - 1
+    Xs = _Rows(X.copy())
+    Zs = _Rows(np.ascontiguousarray(Z, dtype=np.float64).copy())
+    Ss = _Rows(scale.astype(np.float64).copy())
+
+    pos, neg = _packed_signs(Z, scale, ca, cb)
+    # -- candidate (face, column) pairs: both strict signs among the face's vertices
+    cross = _reduce_or(pos[idx], off) & _reduce_or(neg[idx], off) if F else np.zeros((0, (m + 7) // 8), np.uint8)
+    if allowed is not None:
+        cross &= allowed
+    cf, ck = _bit_pairs(cross, m)
+    cnt = np.bincount(cf, minlength=F).astype(np.int64)
+    cand_off = np.zeros(F + 1, np.int64)
+    np.cumsum(cnt, out=cand_off[1:])
+    cand = ck
+
+    # -- layer-start edges and every strict crossing on them, made once
+    nxt = next_in_face(off)
+    a, b = idx, idx[nxt]
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    ekeys, slot_edge = np.unique(lo * V + hi, return_inverse=True)
+    slot_edge = slot_edge.reshape(-1).astype(np.int64)
+    eu, ev = ekeys // V, ekeys % V
+    ee, ek = _bit_pairs((pos[eu] & neg[ev]) | (neg[eu] & pos[ev]), m)
+    e_key = ee * m + ek  # sorted
+    if len(ee):
+        u, w = eu[ee], ev[ee]
+        zu, zw = Z[u, ek], Z[w, ek]
+        t = zu / (zu - zw)
+        e_vid = Xs.extend(X[u] + t[:, None] * (X[w] - X[u]))
+        Ss.extend(np.maximum(scale[u], scale[w]))
+        ids = Zs.alloc(len(ee))
+        for s in range(0, len(ee), 8192):
+            sl = slice(s, s + 8192)
+            Zs.a[ids[sl]] = Z[u[sl]] + t[sl, None] * (Z[w[sl]] - Z[u[sl]])
+        Zs.a[e_vid, ek] = 0.0
+    else:
+        e_vid = np.zeros(0, np.int64)
+
+    # -- rounds
+    deg = np.diff(off)
+    done_deg: List[np.ndarray] = []
+    done_idx: List[np.ndarray] = []
+    done_org: List[np.ndarray] = []
+    idle = cnt == 0
+    if idle.any():
+        done_deg.append(deg[idle])
+        done_idx.append(idx[np.repeat(idle, deg)])
+        done_org.append(np.nonzero(idle)[0])
+    act = ~idle
+    A_deg = deg[act]
+    A_idx = idx[np.repeat(act, deg)]
+    A_sup = slot_edge[np.repeat(act, deg)]  # >= 0: layer-start edge; < 0: chord of column -sup-1
+    A_org = np.nonzero(act)[0]
+    r = 0
+    mm = np.int64(m) * np.int64(m)
+    while len(A_org):
+        A_off = np.zeros(len(A_deg) + 1, np.int64)
+        np.cumsum(A_deg, out=A_off[1:])
+        j = cand[cand_off[A_org] + r]  # (Fa,) the column each face meets this round
+        fid = np.repeat(np.arange(len(A_org)), A_deg)
+        jj = j[fid]
+        Zf = Zs.a.reshape(-1)
+        z = Zf[A_idx * m + jj]
+        s = _signs(z, Ss.a[A_idx] * ca[jj] + cb[jj])
+        crossing = np.logical_or.reduceat(s > 0, A_off[:-1]) & np.logical_or.reduceat(s < 0, A_off[:-1])
+
+        # faces the column does not cross stay as they are
+        keep_deg, keep_idx, keep_sup, keep_org = (A_deg[~crossing], A_idx[~crossing[fid]],
+                                                  A_sup[~crossing[fid]], A_org[~crossing])
+        # faces it crosses are cut in two
+        cm = crossing[fid]
+        c_deg = A_deg[crossing]
+        c_org = A_org[crossing]
+        c_j = j[crossing]
+        c_off = np.zeros(len(c_deg) + 1, np.int64)
+        np.cumsum(c_deg, out=c_off[1:])
+        c_v, c_sup, c_s = A_idx[cm], A_sup[cm], s[cm]
+        c_fid = np.repeat(np.arange(len(c_deg)), c_deg)
+        c_jj = c_j[c_fid]
+        cn = next_in_face(c_off)
+        s_n = c_s[cn]
+        ch = (c_s.astype(np.int16) * s_n) < 0
+        q = np.full(len(c_v), -1, np.int64)
+        chi = np.nonzero(ch)[0]
+        if len(chi):
+            sup_c = c_sup[chi]
+            kk = c_jj[chi]
+            is_e = sup_c >= 0
+            found = np.zeros(len(chi), bool)
+            if is_e.any() and len(e_key):
+                key = sup_c[is_e] * m + kk[is_e]
+                p = np.minimum(np.searchsorted(e_key, key), len(e_key) - 1)
+                hit = e_key[p] == key
+                sel = np.nonzero(is_e)[0]
+                q[chi[sel[hit]]] = e_vid[p[hit]]
+                found[sel[hit]] = True
+            make = np.nonzero(~found)[0]
+            if len(make):
+                org = c_org[c_fid[chi[make]]]
+                k2 = kk[make]
+                sc = sup_c[make]
+                jc = np.where(sc < 0, -sc - 1, 0)
+                nkey = np.where(sc < 0,
+                                org * mm + np.minimum(jc, k2) * m + np.maximum(jc, k2),
+                                np.int64(F) * mm + sc * m + k2)
+                uk, first, inv = np.unique(nkey, return_index=True, return_inverse=True)
+                sl = chi[make[first]]
+                u, w, kf = c_v[sl], c_v[cn[sl]], k2[first]
+                zu, zw = Zf[u * m + kf], Zf[w * m + kf]
+                t = zu / (zu - zw)
+                nid = Xs.extend(Xs.a[u] + t[:, None] * (Xs.a[w] - Xs.a[u]))
+                Ss.extend(np.maximum(Ss.a[u], Ss.a[w]))
+                zid = Zs.alloc(len(nid))
+                Zs.a[zid] = Zs.a[u] + t[:, None] * (Zs.a[w] - Zs.a[u])
+                Zs.a[zid, kf] = 0.0
+                chord = sc[first] < 0
+                Zs.a[zid[chord], jc[first][chord]] = 0.0
+                q[chi[make]] = nid[inv.reshape(-1)]
+        chord = -(c_jj + 1)
+        zero = c_s == 0
+        # entries of the cut face, in order: each vertex, then the crossing point after it
+        ent_v = np.stack([c_v, q], 1).reshape(-1)
+        plus = np.stack([c_s >= 0, ch], 1).reshape(-1)
+        minus = np.stack([c_s <= 0, ch], 1).reshape(-1)
+        sup_p = np.stack([np.where(zero & (s_n < 0), chord, c_sup), np.where(s_n < 0, chord, c_sup)], 1).reshape(-1)
+        sup_m = np.stack([np.where(zero & (s_n > 0), chord, c_sup), np.where(s_n > 0, chord, c_sup)], 1).reshape(-1)
+        e_off = 2 * c_off[:-1]
+        n_p = np.add.reduceat(plus.astype(np.int64), e_off) if len(e_off) else np.zeros(0, np.int64)
+        n_m = np.add.reduceat(minus.astype(np.int64), e_off) if len(e_off) else np.zeros(0, np.int64)
+
+        new_deg = np.concatenate([keep_deg, n_p, n_m])
+        new_idx = np.concatenate([keep_idx, ent_v[plus], ent_v[minus]])
+        new_sup = np.concatenate([keep_sup, sup_p[plus], sup_m[minus]])
+        new_org = np.concatenate([keep_org, c_org, c_org])
+        r += 1
+        fin = cnt[new_org] <= r
+        if fin.any():
+            fs = np.repeat(fin, new_deg)
+            done_deg.append(new_deg[fin])
+            done_idx.append(new_idx[fs])
+            done_org.append(new_org[fin])
+            A_deg, A_idx, A_sup, A_org = new_deg[~fin], new_idx[~fs], new_sup[~fs], new_org[~fin]
+        else:
+            A_deg, A_idx, A_sup, A_org = new_deg, new_idx, new_sup, new_org
+
+    out_deg = np.concatenate(done_deg) if done_deg else np.zeros(0, np.int64)
+    out_off = np.zeros(len(out_deg) + 1, np.int64)
+    np.cumsum(out_deg, out=out_off[1:])
+    out_idx = np.concatenate(done_idx) if done_idx else np.zeros(0, np.int64)
+    out_org = np.concatenate(done_org) if done_org else np.zeros(0, np.int64)
+    return Subdivision(Xs.view.copy(), out_off, out_idx.astype(np.int64), out_org,
+                       Zs.view, Ss.view.copy())
+
+
+def compact(sub: Subdivision) -> Subdivision:
+    """Drop vertices that no face uses (crossings that snapping made redundant)."""
+    V = len(sub.X)
+    used = np.bincount(sub.idx, minlength=V) > 0
+    if used.all():
+        return sub
+    remap = np.cumsum(used) - 1
+    return Subdivision(sub.X[used], sub.off, remap[sub.idx], sub.origin, sub.Z[used], sub.scale[used])

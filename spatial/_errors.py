@@ -1,0 +1,19 @@
+"""The project's errors: one base class, small named subclasses."""
+
+__all__ = ["SplinescopeError", "UnsupportedLayerError", "VerificationError", "MissingDependencyError"]
+
+
+class SplinescopeError(Exception):
+    """Base class of splinescope's own errors."""
+
+
+class UnsupportedLayerError(SplinescopeError, ValueError):
+    """A layer that is not piecewise linear, or not supported yet."""
+
+
+class VerificationError(SplinescopeError):
+    """A partition failed a check against its network."""
+
+
+class MissingDependencyError(SplinescopeError, ImportError):
+    """An optional dependency is needed for this call."""

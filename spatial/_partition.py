@@ -1,0 +1,514 @@
+"""``partition(model, bounds=, plane=)``: every linear region of a network on a 2-D slice.
+
+The result, :class:`Partition`, is arrays, not objects per region (see the package docstring
+for the conventions). Conversions (shapely, GeoJSON, per-region views) are thin layers on top.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from . import _engine
+from ._errors import MissingDependencyError, VerificationError
+from ._net import Network, parse
+from ._plane import Plane
+
+__all__ = ["Partition", "partition", "VerifyReport", "CertifyReport"]
+
+
+def _check_bounds(bounds) -> Tuple[float, float, float, float]:
+    try:
+        b = tuple(float(x) for x in bounds)
+    except (TypeError, ValueError):
+        raise TypeError(f"bounds must be 4 numbers (xmin, xmax, ymin, ymax), got {bounds!r}") from None
+    if len(b) != 4:
+        raise ValueError(f"bounds must be 4 numbers (xmin, xmax, ymin, ymax), got {len(b)}")
+    if not all(np.isfinite(b)):
+        raise ValueError(f"bounds must be finite, got {b}")
+    if not (b[0] < b[1] and b[2] < b[3]):
+        raise ValueError(f"bounds must satisfy xmin < xmax and ymin < ymax, got {b}")
+    return b  # type: ignore[return-value]
+
+
+def _layer_tol(layer, rtol: float) -> Tuple[np.ndarray, np.ndarray]:
+    """Per-neuron tolerance coefficients: tol(v, k) = |a(v)|_1 * ca[k] + cb[k]."""
+    return rtol * np.abs(layer.weight).max(axis=1), rtol * np.abs(layer.bias)
+
+
+@dataclass
+class VerifyReport:
+    """What :meth:`Partition.verify` measured."""
+
+    regions: int
+    max_sign_violation: float  # largest |z| of a vertex on the wrong side of a region's pattern, relative
+    area_error: float  # |sum(areas) - box area| / box area
+    min_area: float  # smallest region area
+    duplicate_patterns: int
+    centroid_mismatches: int  # regions whose centroid's forward pass gives another pattern
+    nonconvex: int  # regions whose polygon is not strictly convex-or-collinear, counter-clockwise
+    ok: bool
+
+
+@dataclass
+class CertifyReport:
+    """What :meth:`Partition.certify` measured, in exact rational arithmetic."""
+
+    regions: int
+    max_deviation: float  # largest distance between a float vertex and the exact polygon's vertices
+    vertex_mismatches: int  # regions whose exact corner count differs from the float one
+    empty_regions: int  # regions whose exact H-representation has no interior
+    ok: bool
+
+
+class Partition:
+    """The linear regions of a network on a 2-D slice, with its decision boundary.
+
+    Attributes
+    ----------
+    bounds : (xmin, xmax, ymin, ymax) of the slice, in slice coordinates.
+    plane : the :class:`Plane` of the slice, or None for a 2-input network.
+    vertices : (V, 2) float64 vertex coordinates, shared by the regions that meet there.
+    offsets, indices : CSR lists of regions: region i is ``vertices[indices[offsets[i]:offsets[i+1]]]``,
+        counter-clockwise (collinear vertices where a neighbour's edge ends are kept).
+    patterns : (R, ceil(N/8)) uint8, the activation pattern of each region (bit set: neuron
+        active, z > 0), ``np.packbits`` order over all N hidden neurons, layer by layer.
+    layer_sizes : the number of neurons of each hidden layer.
+    vertex_values : (V, K) float64, the network's output at each vertex.
+    boundary : (S, 2, 2) float64 segments of the exact decision boundary: the zero set of the
+        output for K = 1, where the top class changes for K > 1.
+    """
+
+    def __init__(self, *, vertices, offsets, indices, patterns, layer_sizes, vertex_values, boundary,
+                 bounds, plane, network: Network, rtol: float):
+        self.vertices = vertices
+        self.offsets = offsets
+        self.indices = indices
+        self.patterns = patterns
+        self.layer_sizes = tuple(layer_sizes)
+        self.vertex_values = vertex_values
+        self.boundary = boundary
+        self.bounds = bounds
+        self.plane = plane
+        self.network = network  # the network restricted to the slice (2 inputs)
+        self.rtol = rtol
+        self._affine = None
+
+    # ---- views
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __repr__(self) -> str:
+        return (f"Partition({len(self)} regions, {len(self.vertices)} vertices, "
+                f"{len(self.boundary)} boundary segments, layers={list(self.layer_sizes)}, bounds={self.bounds})")
+
+    @property
+    def n_outputs(self) -> int:
+        return self.vertex_values.shape[1]
+
+    def polygon(self, i: int) -> np.ndarray:
+        """The (d, 2) counter-clockwise vertices of region i."""
+        return self.vertices[self.indices[self.offsets[i]: self.offsets[i + 1]]]
+
+    def polygons(self) -> List[np.ndarray]:
+        """Every region's (d_i, 2) polygon."""
+        return np.split(self.vertices[self.indices], self.offsets[1:-1])
+
+    def areas(self) -> np.ndarray:
+        """(R,) region areas (shoelace), summing to the area of the slice.
+
+        >>> import torch
+        >>> net = torch.nn.Sequential(torch.nn.Linear(2, 1), torch.nn.ReLU(), torch.nn.Linear(1, 1))
+        >>> with torch.no_grad(): _ = net[0].weight.copy_(torch.tensor([[1.0, 0.0]])); _ = net[0].bias.zero_()
+        >>> partition(net, bounds=(-1, 1, -1, 1)).areas().tolist()
+        [2.0, 2.0]
+        """
+        P = self.vertices[self.indices]
+        Q = self.vertices[self.indices[_engine.next_in_face(self.offsets)]]
+        cross = P[:, 0] * Q[:, 1] - P[:, 1] * Q[:, 0]
+        return 0.5 * np.add.reduceat(cross, self.offsets[:-1]) if len(self) else np.zeros(0)
+
+    def centroids(self) -> np.ndarray:
+        """(R, 2) area centroids of the regions."""
+        P = self.vertices[self.indices]
+        Q = self.vertices[self.indices[_engine.next_in_face(self.offsets)]]
+        # relative to each region's first vertex, for accuracy on small regions far from 0
+        first = np.repeat(self.vertices[self.indices[self.offsets[:-1]]], np.diff(self.offsets), axis=0)
+        P, Q = P - first, Q - first
+        cross = P[:, 0] * Q[:, 1] - P[:, 1] * Q[:, 0]
+        a = np.add.reduceat(cross, self.offsets[:-1])
+        cx = np.add.reduceat((P[:, 0] + Q[:, 0]) * cross, self.offsets[:-1])
+        cy = np.add.reduceat((P[:, 1] + Q[:, 1]) * cross, self.offsets[:-1])
+        return np.stack([cx, cy], 1) / (3 * a[:, None]) + self.vertices[self.indices[self.offsets[:-1]]]
+
+    def region_keys(self) -> np.ndarray:
+        """(R,) uint64 hash of each region's activation pattern: stable across checkpoints."""
+        h = np.full(len(self), np.uint64(1469598103934665603))
+        prime = np.uint64(1099511628211)
+        with np.errstate(over="ignore"):
+            for byte in self.patterns.T:
+                h = (h ^ byte.astype(np.uint64)) * prime
+        return h
+
+    def pattern_bits(self) -> np.ndarray:
+        """(R, N) bool activation patterns, unpacked."""
+        return np.unpackbits(self.patterns, axis=1, count=sum(self.layer_sizes)).astype(bool)
+
+    def edges(self) -> np.ndarray:
+        """(Ed, 2) unique undirected edges as vertex-index pairs."""
+        a = self.indices
+        b = self.indices[_engine.next_in_face(self.offsets)]
+        e = np.unique(np.stack([np.minimum(a, b), np.maximum(a, b)], 1), axis=0)
+        return e
+
+    def affine_maps(self) -> np.ndarray:
+        """(R, K, 3) the network's output on each region: ``out_k = A[k, 0] s + A[k, 1] t + A[k, 2]``.
+
+        Composed exactly from each region's pattern (float64), computed once and cached.
+        """
+        if self._affine is None:
+            self._affine = _compose(self.network, self.pattern_bits(), self.layer_sizes)
+        return self._affine
+
+    def locate(self, points) -> np.ndarray:
+        """(N,) index of the region holding each (s, t) point (by its activation pattern), -1 outside."""
+        pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+        zs = self.network.forward(pts)[:-1]
+        bits = np.packbits(np.concatenate([z > 0 for z in zs], axis=1), axis=1) if zs else np.zeros((len(pts), 0), np.uint8)
+        table = {row.tobytes(): i for i, row in enumerate(self.patterns)}
+        out = np.array([table.get(row.tobytes(), -1) for row in bits], dtype=np.int64)
+        x0, x1, y0, y1 = self.bounds
+        inside = (pts[:, 0] >= x0) & (pts[:, 0] <= x1) & (pts[:, 1] >= y0) & (pts[:, 1] <= y1)
+        out[~inside] = -1
+        return out
+
+    # ---- conversions
+    def to_shapely(self):
+        """A numpy array of shapely Polygons, one per region."""
+        import shapely
+
+        return shapely.polygons([p for p in self.polygons()])
+
+    def to_geojson(self) -> Dict[str, Any]:
+        """A GeoJSON FeatureCollection: one Polygon feature per region (with its index, area and
+        pattern as hex) and one MultiLineString feature for the decision boundary."""
+        areas = self.areas()
+        feats = []
+        for i, poly in enumerate(self.polygons()):
+            ring = np.vstack([poly, poly[:1]]).tolist()
+            feats.append({"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]},
+                          "properties": {"region": i, "area": float(areas[i]),
+                                         "pattern": self.patterns[i].tobytes().hex()}})
+        feats.append({"type": "Feature",
+                      "geometry": {"type": "MultiLineString", "coordinates": self.boundary.tolist()},
+                      "properties": {"kind": "decision_boundary"}})
+        return {"type": "FeatureCollection", "features": feats}
+
+    # ---- checks
+    def verify(self, *, raise_on_error: bool = True) -> VerifyReport:
+        """Check the partition against its network, in float64.
+
+        Every vertex's pre-activations (a fresh forward pass of its coordinates) agree, within
+        the rounding tolerance, with the patterns of the regions around it; each region's
+        centroid has exactly the region's pattern; the areas tile the slice; the patterns are
+        distinct; polygons are counter-clockwise and convex.
+        """
+        R = len(self)
+        bits = self.pattern_bits()
+        zs = self.network.forward(self.vertices)
+        hidden = [l for l in self.network.layers if l.slope is not None]
+        worst = 0.0
+        col = 0
+        h = self.vertices
+        for layer, z in zip(hidden, zs):
+            ca, cb = _layer_tol(layer, 1.0)
+            scale = np.abs(h).sum(1)[:, None] * ca + cb + 1e-300  # the size of the terms of z
+            n = layer.width
+            zi = (z / scale)[self.indices]  # (E, n) relative pre-activation at each region corner
+            sgn = np.repeat(bits[:, col: col + n], np.diff(self.offsets), axis=0)
+            wrong = np.where(sgn, np.maximum(-zi, 0), np.maximum(zi, 0))
+            worst = max(worst, float(wrong.max(initial=0.0)))
+            h = layer.activate(z)
+            col += n
+        areas = self.areas()
+        x0, x1, y0, y1 = self.bounds
+        box = (x1 - x0) * (y1 - y0)
+        area_err = abs(areas.sum() - box) / box
+        dup = R - len(np.unique(self.patterns, axis=0)) if R else 0
+        # the centroid of every region has exactly that region's pattern
+        cz = self.network.forward(self.centroids())[:-1]
+        cbits = np.concatenate([z > 0 for z in cz], axis=1) if cz else np.zeros((R, 0), bool)
+        mism = int((cbits != bits).any(axis=1).sum())
+        # convexity: every turn is left or straight
+        P = self.vertices[self.indices]
+        nx = _engine.next_in_face(self.offsets)
+        Q = P[nx]
+        S = P[nx[nx]]
+        turn = (Q[:, 0] - P[:, 0]) * (S[:, 1] - Q[:, 1]) - (Q[:, 1] - P[:, 1]) * (S[:, 0] - Q[:, 0])
+        size = np.abs(Q - P).sum(1) * np.abs(S - Q).sum(1) + 1e-300
+        bad_turn = turn < -1e-9 * size
+        nonconvex = int(np.logical_or.reduceat(bad_turn, self.offsets[:-1]).sum()) if R else 0
+        ok = (worst <= 1e3 * self.rtol and area_err <= 1e-9 and dup == 0 and mism == 0 and nonconvex == 0
+              and (areas > 0).all())
+        rep = VerifyReport(R, worst, float(area_err), float(areas.min(initial=np.inf)), int(dup), mism,
+                           nonconvex, bool(ok))
+        if raise_on_error and not ok:
+            raise VerificationError(f"partition failed verification: {rep}")
+        return rep
+
+    def certify(self, *, regions: Optional[Sequence[int]] = None, raise_on_error: bool = True) -> CertifyReport:
+        """Recompute each region's vertices in exact rational arithmetic with pycddlib.
+
+        The H-representation of a region (box sides plus one half-plane per hidden neuron, from
+        the exact rational composition of the float64 weights under the region's pattern) is
+        turned into vertices by ``cdd.gmp``; the float polygon's corners are compared with them.
+        Needs the ``certify`` extra (``pip install splinescope[certify]``). Costs grow with the
+        network: meant for small networks or a subset of ``regions``.
+        """
+        try:
+            import cdd
+            import cdd.gmp  # noqa: F401
+        except ImportError as e:  # pragma: no cover - depends on the environment
+            raise MissingDependencyError(
+                "certify() needs pycddlib >= 3 (pip install 'splinescope[certify]'; on Linux it builds "
+                "against libcdd-dev and libgmp-dev)") from e
+        from fractions import Fraction
+
+        sel = range(len(self)) if regions is None else [int(i) for i in regions]
+        bits = self.pattern_bits()
+        layers = [(_frac_matrix(l.weight), _frac_vector(l.bias), l.slope) for l in self.network.layers]
+        x0, x1, y0, y1 = (Fraction(v) for v in self.bounds)
+        box = [[-x0, 1, 0], [x1, -1, 0], [-y0, 0, 1], [y1, 0, -1]]
+        worst = 0.0
+        mismatch = empty = 0
+        count = 0
+        for i in sel:
+            count += 1
+            rows = [list(r) for r in box]
+            # affine map of the current layer's input on the region: rows [c, g1, g2] per feature
+            M = [[Fraction(0), Fraction(1), Fraction(0)], [Fraction(0), Fraction(0), Fraction(1)]]
+            col = 0
+            for W, b, slope in layers:
+                Z = [[b[k] + sum(W[k][i2] * M[i2][0] for i2 in range(len(M)) if W[k][i2]),
+                      sum(W[k][i2] * M[i2][1] for i2 in range(len(M)) if W[k][i2]),
+                      sum(W[k][i2] * M[i2][2] for i2 in range(len(M)) if W[k][i2])] for k in range(len(W))]
+                if slope is None:
+                    break
+                sl = Fraction(slope)
+                newM = []
+                for k, zk in enumerate(Z):
+                    active = bits[i, col + k]
+                    rows.append(zk if active else [-c for c in zk])
+                    newM.append(zk if active else [sl * c for c in zk])
+                M = newM
+                col += len(Z)
+            mat = cdd.gmp.matrix_from_array(rows, rep_type=cdd.RepType.INEQUALITY)
+            gen = cdd.gmp.copy_generators(cdd.gmp.polyhedron_from_matrix(mat)).array
+            exact = np.array([[float(g[1]), float(g[2])] for g in gen if g[0] == 1], dtype=np.float64)
+            poly = self.polygon(i)
+            if len(exact) < 3 or _area(exact) <= 0:
+                empty += 1
+                continue
+            corners = _corners(poly)
+            if len(corners) != len(exact):
+                mismatch += 1
+            d1 = np.sqrt(((exact[:, None, :] - poly[None, :, :]) ** 2).sum(-1)).min(1).max()
+            d2 = np.sqrt(((corners[:, None, :] - exact[None, :, :]) ** 2).sum(-1)).min(1).max()
+            worst = max(worst, float(d1), float(d2))
+        scale = max(abs(v) for v in self.bounds)
+        ok = empty == 0 and mismatch == 0 and worst <= 1e-9 * max(scale, 1.0)
+        rep = CertifyReport(count, worst, mismatch, empty, bool(ok))
+        if raise_on_error and not ok:
+            raise VerificationError(f"partition failed certification: {rep}")
+        return rep
+
+
+def _frac_matrix(W):
+    from fractions import Fraction
+    return [[Fraction(float(x)) for x in row] for row in W]
+
+
+def _frac_vector(b):
+    from fractions import Fraction
+    return [Fraction(float(x)) for x in b]
+
+
+def _area(poly: np.ndarray) -> float:
+    c = np.mean(poly, 0)
+    ang = np.arctan2(poly[:, 1] - c[1], poly[:, 0] - c[0])
+    p = poly[np.argsort(ang)]
+    q = np.roll(p, -1, 0)
+    return 0.5 * float((p[:, 0] * q[:, 1] - p[:, 1] * q[:, 0]).sum())
+
+
+def _corners(poly: np.ndarray) -> np.ndarray:
+    """The strictly convex corners of a polygon (drops collinear vertices)."""
+    prev, nxt = np.roll(poly, 1, 0), np.roll(poly, -1, 0)
+    turn = (poly[:, 0] - prev[:, 0]) * (nxt[:, 1] - poly[:, 1]) - (poly[:, 1] - prev[:, 1]) * (nxt[:, 0] - poly[:, 0])
+    size = np.abs(poly - prev).sum(1) * np.abs(nxt - poly).sum(1)
+    return poly[turn > 1e-10 * size]
+
+
+def _compose(net: Network, bits: np.ndarray, sizes: Sequence[int], chunk: int = 4096) -> np.ndarray:
+    """Per-region affine maps of the output, from the patterns, by one matrix product per layer."""
+    R = len(bits)
+    K = net.out_features
+    out = np.empty((R, K, 3))
+    for s in range(0, R, chunk):
+        B = bits[s: s + chunk]
+        r = len(B)
+        M = np.zeros((r, 2, 3))  # maps of the input features: identity on (s, t)
+        M[:, 0, 0] = M[:, 1, 1] = 1.0
+        col = 0
+        for layer in net.layers:
+            # (r, out, 3) = W @ M, plus the bias on the constant column
+            Z = np.einsum("oi,rij->roj", layer.weight, M, optimize=True)
+            Z[:, :, 2] += layer.bias
+            if layer.slope is None:
+                M = Z
+                break
+            n = layer.width
+            d = np.where(B[:, col: col + n], 1.0, layer.slope)
+            M = Z * d[:, :, None]
+            col += n
+        out[s: s + chunk] = M
+    return out
+
+
+def _boundary(X, off, idx, vals, scale, layer, rtol) -> np.ndarray:
+    """Segments where the top class changes (K > 1), or where the output is zero (K = 1)."""
+    V, K = vals.shape
+    ca_o, cb_o = _layer_tol(layer, rtol)
+    if K == 1:  # the zero set of f is the boundary between the classes (0, f)
+        vals = np.concatenate([np.zeros((V, 1)), vals], 1)
+        ca_o, cb_o = np.concatenate([[0.0], ca_o]), np.concatenate([[0.0], cb_o])
+        K = 2
+    ci, ai = np.triu_indices(K, 1)
+    P = len(ci)
+    D = vals[:, ai] - vals[:, ci]  # (V, P) positive where class a beats class c
+    ca = np.concatenate([ca_o[ai] + ca_o[ci], np.zeros(K)])
+    cb = np.concatenate([cb_o[ai] + cb_o[ci], np.full(K, np.inf)])  # class columns never split
+    tol = scale[:, None] * ca[:P] + cb[:P]
+    Ds = np.where(np.abs(D) <= tol, 0.0, D)
+    F = len(off) - 1
+    if F == 0:
+        return np.zeros((0, 2, 2))
+    mx = np.maximum.reduceat(Ds[idx], off[:-1], axis=0)  # max of f_a - f_c over each face
+    mn = np.minimum.reduceat(Ds[idx], off[:-1], axis=0)  # -max of f_c - f_a
+    cand = np.ones((F, K), bool)  # classes that can be on top somewhere in the face
+    for p in range(P):
+        cand[:, ci[p]] &= mn[:, p] <= 0
+        cand[:, ai[p]] &= mx[:, p] >= 0
+    split = cand.sum(1) >= 2
+    if split.any():
+        deg = np.diff(off)
+        s_off = np.zeros(int(split.sum()) + 1, np.int64)
+        np.cumsum(deg[split], out=s_off[1:])
+        s_idx = idx[np.repeat(split, deg)]
+        allow = np.concatenate([cand[split][:, ci] & cand[split][:, ai], np.zeros((len(s_off) - 1, K), bool)], 1)
+        sub = _engine.split_all(X, s_off, s_idx, np.concatenate([D, vals], 1), scale, ca, cb,
+                                allowed=np.packbits(allow, axis=1))
+        Xa, Za, Sa = sub.X, sub.Z, sub.scale
+        keep = ~split
+        f_idx = [idx[np.repeat(keep, deg)], sub.idx]
+        f_off_parts = [deg[keep], np.diff(sub.off)]
+        f_idx = np.concatenate(f_idx)
+        f_off = np.zeros(sum(len(x) for x in f_off_parts) + 1, np.int64)
+        np.cumsum(np.concatenate(f_off_parts), out=f_off[1:])
+        D, vals = Za[:, :P], Za[:, P:]
+        tol = Sa[:, None] * ca[:P] + cb[:P]
+    else:
+        Xa, f_off, f_idx = X, off, idx
+    # at each vertex: which pairs tie at the top
+    top = vals.max(1)
+    ttol = tol.max(1)
+    tie = (np.abs(D) <= tol) & (vals[:, ci] >= top[:, None] - ttol[:, None]) & (vals[:, ai] >= top[:, None] - ttol[:, None])
+    a = f_idx
+    b = f_idx[_engine.next_in_face(f_off)]
+    on = (tie[a] & tie[b]).any(1)
+    e = np.stack([np.minimum(a[on], b[on]), np.maximum(a[on], b[on])], 1)
+    e = np.unique(e, axis=0) if len(e) else e.reshape(0, 2)
+    return np.stack([Xa[e[:, 0]], Xa[e[:, 1]]], 1) if len(e) else np.zeros((0, 2, 2))
+
+
+def partition(model, bounds, *, plane: Optional[Plane] = None, rtol: float = _engine.DEFAULT_RTOL,
+              boundary: bool = True) -> Partition:
+    """Every linear region of a piecewise-linear network on a 2-D slice, exactly.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A ``torch.nn.Sequential`` (nested too, TorchScript too) of Linear, ReLU, LeakyReLU, PReLU
+        (one slope), Identity, Flatten, Dropout and BatchNorm1d (eval mode) layers.
+    bounds : (xmin, xmax, ymin, ymax)
+        The box of the slice, in the network's two inputs or in the plane's (s, t).
+    plane : Plane, optional
+        For a network of more than 2 inputs: the slice ``x = origin + s u + t v``.
+    rtol : float
+        Relative tolerance that decides "on the line" (times the size of the terms of each
+        pre-activation); the default is 256 ulps.
+    boundary : bool
+        Compute the decision boundary (default True).
+
+    Returns
+    -------
+    Partition
+
+    Examples
+    --------
+    >>> import torch
+    >>> _ = torch.manual_seed(0)
+    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+    >>> p = partition(net, bounds=(-1, 1, -1, 1))
+    >>> len(p), round(float(p.areas().sum()), 12)
+    (23, 4.0)
+    """
+    b = _check_bounds(bounds)
+    net = model if isinstance(model, Network) else parse(model)
+    if plane is not None:
+        if not isinstance(plane, Plane):
+            raise TypeError(f"plane must be a spatial.Plane, got {type(plane).__name__}")
+        if plane.dim != net.in_features:
+            raise ValueError(f"the plane lives in {plane.dim} dimensions but the network has "
+                             f"{net.in_features} inputs")
+        net = net.restrict(plane.origin, plane.basis)
+    elif net.in_features != 2:
+        raise ValueError(f"the network has {net.in_features} inputs; pass plane=spatial.Plane(...) "
+                         "(or Plane.through(a, b, c)) to take a 2-D slice of it")
+    if not (0 <= rtol < 1e-3):
+        raise ValueError(f"rtol must be in [0, 1e-3), got {rtol}")
+    x0, x1, y0, y1 = b
+    X = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float64)
+    off = np.array([0, 4], np.int64)
+    idx = np.arange(4, dtype=np.int64)
+    h = X
+    scale = np.abs(h).sum(1)
+    pats: List[np.ndarray] = []
+    sizes = []
+    for layer in net.layers:
+        Z = h @ layer.weight.T + layer.bias
+        if layer.slope is None:
+            break
+        ca, cb = _layer_tol(layer, rtol)
+        sub = _engine.compact(_engine.split_all(X, off, idx, Z, scale, ca, cb))
+        X, off, idx = sub.X, sub.off, sub.idx
+        pos, _ = _engine._packed_signs(sub.Z, sub.scale, ca, cb)
+        bits = _engine._reduce_or(pos[idx], off)
+        pats = [p[sub.origin] for p in pats] + [bits]
+        sizes.append(layer.width)
+        Zc = np.where(np.abs(sub.Z) <= sub.scale[:, None] * ca + cb, 0.0, sub.Z)  # on the line: exactly 0
+        h = layer.activate(Zc)
+        scale = np.abs(h).sum(1)
+    vals = Z
+    R = len(off) - 1
+    if pats:
+        allbits = np.concatenate([np.unpackbits(p, axis=1, count=n) for p, n in zip(pats, sizes)], axis=1)
+        patterns = np.packbits(allbits, axis=1)
+    else:
+        patterns = np.zeros((R, 0), np.uint8)
+    seg = _boundary(X, off, idx, vals, scale, net.layers[-1], rtol) if boundary else np.zeros((0, 2, 2))
+    return Partition(vertices=X, offsets=off, indices=idx, patterns=patterns, layer_sizes=sizes,
+                     vertex_values=vals, boundary=seg, bounds=b, plane=plane, network=net, rtol=rtol)
