@@ -128,12 +128,28 @@ def _bit_pairs(bits: np.ndarray, m: int) -> Tuple[np.ndarray, np.ndarray]:
     return rows[keep], cols[keep]
 
 
+def _interpolate_into(Zs: _Rows, u: np.ndarray, w: np.ndarray, t: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    """Append rows ``Z[u] + t (Z[w] - Z[u])`` to the store, chunk by chunk (no large temporaries)."""
+    ids = Zs.alloc(len(u))
+    base = int(ids[0]) if len(ids) else 0
+    a = Zs.a
+    for s in range(0, len(u), chunk):
+        zu = a[u[s: s + chunk]]
+        zw = a[w[s: s + chunk]]
+        np.subtract(zw, zu, out=zw)
+        zw *= t[s: s + chunk, None]
+        zw += zu
+        a[base + s: base + s + len(zw)] = zw
+    return ids
+
+
 def _reduce_or(bits: np.ndarray, off: np.ndarray) -> np.ndarray:
     return np.bitwise_or.reduceat(bits, off[:-1], axis=0)
 
 
-def split_all(X: np.ndarray, off: np.ndarray, idx: np.ndarray, Z: np.ndarray, scale: np.ndarray,
-              ca: np.ndarray, cb: np.ndarray, allowed: Optional[np.ndarray] = None) -> Subdivision:
+def split_all(X: np.ndarray, off: np.ndarray, idx: np.ndarray, Z, scale: np.ndarray,
+              ca: np.ndarray, cb: np.ndarray, allowed: Optional[np.ndarray] = None,
+              signs: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> Subdivision:
     """Split every face by every column of ``Z`` that crosses it.
 
     Parameters
@@ -148,13 +164,14 @@ def split_all(X: np.ndarray, off: np.ndarray, idx: np.ndarray, Z: np.ndarray, sc
     -------
     Subdivision with the new vertices appended after the old ones (old indices are kept).
     """
+    Zs = Z if isinstance(Z, _Rows) else _Rows(np.ascontiguousarray(Z, dtype=np.float64).copy())
+    Z = Zs.view
     V, m = Z.shape
     F = len(off) - 1
     Xs = _Rows(X.copy())
-    Zs = _Rows(np.ascontiguousarray(Z, dtype=np.float64).copy())
     Ss = _Rows(scale.astype(np.float64).copy())
 
-    pos, neg = _packed_signs(Z, scale, ca, cb)
+    pos, neg = signs if signs is not None else _packed_signs(Z, scale, ca, cb)
     # -- candidate (face, column) pairs: both strict signs among the face's vertices
     cross = _reduce_or(pos[idx], off) & _reduce_or(neg[idx], off) if F else np.zeros((0, (m + 7) // 8), np.uint8)
     if allowed is not None:
@@ -180,10 +197,7 @@ def split_all(X: np.ndarray, off: np.ndarray, idx: np.ndarray, Z: np.ndarray, sc
         t = zu / (zu - zw)
         e_vid = Xs.extend(X[u] + t[:, None] * (X[w] - X[u]))
         Ss.extend(np.maximum(scale[u], scale[w]))
-        ids = Zs.alloc(len(ee))
-        for s in range(0, len(ee), 8192):
-            sl = slice(s, s + 8192)
-            Zs.a[ids[sl]] = Z[u[sl]] + t[sl, None] * (Z[w[sl]] - Z[u[sl]])
+        _interpolate_into(Zs, u, w, t)
         Zs.a[e_vid, ek] = 0.0
     else:
         e_vid = np.zeros(0, np.int64)
@@ -262,8 +276,7 @@ def split_all(X: np.ndarray, off: np.ndarray, idx: np.ndarray, Z: np.ndarray, sc
                 t = zu / (zu - zw)
                 nid = Xs.extend(Xs.a[u] + t[:, None] * (Xs.a[w] - Xs.a[u]))
                 Ss.extend(np.maximum(Ss.a[u], Ss.a[w]))
-                zid = Zs.alloc(len(nid))
-                Zs.a[zid] = Zs.a[u] + t[:, None] * (Zs.a[w] - Zs.a[u])
+                zid = _interpolate_into(Zs, u, w, t)
                 Zs.a[zid, kf] = 0.0
                 chord = sc[first] < 0
                 Zs.a[zid[chord], jc[first][chord]] = 0.0
@@ -302,6 +315,52 @@ def split_all(X: np.ndarray, off: np.ndarray, idx: np.ndarray, Z: np.ndarray, sc
     out_org = np.concatenate(done_org) if done_org else np.zeros(0, np.int64)
     return Subdivision(Xs.view.copy(), out_off, out_idx.astype(np.int64), out_org,
                        Zs.view, Ss.view.copy())
+
+
+def transition(Z: np.ndarray, scale: np.ndarray, ca: np.ndarray, cb: np.ndarray, slope: float,
+               W: np.ndarray, b: np.ndarray, ca_next: Optional[np.ndarray], cb_next: Optional[np.ndarray],
+               capacity: int = 0, chunk: int = 1024):
+    """From one layer's pre-activations at the vertices to the next layer's, in one pass.
+
+    Per chunk of vertices: the signs of ``Z`` under the tolerance rule (a value on the line is
+    exactly 0, so the activation there is exactly 0), the activation ``h``, its scale
+    ``|h|_1``, the next pre-activations ``h W^T + b`` and, when the next layer splits too, their
+    packed signs. Returns (pos bits of Z, next Z as a row store, next scale, next (pos, neg)).
+    """
+    V, m = Z.shape
+    n = W.shape[0]
+    pos = np.empty((V, (m + 7) // 8), np.uint8)
+    Zn = _Rows(np.empty((max(capacity, V), n)))
+    Zn.n = V
+    scn = np.empty(V)
+    split_next = ca_next is not None
+    if split_next:
+        pn = np.empty((V, (n + 7) // 8), np.uint8)
+        nn = np.empty((V, (n + 7) // 8), np.uint8)
+    Wt = np.ascontiguousarray(W.T)
+    for s in range(0, V, chunk):
+        z = Z[s: s + chunk]
+        t = scale[s: s + chunk, None] * ca
+        t += cb
+        p = z > t
+        np.negative(t, out=t)
+        q = z < t
+        pos[s: s + chunk] = np.packbits(p, axis=1)
+        h = np.where(p, z, 0.0)
+        if slope:
+            h += np.where(q, slope * z, 0.0)
+        sc = np.abs(h).sum(1)
+        scn[s: s + chunk] = sc
+        zn = Zn.a[s: s + len(z)]
+        np.matmul(h, Wt, out=zn)
+        zn += b
+        if split_next:
+            tn = sc[:, None] * ca_next
+            tn += cb_next
+            pn[s: s + chunk] = np.packbits(zn > tn, axis=1)
+            np.negative(tn, out=tn)
+            nn[s: s + chunk] = np.packbits(zn < tn, axis=1)
+    return pos, Zn, scn, ((pn, nn) if split_next else None)
 
 
 def compact(sub: Subdivision) -> Subdivision:

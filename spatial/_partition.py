@@ -484,25 +484,23 @@ def partition(model, bounds, *, plane: Optional[Plane] = None, rtol: float = _en
     X = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float64)
     off = np.array([0, 4], np.int64)
     idx = np.arange(4, dtype=np.int64)
-    h = X
-    scale = np.abs(h).sum(1)
+    scale = np.abs(X).sum(1)
+    layers = net.layers
+    Z = X @ layers[0].weight.T + layers[0].bias
+    signs = None
     pats: List[np.ndarray] = []
     sizes = []
-    for layer in net.layers:
-        Z = h @ layer.weight.T + layer.bias
-        if layer.slope is None:
-            break
+    for li, layer in enumerate(layers[:-1]):
         ca, cb = _layer_tol(layer, rtol)
-        sub = _engine.compact(_engine.split_all(X, off, idx, Z, scale, ca, cb))
+        sub = _engine.compact(_engine.split_all(X, off, idx, Z, scale, ca, cb, signs=signs))
         X, off, idx = sub.X, sub.off, sub.idx
-        pos, _ = _engine._packed_signs(sub.Z, sub.scale, ca, cb)
-        bits = _engine._reduce_or(pos[idx], off)
-        pats = [p[sub.origin] for p in pats] + [bits]
+        nxt = layers[li + 1]
+        tol_next = _layer_tol(nxt, rtol) if nxt.slope is not None else (None, None)
+        pos, Z, scale, signs = _engine.transition(sub.Z, sub.scale, ca, cb, layer.slope, nxt.weight, nxt.bias,
+                                                  *tol_next, capacity=4 * len(X) + 1024)
+        pats = [p[sub.origin] for p in pats] + [_engine._reduce_or(pos[idx], off)]
         sizes.append(layer.width)
-        Zc = np.where(np.abs(sub.Z) <= sub.scale[:, None] * ca + cb, 0.0, sub.Z)  # on the line: exactly 0
-        h = layer.activate(Zc)
-        scale = np.abs(h).sum(1)
-    vals = Z
+    vals = Z.view if isinstance(Z, _engine._Rows) else Z
     R = len(off) - 1
     if pats:
         allbits = np.concatenate([np.unpackbits(p, axis=1, count=n) for p, n in zip(pats, sizes)], axis=1)

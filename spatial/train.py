@@ -1,0 +1,260 @@
+"""A small, seeded training runner for toy networks, saving checkpoints on a log-spaced schedule.
+
+Region migration happens on two time scales: the partition reorganises fast in the first few
+dozen steps and slowly, over thousands, in the late phase (regions leave the data for the decision
+boundary). Checkpoints are therefore taken at log-spaced steps (:func:`log_schedule`), so both
+phases get frames.
+
+``train(model, X, y, steps=..., out_dir=...)`` writes one ``state_dict`` file per checkpoint,
+``step_000123.pt`` (zero-padded so a folder listing sorts by step), and, when the model came from
+:func:`toy_mlp`, a sidecar ``arch.json`` naming its factory and arguments, plus ``data.npz`` (the
+training set ``X``, ``y``). ``splinescope animate RUN_DIR`` reads both, so no ``--arch`` is needed;
+``--arch spatial.train:toy_mlp`` alone gives the default toy network.
+
+The loss follows the output width: one output is a logit (``BCEWithLogitsLoss``, decision
+boundary where it is zero), ``C`` outputs are class scores (``CrossEntropyLoss``).
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+
+__all__ = ["ARCH_FILE", "DATA_FILE", "log_schedule", "load_run_data", "run_arch", "toy_mlp", "train"]
+
+ARCH_FILE = "arch.json"
+"""The sidecar naming a run's architecture: ``{"factory": "pkg.module:name", "kwargs": {...}}``."""
+DATA_FILE = "data.npz"
+"""The training set of a run (arrays ``X`` and ``y``)."""
+
+_ACTIVATIONS = ("relu", "leaky_relu")
+
+
+def toy_mlp(width: int = 32, depth: int = 3, activation: str = "relu", *, in_features: int = 2,
+            out_features: int = 1, negative_slope: float = 0.1, seed: int = 0) -> torch.nn.Sequential:
+    """A fully connected ``torch.nn.Sequential``: ``depth`` hidden layers of ``width`` neurons.
+
+    With no arguments it is the default toy network (2 inputs, 3 x 32 ReLU, 1 logit), so
+    ``--arch spatial.train:toy_mlp`` works as a zero-argument factory. ``seed`` fixes the
+    initial weights (a private :class:`torch.Generator`, the global RNG is untouched).
+
+    Examples
+    --------
+    >>> net = toy_mlp(4, 2, "leaky_relu")
+    >>> net
+    Sequential(
+      (0): Linear(in_features=2, out_features=4, bias=True)
+      (1): LeakyReLU(negative_slope=0.1)
+      (2): Linear(in_features=4, out_features=4, bias=True)
+      (3): LeakyReLU(negative_slope=0.1)
+      (4): Linear(in_features=4, out_features=1, bias=True)
+    )
+    >>> bool(torch.equal(toy_mlp(4, 2)[0].weight, toy_mlp(4, 2)[0].weight))
+    True
+    >>> toy_mlp(activation="gelu")
+    Traceback (most recent call last):
+    ...
+    ValueError: 'gelu' is not a valid activation, must be one of 'relu', 'leaky_relu'
+    """
+    if activation not in _ACTIVATIONS:
+        raise ValueError(f"{activation!r} is not a valid activation, must be one of "
+                         + ", ".join(repr(a) for a in _ACTIVATIONS))
+    for name, v in (("width", width), ("depth", depth), ("in_features", in_features),
+                    ("out_features", out_features)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name} must be a positive int, got {v!r}")
+    gen = torch.Generator().manual_seed(int(seed))
+    layers: List[torch.nn.Module] = []
+    sizes = [in_features] + [width] * depth + [out_features]
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        lin = torch.nn.Linear(a, b)
+        bound = 1.0 / np.sqrt(a)  # torch's default init, drawn from our own generator
+        with torch.no_grad():
+            lin.weight.uniform_(-bound, bound, generator=gen)
+            lin.bias.uniform_(-bound, bound, generator=gen)
+        layers.append(lin)
+        if i < depth:
+            layers.append(torch.nn.ReLU() if activation == "relu" else torch.nn.LeakyReLU(negative_slope))
+    return torch.nn.Sequential(*layers)
+
+
+def log_schedule(steps: int, n: int = 40) -> List[int]:
+    """About ``n`` distinct steps from 0 to ``steps``, log-spaced (dense early, sparse late).
+
+    Examples
+    --------
+    >>> log_schedule(1000, 8)
+    [0, 1, 3, 7, 19, 52, 139, 373, 1000]
+    >>> log_schedule(5, 40)
+    [0, 1, 2, 3, 4, 5]
+    """
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise ValueError(f"steps must be an int >= 0, got {steps!r}")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    if steps == 0:
+        return [0]
+    s = np.unique(np.round(np.geomspace(1, steps, n)).astype(np.int64))
+    return [0] + s.tolist()
+
+
+def _atomic_save(obj, path: Path, saver) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        saver(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _save_npz(d, path) -> None:
+    with open(path, "wb") as f:  # a file object: np.savez would append ".npz" to a name
+        np.savez(f, X=d[0], y=d[1])
+
+
+def _as_tensor(name: str, a, dtype) -> torch.Tensor:
+    if isinstance(a, torch.Tensor):
+        return a.detach().to("cpu", dtype)
+    try:
+        return torch.as_tensor(np.asarray(a), dtype=dtype)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be an array or tensor of numbers, got {type(a).__name__}") from None
+
+
+def train(model: torch.nn.Module, X, y, *, steps: int, lr: float = 3e-3, batch_size: Optional[int] = None,
+          weight_decay: float = 0.0, checkpoints: Union[int, Sequence[int], None] = None,
+          out_dir: Union[str, os.PathLike, None] = None, arch: Optional[Dict] = None, seed: int = 0,
+          progress: bool = True) -> List[Tuple[int, torch.nn.Module]]:
+    """Train ``model`` with Adam on ``(X, y)`` and keep copies of it at checkpoint steps.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Trained in place; ``K = 1`` output: binary logit, ``K > 1``: class scores.
+    X, y : (N, D) inputs and (N,) integer labels (arrays or tensors).
+    steps : int
+        The number of optimiser steps.
+    lr, weight_decay : Adam's learning rate and (decoupled, AdamW) weight decay.
+    batch_size : int, optional
+        Mini-batch size (batches drawn by a generator seeded with ``seed``); None: full batch.
+    checkpoints : int or sequence of int, optional
+        The steps to keep (0 is the initial model); an int ``n`` means :func:`log_schedule(steps, n)
+        <log_schedule>`; default ``log_schedule(steps, 40)``.
+    out_dir : path, optional
+        Folder to write ``step_{step:06d}.pt`` state_dicts (and ``data.npz``) into, atomically.
+    arch : dict, optional
+        ``{"factory": "pkg.module:name", "kwargs": {...}}`` written to ``out_dir/arch.json`` so the
+        run can be reloaded without ``--arch``.
+    seed : int
+        Seeds the mini-batch order.
+    progress : bool
+        Show a tqdm progress bar.
+
+    Returns
+    -------
+    list of (step, module)
+        Deep copies of the model in eval mode, one per checkpoint, by increasing step.
+
+    Examples
+    --------
+    >>> X, y = np.array([[0.0, 0.0], [1.0, 1.0]]), np.array([0, 1])
+    >>> ckpts = train(toy_mlp(4, 1), X, y, steps=20, checkpoints=[0, 10, 20], progress=False)
+    >>> [s for s, _ in ckpts]
+    [0, 10, 20]
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise ValueError(f"steps must be an int >= 0, got {steps!r}")
+    Xt = _as_tensor("X", X, torch.float32)
+    yt = _as_tensor("y", y, torch.int64)
+    if Xt.ndim != 2:
+        raise ValueError(f"X must be 2-D (N, D), got shape {tuple(Xt.shape)}")
+    if yt.shape != (Xt.shape[0],):
+        raise ValueError(f"y must have shape ({Xt.shape[0]},) to match X, got {tuple(yt.shape)}")
+    if checkpoints is None or isinstance(checkpoints, (int, np.integer)):
+        sched = log_schedule(int(steps), 40 if checkpoints is None else int(checkpoints))
+    else:
+        sched = sorted({int(s) for s in checkpoints})
+        if sched and (sched[0] < 0 or sched[-1] > steps):
+            raise ValueError(f"checkpoint steps must lie in [0, {steps}], got {sched[0]} .. {sched[-1]}")
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        _atomic_save((Xt.numpy(), yt.numpy()), out / DATA_FILE, _save_npz)
+        if arch is not None:
+            _atomic_save(arch, out / ARCH_FILE, lambda a, p: Path(p).write_text(json.dumps(a, indent=2) + "\n"))
+
+    K = None
+    gen = torch.Generator().manual_seed(int(seed))
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    keep = set(sched)
+    kept: List[Tuple[int, torch.nn.Module]] = []
+
+    def snapshot(step: int) -> None:
+        m = copy.deepcopy(model).eval()
+        kept.append((step, m))
+        if out is not None:
+            _atomic_save(m.state_dict(), out / f"step_{step:06d}.pt", torch.save)
+
+    from tqdm.auto import tqdm
+    model.train()
+    for step in tqdm(range(steps + 1), desc="train", disable=not progress, unit="step"):
+        if step in keep:
+            snapshot(step)
+        if step == steps:
+            break
+        if batch_size is None or batch_size >= len(yt):
+            xb, yb = Xt, yt
+        else:
+            sel = torch.randint(len(yt), (batch_size,), generator=gen)
+            xb, yb = Xt[sel], yt[sel]
+        logits = model(xb)
+        if K is None:
+            K = logits.shape[1]
+        if K == 1:
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits[:, 0], yb.float())
+        else:
+            loss = torch.nn.functional.cross_entropy(logits, yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    model.eval()
+    return kept
+
+
+def run_arch(run_dir: Union[str, os.PathLike]):
+    """The architecture factory recorded in ``run_dir/arch.json``, as a zero-argument callable.
+
+    Returns None when the folder has no ``arch.json``.
+    """
+    f = Path(run_dir) / ARCH_FILE
+    if not f.is_file():
+        return None
+    spec = json.loads(f.read_text())
+    if not isinstance(spec, dict) or "factory" not in spec:
+        raise ValueError(f"{f} must hold {{\"factory\": \"pkg.module:name\", \"kwargs\": {{...}}}}")
+    import functools
+    import importlib
+    mod, _, name = str(spec["factory"]).partition(":")
+    if not name:
+        raise ValueError(f"{f}: factory {spec['factory']!r} is not of the form 'pkg.module:name'")
+    fn = getattr(importlib.import_module(mod), name)
+    return functools.partial(fn, **spec.get("kwargs", {}))
+
+
+def load_run_data(run_dir: Union[str, os.PathLike]) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+    """The training set ``(X, y)`` saved in ``run_dir/data.npz``, or None if there is none."""
+    f = Path(run_dir) / DATA_FILE
+    if not f.is_file():
+        return None
+    with np.load(f) as d:
+        return d["X"], d["y"]
