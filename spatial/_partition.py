@@ -190,7 +190,8 @@ class Partition:
         """A numpy array of shapely Polygons, one per region."""
         import shapely
 
-        return shapely.polygons([p for p in self.polygons()])
+        ring = np.repeat(np.arange(len(self)), np.diff(self.offsets))
+        return shapely.polygons(shapely.linearrings(self.vertices[self.indices], indices=ring))
 
     def to_geojson(self) -> Dict[str, Any]:
         """A GeoJSON FeatureCollection: one Polygon feature per region (with its index, area and
@@ -222,16 +223,19 @@ class Partition:
         hidden = [l for l in self.network.layers if l.slope is not None]
         worst = 0.0
         col = 0
-        h = self.vertices
+        # forward error bound: rounding in z is below ~n eps times S, where the coordinates
+        # themselves (made by interpolation across the box) are uncertain by eps times the box
+        x0, x1, y0, y1 = self.bounds
+        S = np.abs(self.vertices) + [max(abs(x0), abs(x1), x1 - x0), max(abs(y0), abs(y1), y1 - y0)]
         for layer, z in zip(hidden, zs):
-            ca, cb = _layer_tol(layer, 1.0)
-            scale = np.abs(h).sum(1)[:, None] * ca + cb + 1e-300  # the size of the terms of z
+            S = S @ np.abs(layer.weight).T + np.abs(layer.bias)
+            scale = S + 1e-300
             n = layer.width
             zi = (z / scale)[self.indices]  # (E, n) relative pre-activation at each region corner
             sgn = np.repeat(bits[:, col: col + n], np.diff(self.offsets), axis=0)
             wrong = np.where(sgn, np.maximum(-zi, 0), np.maximum(zi, 0))
             worst = max(worst, float(wrong.max(initial=0.0)))
-            h = layer.activate(z)
+            S = S * max(1.0, abs(layer.slope))
             col += n
         areas = self.areas()
         x0, x1, y0, y1 = self.bounds

@@ -1,0 +1,535 @@
+"""Local complexity: how many neurons switch inside a small cross-polytope around each input.
+
+Reference: A. I. Humayun, R. Balestriero, R. Baraniuk, "Deep Networks Always Grok and Here is
+Why" (ICML 2024) and "Training Dynamics of Deep Network Linear Regions". Around each input ``x``
+take ``P`` orthonormal directions ``v_1 .. v_P`` (one frame shared by all points) and the ``2P``
+vertices ``x +- r v_p`` of a cross-polytope of radius ``r``. The local complexity of a
+piecewise-linear layer at ``x`` is the number of its neurons whose pre-activation is strictly
+positive at one vertex and strictly negative at another. It is exact for the first layer (an
+affine function changes sign inside a convex polytope iff it does so between its vertices) and an
+estimate deeper, where a neuron's boundary may bend in and out between vertices.
+
+Two ways through a model:
+
+* a ``torch.nn.Sequential`` of supported layers (see ``spatial._net``) is run layer by layer in the
+  model's dtype on its device. The affine block before the first activation is evaluated once per
+  point and once per direction: its pre-activations at ``x +- r v`` are ``(W x + b) +- r (W v)``,
+  from ``N + P`` rows instead of ``2 N P``, and its count needs no vertex at all:
+  ``|W x + b| < r max_p |W v_p|`` neuron by neuron;
+* any other model (a ResNet, ...) is run forward on the vertices while forward pre-hooks read the
+  inputs of its ``ReLU`` / ``LeakyReLU`` / ``PReLU`` modules, one layer per call in call order.
+
+The output layer (no activation) is never counted. Only the functional :func:`local_complexity`
+and the accumulating :class:`LocalComplexity` are public; both share ``_lc_update`` (per-point
+counts) and ``_lc_compute`` (means from sums and counts).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple, Union
+
+import torch
+
+from ._errors import UnsupportedLayerError
+from ._net import Network, parse
+
+__all__ = ["LocalComplexity", "local_complexity", "random_frame"]
+
+_DEFAULT_MEMORY = 16 * 2**20  # bytes of vertex activations per chunk (small chunks stay in cache)
+_PL_MODULES = ("ReLU", "LeakyReLU", "PReLU")
+_STOCHASTIC = ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Dropout", "Dropout1d", "Dropout2d",
+               "Dropout3d", "AlphaDropout", "FeatureAlphaDropout")
+
+
+# ----------------------------------------------------------------------------------------------
+# frames
+
+def random_frame(dim: int, in_features: int, seed: Optional[int] = None, *,
+                 dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
+    """``dim`` random orthonormal directions of ``R^in_features``, as rows.
+
+    Drawn in float64 on the CPU from a private ``torch.Generator`` (the global RNG is left alone),
+    so one seed gives one frame on every device.
+
+    Parameters
+    ----------
+    dim : int
+        Number of directions ``P`` (``1 <= P <= in_features``).
+    in_features : int
+        Dimension ``D`` of the (flattened) input space.
+    seed : int, optional
+        Seed of the generator; None draws a fresh, non-reproducible frame.
+    dtype, device
+        Of the returned tensor.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(P, D)``, orthonormal rows.
+
+    Examples
+    --------
+    >>> F = random_frame(3, 5, seed=0, dtype=torch.float64)
+    >>> F.shape, torch.allclose(F @ F.T, torch.eye(3, dtype=torch.float64))
+    (torch.Size([3, 5]), True)
+    """
+    dim, in_features = int(dim), int(in_features)
+    if not 1 <= dim <= in_features:
+        raise ValueError(f"dim={dim} must be between 1 and the input dimension {in_features}")
+    g = torch.Generator(device="cpu")
+    if seed is None:
+        g.seed()  # fresh entropy for this generator only
+    else:
+        g.manual_seed(int(seed))
+    a = torch.randn(in_features, dim, generator=g, dtype=torch.float64)
+    q, r = torch.linalg.qr(a)  # q: (D, P)
+    q = q * torch.sign(torch.diagonal(r))  # a unique QR: Haar-distributed frame
+    return q.T.contiguous().to(device=device, dtype=dtype)
+
+
+def _check_frame(frame, D: int, dtype, device) -> torch.Tensor:
+    if not isinstance(frame, torch.Tensor):
+        try:
+            frame = torch.as_tensor(frame, dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"frame must be a tensor or array, got {type(frame).__name__}") from None
+    if frame.ndim != 2 or frame.shape[1] != D:
+        raise ValueError(f"frame of shape {tuple(frame.shape)} is not (P, {D}): one row per "
+                         f"direction of the flattened input space")
+    f = frame.detach().to(torch.float64)
+    P = f.shape[0]
+    if P == 0:
+        raise ValueError("frame has no rows")
+    if not torch.isfinite(f).all():
+        raise ValueError("frame has non-finite entries")
+    err = (f @ f.T - torch.eye(P, dtype=torch.float64, device=f.device)).abs().max().item()
+    if err > 1e-4:
+        raise ValueError(f"frame rows are not orthonormal (|F F^T - I| = {err:.2g}); "
+                         "use random_frame() or orthonormalise them (torch.linalg.qr)")
+    return frame.detach().to(device=device, dtype=dtype)
+
+
+# ----------------------------------------------------------------------------------------------
+# the two paths through a model
+
+@dataclass
+class _Plan:
+    """How one model is run: parsed layers in torch (Sequential) or hooks (anything else)."""
+
+    model: torch.nn.Module
+    device: torch.device
+    dtype: torch.dtype
+    layers: Optional[List[Tuple[torch.Tensor, torch.Tensor, Optional[float]]]]  # (W^T, b, slope)
+    widths: Optional[List[int]]  # of the counted (hidden) layers; None until the hooks ran
+
+    @property
+    def sequential(self) -> bool:
+        return self.layers is not None
+
+
+def _model_place(model: torch.nn.Module) -> Tuple[torch.device, torch.dtype]:
+    for p in model.parameters():
+        if p.is_floating_point():
+            return p.device, p.dtype
+    for b in model.buffers():
+        if b.is_floating_point():
+            return b.device, b.dtype
+    return torch.device("cpu"), torch.get_default_dtype()
+
+
+def _check_hookable(model: torch.nn.Module) -> None:
+    found = False
+    for name, m in model.named_modules():
+        kind = type(m).__name__
+        if kind in _PL_MODULES:
+            found = True
+        elif type(m).__module__ == "torch.nn.modules.activation":
+            raise UnsupportedLayerError(
+                f"layer {name or '<model>'} ({kind}) is not piecewise linear; local complexity "
+                f"counts the neurons of {', '.join(_PL_MODULES)} modules")
+        elif kind in _STOCHASTIC and m.training:
+            raise UnsupportedLayerError(
+                f"layer {name} ({kind}) is in training mode (not a fixed map); call model.eval() first")
+    if not found:
+        raise UnsupportedLayerError(
+            "the model has no ReLU, LeakyReLU or PReLU module (activations called as functions "
+            "inside forward() cannot be seen); nothing to count")
+
+
+def _plan(model: torch.nn.Module, hooks: bool = False) -> _Plan:
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    device, dtype = _model_place(model)
+    net: Optional[Network] = None
+    if not hooks:
+        try:
+            net = parse(model)
+        except UnsupportedLayerError:
+            net = None  # not a plain chain: read the activations through hooks
+    if net is None:
+        _check_hookable(model)
+        return _Plan(model, device, dtype, None, None)
+    layers = [(torch.as_tensor(l.weight.T, dtype=dtype, device=device).contiguous(),
+               torch.as_tensor(l.bias, dtype=dtype, device=device), l.slope) for l in net.layers]
+    return _Plan(model, device, dtype, layers, [l.width for l in net.hidden])
+
+
+def _straddle(z: torch.Tensor) -> torch.Tensor:
+    """Per point, the number of neurons with both strict signs over the vertices.
+
+    ``z``: (n, V, H) pre-activations -> (n,) int64.
+    """
+    lo, hi = torch.aminmax(z, dim=1)  # (n, H) each
+    return ((lo < 0) & (hi > 0)).sum(-1)
+
+
+def _activate_(z: torch.Tensor, slope: float) -> torch.Tensor:
+    if slope == 0.0:
+        return z.clamp_min_(0)
+    return torch.nn.functional.leaky_relu_(z, slope)
+
+
+def _sequential_counts(plan: _Plan, x: torch.Tensor, F: torch.Tensor, radius: float,
+                       center: bool, upto: int) -> torch.Tensor:
+    """Counts of the hidden layers ``0 .. upto-1`` for a chunk: (n, upto) int64."""
+    n = x.shape[0]
+    (w0, b0, slope0) = plan.layers[0]
+    z0 = torch.addmm(b0, x, w0)  # (n, H1): pre-activations at the centres
+    d = (radius * F) @ w0  # (P, H1): the same for the directions, without the bias
+    reach = d.abs().amax(0)  # (H1,): how far each neuron moves over the 2P vertices
+    out = [(z0.abs() < reach).sum(-1)]  # exact: an affine map straddles 0 iff |z| < reach
+    if upto == 1:
+        return torch.stack(out, 1)
+    steps = [d, -d] + ([torch.zeros_like(d[:1])] if center else [])
+    dd = torch.cat(steps)  # (V, H1)
+    V = dd.shape[0]
+    h = _activate_(z0[:, None, :] + dd, slope0)  # (n, V, H1): first activations at the vertices
+    h = h.reshape(n * V, -1)
+    for w, b, slope in plan.layers[1:upto]:
+        z = torch.addmm(b, h, w)  # (n V, H)
+        out.append(_straddle(z.view(n, V, -1)))
+        h = _activate_(z, slope)
+    return torch.stack(out, 1)
+
+
+def _vertices(x: torch.Tensor, F: torch.Tensor, radius: float, center: bool) -> torch.Tensor:
+    """(n, D) centres, (P, D) frame -> (n, V, D) cross-polytope vertices (+ the centre)."""
+    rF = radius * F
+    parts = [x[:, None, :] + rF, x[:, None, :] - rF]
+    if center:
+        parts.append(x[:, None, :])
+    return torch.cat(parts, 1)
+
+
+def _hooked_counts(plan: _Plan, x: torch.Tensor, shape: Tuple[int, ...], F: torch.Tensor,
+                   radius: float, center: bool) -> torch.Tensor:
+    """Counts of every activation call of a forward pass over the chunk's vertices: (n, L)."""
+    n = x.shape[0]
+    verts = _vertices(x, F, radius, center)  # (n, V, D)
+    V = verts.shape[1]
+    counts: List[torch.Tensor] = []
+    widths: List[int] = []
+
+    def pre_hook(module, inputs):
+        z = inputs[0].detach()
+        z = z.reshape(n, V, -1)  # (n, V, H): H = all of the layer's units (channels x pixels)
+        counts.append(_straddle(z))
+        widths.append(z.shape[-1])
+
+    handles = [m.register_forward_pre_hook(pre_hook) for m in plan.model.modules()
+               if type(m).__name__ in _PL_MODULES]
+    try:
+        plan.model(verts.reshape((n * V,) + shape))
+    finally:
+        for h in handles:
+            h.remove()
+    if plan.widths is None:
+        plan.widths = widths
+    elif widths != plan.widths:
+        raise RuntimeError("the model's activation calls changed between two batches "
+                           f"(widths {plan.widths} then {widths})")
+    if not counts:
+        return torch.zeros(n, 0, dtype=torch.int64, device=x.device)
+    return torch.stack(counts, 1)
+
+
+# ----------------------------------------------------------------------------------------------
+# shared implementation of the functional and the class
+
+def _prepare_x(plan: _Plan, x) -> Tuple[torch.Tensor, Tuple[int, ...]]:
+    if not isinstance(x, torch.Tensor):
+        try:
+            x = torch.as_tensor(x)
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"x must be a tensor or array, got {type(x).__name__}") from None
+    if x.ndim < 2:
+        raise ValueError(f"x of shape {tuple(x.shape)} is not a batch: (N, D) or (N, C, H, W)")
+    shape = tuple(x.shape[1:])
+    x = x.detach().to(device=plan.device, dtype=plan.dtype).reshape(x.shape[0], math.prod(shape))
+    if plan.sequential and x.shape[1] != plan.layers[0][0].shape[0]:
+        raise ValueError(f"x has {x.shape[1]} features per point but the model takes "
+                         f"{plan.layers[0][0].shape[0]}")
+    return x, shape
+
+
+def _chunk(plan: _Plan, n_vertices: int, max_memory: int, batch_size: Optional[int]) -> int:
+    if batch_size is not None:
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size={batch_size} must be at least 1")
+        return int(batch_size)
+    if int(max_memory) < 1:
+        raise ValueError(f"max_memory={max_memory} must be a positive number of bytes")
+    itemsize = torch.empty((), dtype=plan.dtype).element_size()
+    if plan.sequential:
+        width = max(w.shape[1] for w, _, _ in plan.layers)
+        per_point = 2 * n_vertices * width * itemsize  # a layer's input and output
+    else:
+        per_point = 8 * n_vertices * 1024 * itemsize  # unknown widths: a conservative guess
+    return max(1, int(max_memory) // per_point)
+
+
+def _lc_update(plan: _Plan, x: torch.Tensor, shape: Tuple[int, ...], F: torch.Tensor,
+               radius: float, center: bool, layers: Optional[Sequence[int]],
+               max_memory: int = _DEFAULT_MEMORY, batch_size: Optional[int] = None) -> torch.Tensor:
+    """Per-point counts (N, L) int64 of the selected layers (all when ``layers`` is None).
+
+    ``x``: (N, D) from ``_prepare_x``, ``shape``: one input's shape for the model.
+    """
+    N, D = x.shape
+    F = F.to(device=plan.device, dtype=plan.dtype)
+    V = 2 * F.shape[0] + int(center)
+    step = _chunk(plan, V, max_memory, batch_size)
+    with torch.no_grad():
+        if plan.sequential:
+            L = len(plan.widths)
+            sel = _select(layers, L)
+            upto = max(sel) + 1 if sel else 0
+            if upto == 0:
+                return torch.zeros(N, 0, dtype=torch.int64, device=plan.device)
+            parts = [_sequential_counts(plan, x[i:i + step], F, radius, center, upto)
+                     for i in range(0, N, step)]
+        else:
+            parts = [_hooked_counts(plan, x[i:i + step], shape, F, radius, center)
+                     for i in range(0, N, step)]
+            sel = _select(layers, len(plan.widths))
+    if not parts:  # N == 0
+        return torch.zeros(0, len(sel), dtype=torch.int64, device=plan.device)
+    return torch.cat(parts)[:, sel]
+
+
+def _select(layers: Optional[Sequence[int]], L: int) -> List[int]:
+    if layers is None:
+        return list(range(L))
+    if isinstance(layers, int):
+        layers = [layers]
+    out = []
+    for i in layers:
+        if not isinstance(i, int) or isinstance(i, bool):
+            raise TypeError(f"layers must be ints, got {type(i).__name__}")
+        if not -L <= i < L:
+            raise ValueError(f"layer {i} is out of range: the model has {L} piecewise-linear layers")
+        out.append(i % L)
+    return out
+
+
+def _lc_compute(total: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    """Means per layer from the accumulated sums ``total`` (L,) over ``count`` points."""
+    if count.item() == 0:
+        raise ValueError("no points seen yet: call update(x) before compute()")
+    return total / count
+
+
+def _resolve_frame(frame, dim, seed, D: int, plan: _Plan) -> torch.Tensor:
+    if frame is not None:
+        if dim is not None or seed is not None:
+            raise ValueError("give either frame= or dim= (with seed=), not both")
+        return _check_frame(frame, D, plan.dtype, plan.device)
+    if dim is None:
+        raise ValueError("no directions: pass frame= ((P, D) orthonormal rows) or dim= (P)")
+    if isinstance(dim, bool) or not isinstance(dim, int):
+        raise TypeError(f"dim must be an int, got {type(dim).__name__}")
+    return random_frame(dim, D, seed, dtype=plan.dtype, device=plan.device)
+
+
+def _check_radius(radius) -> float:
+    try:
+        r = float(radius)
+    except (TypeError, ValueError):
+        raise TypeError(f"radius must be a number, got {type(radius).__name__}") from None
+    if not (r > 0 and r < float("inf")):
+        raise ValueError(f"radius={radius} must be positive and finite")
+    return r
+
+
+def _normalise(counts: torch.Tensor, plan: _Plan, layers) -> torch.Tensor:
+    """Counts (N, L) -> fractions of each selected layer's width, in the model's dtype."""
+    if plan.widths is None:  # hooks never ran: no point
+        return counts.to(plan.dtype)
+    widths = torch.tensor([plan.widths[i] for i in _select(layers, len(plan.widths))],
+                          dtype=plan.dtype, device=counts.device)
+    return counts.to(widths.dtype) / widths
+
+
+# ----------------------------------------------------------------------------------------------
+# public API
+
+def local_complexity(model: torch.nn.Module, x, radius: float = 0.1, frame=None,
+                     dim: Optional[int] = None, seed: Optional[int] = None, *,
+                     center: bool = False, normalize: bool = False,
+                     layers: Optional[Sequence[int]] = None, batch_size: Optional[int] = None,
+                     max_memory: int = _DEFAULT_MEMORY) -> torch.Tensor:
+    """Per-layer local complexity of a piecewise-linear network around each input.
+
+    Counts, per piecewise-linear layer, the neurons whose pre-activation takes both strict
+    signs over the ``2P`` vertices ``x +- radius * v_p`` (and ``x`` itself if ``center``).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A Sequential of supported layers (fast path), or any module whose nonlinearities are
+        ``ReLU`` / ``LeakyReLU`` / ``PReLU`` modules (read through forward hooks).
+    x : tensor or array
+        ``(N, D)`` inputs, or ``(N, C, H, W)``: the frame lives in the flattened space.
+    radius : float
+        Radius ``r`` of the cross-polytope.
+    frame : tensor or array, optional
+        ``(P, D)`` orthonormal directions shared by all points.
+    dim : int, optional
+        Instead of ``frame``: the number ``P`` of random directions, drawn by
+        :func:`random_frame` from their own generator.
+    seed : int, optional
+        Seed of that generator (None: not reproducible).
+    center : bool
+        Add the centre ``x`` as a vertex (changes only the deeper, estimated layers).
+    normalize : bool
+        Return the fraction of each layer's neurons instead of the count.
+    layers : sequence of int, optional
+        Which piecewise-linear layers (0-based, negative from the end) in which order;
+        default all. The output layer is never counted.
+    batch_size : int, optional
+        Points per forward chunk; default: as many as fit in ``max_memory``.
+    max_memory : int
+        Bytes of vertex activations per chunk when ``batch_size`` is None.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(N, L)`` on the model's device: int64 counts, or the model's float dtype when
+        ``normalize``.
+
+    Examples
+    --------
+    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU(), torch.nn.Linear(2, 1))
+    >>> with torch.no_grad():
+    ...     _ = net[0].weight.copy_(torch.eye(2)); _ = net[0].bias.zero_()
+    >>> local_complexity(net, [[0.05, 0.5], [1.0, 1.0]], radius=0.1, frame=torch.eye(2))
+    tensor([[1],
+            [0]])
+    """
+    r = _check_radius(radius)
+    plan = _plan(model)
+    xt, shape = _prepare_x(plan, x)
+    F = _resolve_frame(frame, dim, seed, xt.shape[1], plan)
+    counts = _lc_update(plan, xt, shape, F, r, bool(center), layers, max_memory, batch_size)
+    return _normalise(counts, plan, layers) if normalize else counts
+
+
+class LocalComplexity:
+    """Mean local complexity per layer, accumulated over batches (torchmetrics style).
+
+    The state is a per-layer sum ``total`` (L,) float64 and a point ``count``; both reduce by
+    summation, so :meth:`merge` combines estimators and :meth:`sync` all-reduces them across
+    ``torch.distributed`` processes. One frame is used for every batch: pass ``frame=`` or
+    ``dim=`` with a ``seed=`` shared by the processes.
+
+    Parameters
+    ----------
+    model, radius, frame, dim, seed, center, normalize, layers, batch_size, max_memory
+        As in :func:`local_complexity`.
+
+    Examples
+    --------
+    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU(), torch.nn.Linear(2, 1))
+    >>> with torch.no_grad():
+    ...     _ = net[0].weight.copy_(torch.eye(2)); _ = net[0].bias.zero_()
+    >>> lc = LocalComplexity(net, radius=0.1, frame=torch.eye(2))
+    >>> lc.update([[0.05, 0.5]]); lc.update([[1.0, 1.0]])
+    >>> lc.compute()
+    tensor([0.5000], dtype=torch.float64)
+    """
+
+    def __init__(self, model: torch.nn.Module, radius: float = 0.1, frame=None,
+                 dim: Optional[int] = None, seed: Optional[int] = None, *,
+                 center: bool = False, normalize: bool = False,
+                 layers: Optional[Sequence[int]] = None, batch_size: Optional[int] = None,
+                 max_memory: int = _DEFAULT_MEMORY):
+        self.radius = _check_radius(radius)
+        self._plan = _plan(model)
+        if frame is None and dim is None:
+            raise ValueError("no directions: pass frame= ((P, D) orthonormal rows) or dim= (P)")
+        if seed is None and frame is None:
+            seed = int(torch.Generator().seed())  # fixed now, so every batch sees one frame
+        self._frame_args = (frame, dim, seed)
+        self.frame: Optional[torch.Tensor] = None  # (P, D), resolved at the first update
+        self.center, self.normalize = bool(center), bool(normalize)
+        self.layers = layers
+        self.batch_size, self.max_memory = batch_size, max_memory
+        self.total: Optional[torch.Tensor] = None  # (L,) float64 sums of per-point values
+        self.count = torch.zeros((), dtype=torch.float64, device=self._plan.device)
+
+    def update(self, x) -> None:
+        """Add the local complexity of the points ``x`` (N, ...) to the state."""
+        xt, shape = _prepare_x(self._plan, x)
+        if self.frame is None:
+            self.frame = _resolve_frame(*self._frame_args, xt.shape[1], self._plan)
+        v = _lc_update(self._plan, xt, shape, self.frame, self.radius, self.center, self.layers,
+                       self.max_memory, self.batch_size)
+        if self.normalize:
+            v = _normalise(v, self._plan, self.layers)
+        s = v.to(torch.float64).sum(0)
+        self.total = s if self.total is None else self.total + s
+        self.count += v.shape[0]
+
+    def compute(self) -> torch.Tensor:
+        """Mean local complexity per layer, (L,) float64."""
+        return _lc_compute(self.total if self.total is not None else self.count, self.count)
+
+    def merge(self, *others: "LocalComplexity") -> "LocalComplexity":
+        """Add the states of other estimators (same model layers and frame) into this one."""
+        for o in others:
+            if not isinstance(o, LocalComplexity):
+                raise TypeError(f"can only merge LocalComplexity, got {type(o).__name__}")
+            if o.total is None:
+                continue
+            if self.total is not None and self.total.shape != o.total.shape:
+                raise ValueError(f"cannot merge states of {tuple(o.total.shape)[0]} layers into "
+                                 f"{tuple(self.total.shape)[0]}")
+            t = o.total.to(self.count.device)
+            self.total = t.clone() if self.total is None else self.total + t
+            self.count += o.count.to(self.count.device)
+        return self
+
+    def sync(self, group=None) -> None:
+        """Sum the state over the processes of ``group`` (``torch.distributed``), in place.
+
+        Every process must have called :meth:`update` at least once (the state's size is the
+        number of layers, known from the first batch).
+        """
+        import torch.distributed as dist
+        if not (dist.is_available() and dist.is_initialized()):
+            raise RuntimeError("torch.distributed is not initialised: nothing to sync with")
+        if self.total is None:
+            raise ValueError("no points seen yet: call update(x) before sync()")
+        dist.all_reduce(self.total, group=group)
+        dist.all_reduce(self.count, group=group)
+
+    def reset(self) -> None:
+        """Forget the points seen (the frame is kept)."""
+        self.total = None
+        self.count = torch.zeros((), dtype=torch.float64, device=self._plan.device)
+
+    def __repr__(self) -> str:
+        P = None if self.frame is None else self.frame.shape[0]
+        return (f"LocalComplexity(radius={self.radius}, P={P}, center={self.center}, "
+                f"normalize={self.normalize}, points={int(self.count.item())})")

@@ -1,0 +1,342 @@
+"""spatial.partition against independent methods: exact rational regions, dense sampling."""
+import math
+
+import numpy as np
+import pytest
+import shapely
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import spatial
+from spatial._net import parse
+
+from _exact import exact_regions, zero_set_length
+from common import L, integer_net, mlp, reference_net, set_weights
+
+BOX = (-1.0, 1.0, -1.0, 1.0)
+
+
+def pattern_set(p):
+    return {tuple(row) for row in p.pattern_bits().astype(int)}
+
+
+def assert_matches_exact(model, bounds=BOX, plane=None):
+    """Same regions (count, patterns, areas) as the rational reference; verify() passes."""
+    p = spatial.partition(model, bounds=bounds, plane=plane)
+    net = parse(model)
+    if plane is not None:
+        net = net.restrict(plane.origin, plane.basis)
+    ref = exact_regions(net, bounds)
+    assert len(p) == len(ref)
+    ref_area = {tuple(bits): float(__import__("_exact").area(poly)) for poly, bits, _ in ref}
+    assert pattern_set(p) == set(ref_area)
+    for bits, a in zip(p.pattern_bits().astype(int), p.areas()):
+        assert a == pytest.approx(ref_area[tuple(bits)], rel=1e-9, abs=1e-12 * (bounds[1] - bounds[0]) ** 2)
+    p.verify()
+    return p, ref
+
+
+# ---- the reference counts of the issue
+
+
+@pytest.mark.parametrize("width,count", [(32, 1235), (64, 6674), (128, 20609)])
+def test_reference_counts(width, count):
+    p = spatial.partition(reference_net(width), bounds=BOX)
+    assert len(p) == count
+    assert p.areas().sum() == pytest.approx(4.0, rel=1e-12)
+    p.verify()
+
+
+# ---- exact rational reference on small networks
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("act", ["relu", "leaky"])
+def test_random_nets_match_exact(seed, act):
+    assert_matches_exact(mlp([2, 6, 5, 1], act=act, seed=seed))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), act=st.sampled_from(["relu", "leaky"]))
+def test_integer_weight_nets_match_exact(seed, act):
+    # integer weights: lines through box corners, along box edges, concurrent and coincident lines
+    assert_matches_exact(integer_net([2, 5, 4, 1], seed=seed, act=act))
+
+
+def test_bias_free_layers_meet_at_the_origin():
+    net = mlp([2, 8, 8, 1], seed=3, bias=False)
+    p, _ = assert_matches_exact(net)
+    # every region touches the origin, and the origin is one vertex, not a cloud
+    near = np.linalg.norm(p.vertices, axis=1) < 1e-9
+    assert near.sum() == 1
+    assert np.abs(p.vertices[near]).max() == 0.0
+
+
+def test_duplicated_and_scaled_neurons_are_one_line():
+    net = mlp([2, 6, 1], act="relu")
+    w = np.array([[1.0, 2.0], [1.0, 2.0], [-3.0, -6.0], [0.5, 1.0], [1.0, -1.0], [2.0, -2.0]])
+    b = np.array([0.25, 0.25, -0.75, 0.125, 0.0, 0.0])  # exact multiples: truly coincident lines
+    set_weights(net, [(w, b), (np.ones((1, 6)), [0.0])])
+    p, _ = assert_matches_exact(net)
+    assert len(p) == 4  # two distinct lines crossing in the box
+
+
+def test_lines_one_rounding_apart_are_merged_not_slivered():
+    # 3 * 0.3 != 0.9 in float64: in exact arithmetic these lines are 1e-17 apart. Below the
+    # tolerance the engine treats them as one line (documented), and verify() still passes.
+    net = mlp([2, 3, 1], act="relu")
+    set_weights(net, [(np.array([[1.0, 2.0], [-3.0, -6.0], [1.0, -1.0]]), np.array([0.3, -0.9, 0.0])),
+                      (np.ones((1, 3)), [0.0])])
+    p = spatial.partition(net, bounds=BOX)
+    assert len(p) == 4
+    assert p.areas().min() > 0.1
+    p.verify()
+
+
+def test_lines_along_box_edges_and_through_corners():
+    net = mlp([2, 4, 1], act="relu")
+    w = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [1.0, -1.0]])
+    b = np.array([1.0, -1.0, 0.0, 0.0])  # x = -1 and y = 1 are box edges; the diagonals hit corners
+    set_weights(net, [(w, b), (np.ones((1, 4)), [0.0])])
+    p, _ = assert_matches_exact(net)
+    assert len(p) == 4
+
+
+def test_dead_and_constant_neurons():
+    net = mlp([2, 4, 3, 1], act="relu", seed=1)
+    w1 = np.array([[0.0, 0.0], [0.0, 0.0], [1.0, 0.5], [-0.5, 1.0]])
+    b1 = np.array([0.0, 2.0, 0.1, -0.2])  # one neuron identically 0, one constant 2
+    w2 = np.array([[0.0, 0.0, 0.0, 0.0], [1.0, 1.0, -1.0, 1.0], [0.0, 0.0, 1.0, 0.0]])
+    set_weights(net, [(w1, b1), (w2, [0.0, -1.5, 0.0]), (np.ones((1, 3)), [0.0])])
+    assert_matches_exact(net)
+
+
+@pytest.mark.parametrize("scale", [1e-4, 1e4])
+def test_scaled_networks(scale):
+    net = mlp([2, 6, 5, 1], seed=7)
+    with torch.no_grad():
+        for m in net:
+            if isinstance(m, L.Linear):
+                m.weight.mul_(scale)
+                m.bias.mul_(scale)
+    p_scaled, _ = assert_matches_exact(net, bounds=tuple(v / scale for v in BOX) if scale > 1 else BOX)
+
+
+def test_tiny_and_huge_boxes():
+    net = mlp([2, 6, 5, 1], seed=2)
+    assert_matches_exact(net, bounds=(-1e-3, 1e-3, -1e-3, 1e-3))
+    assert_matches_exact(net, bounds=(-1e3, 1e3, -1e3, 1e3))
+
+
+def test_plane_slice_of_a_high_dimensional_net():
+    torch.manual_seed(5)
+    net = L.Sequential(L.Flatten(), L.Linear(12, 8), L.ReLU(), L.Linear(8, 6), L.LeakyReLU(0.1), L.Linear(6, 3)).double()
+    g = torch.Generator().manual_seed(1)
+    a, b, c = (torch.rand(3, 4, generator=g) for _ in range(3))
+    plane = spatial.Plane.through(a, b, c)
+    p, _ = assert_matches_exact(net, bounds=(-0.2, 1.2, -0.2, 1.2), plane=plane)
+    # the slice's corners are the images: the partition's outputs there match the model's
+    st = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    with torch.no_grad():
+        want = net(torch.stack([a, b, c]).double()).numpy()
+    i = p.locate(st)
+    A = p.affine_maps()[i]
+    got = A[:, :, 0] * st[:, :1] + A[:, :, 1] * st[:, 1:] + A[:, :, 2]
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_float32_weights_are_read_exactly():
+    net32 = mlp([2, 16, 16, 1], seed=4, dtype=torch.float32)
+    net64 = mlp([2, 16, 16, 1], seed=4, dtype=torch.float32).double()
+    p32 = spatial.partition(net32, bounds=BOX)
+    p64 = spatial.partition(net64, bounds=BOX)
+    assert len(p32) == len(p64)
+    np.testing.assert_array_equal(p32.vertices, p64.vertices)
+
+
+def test_batchnorm_prelu_dropout_identity_nested():
+    torch.manual_seed(0)
+    bn = L.BatchNorm1d(6)
+    with torch.no_grad():
+        bn.running_mean.uniform_(-0.5, 0.5)
+        bn.running_var.uniform_(0.5, 2.0)
+        bn.weight.uniform_(0.5, 1.5)
+        bn.bias.uniform_(-0.2, 0.2)
+    net = L.Sequential(L.Linear(2, 6), bn, L.PReLU(init=0.2), L.Sequential(L.Dropout(0.5), L.Identity(),
+                       L.Linear(6, 5), L.ReLU()), L.Linear(5, 2)).double().eval()
+    p, _ = assert_matches_exact(net)
+    # the folded network computes what the module computes
+    x = torch.rand(50, 2, dtype=torch.float64) * 2 - 1
+    with torch.no_grad():
+        np.testing.assert_allclose(parse(net)(x.numpy()), net(x).numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_torchscript_model():
+    net = mlp([2, 6, 5, 1], seed=3)
+    scripted = torch.jit.script(net)
+    assert len(spatial.partition(scripted, bounds=BOX)) == len(spatial.partition(net, bounds=BOX))
+
+
+# ---- dense sampling on larger networks
+
+
+@pytest.mark.parametrize("width", [32, 64])
+def test_dense_sampling_is_a_lower_bound_and_a_subset(width):
+    net = reference_net(width)
+    p = spatial.partition(net, bounds=BOX)
+    g = np.linspace(-1, 1, 700)
+    pts = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
+    zs = parse(net).forward(pts)[:-1]
+    sampled = {r.tobytes() for r in np.packbits(np.concatenate([z > 0 for z in zs], 1), axis=1)}
+    mine = {r.tobytes() for r in p.patterns}
+    assert sampled <= mine
+    assert len(mine) >= len(sampled)
+    # every sampled point lies in the polygon of the region of its pattern
+    i = p.locate(pts[::997])
+    polys = p.to_shapely()
+    assert all(shapely.intersects(polys[k], shapely.Point(*q).buffer(1e-9)) for k, q in zip(i, pts[::997]))
+
+
+# ---- the decision boundary
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_zero_set_matches_exact_length(seed):
+    net = mlp([2, 6, 5, 1], seed=seed)
+    with torch.no_grad():
+        net[-1].bias.fill_(0.0)  # put the zero set inside the box
+        net[-1].bias.sub_(float(net(torch.zeros(1, 2, dtype=torch.float64))))
+    p = spatial.partition(net, bounds=BOX)
+    ref = exact_regions(parse(net), BOX)
+    seg = p.boundary
+    length = np.linalg.norm(seg[:, 1] - seg[:, 0], axis=1).sum()
+    assert length > 0
+    assert length == pytest.approx(zero_set_length(ref), rel=1e-9)
+    # both ends of every segment are zeros of the network
+    ends = seg.reshape(-1, 2)
+    np.testing.assert_allclose(parse(net)(ends)[:, 0], 0.0, atol=1e-12)
+
+
+def test_multiclass_boundary_only_where_the_top_class_changes():
+    net = mlp([2, 16, 16, 4], seed=11)
+    p = spatial.partition(net, bounds=BOX)
+    seg = p.boundary
+    assert len(seg) > 0
+    f = parse(net)
+    # every segment's midpoint and ends: a tie between the two top classes
+    for pts in (seg.mean(1), seg[:, 0], seg[:, 1]):
+        v = np.sort(f(pts), axis=1)
+        np.testing.assert_allclose(v[:, -1], v[:, -2], atol=1e-10)
+    # sampling: neighbouring grid points with different top classes are separated by the boundary
+    g = np.linspace(-1, 1, 120)
+    P = np.stack(np.meshgrid(g, g), -1)
+    top = f(P.reshape(-1, 2)).argmax(1).reshape(P.shape[:2])
+    lines = shapely.MultiLineString([s for s in seg])
+    changes = np.nonzero(top[:, 1:] != top[:, :-1])
+    assert len(changes[0]) > 0
+    for r, c in zip(*changes):
+        assert shapely.LineString([P[r, c], P[r, c + 1]]).intersects(lines)
+    # and nowhere else: a pairwise line between two classes that are never on top is not drawn
+    lines_len = lines.length
+    assert lines_len < 2 * 4 * 6  # far fewer than all pairwise lines through the box
+
+
+# ---- the Partition object
+
+
+def test_polygons_are_ccw_and_tile_the_box():
+    p = spatial.partition(reference_net(32), bounds=BOX)
+    polys = p.to_shapely()
+    assert all(shapely.is_ccw(shapely.get_exterior_ring(polys)))
+    assert shapely.union_all(polys).area == pytest.approx(4.0, rel=1e-9)
+    assert polys[0].area == pytest.approx(p.areas()[0])
+    np.testing.assert_allclose(shapely.area(polys), p.areas(), rtol=1e-9, atol=1e-15)
+    assert len(p.polygons()) == len(p)
+
+
+def test_affine_maps_are_the_network_inside_each_region():
+    net = mlp([2, 12, 12, 3], seed=6)
+    p = spatial.partition(net, bounds=BOX)
+    A = p.affine_maps()
+    assert A.shape == (len(p), 3, 3)
+    c = p.centroids()
+    got = A[:, :, 0] * c[:, :1] + A[:, :, 1] * c[:, 1:] + A[:, :, 2]
+    np.testing.assert_allclose(got, parse(net)(c), rtol=1e-9, atol=1e-12)
+    # and at the vertices of each region (continuity)
+    got_v = np.einsum("rkj,rj->rk", A[np.repeat(np.arange(len(p)), np.diff(p.offsets))],
+                      np.c_[p.vertices[p.indices], np.ones(len(p.indices))])
+    np.testing.assert_allclose(got_v, p.vertex_values[p.indices], rtol=1e-8, atol=1e-10)
+
+
+def test_geojson_and_keys():
+    p = spatial.partition(mlp([2, 5, 1], seed=0), bounds=BOX)
+    gj = p.to_geojson()
+    assert gj["type"] == "FeatureCollection"
+    assert len(gj["features"]) == len(p) + 1
+    ring = gj["features"][0]["geometry"]["coordinates"][0]
+    assert ring[0] == ring[-1]
+    keys = p.region_keys()
+    assert len(set(keys.tolist())) == len(p)
+    assert "regions" in repr(p)
+
+
+def test_certify_in_rational_arithmetic():
+    pytest.importorskip("cdd")
+    p = spatial.partition(integer_net([2, 5, 4, 1], seed=3), bounds=BOX)
+    rep = p.certify()
+    assert rep.ok and rep.regions == len(p)
+    assert rep.max_deviation < 1e-12
+    p2 = spatial.partition(mlp([2, 6, 5, 1], seed=1), bounds=BOX)
+    assert p2.certify().max_deviation < 1e-12
+
+
+def test_verify_catches_a_wrong_partition():
+    p = spatial.partition(mlp([2, 6, 5, 1], seed=1), bounds=BOX)
+    p.patterns = p.patterns.copy()
+    p.patterns[0] ^= 0xFF  # corrupt one region's pattern
+    with pytest.raises(spatial.VerificationError, match="failed verification"):
+        p.verify()
+    assert not p.verify(raise_on_error=False).ok
+
+
+# ---- errors
+
+
+def test_unsupported_layer_is_named():
+    net = L.Sequential(L.Linear(2, 4), L.GELU(), L.Linear(4, 1))
+    with pytest.raises(spatial.UnsupportedLayerError, match=r"layer 1 \(GELU\) is not supported.*supported: Linear"):
+        spatial.partition(net, bounds=BOX)
+    nested = L.Sequential(L.Linear(2, 4), L.Sequential(L.ReLU(), L.Tanh()), L.Linear(4, 1))
+    with pytest.raises(spatial.UnsupportedLayerError, match=r"layer 1\.1 \(Tanh\)"):
+        spatial.partition(nested, bounds=BOX)
+    with pytest.raises(spatial.UnsupportedLayerError, match=r"layer 1 \(Softmax\)"):
+        spatial.partition(L.Sequential(L.Linear(2, 4), L.Softmax(dim=1), L.Linear(4, 1)), bounds=BOX)
+
+
+def test_bad_inputs():
+    net = mlp([2, 4, 1])
+    with pytest.raises(ValueError, match="xmin < xmax"):
+        spatial.partition(net, bounds=(1, -1, 0, 1))
+    with pytest.raises(ValueError, match="4 numbers"):
+        spatial.partition(net, bounds=(0, 1, 0))
+    with pytest.raises(TypeError, match="4 numbers"):
+        spatial.partition(net, bounds=None)
+    with pytest.raises(ValueError, match="finite"):
+        spatial.partition(net, bounds=(0, np.inf, 0, 1))
+    with pytest.raises(TypeError, match="torch.nn.Module"):
+        spatial.partition("net.pt", bounds=BOX)
+    net3 = mlp([3, 4, 1])
+    with pytest.raises(ValueError, match="3 inputs; pass plane="):
+        spatial.partition(net3, bounds=BOX)
+    with pytest.raises(ValueError, match="plane lives in 5 dimensions but the network has 3 inputs"):
+        spatial.partition(net3, bounds=BOX, plane=spatial.Plane(np.zeros(5), np.eye(5)[0], np.eye(5)[1]))
+    with pytest.raises(TypeError, match="spatial.Plane"):
+        spatial.partition(net3, bounds=BOX, plane=(0, 1, 2))
+    bn = L.Sequential(L.Linear(2, 3), L.BatchNorm1d(3), L.ReLU(), L.Linear(3, 1))
+    with pytest.raises(spatial.UnsupportedLayerError, match="training mode.*model.eval"):
+        spatial.partition(bn, bounds=BOX)
+    with pytest.raises(spatial.UnsupportedLayerError, match="one shared slope"):
+        spatial.partition(L.Sequential(L.Linear(2, 3), L.PReLU(3), L.Linear(3, 1)), bounds=BOX)
+    with pytest.raises(ValueError, match="rtol"):
+        spatial.partition(net, bounds=BOX, rtol=0.5)
