@@ -26,6 +26,7 @@ the decision boundary as segments (S, 2, 2). No module here imports matplotlib.
 from ._errors import MissingDependencyError, SplinescopeError, UnsupportedLayerError, VerificationError
 from ._partition import CertifyReport, Partition, VerifyReport, partition
 from ._plane import Plane
+from .checkpoints import load_checkpoints, load_model
 
 __all__ = [
     "CertifyReport",
@@ -36,5 +37,7 @@ __all__ = [
     "UnsupportedLayerError",
     "VerificationError",
     "VerifyReport",
+    "load_checkpoints",
+    "load_model",
     "partition",
 ]

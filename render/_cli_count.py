@@ -1,0 +1,53 @@
+"""``splinescope count MODEL --bounds XMIN XMAX YMIN YMAX``: print the number of linear regions."""
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("count", help="count the linear regions of a model on a 2-D slice",
+                       description="Count the exact linear regions of a model on a box of its 2 inputs, "
+                                   "or on the plane through three inputs (--through).")
+    p.add_argument("model", help="a torch.save'd module, a TorchScript file, or a state_dict file with --arch")
+    p.add_argument("--arch", help="architecture for a state_dict: 'pkg.module:factory' or "
+                                  "'pkg.module:factory(key=value, ...)'")
+    p.add_argument("--bounds", type=float, nargs=4, default=[-1.0, 1.0, -1.0, 1.0],
+                   metavar=("XMIN", "XMAX", "YMIN", "YMAX"), help="the box, in slice coordinates (default -1 1 -1 1)")
+    p.add_argument("--through", nargs=3, metavar=("A", "B", "C"),
+                   help="three inputs (.npy or .pt files) spanning the plane: (0,0)->A, (1,0)->B, (0,1)->C")
+    p.add_argument("--verify", action="store_true", help="also check the partition against the network")
+    p.add_argument("--json", action="store_true", help="print a JSON record instead of the bare count")
+
+
+def _load_array(path: str):
+    import torch
+
+    if path.endswith(".npy"):
+        return np.load(path)
+    if path.endswith((".pt", ".pth")):
+        return torch.load(path, map_location="cpu", weights_only=True)
+    raise ValueError(f"{path}: an input must be a .npy or .pt file")
+
+
+def run(args) -> int:
+    import spatial
+    from spatial.checkpoints import load_model
+
+    model = load_model(args.model, args.arch)
+    plane = spatial.Plane.through(*(_load_array(f) for f in args.through)) if args.through else None
+    t = time.perf_counter()
+    p = spatial.partition(model, bounds=args.bounds, plane=plane)
+    dt = time.perf_counter() - t
+    ok = p.verify(raise_on_error=False).ok if args.verify else None
+    if args.json:
+        print(json.dumps({"regions": len(p), "vertices": int(len(p.vertices)),
+                          "boundary_segments": int(len(p.boundary)), "seconds": round(dt, 4),
+                          "bounds": list(p.bounds), "verified": ok}))
+    else:
+        print(len(p))
+        if ok is False:
+            print("verification FAILED")
+    return 0 if ok is not False else 1

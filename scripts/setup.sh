@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Set up splinescope for development on a fresh machine: system libraries for pycddlib,
+# a CPU build of torch (only if no torch is installed), the package in editable mode with its
+# test extras, and pycddlib (certified rational checks). Idempotent: fast when all is there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+
+need_apt=0
+for pkg in libcdd-dev libgmp-dev; do dpkg -s "$pkg" >/dev/null 2>&1 || need_apt=1; done
+if [ "$need_apt" = 1 ] && command -v apt-get >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq libcdd-dev libgmp-dev >/dev/null; } \
+    || echo "setup: warning: could not install libcdd-dev/libgmp-dev (needed to build pycddlib)" >&2
+fi
+
+# torch: keep an existing install (CPU or CUDA); otherwise the CPU build
+"$PY" -c "import torch" 2>/dev/null || "$PY" -m pip install -q torch==2.13.0
+
+"$PY" -m pip install -q -e ".[test]" 2>&1 | grep -v -e "^WARNING: Running pip as" -e "^WARNING: Location" || true
+"$PY" -c "import spatial, render" # the install worked
+
+if ! "$PY" -c "import cdd.gmp" 2>/dev/null; then
+  if ! "$PY" -m pip install -q "pycddlib>=3.0" 2>/dev/null; then
+    if [ "${CI:-}" = "true" ]; then
+      echo "setup: error: pycddlib did not build (needs libcdd-dev and libgmp-dev)" >&2; exit 1
+    fi
+    echo "setup: warning: pycddlib did not build; certify() and its tests are skipped" >&2
+  fi
+fi
