@@ -50,6 +50,7 @@ class VerifyReport:
     duplicate_patterns: int
     centroid_mismatches: int  # regions whose centroid's forward pass gives another pattern
     nonconvex: int  # regions whose polygon is not strictly convex-or-collinear, counter-clockwise
+    unmatched_edges: int  # interior edges not shared, reversed, by exactly one other region
     ok: bool
 
 
@@ -238,14 +239,24 @@ class Partition:
             S = S * max(1.0, abs(layer.slope))
             col += n
         areas = self.areas()
-        x0, x1, y0, y1 = self.bounds
         box = (x1 - x0) * (y1 - y0)
         area_err = abs(areas.sum() - box) / box
         dup = R - len(np.unique(self.patterns, axis=0)) if R else 0
-        # the centroid of every region has exactly that region's pattern
-        cz = self.network.forward(self.centroids())[:-1]
-        cbits = np.concatenate([z > 0 for z in cz], axis=1) if cz else np.zeros((R, 0), bool)
-        mism = int((cbits != bits).any(axis=1).sum())
+        # the centroid of every region has that region's pattern (a neuron that is identically
+        # zero on a region counts as inactive; at the centroid it may round to either side)
+        c = self.centroids()
+        cz = self.network.forward(c)[:-1]
+        S = np.abs(c) + [max(abs(x0), abs(x1), x1 - x0), max(abs(y0), abs(y1), y1 - y0)]
+        mism_rows = np.zeros(R, bool)
+        col = 0
+        for layer, z in zip(hidden, cz):
+            S = S @ np.abs(layer.weight).T + np.abs(layer.bias)
+            tol = 1e3 * self.rtol * S
+            b = bits[:, col: col + layer.width]
+            mism_rows |= ((b & (z < tol)) | (~b & (z > tol))).any(axis=1)
+            S = S * max(1.0, abs(layer.slope))
+            col += layer.width
+        mism = int(mism_rows.sum())
         # convexity: every turn is left or straight
         P = self.vertices[self.indices]
         nx = _engine.next_in_face(self.offsets)
@@ -255,10 +266,11 @@ class Partition:
         size = np.abs(Q - P).sum(1) * np.abs(S - Q).sum(1) + 1e-300
         bad_turn = turn < -1e-9 * size
         nonconvex = int(np.logical_or.reduceat(bad_turn, self.offsets[:-1]).sum()) if R else 0
+        unmatched = _unmatched_edges(self)
         ok = (worst <= 1e3 * self.rtol and area_err <= 1e-9 and dup == 0 and mism == 0 and nonconvex == 0
-              and (areas > 0).all())
+              and unmatched == 0 and (areas > 0).all())
         rep = VerifyReport(R, worst, float(area_err), float(areas.min(initial=np.inf)), int(dup), mism,
-                           nonconvex, bool(ok))
+                           nonconvex, unmatched, bool(ok))
         if raise_on_error and not ok:
             raise VerificationError(f"partition failed verification: {rep}")
         return rep
@@ -328,6 +340,27 @@ class Partition:
         if raise_on_error and not ok:
             raise VerificationError(f"partition failed certification: {rep}")
         return rep
+
+
+def _unmatched_edges(p: "Partition") -> int:
+    """Directed edges (u, v) with no (v, u), other than on the box's sides: a planar subdivision
+    whose regions share their vertices has none (a T-junction or a doubled vertex makes some)."""
+    a = p.indices
+    b = p.indices[_engine.next_in_face(p.offsets)]
+    V = len(p.vertices)
+    fwd = np.sort(a * V + b)
+    rev = b * V + a
+    pos = np.minimum(np.searchsorted(fwd, rev), len(fwd) - 1)
+    lonely = fwd[pos] != rev
+    # edges on the box's sides have no twin
+    x0, x1, y0, y1 = p.bounds
+    P, Q = p.vertices[a[lonely]], p.vertices[b[lonely]]
+    tol = 1e-12 * max(x1 - x0, y1 - y0)
+    on_side = ((np.abs(P[:, 0] - x0) <= tol) & (np.abs(Q[:, 0] - x0) <= tol)) | \
+              ((np.abs(P[:, 0] - x1) <= tol) & (np.abs(Q[:, 0] - x1) <= tol)) | \
+              ((np.abs(P[:, 1] - y0) <= tol) & (np.abs(Q[:, 1] - y0) <= tol)) | \
+              ((np.abs(P[:, 1] - y1) <= tol) & (np.abs(Q[:, 1] - y1) <= tol))
+    return int((~on_side).sum())
 
 
 def _frac_matrix(W):
