@@ -64,6 +64,17 @@ def test_integer_weight_nets_match_exact(seed, act):
     assert_matches_exact(integer_net([2, 5, 4, 1], seed=seed, act=act))
 
 
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), act=st.sampled_from(["relu", "leaky"]))
+def test_deeper_integer_nets_on_a_plane_match_exact(seed, act):
+    net = integer_net([4, 6, 5, 4, 2], seed=seed, act=act, lo=-3, hi=3)
+    rng = np.random.default_rng(seed)
+    o, u, v = (rng.integers(-2, 3, 4).astype(float) for _ in range(3))
+    if np.linalg.matrix_rank(np.stack([u, v])) < 2:
+        u, v = np.eye(4)[0], np.eye(4)[1]
+    assert_matches_exact(net, bounds=(-2, 2, -2, 2), plane=spatial.Plane(o, u, v))
+
+
 def test_bias_free_layers_meet_at_the_origin():
     net = mlp([2, 8, 8, 1], seed=3, bias=False)
     p, _ = assert_matches_exact(net)
