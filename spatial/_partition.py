@@ -415,6 +415,22 @@ def _compose(net: Network, bits: np.ndarray, sizes: Sequence[int], chunk: int = 
     return out
 
 
+def _final_patterns(pats, lineage, sizes, R) -> np.ndarray:
+    """Each final region's packed pattern over all layers, following the lineage back."""
+    if not pats:
+        return np.zeros((R, 0), np.uint8)
+    rows = np.arange(R)
+    parts = []
+    for p, org in zip(reversed(pats), reversed(lineage)):
+        parts.append(p[rows])
+        rows = org[rows]
+    parts.reverse()
+    if all(n % 8 == 0 for n in sizes[:-1]):
+        return np.ascontiguousarray(np.concatenate(parts, axis=1))
+    bits = np.concatenate([np.unpackbits(p, axis=1, count=n) for p, n in zip(parts, sizes)], axis=1)
+    return np.packbits(bits, axis=1)
+
+
 def _boundary(X, off, idx, vals, scale, layer, rtol) -> np.ndarray:
     """Segments where the top class changes (K > 1), or where the output is zero (K = 1)."""
     V, K = vals.shape
@@ -525,7 +541,8 @@ def partition(model, bounds, *, plane: Optional[Plane] = None, rtol: float = _en
     layers = net.layers
     Z = X @ layers[0].weight.T + layers[0].bias
     signs = None
-    pats: List[np.ndarray] = []
+    pats: List[np.ndarray] = []  # per layer: packed bits of the faces at that layer's end
+    lineage: List[np.ndarray] = []  # per layer: the face each face at its end came from
     sizes = []
     for li, layer in enumerate(layers[:-1]):
         ca, cb = _layer_tol(layer, rtol)
@@ -535,15 +552,11 @@ def partition(model, bounds, *, plane: Optional[Plane] = None, rtol: float = _en
         tol_next = _layer_tol(nxt, rtol) if nxt.slope is not None else (None, None)
         pos, Z, scale, signs = _engine.transition(sub.Z, sub.scale, ca, cb, layer.slope, nxt.weight, nxt.bias,
                                                   *tol_next, capacity=4 * len(X) + 1024)
-        pats = [p[sub.origin] for p in pats] + [_engine._reduce_or(pos[idx], off)]
+        pats.append(_engine._reduce_or(pos[idx], off))
+        lineage.append(sub.origin)
         sizes.append(layer.width)
     vals = Z.view if isinstance(Z, _engine._Rows) else Z
-    R = len(off) - 1
-    if pats:
-        allbits = np.concatenate([np.unpackbits(p, axis=1, count=n) for p, n in zip(pats, sizes)], axis=1)
-        patterns = np.packbits(allbits, axis=1)
-    else:
-        patterns = np.zeros((R, 0), np.uint8)
+    patterns = _final_patterns(pats, lineage, sizes, len(off) - 1)
     seg = _boundary(X, off, idx, vals, scale, net.layers[-1], rtol) if boundary else np.zeros((0, 2, 2))
     return Partition(vertices=X, offsets=off, indices=idx, patterns=patterns, layer_sizes=sizes,
                      vertex_values=vals, boundary=seg, bounds=b, plane=plane, network=net, rtol=rtol)
