@@ -1,0 +1,49 @@
+"""spatial._net: reading a torch model into a chain of affine maps and activations."""
+import numpy as np
+import pytest
+import torch
+
+import spatial
+from spatial._net import parse
+
+L = torch.nn
+
+
+def test_folding_matches_the_module():
+    torch.manual_seed(0)
+    net = L.Sequential(L.Flatten(), L.Linear(4, 5), L.Identity(), L.Linear(5, 6), L.BatchNorm1d(6), L.ReLU(),
+                       L.Dropout(0.3), L.Sequential(L.Linear(6, 3), L.LeakyReLU(0.2)), L.Linear(3, 2)).double().eval()
+    with torch.no_grad():
+        net[4].running_mean.uniform_(-1, 1)
+        net[4].running_var.uniform_(0.5, 2)
+    n = parse(net)
+    assert [l.width for l in n.layers] == [6, 3, 2]  # Linear-Identity-Linear-BN folded into one map
+    assert [l.slope for l in n.layers] == [0.0, pytest.approx(0.2), None]
+    x = torch.rand(20, 4, dtype=torch.float64)
+    with torch.no_grad():
+        np.testing.assert_allclose(n(x.numpy()), net(x).numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_leading_activation_and_trailing_activation():
+    n = parse(L.Sequential(L.ReLU(), L.Linear(2, 3), L.ReLU()), in_features=2)
+    assert [l.width for l in n.layers] == [2, 3, 3]
+    with pytest.raises(ValueError, match="activation before any Linear layer; pass in_features="):
+        parse(L.Sequential(L.ReLU(), L.Linear(2, 3)))
+
+
+def test_single_linear_and_shape_mismatch():
+    assert parse(L.Linear(2, 3)).out_features == 3
+    with pytest.raises(ValueError, match=r"layer 1 \(Linear\) expects 4 inputs but receives 3"):
+        parse(L.Sequential(L.Linear(2, 3), L.Linear(4, 1)))
+    with pytest.raises(ValueError, match="no Linear layer"):
+        parse(L.Sequential(L.Identity()))
+    with pytest.raises(TypeError, match="must be a torch.nn.Module"):
+        parse([1, 2])
+
+
+def test_unsupported_layers_are_named():
+    with pytest.raises(spatial.UnsupportedLayerError, match=r"layer 2 \(Conv2d\).*supported: Linear, ReLU"):
+        parse(L.Sequential(L.Flatten(), L.Linear(4, 4), L.Conv2d(1, 1, 1)))
+    bn = L.BatchNorm1d(3, track_running_stats=False).eval()
+    with pytest.raises(spatial.UnsupportedLayerError, match="no running statistics"):
+        parse(L.Sequential(L.Linear(2, 3), bn))
