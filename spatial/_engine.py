@@ -79,7 +79,7 @@ class Subdivision:
     off: np.ndarray  # (F+1,) int64
     idx: np.ndarray  # (E,) int64
     origin: np.ndarray  # (F,) int64: index of the face it was split from
-    Z: np.ndarray  # (V, m) values of the splitting functions (0 where on a line)
+    Z: Optional[np.ndarray]  # (V, m) values of the splitting functions (0 on a line); None if computed
     scale: np.ndarray  # (V,) the |a|_1 scale of each vertex (for tolerances)
 
 
@@ -143,13 +143,58 @@ def _interpolate_into(Zs: _Rows, u: np.ndarray, w: np.ndarray, t: np.ndarray, ch
     return ids
 
 
+class _StoredValues:
+    """Values kept as a row per vertex; a new vertex gets the interpolation of its edge's rows."""
+
+    def __init__(self, Z):
+        self.rows = Z if isinstance(Z, _Rows) else _Rows(np.ascontiguousarray(Z, dtype=np.float64).copy())
+        self.m = self.rows.a.shape[1]
+
+    def at(self, X: np.ndarray, v: np.ndarray, k: np.ndarray) -> np.ndarray:
+        return self.rows.a.reshape(-1)[v * self.m + k]
+
+    def add(self, u: np.ndarray, w: np.ndarray, t: np.ndarray, zero: List[Tuple[np.ndarray, np.ndarray]]):
+        ids = _interpolate_into(self.rows, u, w, t)
+        for rows, cols in zero:  # on these lines by construction: exactly 0
+            self.rows.a[ids[rows], cols] = 0.0
+
+    def full(self, X: np.ndarray) -> np.ndarray:
+        return self.rows.view
+
+
+class _AffineValues:
+    """Values of affine functions of the coordinates, ``z = W x + b``: computed, never stored.
+
+    The first layer (and a plane's restriction of it) is affine everywhere, so its vertices need
+    no rows: memory stays O(V) however wide the layer. Every evaluation uses the same expression,
+    so a vertex's value, and the decision taken on it, is the same wherever it is asked for.
+    """
+
+    def __init__(self, W: np.ndarray, b: np.ndarray):
+        self.W0, self.W1, self.b = W[:, 0].copy(), W[:, 1].copy(), b.copy()
+        self.m = len(b)
+
+    def at(self, X: np.ndarray, v: np.ndarray, k: np.ndarray) -> np.ndarray:
+        return X[v, 0] * self.W0[k] + X[v, 1] * self.W1[k] + self.b[k]
+
+    def add(self, u, w, t, zero):
+        pass
+
+    def rows(self, X: np.ndarray) -> np.ndarray:
+        return X[:, :1] * self.W0 + X[:, 1:2] * self.W1 + self.b
+
+    def full(self, X: np.ndarray) -> np.ndarray:
+        return self.rows(X)
+
+
 def _reduce_or(bits: np.ndarray, off: np.ndarray) -> np.ndarray:
     return np.bitwise_or.reduceat(bits, off[:-1], axis=0)
 
 
 def split_all(X: np.ndarray, off: np.ndarray, idx: np.ndarray, Z, scale: np.ndarray,
               ca: np.ndarray, cb: np.ndarray, allowed: Optional[np.ndarray] = None,
-              signs: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> Subdivision:
+              signs: Optional[Tuple[np.ndarray, np.ndarray]] = None,
+              affine: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> Subdivision:
     """Split every face by every column of ``Z`` that crosses it.
 
     Parameters
@@ -159,19 +204,21 @@ def split_all(X: np.ndarray, off: np.ndarray, idx: np.ndarray, Z, scale: np.ndar
     Z : (V, m) values at the vertices of m functions, each affine on every face.
     scale, ca, cb : the tolerance of column k at vertex v is ``scale[v] * ca[k] + cb[k]``.
     allowed : optional packed (F, ceil(m/8)) bits: which columns may split which face.
+    signs : optional packed (pos, neg) signs of Z at the vertices, when the caller has them.
+    affine : optional (W (m, 2), b (m,)): the columns are ``W x + b`` of the coordinates; Z is
+        then ignored and no values are stored (``Subdivision.Z`` is None).
 
     Returns
     -------
     Subdivision with the new vertices appended after the old ones (old indices are kept).
     """
-    Zs = Z if isinstance(Z, _Rows) else _Rows(np.ascontiguousarray(Z, dtype=np.float64).copy())
-    Z = Zs.view
-    V, m = Z.shape
+    vals = _AffineValues(*affine) if affine is not None else _StoredValues(Z)
+    V, m = len(X), vals.m
     F = len(off) - 1
     Xs = _Rows(X.copy())
     Ss = _Rows(scale.astype(np.float64).copy())
 
-    pos, neg = signs if signs is not None else _packed_signs(Z, scale, ca, cb)
+    pos, neg = signs if signs is not None else _packed_signs(vals.full(X), scale, ca, cb)
     # -- candidate (face, column) pairs: both strict signs among the face's vertices
     cross = _reduce_or(pos[idx], off) & _reduce_or(neg[idx], off) if F else np.zeros((0, (m + 7) // 8), np.uint8)
     if allowed is not None:
@@ -193,12 +240,11 @@ def split_all(X: np.ndarray, off: np.ndarray, idx: np.ndarray, Z, scale: np.ndar
     e_key = ee * m + ek  # sorted
     if len(ee):
         u, w = eu[ee], ev[ee]
-        zu, zw = Z[u, ek], Z[w, ek]
+        zu, zw = vals.at(X, u, ek), vals.at(X, w, ek)
         t = zu / (zu - zw)
         e_vid = Xs.extend(X[u] + t[:, None] * (X[w] - X[u]))
         Ss.extend(np.maximum(scale[u], scale[w]))
-        _interpolate_into(Zs, u, w, t)
-        Zs.a[e_vid, ek] = 0.0
+        vals.add(u, w, t, [(slice(None), ek)])
     else:
         e_vid = np.zeros(0, np.int64)
 
@@ -225,8 +271,7 @@ def split_all(X: np.ndarray, off: np.ndarray, idx: np.ndarray, Z, scale: np.ndar
         j = cand[cand_off[A_org] + r]  # (Fa,) the column each face meets this round
         fid = np.repeat(np.arange(len(A_org)), A_deg)
         jj = j[fid]
-        Zf = Zs.a.reshape(-1)
-        z = Zf[A_idx * m + jj]
+        z = vals.at(Xs.a, A_idx, jj)
         s = _signs(z, Ss.a[A_idx] * ca[jj] + cb[jj])
         crossing = np.logical_or.reduceat(s > 0, A_off[:-1]) & np.logical_or.reduceat(s < 0, A_off[:-1])
 
@@ -272,14 +317,12 @@ def split_all(X: np.ndarray, off: np.ndarray, idx: np.ndarray, Z, scale: np.ndar
                 uk, first, inv = np.unique(nkey, return_index=True, return_inverse=True)
                 sl = chi[make[first]]
                 u, w, kf = c_v[sl], c_v[cn[sl]], k2[first]
-                zu, zw = Zf[u * m + kf], Zf[w * m + kf]
+                zu, zw = vals.at(Xs.a, u, kf), vals.at(Xs.a, w, kf)
                 t = zu / (zu - zw)
                 nid = Xs.extend(Xs.a[u] + t[:, None] * (Xs.a[w] - Xs.a[u]))
                 Ss.extend(np.maximum(Ss.a[u], Ss.a[w]))
-                zid = _interpolate_into(Zs, u, w, t)
-                Zs.a[zid, kf] = 0.0
                 chord = sc[first] < 0
-                Zs.a[zid[chord], jc[first][chord]] = 0.0
+                vals.add(u, w, t, [(slice(None), kf), (chord, jc[first][chord])])
                 q[chi[make]] = nid[inv.reshape(-1)]
         chord = -(c_jj + 1)
         zero = c_s == 0
@@ -314,10 +357,10 @@ def split_all(X: np.ndarray, off: np.ndarray, idx: np.ndarray, Z, scale: np.ndar
     out_idx = np.concatenate(done_idx) if done_idx else np.zeros(0, np.int64)
     out_org = np.concatenate(done_org) if done_org else np.zeros(0, np.int64)
     return Subdivision(Xs.view.copy(), out_off, out_idx.astype(np.int64), out_org,
-                       Zs.view, Ss.view.copy())
+                       None if affine is not None else vals.rows.view, Ss.view.copy())
 
 
-def transition(Z: np.ndarray, scale: np.ndarray, ca: np.ndarray, cb: np.ndarray, slope: float,
+def transition(Z, scale: np.ndarray, ca: np.ndarray, cb: np.ndarray, slope: float,
                W: np.ndarray, b: np.ndarray, ca_next: Optional[np.ndarray], cb_next: Optional[np.ndarray],
                capacity: int = 0, chunk: int = 1024):
     """From one layer's pre-activations at the vertices to the next layer's, in one pass.
@@ -326,8 +369,11 @@ def transition(Z: np.ndarray, scale: np.ndarray, ca: np.ndarray, cb: np.ndarray,
     exactly 0, so the activation there is exactly 0), the activation ``h``, its scale
     ``|h|_1``, the next pre-activations ``h W^T + b`` and, when the next layer splits too, their
     packed signs. Returns (pos bits of Z, next Z as a row store, next scale, next (pos, neg)).
+    ``Z`` is an array, or ``(X, W1, b1)`` for values computed from the coordinates (first layer).
     """
-    V, m = Z.shape
+    computed = _AffineValues(Z[1], Z[2]) if isinstance(Z, tuple) else None
+    X = Z[0] if computed is not None else None
+    V, m = (len(X), computed.m) if computed is not None else Z.shape
     n = W.shape[0]
     pos = np.empty((V, (m + 7) // 8), np.uint8)
     Zn = _Rows(np.empty((max(capacity, V), n)))
@@ -339,7 +385,7 @@ def transition(Z: np.ndarray, scale: np.ndarray, ca: np.ndarray, cb: np.ndarray,
         nn = np.empty((V, (n + 7) // 8), np.uint8)
     Wt = np.ascontiguousarray(W.T)
     for s in range(0, V, chunk):
-        z = Z[s: s + chunk]
+        z = computed.rows(X[s: s + chunk]) if computed is not None else Z[s: s + chunk]
         t = scale[s: s + chunk, None] * ca
         t += cb
         p = z > t
@@ -370,4 +416,5 @@ def compact(sub: Subdivision) -> Subdivision:
     if used.all():
         return sub
     remap = np.cumsum(used) - 1
-    return Subdivision(sub.X[used], sub.off, remap[sub.idx], sub.origin, sub.Z[used], sub.scale[used])
+    return Subdivision(sub.X[used], sub.off, remap[sub.idx], sub.origin,
+                       None if sub.Z is None else sub.Z[used], sub.scale[used])

@@ -546,11 +546,14 @@ def partition(model, bounds, *, plane: Optional[Plane] = None, rtol: float = _en
     sizes = []
     for li, layer in enumerate(layers[:-1]):
         ca, cb = _layer_tol(layer, rtol)
-        sub = _engine.compact(_engine.split_all(X, off, idx, Z, scale, ca, cb, signs=signs))
+        # the first layer is affine in (s, t): its values are computed, never stored
+        first = (layer.weight, layer.bias) if li == 0 else None
+        sub = _engine.compact(_engine.split_all(X, off, idx, Z, scale, ca, cb, signs=signs, affine=first))
         X, off, idx = sub.X, sub.off, sub.idx
         nxt = layers[li + 1]
         tol_next = _layer_tol(nxt, rtol) if nxt.slope is not None else (None, None)
-        pos, Z, scale, signs = _engine.transition(sub.Z, sub.scale, ca, cb, layer.slope, nxt.weight, nxt.bias,
+        zin = (X, layer.weight, layer.bias) if li == 0 else sub.Z
+        pos, Z, scale, signs = _engine.transition(zin, sub.scale, ca, cb, layer.slope, nxt.weight, nxt.bias,
                                                   *tol_next, capacity=4 * len(X) + 1024)
         pats.append(_engine._reduce_or(pos[idx], off))
         lineage.append(sub.origin)

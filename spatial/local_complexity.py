@@ -19,15 +19,17 @@ Two ways through a model:
 * any other model (a ResNet, ...) is run forward on the vertices while forward pre-hooks read the
   inputs of its ``ReLU`` / ``LeakyReLU`` / ``PReLU`` modules, one layer per call in call order.
 
-The output layer (no activation) is never counted. Only the functional :func:`local_complexity`
-and the accumulating :class:`LocalComplexity` are public; both share ``_lc_update`` (per-point
-counts) and ``_lc_compute`` (means from sums and counts).
+The output layer (no activation) is never counted. Public: the functional
+:func:`local_complexity` (per-point values), the accumulating :class:`LocalComplexity` (means
+over a stream of batches, mergeable across processes) and :func:`random_frame`. Both estimators
+run the one private ``_lc_update`` (per-point counts); the class only sums them, and
+``_lc_compute`` turns sums and counts into means.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 

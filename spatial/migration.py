@@ -201,8 +201,8 @@ def migration_table(partitions, data=None, *, bins: Union[int, Sequence[float]] 
         Points in slice coordinates; without them the data columns are zero and the data
         density is nan.
     bins : int or sequence of float
-        Distance bin edges (increasing, from 0), or a number of equal bins from 0 to a quarter of
-        the slice's shorter side. The last bin collects all larger distances.
+        Distance bin edges (increasing, from 0), or a number of equal bins from 0 to half the
+        slice's shorter side. The last bin collects all larger distances.
     radius : float, optional
         The "near" distance of the densities; default: 1/20 of the slice's shorter side.
     progress : bool
@@ -233,7 +233,7 @@ def migration_table(partitions, data=None, *, bins: Union[int, Sequence[float]] 
     if isinstance(bins, (int, np.integer)) and not isinstance(bins, bool):
         if bins < 1:
             raise ValueError(f"bins must be a positive int or a sequence of edges, got {bins}")
-        edges = np.linspace(0.0, side / 4, int(bins) + 1)
+        edges = np.linspace(0.0, side / 2, int(bins) + 1)
     else:
         edges = np.asarray(bins, dtype=np.float64).reshape(-1)
         if len(edges) < 2 or edges[0] != 0 or np.any(np.diff(edges) <= 0):

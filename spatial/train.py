@@ -8,7 +8,8 @@ phases get frames.
 ``train(model, X, y, steps=..., out_dir=...)`` writes one ``state_dict`` file per checkpoint,
 ``step_000123.pt`` (zero-padded so a folder listing sorts by step), and, when the model came from
 :func:`toy_mlp`, a sidecar ``arch.json`` naming its factory and arguments, plus ``data.npz`` (the
-training set ``X``, ``y``). ``splinescope animate RUN_DIR`` reads both, so no ``--arch`` is needed;
+training set ``X``, ``y``). ``splinescope animate RUN_DIR`` reads both (``arch.json`` through
+:func:`spatial.checkpoints.load_checkpoints`), so no ``--arch`` is needed;
 ``--arch spatial.train:toy_mlp`` alone gives the default toy network.
 
 The loss follows the output width: one output is a logit (``BCEWithLogitsLoss``, decision
@@ -26,7 +27,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-__all__ = ["ARCH_FILE", "DATA_FILE", "log_schedule", "load_run_data", "run_arch", "toy_mlp", "train"]
+__all__ = ["ARCH_FILE", "DATA_FILE", "load_run_data", "log_schedule", "toy_mlp", "train"]
 
 ARCH_FILE = "arch.json"
 """The sidecar naming a run's architecture: ``{"factory": "pkg.module:name", "kwargs": {...}}``."""
@@ -73,7 +74,7 @@ def toy_mlp(width: int = 32, depth: int = 3, activation: str = "relu", *, in_fea
     layers: List[torch.nn.Module] = []
     sizes = [in_features] + [width] * depth + [out_features]
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        lin = torch.nn.Linear(a, b)
+        lin = torch.nn.utils.skip_init(torch.nn.Linear, a, b)  # no draw from the global RNG
         bound = 1.0 / np.sqrt(a)  # torch's default init, drawn from our own generator
         with torch.no_grad():
             lin.weight.uniform_(-bound, bound, generator=gen)
@@ -109,6 +110,9 @@ def _atomic_save(obj, path: Path, saver) -> None:
     os.close(fd)
     try:
         saver(obj, tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -229,26 +233,6 @@ def train(model: torch.nn.Module, X, y, *, steps: int, lr: float = 3e-3, batch_s
         opt.step()
     model.eval()
     return kept
-
-
-def run_arch(run_dir: Union[str, os.PathLike]):
-    """The architecture factory recorded in ``run_dir/arch.json``, as a zero-argument callable.
-
-    Returns None when the folder has no ``arch.json``.
-    """
-    f = Path(run_dir) / ARCH_FILE
-    if not f.is_file():
-        return None
-    spec = json.loads(f.read_text())
-    if not isinstance(spec, dict) or "factory" not in spec:
-        raise ValueError(f"{f} must hold {{\"factory\": \"pkg.module:name\", \"kwargs\": {{...}}}}")
-    import functools
-    import importlib
-    mod, _, name = str(spec["factory"]).partition(":")
-    if not name:
-        raise ValueError(f"{f}: factory {spec['factory']!r} is not of the form 'pkg.module:name'")
-    fn = getattr(importlib.import_module(mod), name)
-    return functools.partial(fn, **spec.get("kwargs", {}))
 
 
 def load_run_data(run_dir: Union[str, os.PathLike]) -> Optional[Tuple[np.ndarray, np.ndarray]]:
