@@ -6,9 +6,18 @@ partition(model, bounds, *, plane=None)   every linear region of a network on a 
 Partition                                 its result: regions, patterns, boundary, checks
 Plane(origin, u, v), Plane.through(a, b, c)   a 2-D slice of a high-dimensional input space
 
-Models and checkpoints
-----------------------
+Local complexity
+----------------
+local_complexity(model, x, radius, frame|dim, seed, *, center, normalize, layers)
+                                          per-layer count of neurons switching in the cross-polytope x +- r v_p
+LocalComplexity(...)                      the same, accumulated: update(x) / compute() / merge() / sync()
+random_frame(dim, in_features, seed)      a random orthonormal frame from its own generator
+
+Models, checkpoints and data
+----------------------------
 load_model(path, arch=None), load_checkpoints(path, arch=None)
+spatial.data (2-D toys, digits), spatial.train (toy training runner), spatial.idx (IDX files),
+spatial.migration (region migration statistics)
 
 Errors
 ------
@@ -27,9 +36,11 @@ from ._errors import MissingDependencyError, SplinescopeError, UnsupportedLayerE
 from ._partition import CertifyReport, Partition, VerifyReport, partition
 from ._plane import Plane
 from .checkpoints import load_checkpoints, load_model
+from .local_complexity import LocalComplexity, local_complexity, random_frame
 
 __all__ = [
     "CertifyReport",
+    "LocalComplexity",
     "MissingDependencyError",
     "Partition",
     "Plane",
@@ -39,5 +50,7 @@ __all__ = [
     "VerifyReport",
     "load_checkpoints",
     "load_model",
+    "local_complexity",
     "partition",
+    "random_frame",
 ]

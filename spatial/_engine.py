@@ -100,15 +100,18 @@ def _signs(z: np.ndarray, tol: np.ndarray) -> np.ndarray:
     return (z > tol).astype(np.int8) - (z < -tol).astype(np.int8)
 
 
-def _packed_signs(Z: np.ndarray, scale: np.ndarray, ca: np.ndarray, cb: np.ndarray,
+def _packed_signs(Z, scale: np.ndarray, ca: np.ndarray, cb: np.ndarray,
                   chunk: int = 8192) -> Tuple[np.ndarray, np.ndarray]:
-    """Packed bits of z > tol and z < -tol for every vertex and column."""
-    V, m = Z.shape
+    """Packed bits of z > tol and z < -tol for every vertex and column.
+
+    ``Z`` is an array (V, m), or a function of a row slice that returns those rows."""
+    get = Z if callable(Z) else Z.__getitem__
+    V, m = len(scale), len(ca)
     nb = (m + 7) // 8
     pos = np.empty((V, nb), np.uint8)
     neg = np.empty((V, nb), np.uint8)
     for s in range(0, V, chunk):
-        z = Z[s: s + chunk]
+        z = get(slice(s, s + chunk))
         t = scale[s: s + chunk, None] * ca + cb
         pos[s: s + chunk] = np.packbits(z > t, axis=1)
         neg[s: s + chunk] = np.packbits(z < -t, axis=1)
@@ -161,6 +164,9 @@ class _StoredValues:
     def full(self, X: np.ndarray) -> np.ndarray:
         return self.rows.view
 
+    def block(self, X: np.ndarray, cols: np.ndarray, rows: slice) -> np.ndarray:
+        return self.rows.view[rows, cols[0]: cols[-1] + 1]
+
 
 class _AffineValues:
     """Values of affine functions of the coordinates, ``z = W x + b``: computed, never stored.
@@ -186,6 +192,10 @@ class _AffineValues:
     def full(self, X: np.ndarray) -> np.ndarray:
         return self.rows(X)
 
+    def block(self, X: np.ndarray, cols: np.ndarray, rows: slice) -> np.ndarray:
+        X = X[rows]
+        return X[:, :1] * self.W0[cols] + X[:, 1:2] * self.W1[cols] + self.b[cols]
+
 
 def _reduce_or(bits: np.ndarray, off: np.ndarray) -> np.ndarray:
     return np.bitwise_or.reduceat(bits, off[:-1], axis=0)
@@ -194,7 +204,7 @@ def _reduce_or(bits: np.ndarray, off: np.ndarray) -> np.ndarray:
 def split_all(X: np.ndarray, off: np.ndarray, idx: np.ndarray, Z, scale: np.ndarray,
               ca: np.ndarray, cb: np.ndarray, allowed: Optional[np.ndarray] = None,
               signs: Optional[Tuple[np.ndarray, np.ndarray]] = None,
-              affine: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> Subdivision:
+              affine: Optional[Tuple[np.ndarray, np.ndarray]] = None, batch: int = 64) -> Subdivision:
     """Split every face by every column of ``Z`` that crosses it.
 
     Parameters
@@ -207,22 +217,59 @@ def split_all(X: np.ndarray, off: np.ndarray, idx: np.ndarray, Z, scale: np.ndar
     signs : optional packed (pos, neg) signs of Z at the vertices, when the caller has them.
     affine : optional (W (m, 2), b (m,)): the columns are ``W x + b`` of the coordinates; Z is
         then ignored and no values are stored (``Subdivision.Z`` is None).
+    batch : when a face is crossed by more than ``2 * batch`` columns (a wide first layer: every
+        line crosses the box), the columns are applied ``batch`` at a time, each batch to the
+        faces the previous ones made: a face of an arrangement of N lines meets few of the next
+        lines, so the work falls from cubic to about quadratic in the number of lines.
 
     Returns
     -------
     Subdivision with the new vertices appended after the old ones (old indices are kept).
     """
     vals = _AffineValues(*affine) if affine is not None else _StoredValues(Z)
-    V, m = len(X), vals.m
+    m = vals.m
     F = len(off) - 1
     Xs = _Rows(X.copy())
     Ss = _Rows(scale.astype(np.float64).copy())
-
-    pos, neg = signs if signs is not None else _packed_signs(vals.full(X), scale, ca, cb)
-    # -- candidate (face, column) pairs: both strict signs among the face's vertices
-    cross = _reduce_or(pos[idx], off) & _reduce_or(neg[idx], off) if F else np.zeros((0, (m + 7) // 8), np.uint8)
+    if signs is None:
+        signs = _packed_signs(vals.full(X), scale, ca, cb)
+    if F == 0:
+        return Subdivision(Xs.view.copy(), off, idx, np.zeros(0, np.int64),
+                           None if affine is not None else vals.full(X), Ss.view.copy())
+    cross = _reduce_or(signs[0][idx], off) & _reduce_or(signs[1][idx], off)
     if allowed is not None:
         cross &= allowed
+    most = int(np.unpackbits(cross, axis=1, count=m).sum(1).max(initial=0)) if m else 0
+    if most <= 2 * batch or m <= batch:
+        off, idx, org = _split_batch(Xs, Ss, vals, off, idx, np.arange(m), signs, cross, ca, cb)
+    else:
+        org = np.arange(F)
+        for c0 in range(0, m, batch):
+            cols = np.arange(c0, min(m, c0 + batch))
+            nb0, nb1 = c0 // 8, (cols[-1] + 8) // 8
+            if c0 == 0:
+                sg = (signs[0][:, nb0:nb1], signs[1][:, nb0:nb1])
+            else:
+                Xv = Xs.view
+                sg = _packed_signs(lambda sl: vals.block(Xv, cols, sl), Ss.view, ca[cols], cb[cols])
+            cr = _reduce_or(sg[0][idx], off) & _reduce_or(sg[1][idx], off)
+            if allowed is not None:
+                cr &= allowed[org][:, nb0:nb1]
+            off, idx, o = _split_batch(Xs, Ss, vals, off, idx, cols, sg, cr, ca, cb)
+            org = org[o]
+    return Subdivision(Xs.view.copy(), off, idx, org,
+                       None if affine is not None else vals.rows.view, Ss.view.copy())
+
+
+def _split_batch(Xs: _Rows, Ss: _Rows, vals, off: np.ndarray, idx: np.ndarray, cols: np.ndarray,
+                 signs: Tuple[np.ndarray, np.ndarray], cross: np.ndarray, ca: np.ndarray, cb: np.ndarray):
+    """Split the faces by the columns ``cols`` (signs and crossings given for those columns)."""
+    pos, neg = signs
+    m = len(cols)
+    F = len(off) - 1
+    X = Xs.view
+    V = len(X)
+    scale = Ss.view
     cf, ck = _bit_pairs(cross, m)
     cnt = np.bincount(cf, minlength=F).astype(np.int64)
     cand_off = np.zeros(F + 1, np.int64)
@@ -240,11 +287,11 @@ def split_all(X: np.ndarray, off: np.ndarray, idx: np.ndarray, Z, scale: np.ndar
     e_key = ee * m + ek  # sorted
     if len(ee):
         u, w = eu[ee], ev[ee]
-        zu, zw = vals.at(X, u, ek), vals.at(X, w, ek)
+        zu, zw = vals.at(X, u, cols[ek]), vals.at(X, w, cols[ek])
         t = zu / (zu - zw)
         e_vid = Xs.extend(X[u] + t[:, None] * (X[w] - X[u]))
         Ss.extend(np.maximum(scale[u], scale[w]))
-        vals.add(u, w, t, [(slice(None), ek)])
+        vals.add(u, w, t, [(slice(None), cols[ek])])
     else:
         e_vid = np.zeros(0, np.int64)
 
@@ -270,7 +317,7 @@ def split_all(X: np.ndarray, off: np.ndarray, idx: np.ndarray, Z, scale: np.ndar
         np.cumsum(A_deg, out=A_off[1:])
         j = cand[cand_off[A_org] + r]  # (Fa,) the column each face meets this round
         fid = np.repeat(np.arange(len(A_org)), A_deg)
-        jj = j[fid]
+        jj = cols[j[fid]]  # global column index
         z = vals.at(Xs.a, A_idx, jj)
         s = _signs(z, Ss.a[A_idx] * ca[jj] + cb[jj])
         crossing = np.logical_or.reduceat(s > 0, A_off[:-1]) & np.logical_or.reduceat(s < 0, A_off[:-1])
@@ -287,7 +334,7 @@ def split_all(X: np.ndarray, off: np.ndarray, idx: np.ndarray, Z, scale: np.ndar
         np.cumsum(c_deg, out=c_off[1:])
         c_v, c_sup, c_s = A_idx[cm], A_sup[cm], s[cm]
         c_fid = np.repeat(np.arange(len(c_deg)), c_deg)
-        c_jj = c_j[c_fid]
+        c_jj = c_j[c_fid]  # local column index
         cn = next_in_face(c_off)
         s_n = c_s[cn]
         ch = (c_s.astype(np.int16) * s_n) < 0
@@ -317,12 +364,12 @@ def split_all(X: np.ndarray, off: np.ndarray, idx: np.ndarray, Z, scale: np.ndar
                 uk, first, inv = np.unique(nkey, return_index=True, return_inverse=True)
                 sl = chi[make[first]]
                 u, w, kf = c_v[sl], c_v[cn[sl]], k2[first]
-                zu, zw = vals.at(Xs.a, u, kf), vals.at(Xs.a, w, kf)
+                zu, zw = vals.at(Xs.a, u, cols[kf]), vals.at(Xs.a, w, cols[kf])
                 t = zu / (zu - zw)
                 nid = Xs.extend(Xs.a[u] + t[:, None] * (Xs.a[w] - Xs.a[u]))
                 Ss.extend(np.maximum(Ss.a[u], Ss.a[w]))
                 chord = sc[first] < 0
-                vals.add(u, w, t, [(slice(None), kf), (chord, jc[first][chord])])
+                vals.add(u, w, t, [(slice(None), cols[kf]), (chord, cols[jc[first][chord]])])
                 q[chi[make]] = nid[inv.reshape(-1)]
         chord = -(c_jj + 1)
         zero = c_s == 0
@@ -356,8 +403,7 @@ def split_all(X: np.ndarray, off: np.ndarray, idx: np.ndarray, Z, scale: np.ndar
     np.cumsum(out_deg, out=out_off[1:])
     out_idx = np.concatenate(done_idx) if done_idx else np.zeros(0, np.int64)
     out_org = np.concatenate(done_org) if done_org else np.zeros(0, np.int64)
-    return Subdivision(Xs.view.copy(), out_off, out_idx.astype(np.int64), out_org,
-                       None if affine is not None else vals.rows.view, Ss.view.copy())
+    return out_off, out_idx.astype(np.int64), out_org
 
 
 def transition(Z, scale: np.ndarray, ca: np.ndarray, cb: np.ndarray, slope: float,

@@ -182,7 +182,7 @@ def _straddle(z: torch.Tensor) -> torch.Tensor:
 
     ``z``: (n, V, H) pre-activations -> (n,) int64.
     """
-    lo, hi = torch.aminmax(z, dim=1)  # (n, H) each
+    lo, hi = z.amin(1), z.amax(1)  # (n, H) each; much faster than torch.aminmax(dim=1) on CPU
     return ((lo < 0) & (hi > 0)).sum(-1)
 
 
@@ -208,10 +208,12 @@ def _sequential_counts(plan: _Plan, x: torch.Tensor, F: torch.Tensor, radius: fl
     V = dd.shape[0]
     h = _activate_(z0[:, None, :] + dd, slope0)  # (n, V, H1): first activations at the vertices
     h = h.reshape(n * V, -1)
-    for w, b, slope in plan.layers[1:upto]:
+    for k in range(1, upto):
+        w, b, slope = plan.layers[k]
         z = torch.addmm(b, h, w)  # (n V, H)
         out.append(_straddle(z.view(n, V, -1)))
-        h = _activate_(z, slope)
+        if k + 1 < upto:
+            h = _activate_(z, slope)
     return torch.stack(out, 1)
 
 
@@ -461,6 +463,8 @@ class LocalComplexity:
     tensor([0.5000], dtype=torch.float64)
     """
 
+    _reductions = {"total": "sum", "count": "sum"}  # how each state combines across processes
+
     def __init__(self, model: torch.nn.Module, radius: float = 0.1, frame=None,
                  dim: Optional[int] = None, seed: Optional[int] = None, *,
                  center: bool = False, normalize: bool = False,
@@ -523,8 +527,9 @@ class LocalComplexity:
             raise RuntimeError("torch.distributed is not initialised: nothing to sync with")
         if self.total is None:
             raise ValueError("no points seen yet: call update(x) before sync()")
-        dist.all_reduce(self.total, group=group)
-        dist.all_reduce(self.count, group=group)
+        ops = {"sum": dist.ReduceOp.SUM}
+        for name, op in self._reductions.items():
+            dist.all_reduce(getattr(self, name), op=ops[op], group=group)
 
     def reset(self) -> None:
         """Forget the points seen (the frame is kept)."""

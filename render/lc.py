@@ -1,0 +1,87 @@
+"""Plot of local complexity over training steps, beside accuracy (log step axis).
+
+The numbers come from ``spatial.local_complexity`` (see ``splinescope lc``); this module only
+draws. Reference for the three phases it shows: Humayun, Balestriero, Baraniuk, "Deep Networks
+Always Grok and Here is Why" (ICML 2024).
+"""
+from __future__ import annotations
+
+from typing import Mapping, Optional, Sequence
+
+import numpy as np
+
+__all__ = ["plot_lc"]
+
+_COLORS = {"train": "tab:blue", "test": "tab:orange", "random": "tab:green"}
+
+
+def _series(name: str, values, n: int) -> np.ndarray:
+    v = np.asarray(values, dtype=np.float64)
+    if v.shape != (n,):
+        raise ValueError(f"{name} has shape {v.shape}, expected ({n},): one value per step")
+    return v
+
+
+def plot_lc(steps: Sequence[int], lc: Mapping[str, Sequence[float]],
+            accuracy: Optional[Mapping[str, Sequence[float]]] = None, *, axes=None, **kwargs):
+    """Mean local complexity per point set over steps, and accuracy beside it.
+
+    Parameters
+    ----------
+    steps : sequence of int
+        Training steps of the checkpoints; the log x-axis shows ``step + 1`` so step 0 fits.
+    lc : mapping name -> sequence of float
+        Mean LC per checkpoint, e.g. ``{"train": ..., "test": ..., "random": ...}``.
+    accuracy : mapping name -> sequence of float, optional
+        Accuracy per checkpoint (in ``[0, 1]``), drawn in a second axes.
+    axes : matplotlib Axes or a pair of them, optional
+        Where to draw (one axes for LC, or two: LC and accuracy); default a new figure.
+    **kwargs
+        Passed to every ``Axes.plot`` call.
+
+    Returns
+    -------
+    list of matplotlib Axes
+        ``[lc_axes]`` or ``[lc_axes, accuracy_axes]``.
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> axes = plot_lc([0, 10, 100], {"train": [3.0, 1.0, 2.0]}, {"train": [0.1, 0.9, 1.0]})
+    >>> [ax.get_xscale() for ax in axes]
+    ['log', 'log']
+    """
+    import matplotlib.pyplot as plt
+
+    x = np.asarray(steps, dtype=np.float64)
+    if x.ndim != 1 or len(x) == 0:
+        raise ValueError("steps is not a non-empty 1-D sequence")
+    if not lc:
+        raise ValueError("lc is empty: give at least one series")
+    n = len(x)
+    want = 1 if accuracy is None else 2
+    if axes is None:
+        _, axes = plt.subplots(1, want, figsize=(5 * want, 3.8))
+    axes = list(np.atleast_1d(axes))
+    if len(axes) < want:
+        raise ValueError(f"need {want} axes (LC and accuracy), got {len(axes)}")
+    ax = axes[0]
+    for name, values in lc.items():
+        ax.plot(x + 1, _series(f"lc[{name!r}]", values, n), label=name,
+                color=_COLORS.get(name), **kwargs)
+    ax.set_xscale("log")
+    ax.set_xlabel("step + 1")
+    ax.set_ylabel("mean local complexity")
+    ax.legend(frameon=False)
+    if accuracy is None:
+        return axes[:1]
+    ax2 = axes[1]
+    for name, values in accuracy.items():
+        ax2.plot(x + 1, _series(f"accuracy[{name!r}]", values, n), label=name,
+                 color=_COLORS.get(name), **kwargs)
+    ax2.set_xscale("log")
+    ax2.set_xlabel("step + 1")
+    ax2.set_ylabel("accuracy")
+    ax2.set_ylim(0, 1.02)
+    ax2.legend(frameon=False)
+    return axes[:2]

@@ -1,0 +1,333 @@
+"""Tests of spatial.local_complexity against the definition, computed slowly and independently."""
+
+import numpy as np
+import pytest
+import shapely
+import torch
+
+from spatial._errors import UnsupportedLayerError
+from spatial._net import parse
+from spatial.local_complexity import LocalComplexity, _plan, local_complexity, random_frame
+
+torch.set_num_threads(1)
+
+
+def mlp(widths, act=torch.nn.ReLU, seed=0, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    mods = []
+    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+        lin = torch.nn.Linear(a, b)
+        with torch.no_grad():
+            lin.weight.copy_(torch.randn(b, a, generator=g) / a ** 0.5)
+            lin.bias.copy_(torch.randn(b, generator=g) * 0.3)
+        mods.append(lin)
+        if i < len(widths) - 2:
+            mods.append(act())
+    return torch.nn.Sequential(*mods).to(dtype)
+
+
+def points(n, d, seed=1):
+    return torch.randn(n, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+def slow_lc(model, x, frame, radius, center=False):
+    """The definition, one point at a time, in float64 numpy through the parsed network."""
+    net = parse(model)
+    x, F = np.asarray(x, np.float64), np.asarray(frame, np.float64)
+    out = []
+    for c in x:
+        verts = [c + radius * v for v in F] + [c - radius * v for v in F] + ([c] if center else [])
+        zs = net.forward(np.array(verts))[:-1]  # pre-activations of the hidden layers
+        out.append([int(((z.min(0) < 0) & (z.max(0) > 0)).sum()) for z in zs])
+    return np.array(out).reshape(len(x), -1)
+
+
+class Residual(torch.nn.Module):
+    """Not a Sequential: read through hooks. One ReLU module called twice."""
+
+    def __init__(self, d=5, h=7, seed=0):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.inp = torch.nn.Linear(d, h)
+        self.mid = torch.nn.Linear(h, h)
+        self.out = torch.nn.Linear(h, 2)
+        self.relu = torch.nn.ReLU(inplace=True)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+        self.double()
+
+    def forward(self, x):
+        h = self.relu(self.inp(x))
+        return self.out(self.relu(h + self.mid(h)))
+
+    def layers(self, x):
+        z1 = self.inp(x)
+        h = torch.relu(z1)
+        return [z1, h + self.mid(h)]
+
+
+# ---------------------------------------------------------------------------- against the definition
+
+@pytest.mark.parametrize("widths,act,center", [
+    ([3, 6, 5, 4, 1], torch.nn.ReLU, False),
+    ([3, 6, 5, 4, 1], torch.nn.ReLU, True),
+    ([5, 8, 8, 3], lambda: torch.nn.LeakyReLU(0.2), False),
+    ([4, 7, 2], torch.nn.PReLU, True),
+])
+def test_equals_definition_per_layer(widths, act, center):
+    model = mlp(widths, act)
+    x = points(40, widths[0])
+    F = random_frame(2, widths[0], seed=3, dtype=torch.float64)
+    for r in (0.05, 0.5, 2.0):
+        lc = local_complexity(model, x, r, frame=F, center=center)
+        assert lc.dtype == torch.int64 and lc.shape == (40, len(widths) - 2)
+        np.testing.assert_array_equal(lc.numpy(), slow_lc(model, x, F, r, center))
+        # the hook path (used for arbitrary models) agrees with the Sequential path
+        hooked = _plan(model, hooks=True)
+        from spatial.local_complexity import _lc_update, _prepare_x
+        xt, shape = _prepare_x(hooked, x)
+        np.testing.assert_array_equal(_lc_update(hooked, xt, shape, F, r, center, None).numpy(), lc.numpy())
+
+
+def test_hooks_on_a_non_sequential_model():
+    model = Residual()
+    x = points(30, 5)
+    F = random_frame(3, 5, seed=4, dtype=torch.float64)
+    r = 0.4
+    lc = local_complexity(model, x, r, frame=F)
+    expected = []
+    for c in x:
+        verts = torch.cat([c + r * F, c - r * F])
+        zs = model.layers(verts)
+        expected.append([int(((z.amin(0) < 0) & (z.amax(0) > 0)).sum()) for z in zs])
+    np.testing.assert_array_equal(lc.numpy(), np.array(expected))
+
+
+def test_conv_net_frame_in_flattened_space():
+    g = torch.Generator().manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                                torch.nn.Linear(8, 3)).double()
+    x = torch.randn(6, 1, 4, 4, generator=g, dtype=torch.float64)
+    F = random_frame(4, 16, seed=1, dtype=torch.float64)
+    lc = local_complexity(model, x, 0.3, frame=F)
+    assert lc.shape == (6, 1)
+    conv = model[0]
+    for i in range(6):
+        v = torch.cat([x[i].reshape(1, -1) + 0.3 * F, x[i].reshape(1, -1) - 0.3 * F]).reshape(-1, 1, 4, 4)
+        z = conv(v).reshape(8, -1)
+        assert lc[i, 0] == int(((z.amin(0) < 0) & (z.amax(0) > 0)).sum())
+
+
+# ---------------------------------------------------------------------------- exact in 2-D
+
+def test_first_layer_equals_lines_crossing_the_diamond():
+    """In 2-D the first-layer count is the number of neuron lines through the open polygon."""
+    model = mlp([2, 40, 10, 1], seed=5)
+    W = model[0].weight.detach().numpy()
+    b = model[0].bias.detach().numpy()
+    x = points(60, 2, seed=6)
+    F = random_frame(2, 2, seed=7, dtype=torch.float64)
+    Fn = F.numpy()
+    for r in (0.05, 0.3, 1.0):
+        lc = local_complexity(model, x, r, frame=F, layers=[0])[:, 0].numpy()
+        for c, got in zip(x.numpy(), lc):
+            diamond = shapely.Polygon([c + r * Fn[0], c + r * Fn[1], c - r * Fn[0], c - r * Fn[1]])
+            crossing = 0
+            for w, beta in zip(W, b):
+                # the line w.x + beta = 0 as a long segment through its point nearest c
+                p0 = c - (w @ c + beta) / (w @ w) * w
+                t = np.array([-w[1], w[0]]) / np.linalg.norm(w) * 10 * (r + np.linalg.norm(p0 - c))
+                crossing += shapely.LineString([p0 - t, p0 + t]).crosses(diamond)
+            assert got == crossing
+
+
+def test_against_the_exact_partition_of_the_diamond():
+    """First layer: equal to the exact count of neurons crossing the diamond; deeper: at most it."""
+    spatial = pytest.importorskip("spatial")
+    if not hasattr(spatial, "partition"):
+        pytest.skip("spatial.partition not available")
+    model = mlp([2, 12, 12, 12, 1], seed=8)
+    x = points(25, 2, seed=9)
+    F = random_frame(2, 2, seed=10, dtype=torch.float64)
+    Fn = F.numpy()
+    for r in (0.1, 0.5):
+        lc = local_complexity(model, x, r, frame=F).numpy()
+        for c, got in zip(x.numpy(), lc):
+            # the diamond conv(c +- r F_p) is the box [-1, 1]^2 of this plane
+            plane = spatial.Plane(c, r * (Fn[0] + Fn[1]) / 2, r * (Fn[0] - Fn[1]) / 2)
+            p = spatial.partition(model, bounds=(-1, 1, -1, 1), plane=plane, boundary=False)
+            bits = p.pattern_bits()
+            varies = (bits.any(0) & ~bits.all(0)).reshape(3, 12).sum(1)  # neurons crossing, per layer
+            assert got[0] == varies[0]
+            assert (got <= varies).all()
+
+
+# ---------------------------------------------------------------------------- options
+
+def test_layers_normalize_and_chunking():
+    model = mlp([3, 6, 5, 4, 1])
+    x = points(25, 3)
+    full = local_complexity(model, x, 0.7, dim=3, seed=0)
+    np.testing.assert_array_equal(local_complexity(model, x, 0.7, dim=3, seed=0, layers=[2, 0]).numpy(),
+                                  full[:, [2, 0]].numpy())
+    np.testing.assert_array_equal(local_complexity(model, x, 0.7, dim=3, seed=0, layers=[-1]).numpy(),
+                                  full[:, [2]].numpy())
+    frac = local_complexity(model, x, 0.7, dim=3, seed=0, normalize=True)
+    assert frac.dtype == torch.float64
+    torch.testing.assert_close(frac, full.double() / torch.tensor([6.0, 5.0, 4.0], dtype=torch.float64))
+    for bs in (1, 4, 100):
+        assert torch.equal(local_complexity(model, x, 0.7, dim=3, seed=0, batch_size=bs), full)
+    assert torch.equal(local_complexity(model, x, 0.7, dim=3, seed=0, max_memory=1), full)
+    assert local_complexity(model, x[:0], 0.7, dim=3, seed=0).shape == (0, 3)
+
+
+def test_float32_model_runs_in_its_dtype_and_matches():
+    model = mlp([10, 16, 16, 2], dtype=torch.float32)
+    x = points(50, 10).float()
+    F = random_frame(5, 10, seed=1)
+    lc = local_complexity(model, x, 0.2, frame=F)
+    ref = slow_lc(model, x.double(), F.double(), 0.2)
+    assert (lc.numpy() != ref).mean() < 0.01  # float32 rounding may flip a neuron on the edge
+
+
+def test_random_frame_seeded_and_global_rng_untouched():
+    model = mlp([9, 5, 1])  # (nn.Linear's own init draws from the global RNG)
+    state = torch.get_rng_state()
+    a = random_frame(4, 9, seed=11, dtype=torch.float64)
+    b = random_frame(4, 9, seed=11, dtype=torch.float64)
+    c = random_frame(4, 9, dtype=torch.float64)
+    local_complexity(model, points(3, 9), 0.1, dim=4)
+    LocalComplexity(model, 0.1, dim=4).update(points(3, 9))
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.equal(a, b) and not torch.allclose(a, c)
+    torch.testing.assert_close(a @ a.T, torch.eye(4, dtype=torch.float64))
+
+
+# ---------------------------------------------------------------------------- accumulating class
+
+def test_class_equals_functional_per_batch_and_whole():
+    model = mlp([4, 9, 9, 1])
+    x = points(37, 4)
+    F = random_frame(3, 4, seed=2, dtype=torch.float64)
+    per_point = local_complexity(model, x, 0.5, frame=F, normalize=True)
+    est = LocalComplexity(model, 0.5, frame=F, normalize=True)
+    for part in torch.split(x, 10):
+        est.update(part)
+    torch.testing.assert_close(est.compute(), per_point.double().mean(0))
+    a, b = LocalComplexity(model, 0.5, frame=F, normalize=True), LocalComplexity(model, 0.5, frame=F, normalize=True)
+    a.update(x[:5]); b.update(x[5:])
+    torch.testing.assert_close(a.merge(b).compute(), per_point.double().mean(0))
+    assert "points=37" in repr(a)
+    est.reset()
+    with pytest.raises(ValueError, match="no points seen yet"):
+        est.compute()
+
+
+def test_class_with_dim_and_no_seed_keeps_one_frame():
+    model = mlp([4, 9, 1])
+    x = points(20, 4)
+    est = LocalComplexity(model, 0.5, dim=2)
+    est.update(x[:10]); f1 = est.frame.clone(); est.update(x[10:])
+    assert torch.equal(est.frame, f1)
+    torch.testing.assert_close(est.compute(), local_complexity(model, x, 0.5, frame=f1).double().mean(0))
+
+
+def _sync_worker(rank, world, port, q):
+    import torch.distributed as dist
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        model = mlp([4, 9, 9, 1])
+        x = points(30, 4)
+        est = LocalComplexity(model, 0.5, dim=3, seed=0)
+        est.update(x[rank::world])
+        est.sync()
+        q.put((rank, est.compute().tolist()))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_sync_across_two_gloo_processes():
+    import socket
+    import torch.multiprocessing as mp
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    procs = [ctx.Process(target=_sync_worker, args=(r, 2, port, q)) for r in range(2)]
+    for p in procs:
+        p.start()
+    results = dict(q.get(timeout=120) for _ in procs)
+    for p in procs:
+        p.join(30)
+    whole = local_complexity(mlp([4, 9, 9, 1]), points(30, 4), 0.5, dim=3, seed=0).double().mean(0)
+    for r in range(2):
+        np.testing.assert_allclose(results[r], whole.numpy())
+
+
+def test_sync_needs_distributed():
+    est = LocalComplexity(mlp([4, 9, 1]), 0.5, dim=2, seed=0)
+    with pytest.raises(RuntimeError, match="not initialised"):
+        est.sync()
+
+
+# ---------------------------------------------------------------------------- errors
+
+@pytest.mark.parametrize("act,name", [(torch.nn.GELU, "GELU"), (torch.nn.Tanh, "Tanh"),
+                                      (torch.nn.ReLU6, "ReLU6")])
+def test_non_piecewise_linear_activation_is_refused(act, name):
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), act(), torch.nn.Linear(4, 1))
+    with pytest.raises(UnsupportedLayerError, match=rf"layer 1 \({name}\) is not piecewise linear"):
+        local_complexity(model, points(2, 3).float(), 0.1, dim=2)
+    with pytest.raises(UnsupportedLayerError, match="not piecewise linear"):
+        LocalComplexity(model, 0.1, dim=2)
+
+
+def test_hook_path_errors():
+    class Functional(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = torch.nn.Linear(3, 3)
+
+        def forward(self, x):
+            return torch.relu(self.a(x))
+
+    with pytest.raises(UnsupportedLayerError, match="no ReLU, LeakyReLU or PReLU module"):
+        local_complexity(Functional(), points(2, 3).float(), 0.1, dim=2)
+    res = Residual()
+    res.bn = torch.nn.BatchNorm1d(3)  # in training mode
+    with pytest.raises(UnsupportedLayerError, match=r"bn \(BatchNorm1d\) is in training mode"):
+        local_complexity(res, points(2, 5), 0.1, dim=2)
+
+
+@pytest.mark.parametrize("kwargs,exc,match", [
+    (dict(radius=0.0, dim=2), ValueError, "radius=0.0 must be positive"),
+    (dict(radius="a", dim=2), TypeError, "radius must be a number"),
+    (dict(), ValueError, "no directions: pass frame="),
+    (dict(dim=2.0), TypeError, "dim must be an int"),
+    (dict(dim=4), ValueError, r"dim=4 must be between 1 and the input dimension 3"),
+    (dict(frame=torch.eye(2)), ValueError, r"frame of shape \(2, 2\) is not \(P, 3\)"),
+    (dict(frame=2 * torch.eye(3)), ValueError, "frame rows are not orthonormal"),
+    (dict(frame="abc"), TypeError, "frame must be a tensor or array"),
+    (dict(frame=torch.eye(3), dim=2), ValueError, "give either frame= or dim="),
+    (dict(dim=2, layers=[3]), ValueError, "layer 3 is out of range: the model has 3"),
+    (dict(dim=2, layers=["a"]), TypeError, "layers must be ints"),
+    (dict(dim=2, batch_size=0), ValueError, "batch_size=0 must be at least 1"),
+])
+def test_bad_arguments(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        local_complexity(mlp([3, 6, 5, 4, 1]), points(4, 3), **kwargs)
+
+
+def test_bad_inputs():
+    model = mlp([3, 6, 1])
+    with pytest.raises(ValueError, match=r"x has 4 features per point but the model takes 3"):
+        local_complexity(model, points(2, 4), 0.1, dim=2)
+    with pytest.raises(ValueError, match=r"x of shape \(3,\) is not a batch"):
+        local_complexity(model, torch.zeros(3), 0.1, dim=2)
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
+        local_complexity("net", points(2, 3), 0.1, dim=2)
+    with pytest.raises(TypeError, match="can only merge LocalComplexity"):
+        LocalComplexity(model, 0.1, dim=2).merge(3)
