@@ -65,6 +65,31 @@ class CertifyReport:
     ok: bool
 
 
+def _abs_scales(hidden, pts, box_scale):
+    """Per layer, (pre-activations, S): S bounds the size of the terms that made each value, so
+    the rounding of z is below ~n eps S (the forward error bound of a dot product)."""
+    S = np.abs(pts) + box_scale
+    h = pts
+    for layer in hidden:
+        z = h @ layer.weight.T + layer.bias
+        S = S @ np.abs(layer.weight).T + np.abs(layer.bias)
+        yield z, S
+        h = layer.activate(z)
+        S = S * max(1.0, abs(layer.slope))
+
+
+def _sign_violation(hidden, pts, box_scale, bits) -> float:
+    """Largest relative amount by which a point's pre-activation is on the wrong side of ``bits``."""
+    worst, col = 0.0, 0
+    for layer, (z, S) in zip(hidden, _abs_scales(hidden, pts, box_scale)):
+        b = bits[:, col: col + layer.width]
+        zi = z / (S + 1e-300)
+        wrong = np.where(b, np.maximum(-zi, 0), np.maximum(zi, 0))
+        worst = max(worst, float(wrong.max(initial=0.0)))
+        col += layer.width
+    return worst
+
+
 class Partition:
     """The linear regions of a network on a 2-D slice, with its decision boundary.
 
@@ -220,24 +245,16 @@ class Partition:
         """
         R = len(self)
         bits = self.pattern_bits()
-        zs = self.network.forward(self.vertices)
         hidden = [l for l in self.network.layers if l.slope is not None]
-        worst = 0.0
-        col = 0
-        # forward error bound: rounding in z is below ~n eps times S, where the coordinates
-        # themselves (made by interpolation across the box) are uncertain by eps times the box
         x0, x1, y0, y1 = self.bounds
-        S = np.abs(self.vertices) + [max(abs(x0), abs(x1), x1 - x0), max(abs(y0), abs(y1), y1 - y0)]
-        for layer, z in zip(hidden, zs):
-            S = S @ np.abs(layer.weight).T + np.abs(layer.bias)
-            scale = S + 1e-300
-            n = layer.width
-            zi = (z / scale)[self.indices]  # (E, n) relative pre-activation at each region corner
-            sgn = np.repeat(bits[:, col: col + n], np.diff(self.offsets), axis=0)
-            wrong = np.where(sgn, np.maximum(-zi, 0), np.maximum(zi, 0))
-            worst = max(worst, float(wrong.max(initial=0.0)))
-            S = S * max(1.0, abs(layer.slope))
-            col += n
+        # coordinates are made by interpolation across the box: uncertain by eps times its size
+        box_scale = np.array([max(abs(x0), abs(x1), x1 - x0), max(abs(y0), abs(y1), y1 - y0)])
+        region_of_slot = np.repeat(np.arange(R), np.diff(self.offsets))
+        worst = 0.0
+        for s0 in range(0, len(self.indices), 16384):  # chunks of region corners: bounded memory
+            v = self.indices[s0: s0 + 16384]
+            worst = max(worst, _sign_violation(hidden, self.vertices[v], box_scale,
+                                               bits[region_of_slot[s0: s0 + 16384]]))
         areas = self.areas()
         box = (x1 - x0) * (y1 - y0)
         area_err = abs(areas.sum() - box) / box
@@ -245,17 +262,15 @@ class Partition:
         # the centroid of every region has that region's pattern (a neuron that is identically
         # zero on a region counts as inactive; at the centroid it may round to either side)
         c = self.centroids()
-        cz = self.network.forward(c)[:-1]
-        S = np.abs(c) + [max(abs(x0), abs(x1), x1 - x0), max(abs(y0), abs(y1), y1 - y0)]
         mism_rows = np.zeros(R, bool)
-        col = 0
-        for layer, z in zip(hidden, cz):
-            S = S @ np.abs(layer.weight).T + np.abs(layer.bias)
-            tol = 1e3 * self.rtol * S
-            b = bits[:, col: col + layer.width]
-            mism_rows |= ((b & (z < tol)) | (~b & (z > tol))).any(axis=1)
-            S = S * max(1.0, abs(layer.slope))
-            col += layer.width
+        for s0 in range(0, R, 16384):
+            col = 0
+            sl = slice(s0, s0 + 16384)
+            for layer, (z, S) in zip(hidden, _abs_scales(hidden, c[sl], box_scale)):
+                tol = 1e3 * self.rtol * S
+                b = bits[sl, col: col + layer.width]
+                mism_rows[sl] |= ((b & (z < tol)) | (~b & (z > tol))).any(axis=1)
+                col += layer.width
         mism = int(mism_rows.sum())
         # convexity: every turn is left or straight
         P = self.vertices[self.indices]
