@@ -532,7 +532,7 @@ def partition(model, bounds, *, plane: Optional[Plane] = None, rtol: float = _en
     >>> net = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
     >>> p = partition(net, bounds=(-1, 1, -1, 1))
     >>> len(p), round(float(p.areas().sum()), 12)
-    (23, 4.0)
+    (8, 4.0)
     """
     b = _check_bounds(bounds)
     net = model if isinstance(model, Network) else parse(model)
