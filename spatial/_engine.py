@@ -197,8 +197,19 @@ class _AffineValues:
         return X[:, :1] * self.W0[cols] + X[:, 1:2] * self.W1[cols] + self.b[cols]
 
 
-def _reduce_or(bits: np.ndarray, off: np.ndarray) -> np.ndarray:
-    return np.bitwise_or.reduceat(bits, off[:-1], axis=0)
+def _reduce_or(bits: np.ndarray, off: np.ndarray, idx: Optional[np.ndarray] = None) -> np.ndarray:
+    """OR of the packed rows ``bits[idx]`` over each CSR face (as 64-bit words when wide)."""
+    nb = bits.shape[1]
+    if nb < 8:
+        return np.bitwise_or.reduceat(bits if idx is None else bits[idx], off[:-1], axis=0)
+    pad = (-nb) % 8
+    if pad or not bits.flags.c_contiguous:
+        b = np.zeros((len(bits), nb + pad), np.uint8)
+        b[:, :nb] = bits
+        bits = b
+    words = bits.view(np.uint64)
+    r = np.bitwise_or.reduceat(words if idx is None else words[idx], off[:-1], axis=0)
+    return r.view(np.uint8)[:, :nb]
 
 
 def split_all(X: np.ndarray, off: np.ndarray, idx: np.ndarray, Z, scale: np.ndarray,
@@ -236,7 +247,7 @@ def split_all(X: np.ndarray, off: np.ndarray, idx: np.ndarray, Z, scale: np.ndar
     if F == 0:
         return Subdivision(Xs.view.copy(), off, idx, np.zeros(0, np.int64),
                            None if affine is not None else vals.full(X), Ss.view.copy())
-    cross = _reduce_or(signs[0][idx], off) & _reduce_or(signs[1][idx], off)
+    cross = _reduce_or(signs[0], off, idx) & _reduce_or(signs[1], off, idx)
     if allowed is not None:
         cross &= allowed
     most = int(np.unpackbits(cross, axis=1, count=m).sum(1).max(initial=0)) if m else 0
@@ -252,7 +263,7 @@ def split_all(X: np.ndarray, off: np.ndarray, idx: np.ndarray, Z, scale: np.ndar
             else:
                 Xv = Xs.view
                 sg = _packed_signs(lambda sl: vals.block(Xv, cols, sl), Ss.view, ca[cols], cb[cols])
-            cr = _reduce_or(sg[0][idx], off) & _reduce_or(sg[1][idx], off)
+            cr = _reduce_or(sg[0], off, idx) & _reduce_or(sg[1], off, idx)
             if allowed is not None:
                 cr &= allowed[org][:, nb0:nb1]
             off, idx, o = _split_batch(Xs, Ss, vals, off, idx, cols, sg, cr, ca, cb)

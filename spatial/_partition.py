@@ -570,7 +570,7 @@ def partition(model, bounds, *, plane: Optional[Plane] = None, rtol: float = _en
         zin = (X, layer.weight, layer.bias) if li == 0 else sub.Z
         pos, Z, scale, signs = _engine.transition(zin, sub.scale, ca, cb, layer.slope, nxt.weight, nxt.bias,
                                                   *tol_next, capacity=4 * len(X) + 1024)
-        pats.append(_engine._reduce_or(pos[idx], off))
+        pats.append(_engine._reduce_or(pos, off, idx))
         lineage.append(sub.origin)
         sizes.append(layer.width)
     vals = Z.view if isinstance(Z, _engine._Rows) else Z
