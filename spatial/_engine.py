@@ -107,6 +107,7 @@ def _packed_signs(Z, scale: np.ndarray, ca: np.ndarray, cb: np.ndarray,
     ``Z`` is an array (V, m), or a function of a row slice that returns those rows."""
     get = Z if callable(Z) else Z.__getitem__
     V, m = len(scale), len(ca)
+    chunk = max(32, min(chunk, (1 << 17) // max(m, 1)))
     nb = (m + 7) // 8
     pos = np.empty((V, nb), np.uint8)
     neg = np.empty((V, nb), np.uint8)
@@ -432,6 +433,7 @@ def transition(Z, scale: np.ndarray, ca: np.ndarray, cb: np.ndarray, slope: floa
     X = Z[0] if computed is not None else None
     V, m = (len(X), computed.m) if computed is not None else Z.shape
     n = W.shape[0]
+    chunk = max(32, min(chunk, (1 << 18) // max(m, n, 1)))  # temporaries of ~2 MB stay in cache
     pos = np.empty((V, (m + 7) // 8), np.uint8)
     Zn = _Rows(np.empty((max(capacity, V), n)))
     Zn.n = V
