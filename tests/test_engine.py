@@ -1,0 +1,80 @@
+"""spatial._engine: the splitting core, checked on line arrangements with a closed-form count."""
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+import spatial
+from spatial import _engine
+
+from common import mlp, set_weights
+
+
+def arrangement_regions(W, b, box=(-1, 1, -1, 1)):
+    """Regions of lines w.x + b = 0 in general position inside a box: 1 + lines crossing + crossings inside."""
+    x0, x1, y0, y1 = box
+    corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
+    s = corners @ W.T + b
+    crossing = (s.max(0) > 0) & (s.min(0) < 0)
+    inside = 0
+    for i, j in itertools.combinations(np.nonzero(crossing)[0], 2):
+        A = np.array([W[i], W[j]])
+        p = np.linalg.solve(A, -np.array([b[i], b[j]]))
+        inside += (x0 < p[0] < x1) and (y0 < p[1] < y1)
+    return 1 + int(crossing.sum()) + inside
+
+
+@pytest.mark.parametrize("n", [1, 7, 150])
+def test_one_layer_matches_the_arrangement_formula(n):
+    rng = np.random.default_rng(n)
+    W, b = rng.normal(size=(n, 2)), rng.normal(scale=0.7, size=n)
+    net = set_weights(mlp([2, n, 1], act="relu"), [(W, b), (np.ones((1, n)), [0.0])])
+    p = spatial.partition(net, bounds=(-1, 1, -1, 1))
+    assert len(p) == arrangement_regions(W, b)
+    p.verify()
+
+
+def test_column_batches_give_the_same_partition():
+    # a wide first layer goes through column batches; small batches must change nothing
+    rng = np.random.default_rng(0)
+    n = 90
+    W, b = rng.normal(size=(n, 2)), rng.normal(scale=0.5, size=n)
+    X = np.array([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]])
+    off, idx = np.array([0, 4]), np.arange(4)
+    ca, cb = _engine.DEFAULT_RTOL * np.abs(W).max(1), _engine.DEFAULT_RTOL * np.abs(b)
+    scale = np.abs(X).sum(1)
+    whole = _engine.split_all(X, off, idx, None, scale, ca, cb, affine=(W, b), batch=1000)
+    parts = _engine.split_all(X, off, idx, None, scale, ca, cb, affine=(W, b), batch=8)
+    stored = _engine.split_all(X, off, idx, X @ W.T + b, scale, ca, cb, batch=16)
+    counts = {len(s.off) - 1 for s in (whole, parts, stored)}
+    assert counts == {arrangement_regions(W, b)}
+
+    def areas(s):
+        P = s.X[s.idx]
+        Q = s.X[s.idx[_engine.next_in_face(s.off)]]
+        return np.sort(0.5 * np.add.reduceat(P[:, 0] * Q[:, 1] - P[:, 1] * Q[:, 0], s.off[:-1]))
+
+    np.testing.assert_allclose(areas(parts), areas(whole), rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(areas(stored), areas(whole), rtol=1e-9, atol=1e-15)
+
+
+def test_concurrent_lines_share_one_vertex():
+    # k lines through one point: 2k regions, one vertex there
+    k = 9
+    ang = np.linspace(0, np.pi, k, endpoint=False)
+    W = np.stack([np.cos(ang), np.sin(ang)], 1)
+    c = np.array([0.25, -0.125])
+    b = -(W @ c)
+    net = set_weights(mlp([2, k, 1], act="relu"), [(W, b), (np.ones((1, k)), [0.0])])
+    p = spatial.partition(net, bounds=(-1, 1, -1, 1))
+    assert len(p) == 2 * k
+    assert (np.linalg.norm(p.vertices - c, axis=1) < 1e-12).sum() == 1
+    p.verify()
+
+
+def test_next_in_face_and_rows():
+    assert _engine.next_in_face(np.array([0, 1, 3])).tolist() == [0, 2, 1]
+    r = _engine._Rows(np.zeros((2, 3)))
+    ids = r.extend(np.ones((5, 3)))
+    assert ids.tolist() == [2, 3, 4, 5, 6] and r.view.shape == (7, 3) and r.view[6].sum() == 3
