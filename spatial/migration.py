@@ -55,17 +55,6 @@ def _nearest(polys, geoms) -> np.ndarray:
     return d
 
 
-def _polygons(p) -> np.ndarray:
-    """(R,) shapely Polygons of the regions, built in one vectorised call."""
-    import shapely
-
-    deg = np.diff(p.offsets)
-    ring = np.repeat(np.arange(len(p)), deg)
-    # linearrings closes each ring; a ragged list would defeat shapely.polygons' array path
-    rings = shapely.linearrings(p.vertices[p.indices], indices=ring)
-    return shapely.polygons(rings)
-
-
 def region_distances(p, data=None) -> np.ndarray:
     """Distances from every region to the decision boundary and to the nearest data point.
 
@@ -94,7 +83,7 @@ def region_distances(p, data=None) -> np.ndarray:
     """
     import shapely
 
-    polys = _polygons(p)
+    polys = p.to_shapely()
     segs = np.asarray(p.boundary, dtype=np.float64).reshape(-1, 2, 2)
     lines = shapely.linestrings(segs) if len(segs) else np.empty(0, object)
     out = np.empty((len(p), 2))
@@ -111,11 +100,12 @@ def region_statistic(p, name: str, data=None) -> np.ndarray:
 
     Examples
     --------
-    >>> import torch, spatial
-    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU(), torch.nn.Linear(2, 1))
-    >>> float(region_statistic(spatial.partition(net, (-1, 1, -1, 1)), "area").sum())
+    >>> import spatial
+    >>> from spatial.train import toy_mlp
+    >>> p = spatial.partition(toy_mlp(4, 2), (-1, 1, -1, 1))
+    >>> round(float(region_statistic(p, "area").sum()), 9)
     4.0
-    >>> region_statistic(spatial.partition(net, (-1, 1, -1, 1)), "volume")
+    >>> region_statistic(p, "volume")
     Traceback (most recent call last):
     ...
     ValueError: 'volume' is not a valid statistic, must be one of 'area', 'slope', 'boundary_distance', 'data_distance'

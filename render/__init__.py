@@ -1,0 +1,49 @@
+"""splinescope.render: pictures and movies of linear regions across training.
+
+Drawing
+-------
+plot_partition(p, ax=None, *, data=None, color="pattern")   one partition; returns PartitionArtists
+plot_migration(table, ax=None, *, to="boundary")             migration table over training (heat map)
+region_colors(keys)                                          the stable colour of each region key
+plot_lc(steps, lc, accuracy=None)                            local complexity over training (render.lc)
+
+Movies
+------
+animate(checkpoints, bounds, out="run.gif", *, data=None)   one frame per checkpoint -> GIF / MP4
+frames(checkpoints, bounds, ...)                            the same frames as arrays (no file)
+save(images, out, *, fps=8)                                 images -> GIF / MP4, written atomically
+demo(out="splinescope-demo.gif")                            train a toy network and animate it
+
+Command line (``splinescope``)
+------------------------------
+train    train a toy network, checkpoints on a log-spaced schedule   (render/_cli_train.py)
+animate  checkpoints -> GIF / MP4                                     (render/_cli_animate.py)
+count    regions of one model on a slice                              (render/_cli_count.py)
+lc       local complexity over training                               (render/_cli_lc.py)
+
+Conventions
+-----------
+Every number drawn comes from :mod:`spatial` (partitions, areas, slopes, distances, migration
+tables): this package has no geometry of its own. Data flows one way: model + slice ->
+partition -> frames -> file. Colours: "pattern" gives each activation pattern a fixed pastel
+colour (a hash of ``Partition.region_keys()``), so a region keeps its colour while it survives;
+statistics use one colour scale across all frames of a movie. Data points are in slice
+coordinates. Files are written to a temporary file in the target folder and renamed into place.
+"""
+from ._animate import Animation, animate, frames, save
+from ._demo import demo
+from ._plot import PartitionArtists, plot_migration, plot_partition, region_colors
+from .lc import plot_lc
+
+__all__ = [
+    "Animation",
+    "PartitionArtists",
+    "animate",
+    "demo",
+    "frames",
+    "plot_migration",
+    "plot_lc",
+    "plot_partition",
+    "region_colors",
+    "save",
+]

@@ -1,0 +1,326 @@
+"""Frames of training: one partition per checkpoint, drawn on fixed axes beside the statistics.
+
+``frames()`` turns checkpoints into images, ``save()`` writes images to a GIF or MP4 atomically,
+``animate()`` is the two in a row. Checkpoints are resolved and *every* partition is computed
+before the first frame is drawn, so an unsupported layer fails fast (naming the layer) and the
+statistics panel can show the whole run with a marker moving along it.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+__all__ = ["Animation", "animate", "frames", "save"]
+
+FORMATS = (".gif", ".mp4")
+"""Output formats of :func:`save`, by file extension (MP4 needs imageio-ffmpeg)."""
+
+
+def _check_out(out) -> Path:
+    if not isinstance(out, (str, os.PathLike)):
+        raise TypeError(f"out must be a path, got {type(out).__name__}")
+    out = Path(out)
+    ext = out.suffix.lower()
+    if ext not in FORMATS:
+        raise ValueError(f"{ext or out.name!r} is not a supported output format, must be one of "
+                         + ", ".join(repr(f) for f in FORMATS))
+    if ext == ".mp4":
+        try:
+            import imageio_ffmpeg  # noqa: F401
+        except ImportError:
+            from spatial import MissingDependencyError
+            raise MissingDependencyError("writing .mp4 needs imageio-ffmpeg: pip install 'splinescope[mp4]'") from None
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"the folder of {str(out)!r} does not exist")
+    return out
+
+
+def _resolve(checkpoints, arch) -> List[Tuple[Optional[int], Any]]:
+    """(step, module) pairs from a folder, a file, a list of files, modules or (step, module) pairs."""
+    import torch
+
+    if isinstance(checkpoints, (str, os.PathLike)):
+        from spatial.checkpoints import load_checkpoints  # reads a folder's arch.json itself
+        pairs = load_checkpoints(Path(checkpoints), arch=arch)
+    elif isinstance(checkpoints, torch.nn.Module):
+        pairs = [(None, checkpoints)]
+    elif isinstance(checkpoints, (list, tuple)):
+        items = list(checkpoints)
+        if not items:
+            raise ValueError("checkpoints is empty: need at least one model or checkpoint file")
+        if all(isinstance(c, torch.nn.Module) for c in items):
+            pairs = [(i, c) for i, c in enumerate(items)]
+        elif all(isinstance(c, tuple) and len(c) == 2 and isinstance(c[1], torch.nn.Module) for c in items):
+            pairs = [(None if s is None else int(s), m) for s, m in items]
+        elif all(isinstance(c, (str, os.PathLike)) for c in items):
+            from spatial.checkpoints import load_checkpoints
+            pairs = load_checkpoints(items, arch=arch)
+        else:
+            kinds = sorted({type(c).__name__ for c in items})
+            raise TypeError("checkpoints must be all modules, all (step, module) pairs or all paths, "
+                            f"got a list of {', '.join(kinds)}")
+    else:
+        raise TypeError("checkpoints must be a folder or file path, a list of paths, a list of "
+                        f"modules or a list of (step, module) pairs, got {type(checkpoints).__name__}")
+    if not pairs:
+        raise ValueError(f"no checkpoints found in {str(checkpoints)!r}")
+    return list(pairs)
+
+
+@dataclass
+class Animation:
+    """What :func:`animate` wrote: the file, the steps of its frames, their statistics."""
+
+    path: Optional[Path]  # the file written (None from frames())
+    steps: List[Optional[int]]  # the training step of each frame (None: unknown)
+    n_regions: np.ndarray  # (T,) regions in the slice per frame
+    table: Any  # spatial.migration.MigrationTable over the T checkpoints
+    images: Optional[List[np.ndarray]] = None  # (H, W, 3) uint8 frames, kept by frames()
+
+    def __repr__(self) -> str:
+        return (f"Animation({len(self.steps)} frames, regions {int(self.n_regions.min())}.."
+                f"{int(self.n_regions.max())}, path={str(self.path) if self.path else None})")
+
+
+def _stat_values(parts, color, X):
+    """Per-frame region values and one shared norm, or (None, None) for pattern colours."""
+    if not isinstance(color, str) or color == "pattern":
+        return [None] * len(parts), None
+    from matplotlib.colors import LogNorm, Normalize
+    from spatial.migration import region_statistic
+    from ._plot import _COLOR_OPTIONS
+    if color not in _COLOR_OPTIONS:
+        raise ValueError(f"{color!r} is not a valid color option, must be one of "
+                         + ", ".join(repr(c) for c in _COLOR_OPTIONS))
+    vals = [region_statistic(p, color, data=X) for p in parts]
+    allv = np.concatenate([v[np.isfinite(v)] for v in vals] + [np.zeros(0)])
+    if not len(allv):
+        return vals, Normalize(0, 1)
+    if color == "area" and allv.min() > 0:
+        return vals, LogNorm(allv.min(), allv.max())
+    return vals, Normalize(allv.min(), allv.max())
+
+
+def frames(checkpoints, bounds=(-1, 1, -1, 1), *, arch=None, plane=None, data=None,
+           color: str = "pattern", stats: bool = True, figsize=(10.0, 5.0), dpi: int = 80,
+           radius: Optional[float] = None, label: str = "", progress: bool = True,
+           **kwargs) -> Animation:
+    """Draw one frame per checkpoint; the images are in the result's ``images``.
+
+    Parameters are those of :func:`animate` (without ``out`` and ``fps``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from spatial.train import toy_mlp
+    >>> a = frames([toy_mlp(4, 1, seed=0), toy_mlp(4, 1, seed=1)], progress=False, stats=False)
+    >>> len(a.images), a.images[0].shape, a.images[0].dtype
+    (2, (400, 400, 3), dtype('uint8'))
+    """
+    import spatial
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from spatial.migration import migration_table
+    from tqdm.auto import tqdm
+
+    from ._plot import _data_arrays, plot_partition
+
+    pairs = _resolve(checkpoints, arch)
+    X, y = _data_arrays(data)
+    data_xy = None if X is None else (X, y)
+    # every partition first: an unsupported layer (or a bad slice) fails before any frame is drawn
+    parts = [spatial.partition(m, bounds, plane=plane)
+             for _, m in tqdm(pairs, desc="partition", disable=not progress, unit="ckpt")]
+    steps = [s for s, _ in pairs]
+    table = migration_table(parts, X, radius=radius, progress=progress)
+    vals, norm = _stat_values(parts, color, X)
+
+    fig = Figure(figsize=figsize if stats else (figsize[1], figsize[1]), dpi=dpi)
+    FigureCanvasAgg(fig)
+    if stats:
+        gs = fig.add_gridspec(2, 2, width_ratios=(1.3, 1.0), hspace=0.45, wspace=0.2,
+                              left=0.04, right=0.97, top=0.9, bottom=0.12)
+        ax = fig.add_subplot(gs[:, 0])
+        ax_n, ax_d = fig.add_subplot(gs[0, 1]), fig.add_subplot(gs[1, 1])
+        known = all(s is not None for s in steps)
+        xs = np.array(steps if known else range(len(steps)), dtype=np.float64)
+        for a in (ax_n, ax_d):
+            if known and len(xs) > 1 and xs.max() > 10 * max(xs[xs > 0].min(initial=1), 1):
+                a.set_xscale("symlog", linthresh=max(1.0, xs[xs > 0].min(initial=1)))
+            a.grid(alpha=0.3)
+            a.tick_params(labelsize=8)
+        ax_n.plot(xs, table.n_regions, color="0.2", lw=1.5)
+        ax_n.set_title("regions in the slice", fontsize=10)
+        ax_d.plot(xs, table.density_data, color="#1f77b4", lw=1.5, label="near data")
+        ax_d.plot(xs, table.density_boundary, color="black", lw=1.5, label="near boundary")
+        ax_d.set_title(f"regions per unit area (within {table.radius:.2g})", fontsize=10)
+        ax_d.set_xlabel("training step" if known else "checkpoint", fontsize=9)
+        ax_d.legend(fontsize=8, loc="best", frameon=False)
+        marks = [ax_n.axvline(xs[0], color="#d62728", lw=1, alpha=0.6),
+                 ax_d.axvline(xs[0], color="#d62728", lw=1, alpha=0.6)]
+        dots = [ax_n.plot([], [], "o", color="#d62728", ms=5)[0],
+                ax_d.plot([], [], "o", color="#1f77b4", ms=5)[0],
+                ax_d.plot([], [], "o", color="black", ms=5)[0]]
+    else:
+        ax = fig.add_axes((0.04, 0.04, 0.92, 0.86))
+    ax.tick_params(labelsize=8)
+    if norm is not None:  # one colour scale for all frames, shown once
+        from matplotlib.cm import ScalarMappable
+        bar = fig.colorbar(ScalarMappable(norm=norm, cmap=kwargs.get("cmap", "viridis")), ax=ax,
+                           fraction=0.046, pad=0.02)
+        bar.set_label(color.replace("_", " "), fontsize=8)
+        bar.ax.tick_params(labelsize=7)
+
+    images: List[np.ndarray] = []
+    art = None
+    for i, p in enumerate(tqdm(parts, desc="frames", disable=not progress, unit="frame")):
+        if art is not None:
+            art.remove()
+        c = "pattern" if vals[i] is None else vals[i]
+        head = f"step {steps[i]}" if steps[i] is not None else f"checkpoint {i}"
+        art = plot_partition(p, ax, data=data_xy, color=c, norm=norm,
+                             title=f"{label + ' · ' if label else ''}{head} · {len(p)} regions", **kwargs)
+        if stats:
+            for m in marks:
+                m.set_xdata([xs[i], xs[i]])
+            dots[0].set_data([xs[i]], [table.n_regions[i]])
+            dots[1].set_data([xs[i]], [table.density_data[i]])
+            dots[2].set_data([xs[i]], [table.density_boundary[i]])
+        fig.canvas.draw()
+        images.append(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
+    return Animation(path=None, steps=steps, n_regions=np.asarray(table.n_regions), table=table, images=images)
+
+
+def save(images: Sequence[np.ndarray], out, *, fps: float = 8, hold: float = 1.5) -> Path:
+    """Write images (H, W, 3) uint8 to a GIF or MP4, atomically.
+
+    The file appears complete or not at all: it is written to a temporary file in the same folder
+    and renamed over ``out`` (``os.replace``); an error or Ctrl-C removes the temporary file and
+    leaves any earlier ``out`` untouched.
+
+    Parameters
+    ----------
+    images : sequence of (H, W, 3) uint8 arrays, all one shape
+    out : path ending in ``.gif`` or ``.mp4``
+    fps : frames per second
+    hold : seconds to hold the last frame (GIF only)
+
+    Examples
+    --------
+    >>> import tempfile, imageio.v3 as iio
+    >>> imgs = [np.full((8, 8, 3), v, np.uint8) for v in (0, 255)]
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     iio.imread(save(imgs, d + "/a.gif", fps=4), index=None).shape
+    (2, 8, 8, 3)
+    >>> save(imgs, "a.png")
+    Traceback (most recent call last):
+    ...
+    ValueError: '.png' is not a supported output format, must be one of '.gif', '.mp4'
+    """
+    out = _check_out(out)
+    imgs = [np.asarray(im) for im in images]
+    if not imgs:
+        raise ValueError("images is empty: nothing to write")
+    shape = imgs[0].shape
+    for i, im in enumerate(imgs):
+        if im.shape != shape or im.ndim != 3 or im.shape[2] != 3 or im.dtype != np.uint8:
+            raise ValueError(f"image {i} is {im.dtype} {im.shape}; all images must be uint8 (H, W, 3) "
+                             f"of the first image's shape {shape}")
+    if not fps > 0:
+        raise ValueError(f"fps must be > 0, got {fps}")
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=out.suffix)
+    os.close(fd)
+    try:
+        _write(imgs, tmp, out.suffix.lower(), fps, hold)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out
+
+
+def _write(imgs: List[np.ndarray], path: str, ext: str, fps: float, hold: float) -> None:
+    import imageio.v2 as iio2
+    import imageio.v3 as iio
+
+    if ext == ".gif":
+        dur = [1000.0 / fps] * len(imgs)
+        dur[-1] = max(dur[-1], 1000.0 * hold)
+        # Pillow takes a list of durations only for several frames
+        iio.imwrite(path, np.stack(imgs), extension=".gif", duration=dur if len(dur) > 1 else dur[0], loop=0)
+    else:
+        H, W, _ = imgs[0].shape
+        pad = ((0, H % 2), (0, W % 2), (0, 0))  # yuv420p needs even sides
+        with iio2.get_writer(path, format="FFMPEG", fps=fps, codec="libx264", quality=8,
+                             pixelformat="yuv420p", macro_block_size=1) as w:
+            for im in imgs:
+                w.append_data(np.pad(im, pad, mode="edge"))
+
+
+def animate(checkpoints, bounds=(-1, 1, -1, 1), out="run.gif", *, arch=None, plane=None, data="auto",
+            color: str = "pattern", stats: bool = True, fps: float = 8, figsize=(10.0, 5.0),
+            dpi: int = 80, radius: Optional[float] = None, label: str = "", progress: bool = True,
+            **kwargs) -> Animation:
+    """Write a GIF (or MP4) of a network's linear regions, one frame per checkpoint.
+
+    Parameters
+    ----------
+    checkpoints : folder, file, list of files, list of modules, or list of (step, module)
+        Files and folders are read by :func:`spatial.checkpoints.load_checkpoints` (a folder is
+        sorted by step); a folder written by ``splinescope train`` carries its architecture
+        (``arch.json``) and data (``data.npz``).
+    bounds : (xmin, xmax, ymin, ymax)
+        The slice, fixed across frames.
+    out : path ending in ``.gif`` or ``.mp4``
+        Written atomically.
+    arch : "pkg.module:factory" or callable, optional
+        The architecture of state_dict checkpoints.
+    plane : spatial.Plane, optional
+        For networks of more than 2 inputs.
+    data : (X, y) pair, (N, 2) array, None or "auto"
+        Points in slice coordinates, drawn on top; they also define "near data" in the
+        statistics panel. ``"auto"`` (default): the ``data.npz`` of a ``splinescope train``
+        folder when its inputs are 2-D, else none.
+    color : ``"pattern"`` (stable per region), ``"area"``, ``"slope"``, ``"boundary_distance"``,
+        ``"data_distance"`` (one colour scale shared by all frames).
+    stats : bool
+        Draw the statistics panel (region count; region density near the data and near the
+        boundary) with a marker at the current step.
+    fps, figsize, dpi : frame rate and frame size (pixels: figsize * dpi).
+    radius : float, optional
+        "Near" for the densities (default: 1/20 of the slice's shorter side).
+    label : str
+        Put before the title of every frame (``"ReLU · step 120 · 431 regions"``).
+    progress : bool
+        tqdm progress bars.
+    **kwargs
+        Passed to :func:`render.plot_partition` (edgecolor, linewidth, boundary_width, ...).
+
+    Returns
+    -------
+    Animation
+        The path written, the steps and region counts of the frames, the migration table.
+    """
+    out = _check_out(out)
+    if isinstance(data, str):
+        if data != "auto":
+            raise ValueError(f"{data!r} is not a valid data option, must be 'auto', None, an (X, y) pair or (N, 2) points")
+        data = None
+        if isinstance(checkpoints, (str, os.PathLike)) and Path(checkpoints).is_dir() and plane is None:
+            from spatial.train import load_run_data
+            data = load_run_data(checkpoints)
+            if data is not None and (data[0].ndim != 2 or data[0].shape[1] != 2):
+                data = None  # inputs of more than 2 dimensions: not points of a slice
+    a = frames(checkpoints, bounds, arch=arch, plane=plane, data=data, color=color, stats=stats,
+               figsize=figsize, dpi=dpi, radius=radius, label=label, progress=progress, **kwargs)
+    a.path = save(a.images, out, fps=fps)
+    a.images = None
+    return a

@@ -1,0 +1,60 @@
+"""``splinescope animate``: checkpoints -> a GIF or MP4 of the linear regions, one frame each.
+
+    splinescope animate runs/moons --out moons.gif
+    splinescope animate ckpts/ --arch mypkg.models:make_net --bounds -2 2 -2 2 --out run.mp4
+"""
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "animate", help="draw the linear regions of every checkpoint into a GIF or MP4",
+        description="One frame per checkpoint: regions, decision boundary, data, and the region "
+                    "statistics over training. A folder written by `splinescope train` needs no "
+                    "--arch and brings its data.")
+    p.add_argument("checkpoints", nargs="+", metavar="CKPT",
+                   help="a folder of checkpoints (sorted by step) or checkpoint files")
+    p.add_argument("--arch", default=None, metavar="PKG.MODULE:FACTORY",
+                   help="the architecture of state_dict checkpoints: a zero-argument factory, or "
+                        "'pkg.module:factory(width=64)' (default: the folder's arch.json)")
+    p.add_argument("--bounds", type=float, nargs=4, default=(-1.0, 1.0, -1.0, 1.0),
+                   metavar=("XMIN", "XMAX", "YMIN", "YMAX"), help="the slice (default: -1 1 -1 1)")
+    p.add_argument("--out", default="run.gif", help="output .gif or .mp4 (default: run.gif)")
+    p.add_argument("--color", default="pattern",
+                   choices=("pattern", "area", "slope", "boundary_distance", "data_distance"),
+                   help="region colours (default: pattern, stable per region)")
+    p.add_argument("--data", default=None, metavar="NPZ",
+                   help="points to draw: an .npz with X (N, 2) and y (default: the run's data.npz)")
+    p.add_argument("--no-data", action="store_true", help="draw no data points")
+    p.add_argument("--no-stats", action="store_true", help="no statistics panel")
+    p.add_argument("--fps", type=float, default=8, help="frames per second (default: 8)")
+    p.add_argument("--dpi", type=int, default=80, help="resolution (default: 80)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def run(args) -> int:
+    import numpy as np
+    import torch
+
+    from ._animate import _check_out, animate
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = _check_out(args.out)  # a bad output fails before any work
+    ck = args.checkpoints[0] if len(args.checkpoints) == 1 else list(args.checkpoints)
+    data = None if args.no_data else "auto"
+    if args.data is not None and not args.no_data:
+        with np.load(args.data) as d:
+            if "X" not in d:
+                raise ValueError(f"{args.data} holds no array 'X' (keys: {', '.join(d.files)})")
+            data = (d["X"], d["y"]) if "y" in d else d["X"]
+    a = animate(ck, tuple(args.bounds), out, arch=args.arch, data=data, color=args.color,
+                stats=not args.no_stats, fps=args.fps, dpi=args.dpi, progress=not args.quiet)
+    print(f"wrote {a.path}: {len(a.steps)} frames, {int(a.n_regions.min())}..{int(a.n_regions.max())} regions")
+    return 0

@@ -1,0 +1,134 @@
+"""Tests of spatial/train.py: the toy network factory, the log-spaced schedule, the runner."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import spatial
+from spatial._net import parse
+from spatial.checkpoints import load_checkpoints
+from spatial.data import blobs, moons
+from spatial.train import ARCH_FILE, DATA_FILE, load_run_data, log_schedule, toy_mlp, train
+
+torch.set_num_threads(1)
+
+X2 = np.array([[-0.5, -0.5], [0.5, 0.5], [-0.5, 0.5], [0.5, -0.5]], np.float32)
+Y2 = np.array([0, 0, 1, 1])
+
+
+def _params(m):
+    return torch.cat([p.detach().reshape(-1) for p in m.parameters()])
+
+
+def test_log_schedule_is_log_spaced():
+    s = log_schedule(10000, 30)
+    assert s[0] == 0 and s[-1] == 10000
+    assert all(a < b for a, b in zip(s, s[1:]))
+    gaps = np.diff(s[1:])
+    assert gaps[-1] > 100 * gaps[0]  # dense early, sparse late
+    assert 20 <= len(s) <= 31
+    assert log_schedule(0) == [0]
+    assert log_schedule(3, 40) == [0, 1, 2, 3]
+
+
+def test_log_schedule_errors():
+    with pytest.raises(ValueError, match="steps must be an int >= 0, got -1"):
+        log_schedule(-1)
+    with pytest.raises(ValueError, match="n must be a positive int, got 0"):
+        log_schedule(10, 0)
+
+
+def test_toy_mlp_is_seeded_and_parsable():
+    a, b, c = toy_mlp(8, 2, seed=1), toy_mlp(8, 2, seed=1), toy_mlp(8, 2, seed=2)
+    assert torch.equal(_params(a), _params(b)) and not torch.equal(_params(a), _params(c))
+    net = parse(toy_mlp(8, 3, "leaky_relu", negative_slope=0.2, out_features=3))
+    assert [l.width for l in net.layers] == [8, 8, 8, 3]
+    assert [l.slope for l in net.layers] == pytest.approx([0.2, 0.2, 0.2, None])
+    state = torch.random.get_rng_state()
+    toy_mlp()
+    assert torch.equal(torch.random.get_rng_state(), state)  # global RNG untouched
+
+
+def test_toy_mlp_errors():
+    with pytest.raises(ValueError, match="'tanh' is not a valid activation, must be one of 'relu', 'leaky_relu'"):
+        toy_mlp(activation="tanh")
+    with pytest.raises(ValueError, match="width must be a positive int, got 0"):
+        toy_mlp(0)
+    with pytest.raises(ValueError, match="depth must be a positive int, got 1.5"):
+        toy_mlp(4, 1.5)
+
+
+def test_train_learns_and_is_deterministic():
+    X, y = moons(64, seed=0)
+    a = train(toy_mlp(16, 2), X, y, steps=150, lr=1e-2, checkpoints=[0, 150], progress=False)
+    b = train(toy_mlp(16, 2), X, y, steps=150, lr=1e-2, checkpoints=[0, 150], progress=False)
+    assert [s for s, _ in a] == [0, 150]
+    assert torch.equal(_params(a[-1][1]), _params(b[-1][1]))
+    assert not torch.equal(_params(a[0][1]), _params(a[-1][1]))
+    acc = ((a[-1][1](torch.tensor(X))[:, 0] > 0).long() == torch.tensor(y)).float().mean()
+    assert acc > 0.9
+    assert not a[-1][1].training
+
+
+def test_train_multiclass_uses_class_scores():
+    X, y = blobs(60, centers=3, std=0.1)
+    (_, m0), (_, m1) = train(toy_mlp(8, 1, out_features=3), X, y, steps=100, lr=2e-2,
+                             checkpoints=[0, 100], progress=False, batch_size=16)
+    acc = (m1(torch.tensor(X)).argmax(1) == torch.tensor(y)).float().mean()
+    assert acc > 0.9
+
+
+def test_train_writes_checkpoints_arch_and_data(tmp_path):
+    arch = {"factory": "spatial.train:toy_mlp", "kwargs": {"width": 4, "depth": 1, "seed": 3}}
+    kept = train(toy_mlp(4, 1, seed=3), X2, Y2, steps=30, checkpoints=5, out_dir=tmp_path, arch=arch,
+                 progress=False)
+    steps = [s for s, _ in kept]
+    assert steps == log_schedule(30, 5)
+    names = sorted(f.name for f in tmp_path.iterdir())
+    assert names == sorted([f"step_{s:06d}.pt" for s in steps] + [ARCH_FILE, DATA_FILE])
+    assert json.loads((tmp_path / ARCH_FILE).read_text()) == arch
+    Xd, yd = load_run_data(tmp_path)
+    assert np.array_equal(Xd, X2) and np.array_equal(yd, Y2)
+    assert load_run_data(tmp_path / "nothing") is None
+    # the folder reloads without an explicit architecture, in step order, with the same weights
+    loaded = load_checkpoints(tmp_path)
+    assert [s for s, _ in loaded] == steps
+    for (_, a), (_, b) in zip(kept, loaded):
+        assert torch.equal(_params(a), _params(b))
+    # and the regions of the reloaded model are those of the kept one
+    p, q = spatial.partition(kept[-1][1], (-1, 1, -1, 1)), spatial.partition(loaded[-1][1], (-1, 1, -1, 1))
+    assert np.array_equal(p.region_keys(), q.region_keys())
+
+
+def test_train_writes_atomically(tmp_path, monkeypatch):
+    calls = []
+
+    def failing_save(obj, path):
+        calls.append(path)
+        with open(path, "wb") as f:
+            f.write(b"partial")
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # Ctrl-C in the middle of the second checkpoint
+
+    monkeypatch.setattr(torch, "save", failing_save)
+    with pytest.raises(KeyboardInterrupt):
+        train(toy_mlp(4, 1), X2, Y2, steps=10, checkpoints=[0, 5, 10], out_dir=tmp_path, progress=False)
+    names = sorted(f.name for f in tmp_path.iterdir())
+    assert names == [DATA_FILE, "step_000000.pt"]  # the first, complete; no partial second, no temp
+
+
+def test_train_errors():
+    m = toy_mlp(4, 1)
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module, got str"):
+        train("net", X2, Y2, steps=1)
+    with pytest.raises(ValueError, match="steps must be an int >= 0, got -5"):
+        train(m, X2, Y2, steps=-5)
+    with pytest.raises(ValueError, match=r"X must be 2-D \(N, D\), got shape \(4,\)"):
+        train(m, X2[:, 0], Y2, steps=1)
+    with pytest.raises(ValueError, match=r"y must have shape \(4,\) to match X, got \(3,\)"):
+        train(m, X2, Y2[:3], steps=1)
+    with pytest.raises(ValueError, match=r"checkpoint steps must lie in \[0, 10\], got 0 .. 20"):
+        train(m, X2, Y2, steps=10, checkpoints=[0, 20])
+    with pytest.raises(TypeError, match="X must be an array or tensor of numbers, got object"):
+        train(m, object(), Y2, steps=1)
