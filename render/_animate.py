@@ -8,12 +8,13 @@ statistics panel can show the whole run with a marker moving along it.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+
+from spatial._io import atomic_write
 
 __all__ = ["Animation", "animate", "frames", "save"]
 
@@ -233,18 +234,7 @@ def save(images: Sequence[np.ndarray], out, *, fps: float = 8, hold: float = 1.5
                              f"of the first image's shape {shape}")
     if not fps > 0:
         raise ValueError(f"fps must be > 0, got {fps}")
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=out.suffix)
-    os.close(fd)
-    try:
-        _write(imgs, tmp, out.suffix.lower(), fps, hold)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
+    return atomic_write(out, lambda tmp: _write(imgs, tmp, out.suffix.lower(), fps, hold), suffix=out.suffix)
 
 
 def _write(imgs: List[np.ndarray], path: str, ext: str, fps: float, hold: float) -> None:

@@ -20,12 +20,13 @@ from __future__ import annotations
 import copy
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
+
+from ._io import atomic_write
 
 __all__ = ["ARCH_FILE", "DATA_FILE", "load_run_data", "log_schedule", "toy_mlp", "train"]
 
@@ -106,17 +107,7 @@ def log_schedule(steps: int, n: int = 40) -> List[int]:
 
 
 def _atomic_save(obj, path: Path, saver) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        saver(obj, tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda tmp: saver(obj, tmp))
 
 
 def _save_npz(d, path) -> None:
@@ -193,6 +184,8 @@ def train(model: torch.nn.Module, X, y, *, steps: int, lr: float = 3e-3, batch_s
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
+        for old in out.glob("step_[0-9][0-9][0-9][0-9][0-9][0-9]*.pt"):  # a previous run's checkpoints
+            old.unlink()
         _atomic_save((Xt.numpy(), yt.numpy()), out / DATA_FILE, _save_npz)
         if arch is not None:
             _atomic_save(arch, out / ARCH_FILE, lambda a, p: Path(p).write_text(json.dumps(a, indent=2) + "\n"))
