@@ -101,6 +101,15 @@ def test_train_writes_checkpoints_arch_and_data(tmp_path):
     assert np.array_equal(p.region_keys(), q.region_keys())
 
 
+def test_a_reused_folder_keeps_only_the_new_run(tmp_path):
+    X, y = moons(32, seed=0)
+    train(toy_mlp(4, 1, seed=0), X, y, steps=30, checkpoints=[0, 7, 30], out_dir=tmp_path, progress=False)
+    (tmp_path / "notes.txt").write_text("mine")
+    train(toy_mlp(4, 1, seed=0), X, y, steps=10, checkpoints=[0, 10], out_dir=tmp_path, progress=False)
+    assert sorted(f.name for f in tmp_path.glob("step_*.pt")) == ["step_000000.pt", "step_000010.pt"]
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
 def test_train_writes_atomically(tmp_path, monkeypatch):
     calls = []
 
