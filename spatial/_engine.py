@@ -198,6 +198,9 @@ class _AffineValues:
         return X[:, :1] * self.W0[cols] + X[:, 1:2] * self.W1[cols] + self.b[cols]
 
 
+_POPCOUNT = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).sum(1).astype(np.uint8)
+
+
 def _reduce_or(bits: np.ndarray, off: np.ndarray, idx: Optional[np.ndarray] = None) -> np.ndarray:
     """OR of the packed rows ``bits[idx]`` over each CSR face (as 64-bit words when wide)."""
     nb = bits.shape[1]
@@ -251,7 +254,7 @@ def split_all(X: np.ndarray, off: np.ndarray, idx: np.ndarray, Z, scale: np.ndar
     cross = _reduce_or(signs[0], off, idx) & _reduce_or(signs[1], off, idx)
     if allowed is not None:
         cross &= allowed
-    most = int(np.unpackbits(cross, axis=1, count=m).sum(1).max(initial=0)) if m else 0
+    most = int(_POPCOUNT[cross].sum(1, dtype=np.int64).max(initial=0)) if m else 0  # most crossings of a face
     if most <= 2 * batch or m <= batch:
         off, idx, org = _split_batch(Xs, Ss, vals, off, idx, np.arange(m), signs, cross, ca, cb)
     else:
