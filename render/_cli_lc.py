@@ -33,7 +33,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--arch", default=None, metavar="PKG.MODULE:FACTORY",
                    help="architecture for state_dict checkpoints (default: the folder's arch.json)")
     p.add_argument("--data", default=None, metavar="DATA",
-                   help="'digits', a folder of MNIST-format IDX files, or an .npz with X, y "
+                   help="'digits', 'fashion-mnist' (Debian's dataset-fashion-mnist package), a folder of "
+                        "MNIST-format IDX files, or an .npz with X, y "
                         "[, X_test, y_test] (default: the folder's data.npz)")
     p.add_argument("--train-size", type=int, default=1000,
                    help="with --data digits: training points, the rest is the test set (default 1000)")
@@ -70,6 +71,13 @@ def _load_data(args) -> Arrays:
         spec = str(f)
     if spec == "digits":
         return digits_split(args.train_size, args.split_seed)
+    if spec == "fashion-mnist":
+        from spatial import idx
+        if not idx.FASHION_MNIST.is_dir():
+            raise ValueError(f"--data fashion-mnist reads {idx.FASHION_MNIST}, which is missing: install "
+                             "Debian's dataset-fashion-mnist package (apt-get install dataset-fashion-mnist) "
+                             "or pass the folder of the IDX files")
+        spec = str(idx.FASHION_MNIST)
     p = Path(spec).expanduser()
     if p.is_dir():
         from spatial.idx import load_mnist
@@ -86,7 +94,7 @@ def _load_data(args) -> Arrays:
                 raise ValueError(f"{p} must hold arrays X and y (keys: {', '.join(d.files)})")
             get = lambda k: d[k] if k in d else None
             return d["X"], d["y"], get("X_test"), get("y_test")
-    raise ValueError(f"--data {spec!r} is not 'digits', a folder of IDX files or an .npz file")
+    raise ValueError(f"--data {spec!r} is not 'digits', 'fashion-mnist', a folder of IDX files or an .npz file")
 
 
 def _accuracy(model, x, y) -> float:

@@ -77,6 +77,10 @@ def _find(root: Path, stem: str) -> Path:
     raise FileNotFoundError(f"no {stem} or {stem}.gz in {root}")
 
 
+FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+"""Where Debian's ``dataset-fashion-mnist`` package puts Fashion-MNIST's IDX files."""
+
+
 def load_mnist(root: PathLike, split: str = "train") -> Tuple[np.ndarray, np.ndarray]:
     """Images and labels of MNIST-format data (MNIST, Fashion-MNIST) in one folder.
 

@@ -92,9 +92,13 @@ def test_cli_lc_reads_idx_folders(tmp_path):
     assert Xtr[1, 0] == pytest.approx(4 / 255) and ytr.tolist() == [0, 1, 2, 3]
 
 
-def test_cli_lc_errors(run, tmp_path, capsys):
+def test_cli_lc_errors(run, tmp_path, capsys, monkeypatch):
     assert main(["lc", str(run), "--data", str(tmp_path / "nope.txt")]) == 2
-    assert "is not 'digits', a folder of IDX files or an .npz file" in capsys.readouterr().err
+    assert "is not 'digits', 'fashion-mnist', a folder of IDX files or an .npz file" in capsys.readouterr().err
+    from spatial import idx
+    monkeypatch.setattr(idx, "FASHION_MNIST", tmp_path / "not-installed")
+    assert main(["lc", str(run), "--data", "fashion-mnist"]) == 2
+    assert "apt-get install dataset-fashion-mnist" in capsys.readouterr().err
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "step_000000.pt").write_bytes(b"")
