@@ -65,23 +65,19 @@ def plot_lc(steps: Sequence[int], lc: Mapping[str, Sequence[float]],
     axes = list(np.atleast_1d(axes))
     if len(axes) < want:
         raise ValueError(f"need {want} axes (LC and accuracy), got {len(axes)}")
-    ax = axes[0]
-    for name, values in lc.items():
-        ax.plot(x + 1, _series(f"lc[{name!r}]", values, n), label=name,
-                color=_COLORS.get(name), **kwargs)
-    ax.set_xscale("log")
-    ax.set_xlabel("step + 1")
-    ax.set_ylabel("mean local complexity")
-    ax.legend(frameon=False)
+    _panel(axes[0], lc, x, n, "lc", "mean local complexity", **kwargs)
     if accuracy is None:
         return axes[:1]
-    ax2 = axes[1]
-    for name, values in accuracy.items():
-        ax2.plot(x + 1, _series(f"accuracy[{name!r}]", values, n), label=name,
-                 color=_COLORS.get(name), **kwargs)
-    ax2.set_xscale("log")
-    ax2.set_xlabel("step + 1")
-    ax2.set_ylabel("accuracy")
-    ax2.set_ylim(0, 1.02)
-    ax2.legend(frameon=False)
+    _panel(axes[1], accuracy, x, n, "accuracy", "accuracy", **kwargs)
+    axes[1].set_ylim(0, 1.02)
     return axes[:2]
+
+
+def _panel(ax, series, x, n, what, ylabel, **kwargs) -> None:
+    """One panel: each named series against step + 1, on a log axis."""
+    for name, values in series.items():
+        ax.plot(x + 1, _series(f"{what}[{name!r}]", values, n), label=name, color=_COLORS.get(name), **kwargs)
+    ax.set_xscale("log")
+    ax.set_xlabel("step + 1")
+    ax.set_ylabel(ylabel)
+    ax.legend(frameon=False)
