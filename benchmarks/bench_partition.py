@@ -1,18 +1,19 @@
 """Exact partition time against the forward pass of a 1000x1000 grid, on one CPU thread.
 
-Run: ``python benchmarks/bench_partition.py [--widths 32 64 128 256] [--repeat 3] [--device cpu]``
+Run: ``python benchmarks/bench_partition.py [--widths 32 64 128 256 -1000] [--repeat 3] [--device cpu]``
 
 For each width w the network is ``torch.manual_seed(0)``, default init, 2 -> [w, w, w] -> 1 with
-LeakyReLU(0.01), on the box [-1, 1]^2. In the same run it times the float32 forward pass of the
+LeakyReLU(0.01), on the box [-1, 1]^2 (a width -w: one ReLU layer of w neurons). In the same run it times the float32 forward pass of the
 1000x1000 grid through the same network (what a sampling approximation costs) and prints
-partition / grid. Goals: <= 0.10x at w=128, <= 0.15x at w=256, peak memory under 1 GB.
+partition / grid, and the peak memory of one partition call. Goals: <= 0.10x at w=128, <= 0.15x
+at w=256, peak memory under 1 GB.
 Reference counts (exact rational computation): w=32: 1,235; w=64: 6,674; w=128: 20,609.
 """
 from __future__ import annotations
 
 import argparse
-import resource
 import time
+import tracemalloc
 
 import numpy as np
 import torch
@@ -24,8 +25,11 @@ EXPECTED = {32: 1235, 64: 6674, 128: 20609}
 
 
 def net_for(width: int) -> torch.nn.Sequential:
+    """2 -> [w, w, w] -> 1; a negative width -w gives one hidden layer 2 -> [w] -> 1."""
     torch.manual_seed(0)
     L = torch.nn
+    if width < 0:
+        return L.Sequential(L.Linear(2, -width), L.ReLU(), L.Linear(-width, 1))
     return L.Sequential(L.Linear(2, width), L.LeakyReLU(0.01), L.Linear(width, width), L.LeakyReLU(0.01),
                         L.Linear(width, width), L.LeakyReLU(0.01), L.Linear(width, 1))
 
@@ -54,27 +58,30 @@ def best(f, repeat):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--widths", type=int, nargs="+", default=[32, 64, 128, 256])
+    ap.add_argument("--widths", type=int, nargs="+", default=[32, 64, 128, 256, -1000])
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--device", default="cpu", help="device of the grid baseline")
     args = ap.parse_args()
     torch.set_num_threads(1)
     goals = {128: 0.10, 256: 0.15}
-    print(f"{'width':>5} {'regions':>8} {'expected':>8} {'partition s':>11} {'grid s':>7} {'ratio':>6} {'goal':>5}")
+    print(f"{'width':>6} {'regions':>8} {'expected':>8} {'partition s':>11} {'grid s':>7} {'ratio':>6} {'goal':>5} "
+          f"{'peak MB':>8}")
     with threadpool_limits(1):
         for w in args.widths:
             net = net_for(w)
             tg, _ = best(lambda: grid_forward(net, args.device), args.repeat)
             net = net.cpu()
             tp, p = best(lambda: spatial.partition(net, bounds=(-1, 1, -1, 1)), args.repeat)
+            tracemalloc.start()  # numpy reports its buffers to tracemalloc: the peak of one call
+            spatial.partition(net, bounds=(-1, 1, -1, 1))
+            peak = tracemalloc.get_traced_memory()[1] / 2**20
+            tracemalloc.stop()
             exp = EXPECTED.get(w)
             goal = goals.get(w)
-            print(f"{w:>5} {len(p):>8,} {exp if exp else '-':>8} {tp:>11.3f} {tg:>7.3f} {tp / tg:>6.3f} "
-                  f"{goal if goal else '-':>5}", flush=True)
+            print(f"{w if w > 0 else f'1x{-w}':>6} {len(p):>8,} {exp if exp else '-':>8} {tp:>11.3f} {tg:>7.3f} "
+                  f"{tp / tg:>6.3f} {goal if goal else '-':>5} {peak:>8.0f}", flush=True)
             if exp is not None and len(p) != exp:
                 print(f"  COUNT MISMATCH at w={w}: {len(p)} != {exp}")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak resident memory of the whole run: {peak:.0f} MB")
 
 
 if __name__ == "__main__":
