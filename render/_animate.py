@@ -292,7 +292,8 @@ def animate(checkpoints, bounds=(-1, 1, -1, 1), out="run.gif", *, arch=None, pla
     progress : bool
         tqdm progress bars.
     **kwargs
-        Passed to :func:`render.plot_partition` (edgecolor, linewidth, boundary_width, ...).
+        Passed to :func:`render.plot_partition` (``test=(X_test, y_test)`` to draw held-out
+        points too, edgecolor, linewidth, boundary_width, ...).
 
     Returns
     -------

@@ -63,10 +63,11 @@ class PartitionArtists:
     regions: Any  # PolyCollection, one polygon per region
     boundary: Any  # LineCollection of the decision boundary's segments
     data: Any = None  # PathCollection of the data points, or None
+    test: Any = None  # PathCollection of the test points, or None
 
     def remove(self) -> None:
         """Take the artists off the axes (to draw the next frame on the same axes)."""
-        for a in (self.regions, self.boundary, self.data):
+        for a in (self.regions, self.boundary, self.data, self.test):
             if a is not None:
                 a.remove()
 
@@ -107,7 +108,8 @@ def _values(p, color, data):
 def plot_partition(p, ax=None, *, data=None, color="pattern", cmap="viridis", norm=None,
                    edgecolor=(0.15, 0.15, 0.15, 0.45), linewidth: Optional[float] = None,
                    boundary_color="black", boundary_width: float = 2.0, title=None,
-                   step: Optional[int] = None, data_kw: Optional[dict] = None, **kwargs) -> PartitionArtists:
+                   step: Optional[int] = None, data_kw: Optional[dict] = None, test=None,
+                   **kwargs) -> PartitionArtists:
     """Draw a partition: filled regions with thin edges, the bold decision boundary, the data.
 
     Parameters
@@ -132,6 +134,8 @@ def plot_partition(p, ax=None, *, data=None, color="pattern", cmap="viridis", no
         The training step, for the title.
     data_kw : dict, optional
         Passed to ``ax.scatter`` for the data (e.g. ``{"s": 80, "marker": "*"}``).
+    test : (X, y) pair or (N, 2) array, optional
+        Held-out points, drawn on top as triangles with dark edges (the statistics use ``data``).
     **kwargs
         Passed to the PolyCollection.
 
@@ -194,6 +198,12 @@ def plot_partition(p, ax=None, *, data=None, color="pattern", cmap="viridis", no
         kw = dict(c=c, s=14, edgecolors="white", linewidths=0.6, zorder=3)
         kw.update(data_kw or {})
         pts = ax.scatter(X[:, 0], X[:, 1], **kw)
+    tpts = None
+    Xt, yt = _data_arrays(test)
+    if Xt is not None:
+        c = "white" if yt is None else [CLASS_COLORS[int(k) % len(CLASS_COLORS)] for k in yt]
+        tpts = ax.scatter(Xt[:, 0], Xt[:, 1], c=c, s=22, marker="^", edgecolors="black", linewidths=0.6,
+                          zorder=3.5)
     x0, x1, y0, y1 = p.bounds
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
@@ -202,7 +212,7 @@ def plot_partition(p, ax=None, *, data=None, color="pattern", cmap="viridis", no
         title = (f"step {step} · " if step is not None else "") + f"{R} regions"
     if title is not False:
         ax.set_title(title)
-    return PartitionArtists(ax=ax, regions=regions, boundary=boundary, data=pts)
+    return PartitionArtists(ax=ax, regions=regions, boundary=boundary, data=pts, test=tpts)
 
 
 _TO = ("boundary", "data")

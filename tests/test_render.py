@@ -131,6 +131,23 @@ def test_plot_partition_draws_collections_boundary_and_data():
     assert not ax.collections
 
 
+def test_test_points_are_drawn_as_dark_edged_triangles():
+    p = spatial.partition(_net(width=16), B)
+    test = (np.array([[0.6, -0.3]]), np.array([1]))
+    fig, ax, art, img = _draw(p, data=DATA, test=test)
+    np.testing.assert_array_equal(art.test.get_offsets(), test[0])
+    assert len(ax.collections) == 4
+    # filled with its class colour (blue for class 1), edged in black, and on the image
+    np.testing.assert_allclose(art.test.get_facecolors()[0][:3], [0x1F / 255, 0x77 / 255, 0xB4 / 255])
+    np.testing.assert_allclose(art.test.get_edgecolors()[0][:3], [0, 0, 0])
+    _, ax0, _, img0 = _draw(p, data=DATA)
+    x, y = ax.transData.transform(test[0][0])
+    r, c = img.shape[0] - 1 - int(y), int(x)
+    assert (img[r - 3: r + 4, c - 3: c + 4] != img0[r - 3: r + 4, c - 3: c + 4]).any()
+    art.remove()
+    assert not ax.collections
+
+
 def test_plot_partition_by_statistic_and_title():
     p = spatial.partition(_net(), B)
     fig, ax, art, img = _draw(p, color="area")
