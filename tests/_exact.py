@@ -113,3 +113,32 @@ def _on_segment(pts, A, B):
         cross = (B[0] - A[0]) * (P[1] - A[1]) - (B[1] - A[1]) * (P[0] - A[0])
         return cross == 0 and min(A[0], B[0]) <= P[0] <= max(A[0], B[0]) and min(A[1], B[1]) <= P[1] <= max(A[1], B[1])
     return on(pts[0]) and on(pts[1])
+
+
+def argmax_boundary_length(regions):
+    """Total length of the set where the top class changes (K >= 2 outputs), region by region.
+
+    Inside a region every output is affine; the cell of class c is the region clipped by
+    f_c >= f_a for every a. Each boundary segment inside the region is an edge of two cells, and
+    the region's own sides are edges of exactly one cell, so the length inside the region is
+    (sum of the cells' perimeters - the region's perimeter) / 2.
+    """
+    import math
+
+    def perimeter(poly):
+        n = len(poly)
+        return sum(math.hypot(float(poly[i][0] - poly[(i + 1) % n][0]), float(poly[i][1] - poly[(i + 1) % n][1]))
+                   for i in range(n))
+
+    total = 0.0
+    for poly, _, maps in regions:
+        cells = 0.0
+        for c, (cc, c1, c2) in enumerate(maps):
+            cell = poly
+            for a, (ac, a1, a2) in enumerate(maps):
+                if a != c and len(cell) >= 3:
+                    cell = clip(cell, cc - ac, c1 - a1, c2 - a2)
+            if len(cell) >= 3 and area(cell) > 0:
+                cells += perimeter(cell)
+        total += (cells - perimeter(poly)) / 2
+    return total

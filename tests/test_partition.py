@@ -11,10 +11,17 @@ from hypothesis import strategies as st
 import spatial
 from spatial._net import parse
 
-from _exact import exact_regions, zero_set_length
+from _exact import argmax_boundary_length, exact_regions, zero_set_length
 from common import L, integer_net, mlp, reference_net, set_weights
 
 BOX = (-1.0, 1.0, -1.0, 1.0)
+
+try:
+    import cdd.gmp  # noqa: F401
+
+    HAVE_CDD = True
+except ImportError:  # pragma: no cover - CI installs pycddlib
+    HAVE_CDD = False
 
 
 def pattern_set(p):
@@ -72,7 +79,9 @@ def test_deeper_integer_nets_on_a_plane_match_exact(seed, act):
     o, u, v = (rng.integers(-2, 3, 4).astype(float) for _ in range(3))
     if np.linalg.matrix_rank(np.stack([u, v])) < 2:
         u, v = np.eye(4)[0], np.eye(4)[1]
-    assert_matches_exact(net, bounds=(-2, 2, -2, 2), plane=spatial.Plane(o, u, v))
+    p, _ = assert_matches_exact(net, bounds=(-2, 2, -2, 2), plane=spatial.Plane(o, u, v))
+    if HAVE_CDD:  # and pycddlib's rational arithmetic finds the same corners
+        assert p.certify().max_deviation < 1e-12
 
 
 def test_bias_free_layers_meet_at_the_origin():
@@ -229,6 +238,19 @@ def test_zero_set_matches_exact_length(seed):
     np.testing.assert_allclose(parse(net)(ends)[:, 0], 0.0, atol=1e-12)
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_argmax_boundary_matches_exact_length(seed):
+    net = mlp([2, 6, 5, 4], seed=seed)
+    with torch.no_grad():  # all four classes tie at the origin: the boundary runs through the box
+        net[-1].bias.sub_(net(torch.zeros(1, 2, dtype=torch.float64))[0])
+    p = spatial.partition(net, bounds=BOX)
+    ref = argmax_boundary_length(exact_regions(parse(net), BOX))
+    seg = p.boundary
+    length = np.linalg.norm(seg[:, 1] - seg[:, 0], axis=1).sum()
+    assert ref > 0
+    assert length == pytest.approx(ref, rel=1e-9)
+
+
 def test_multiclass_boundary_only_where_the_top_class_changes():
     net = mlp([2, 16, 16, 4], seed=11)
     p = spatial.partition(net, bounds=BOX)
@@ -300,6 +322,15 @@ def test_certify_in_rational_arithmetic():
     assert rep.max_deviation < 1e-12
     p2 = spatial.partition(mlp([2, 6, 5, 1], seed=1), bounds=BOX)
     assert p2.certify().max_deviation < 1e-12
+
+
+def test_certify_without_pycddlib_says_how_to_get_it(monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "cdd", None)
+    monkeypatch.setitem(sys.modules, "cdd.gmp", None)
+    p = spatial.partition(mlp([2, 3, 1]), bounds=BOX)
+    with pytest.raises(spatial.MissingDependencyError, match=r"pycddlib >= 3.*splinescope\[certify\]"):
+        p.certify()
 
 
 def test_verify_catches_a_wrong_partition():
