@@ -5,7 +5,8 @@ Run: ``python benchmarks/bench_partition.py [--widths 32 64 128 256 -1000] [--re
 For each width w the network is ``torch.manual_seed(0)``, default init, 2 -> [w, w, w] -> 1 with
 LeakyReLU(0.01), on the box [-1, 1]^2 (a width -w: one ReLU layer of w neurons). In the same run it times the float32 forward pass of the
 1000x1000 grid through the same network (what a sampling approximation costs) and prints
-partition / grid, and the peak memory of one partition call. Goals: <= 0.10x at w=128, <= 0.15x
+partition / grid, the peak memory of one partition call, and the cost floor (a float64 forward
+pass of the final vertices through the network) with partition / floor. Goals: <= 0.10x at w=128, <= 0.15x
 at w=256, peak memory under 1 GB.
 Reference counts (exact rational computation): w=32: 1,235; w=64: 6,674; w=128: 20,609.
 """
@@ -65,13 +66,18 @@ def main():
     torch.set_num_threads(1)
     goals = {128: 0.10, 256: 0.15}
     print(f"{'width':>6} {'regions':>8} {'expected':>8} {'partition s':>11} {'grid s':>7} {'ratio':>6} {'goal':>5} "
-          f"{'peak MB':>8}")
+          f"{'peak MB':>8} {'floor s':>8} {'x floor':>7}")
     with threadpool_limits(1):
         for w in args.widths:
             net = net_for(w)
             tg, _ = best(lambda: grid_forward(net, args.device), args.repeat)
             net = net.cpu()
             tp, p = best(lambda: spatial.partition(net, bounds=(-1, 1, -1, 1)), args.repeat)
+            # the cost floor of any exact method: a float64 forward pass of the vertices (an upper
+            # bound on it: every layer here sees the final vertices, the engine sees fewer early on)
+            from spatial._net import parse
+            pnet = parse(net)
+            tf, _ = best(lambda: pnet.forward(p.vertices), args.repeat)
             tracemalloc.start()  # numpy reports its buffers to tracemalloc: the peak of one call
             spatial.partition(net, bounds=(-1, 1, -1, 1))
             peak = tracemalloc.get_traced_memory()[1] / 2**20
@@ -79,7 +85,7 @@ def main():
             exp = EXPECTED.get(w)
             goal = goals.get(w)
             print(f"{w if w > 0 else f'1x{-w}':>6} {len(p):>8,} {exp if exp else '-':>8} {tp:>11.3f} {tg:>7.3f} "
-                  f"{tp / tg:>6.3f} {goal if goal else '-':>5} {peak:>8.0f}", flush=True)
+                  f"{tp / tg:>6.3f} {goal if goal else '-':>5} {peak:>8.0f} {tf:>8.3f} {tp / tf:>7.1f}", flush=True)
             if exp is not None and len(p) != exp:
                 print(f"  COUNT MISMATCH at w={w}: {len(p)} != {exp}")
 
