@@ -20,6 +20,7 @@ def add_parser(sub) -> None:
                    help="three inputs (.npy or .pt files) spanning the plane: (0,0)->A, (1,0)->B, (0,1)->C")
     p.add_argument("--verify", action="store_true", help="also check the partition against the network")
     p.add_argument("--json", action="store_true", help="print a JSON record instead of the bare count")
+    p.add_argument("--geojson", metavar="FILE", help="also write the regions and the decision boundary as GeoJSON")
 
 
 def _load_array(path: str):
@@ -42,6 +43,11 @@ def run(args) -> int:
     p = spatial.partition(model, bounds=args.bounds, plane=plane)
     dt = time.perf_counter() - t
     ok = p.verify(raise_on_error=False).ok if args.verify else None
+    if args.geojson:
+        from spatial._io import atomic_write
+
+        doc = json.dumps(p.to_geojson())
+        atomic_write(args.geojson, lambda tmp: open(tmp, "w").write(doc))
     if args.json:
         print(json.dumps({"regions": len(p), "vertices": int(len(p.vertices)),
                           "boundary_segments": int(len(p.boundary)), "seconds": round(dt, 4),

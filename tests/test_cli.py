@@ -19,6 +19,9 @@ def test_count_prints_the_reference_count(tmp_path, capsys):
                  "--verify"]) == 0
     rec = json.loads(capsys.readouterr().out)
     assert rec["regions"] == 1235 and rec["verified"] is True
+    assert main(["count", str(tmp_path / "net.pt"), "--geojson", str(tmp_path / "p.geojson")]) == 0
+    gj = json.loads((tmp_path / "p.geojson").read_text())
+    assert len(gj["features"]) == 1235 + 1 and gj["features"][-1]["properties"]["kind"] == "decision_boundary"
 
 
 def test_count_on_a_plane(tmp_path, capsys):
