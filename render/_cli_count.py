@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -47,7 +48,7 @@ def run(args) -> int:
         from spatial._io import atomic_write
 
         doc = json.dumps(p.to_geojson())
-        atomic_write(args.geojson, lambda tmp: open(tmp, "w").write(doc))
+        atomic_write(args.geojson, lambda tmp: Path(tmp).write_text(doc))
     if args.json:
         print(json.dumps({"regions": len(p), "vertices": int(len(p.vertices)),
                           "boundary_segments": int(len(p.boundary)), "seconds": round(dt, 4),
