@@ -61,7 +61,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--widths", type=int, nargs="+", default=[32, 64, 128, 256, -1000])
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--device", default="cpu", help="device of the grid baseline")
+    ap.add_argument("--device", default="cpu",
+                    help="cpu (numpy engine, grid on the CPU) or a torch device such as cuda (the "
+                         "engine's matrix products and the grid baseline both run there)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     goals = {128: 0.10, 256: 0.15}
@@ -72,7 +74,8 @@ def main():
             net = net_for(w)
             tg, _ = best(lambda: grid_forward(net, args.device), args.repeat)
             net = net.cpu()
-            tp, p = best(lambda: spatial.partition(net, bounds=(-1, 1, -1, 1)), args.repeat)
+            dev = None if args.device == "cpu" else args.device
+            tp, p = best(lambda: spatial.partition(net, bounds=(-1, 1, -1, 1), device=dev), args.repeat)
             # the cost floor of any exact method: a float64 forward pass of the vertices (an upper
             # bound on it: every layer here sees the final vertices, the engine sees fewer early on)
             from spatial._net import parse

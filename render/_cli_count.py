@@ -20,6 +20,7 @@ def add_parser(sub) -> None:
     p.add_argument("--through", nargs=3, metavar=("A", "B", "C"),
                    help="three inputs (.npy or .pt files) spanning the plane: (0,0)->A, (1,0)->B, (0,1)->C")
     p.add_argument("--verify", action="store_true", help="also check the partition against the network")
+    p.add_argument("--device", default=None, help="torch device for the forward passes (e.g. cuda); default numpy")
     p.add_argument("--json", action="store_true", help="print a JSON record instead of the bare count")
     p.add_argument("--geojson", metavar="FILE", help="also write the regions and the decision boundary as GeoJSON")
 
@@ -41,7 +42,7 @@ def run(args) -> int:
     model = load_model(args.model, args.arch)
     plane = spatial.Plane.through(*(_load_array(f) for f in args.through)) if args.through else None
     t = time.perf_counter()
-    p = spatial.partition(model, bounds=args.bounds, plane=plane)
+    p = spatial.partition(model, bounds=args.bounds, plane=plane, device=args.device)
     dt = time.perf_counter() - t
     ok = p.verify(raise_on_error=False).ok if args.verify else None
     if args.geojson:

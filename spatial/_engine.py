@@ -423,7 +423,7 @@ def _split_batch(Xs: _Rows, Ss: _Rows, vals, off: np.ndarray, idx: np.ndarray, c
 
 def transition(Z, scale: np.ndarray, ca: np.ndarray, cb: np.ndarray, slope: float,
                W: np.ndarray, b: np.ndarray, ca_next: Optional[np.ndarray], cb_next: Optional[np.ndarray],
-               capacity: int = 0, chunk: int = 1024):
+               capacity: int = 0, chunk: int = 1024, device=None):
     """From one layer's pre-activations at the vertices to the next layer's, in one pass.
 
     Per chunk of vertices: the signs of ``Z`` under the tolerance rule (a value on the line is
@@ -431,7 +431,12 @@ def transition(Z, scale: np.ndarray, ca: np.ndarray, cb: np.ndarray, slope: floa
     ``|h|_1``, the next pre-activations ``h W^T + b`` and, when the next layer splits too, their
     packed signs. Returns (pos bits of Z, next Z as a row store, next scale, next (pos, neg)).
     ``Z`` is an array, or ``(X, W1, b1)`` for values computed from the coordinates (first layer).
+    With a torch ``device`` the work after the current values (signs, activation, the matrix
+    product, the next signs) runs there in float64, in large chunks; every formula is the one the
+    splitting uses, so the decisions agree.
     """
+    if device is not None:
+        return _transition_torch(Z, scale, ca, cb, slope, W, b, ca_next, cb_next, capacity, device)
     computed = _AffineValues(Z[1], Z[2]) if isinstance(Z, tuple) else None
     X = Z[0] if computed is not None else None
     V, m = (len(X), computed.m) if computed is not None else Z.shape
@@ -468,6 +473,49 @@ def transition(Z, scale: np.ndarray, ca: np.ndarray, cb: np.ndarray, slope: floa
             pn[s: s + chunk] = np.packbits(zn > tn, axis=1)
             np.negative(tn, out=tn)
             nn[s: s + chunk] = np.packbits(zn < tn, axis=1)
+    return pos, Zn, scn, ((pn, nn) if split_next else None)
+
+
+def _transition_torch(Z, scale, ca, cb, slope, W, b, ca_next, cb_next, capacity, device):
+    import torch
+
+    computed = _AffineValues(Z[1], Z[2]) if isinstance(Z, tuple) else None
+    X = Z[0] if computed is not None else None
+    V, m = (len(X), computed.m) if computed is not None else Z.shape
+    n = W.shape[0]
+    dev = torch.device(device)
+    f64 = dict(dtype=torch.float64, device=dev)
+    Wt, bt = torch.as_tensor(np.ascontiguousarray(W.T), **f64), torch.as_tensor(b, **f64)
+    cat, cbt = torch.as_tensor(ca, **f64), torch.as_tensor(cb, **f64)
+    split_next = ca_next is not None
+    if split_next:
+        can, cbn = torch.as_tensor(ca_next, **f64), torch.as_tensor(cb_next, **f64)
+        pn = np.empty((V, (n + 7) // 8), np.uint8)
+        nn = np.empty((V, (n + 7) // 8), np.uint8)
+    pos = np.empty((V, (m + 7) // 8), np.uint8)
+    Zn = _Rows(np.empty((max(capacity, V), n)))
+    Zn.n = V
+    scn = np.empty(V)
+    chunk = max(256, (1 << 22) // max(m, n, 1))  # ~32 MB per temporary on the device
+    for s in range(0, V, chunk):
+        z_np = computed.rows(X[s: s + chunk]) if computed is not None else Z[s: s + chunk]
+        z = torch.as_tensor(np.ascontiguousarray(z_np), **f64)
+        t = torch.as_tensor(scale[s: s + chunk], **f64)[:, None] * cat + cbt
+        p, q = z > t, z < -t
+        h = torch.where(p, z, torch.zeros((), **f64))
+        if slope:
+            h = h + torch.where(q, slope * z, torch.zeros((), **f64))
+        sc = h.abs().sum(1)
+        zn = h @ Wt + bt
+        pos[s: s + chunk] = np.packbits(p.cpu().numpy(), axis=1)
+        Zn.a[s: s + len(z_np)] = zn.cpu().numpy()
+        sc_np = sc.cpu().numpy()
+        scn[s: s + chunk] = sc_np
+        if split_next:
+            # the next layer's tolerance from the scale as stored (what the splitting will use)
+            tn = torch.as_tensor(sc_np, **f64)[:, None] * can + cbn
+            pn[s: s + chunk] = np.packbits((zn > tn).cpu().numpy(), axis=1)
+            nn[s: s + chunk] = np.packbits((zn < -tn).cpu().numpy(), axis=1)
     return pos, Zn, scn, ((pn, nn) if split_next else None)
 
 

@@ -503,7 +503,7 @@ def _boundary(X, off, idx, vals, scale, layer, rtol) -> np.ndarray:
 
 
 def partition(model, bounds, *, plane: Optional[Plane] = None, rtol: float = _engine.DEFAULT_RTOL,
-              boundary: bool = True) -> Partition:
+              boundary: bool = True, device=None) -> Partition:
     """Every linear region of a piecewise-linear network on a 2-D slice, exactly.
 
     Parameters
@@ -520,6 +520,9 @@ def partition(model, bounds, *, plane: Optional[Plane] = None, rtol: float = _en
         pre-activation); the default is 256 ulps.
     boundary : bool
         Compute the decision boundary (default True).
+    device : torch device or str, optional
+        Run each layer's forward pass of the vertices (the matrix products) there, e.g.
+        ``"cuda"``; the splitting itself stays in numpy. Default: numpy on the CPU.
 
     Returns
     -------
@@ -569,7 +572,7 @@ def partition(model, bounds, *, plane: Optional[Plane] = None, rtol: float = _en
         tol_next = _layer_tol(nxt, rtol) if nxt.slope is not None else (None, None)
         zin = (X, layer.weight, layer.bias) if li == 0 else sub.Z
         pos, Z, scale, signs = _engine.transition(zin, sub.scale, ca, cb, layer.slope, nxt.weight, nxt.bias,
-                                                  *tol_next, capacity=4 * len(X) + 1024)
+                                                  *tol_next, capacity=4 * len(X) + 1024, device=device)
         pats.append(_engine._reduce_or(pos, off, idx))
         lineage.append(sub.origin)
         sizes.append(layer.width)

@@ -198,6 +198,23 @@ def test_torchscript_model():
     assert len(spatial.partition(scripted, bounds=BOX)) == len(spatial.partition(net, bounds=BOX))
 
 
+# ---- the torch path (a GPU where there is one)
+
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_torch_device_path_gives_the_same_regions(device):
+    for net in (reference_net(32), integer_net([2, 7, 6, 2], seed=4, act="leaky"), mlp([2, 9, 1], bias=False)):
+        a = spatial.partition(net, bounds=BOX)
+        b = spatial.partition(net, bounds=BOX, device=device)
+        assert len(a) == len(b)
+        assert pattern_set(a) == pattern_set(b)
+        np.testing.assert_allclose(np.sort(a.areas()), np.sort(b.areas()), rtol=1e-9, atol=1e-15)
+        b.verify()
+
+
 # ---- dense sampling on larger networks
 
 
