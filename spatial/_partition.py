@@ -310,32 +310,38 @@ class Partition:
 
         sel = range(len(self)) if regions is None else [int(i) for i in regions]
         bits = self.pattern_bits()
-        layers = [(_frac_matrix(l.weight), _frac_vector(l.bias), l.slope) for l in self.network.layers]
+        layers = [(*_dyadic(l.weight), *_dyadic(l.bias), l.slope) for l in self.network.layers]
         x0, x1, y0, y1 = (Fraction(v) for v in self.bounds)
         box = [[-x0, 1, 0], [x1, -1, 0], [-y0, 0, 1], [y1, 0, -1]]
+        cache: Dict[Tuple[int, bytes], Tuple[np.ndarray, int]] = {}  # maps shared by a pattern prefix
         worst = 0.0
         mismatch = empty = 0
         count = 0
         for i in sel:
             count += 1
             rows = [list(r) for r in box]
-            # affine map of the current layer's input on the region: rows [c, g1, g2] per feature
-            M = [[Fraction(0), Fraction(1), Fraction(0)], [Fraction(0), Fraction(0), Fraction(1)]]
+            # exact integer maps [c, g1, g2] of the current layer's inputs, over a denominator 2**D
+            M = np.array([[0, 1, 0], [0, 0, 1]], dtype=object)
+            D = 0
             col = 0
-            for W, b, slope in layers:
-                Z = [[b[k] + sum(W[k][i2] * M[i2][0] for i2 in range(len(M)) if W[k][i2]),
-                      sum(W[k][i2] * M[i2][1] for i2 in range(len(M)) if W[k][i2]),
-                      sum(W[k][i2] * M[i2][2] for i2 in range(len(M)) if W[k][i2])] for k in range(len(W))]
+            for li, (Wi, Ew, bi, Eb, slope) in enumerate(layers):
+                key = (li, np.packbits(bits[i, :col]).tobytes())
+                if key not in cache:
+                    Dz = max(Ew + D, Eb)
+                    Z = Wi.dot(M) * (1 << (Dz - Ew - D))
+                    Z[:, 0] += bi * (1 << (Dz - Eb))
+                    cache[key] = (Z, Dz)
+                Z, Dz = cache[key]
                 if slope is None:
                     break
-                sl = Fraction(slope)
-                newM = []
-                for k, zk in enumerate(Z):
-                    active = bits[i, col + k]
-                    rows.append(zk if active else [-c for c in zk])
-                    newM.append(zk if active else [sl * c for c in zk])
-                M = newM
-                col += len(Z)
+                n = len(Z)
+                act = bits[i, col: col + n]
+                rows.extend(np.where(act[:, None], Z, -Z).tolist())  # z >= 0 where active, <= 0 where not
+                sl = Fraction(float(slope))
+                Es = sl.denominator.bit_length() - 1
+                M = np.where(act[:, None], Z * (1 << Es), Z * sl.numerator)
+                D = Dz + Es
+                col += n
             mat = cdd.gmp.matrix_from_array(rows, rep_type=cdd.RepType.INEQUALITY)
             gen = cdd.gmp.copy_generators(cdd.gmp.polyhedron_from_matrix(mat)).array
             exact = np.array([[float(g[1]), float(g[2])] for g in gen if g[0] == 1], dtype=np.float64)
@@ -378,14 +384,14 @@ def _unmatched_edges(p: "Partition") -> int:
     return int((~on_side).sum())
 
 
-def _frac_matrix(W):
+def _dyadic(a: np.ndarray) -> Tuple[np.ndarray, int]:
+    """``a == ints / 2**E`` exactly (float64 values are dyadic rationals): Python ints and E."""
     from fractions import Fraction
-    return [[Fraction(float(x)) for x in row] for row in W]
 
-
-def _frac_vector(b):
-    from fractions import Fraction
-    return [Fraction(float(x)) for x in b]
+    fr = [Fraction(float(x)) for x in np.ravel(a)]
+    E = max((f.denominator.bit_length() - 1 for f in fr), default=0)
+    ints = [f.numerator << (E - (f.denominator.bit_length() - 1)) for f in fr]
+    return np.array(ints, dtype=object).reshape(np.shape(a)), E
 
 
 def _area(poly: np.ndarray) -> float:
