@@ -278,7 +278,7 @@ def animate(checkpoints, bounds=(-1, 1, -1, 1), out="run.gif", *, arch=None, pla
     data : (X, y) pair, (N, 2) array, None or "auto"
         Points in slice coordinates, drawn on top; they also define "near data" in the
         statistics panel. ``"auto"`` (default): the ``data.npz`` of a ``splinescope train``
-        folder when its inputs are 2-D, else none.
+        folder when its inputs are 2-D (with its held-out points, if any, as ``test``), else none.
     color : ``"pattern"`` (stable per region), ``"area"``, ``"slope"``, ``"boundary_distance"``,
         ``"data_distance"`` (one colour scale shared by all frames).
     stats : bool
@@ -310,6 +310,9 @@ def animate(checkpoints, bounds=(-1, 1, -1, 1), out="run.gif", *, arch=None, pla
             data = load_run_data(checkpoints)
             if data is not None and (data[0].ndim != 2 or data[0].shape[1] != 2):
                 data = None  # inputs of more than 2 dimensions: not points of a slice
+            test = load_run_data(checkpoints, "test")
+            if data is not None and test is not None and "test" not in kwargs:
+                kwargs["test"] = test
     a = frames(checkpoints, bounds, arch=arch, plane=plane, data=data, color=color, stats=stats,
                figsize=figsize, dpi=dpi, radius=radius, label=label, progress=progress, **kwargs)
     a.path = save(a.images, out, fps=fps)

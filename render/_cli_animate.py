@@ -28,7 +28,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    choices=("pattern", "area", "slope", "boundary_distance", "data_distance"),
                    help="region colours (default: pattern, stable per region)")
     p.add_argument("--data", default=None, metavar="NPZ",
-                   help="points to draw: an .npz with X (N, 2) and y (default: the run's data.npz)")
+                   help="points to draw: an .npz with X (N, 2) and y, and optionally held-out X_test, "
+                        "y_test (default: the run's data.npz)")
     p.add_argument("--no-data", action="store_true", help="draw no data points")
     p.add_argument("--no-stats", action="store_true", help="no statistics panel")
     p.add_argument("--fps", type=float, default=8, help="frames per second (default: 8)")
@@ -49,12 +50,15 @@ def run(args) -> int:
     out = _check_out(args.out)  # a bad output fails before any work
     ck = args.checkpoints[0] if len(args.checkpoints) == 1 else list(args.checkpoints)
     data = None if args.no_data else "auto"
+    extra = {}
     if args.data is not None and not args.no_data:
         with np.load(args.data) as d:
             if "X" not in d:
                 raise ValueError(f"{args.data} holds no array 'X' (keys: {', '.join(d.files)})")
             data = (d["X"], d["y"]) if "y" in d else d["X"]
+            if "X_test" in d:
+                extra["test"] = (d["X_test"], d["y_test"]) if "y_test" in d else d["X_test"]
     a = animate(ck, tuple(args.bounds), out, arch=args.arch, data=data, color=args.color,
-                stats=not args.no_stats, fps=args.fps, dpi=args.dpi, progress=not args.quiet)
+                stats=not args.no_stats, fps=args.fps, dpi=args.dpi, progress=not args.quiet, **extra)
     print(f"wrote {a.path}: {len(a.steps)} frames, {int(a.n_regions.min())}..{int(a.n_regions.max())} regions")
     return 0

@@ -34,6 +34,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of data, weights and batches (default: 0)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default: 1, the fastest for small networks)")
+    p.add_argument("--test", type=int, default=0,
+                   help="held-out points drawn from the same toy (another seed), saved with the run "
+                        "and drawn by animate (default: 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -49,6 +52,9 @@ def run(args) -> int:
     if kw and args.toy not in ("moons", "circles", "spirals"):
         raise ValueError(f"--noise applies to moons, circles and spirals, not to {args.toy!r}")
     X, y = toy(args.toy, args.n, seed=args.seed, **kw)
+    if args.test < 0:
+        raise ValueError(f"--test must be >= 0, got {args.test}")
+    test = toy(args.toy, args.test, seed=args.seed + 10_000, **kw) if args.test else None
     K = int(y.max()) + 1
     arch_kwargs = dict(width=args.width, depth=args.depth, activation=args.activation,
                        out_features=1 if K == 2 else K, seed=args.seed)
@@ -56,6 +62,6 @@ def run(args) -> int:
                   weight_decay=args.weight_decay, batch_size=args.batch_size,
                   checkpoints=args.checkpoints, out_dir=args.out, seed=args.seed,
                   arch={"factory": "spatial.train:toy_mlp", "kwargs": arch_kwargs},
-                  progress=not args.quiet)
+                  progress=not args.quiet, test=test)
     print(f"wrote {len(ckpts)} checkpoints (steps {ckpts[0][0]}..{ckpts[-1][0]}) to {args.out}")
     return 0

@@ -110,9 +110,9 @@ def _atomic_save(obj, path: Path, saver) -> None:
     atomic_write(path, lambda tmp: saver(obj, tmp))
 
 
-def _save_npz(d, path) -> None:
+def _save_npz(arrays, path) -> None:
     with open(path, "wb") as f:  # a file object: np.savez would append ".npz" to a name
-        np.savez(f, X=d[0], y=d[1])
+        np.savez(f, **arrays)
 
 
 def _as_tensor(name: str, a, dtype) -> torch.Tensor:
@@ -127,7 +127,7 @@ def _as_tensor(name: str, a, dtype) -> torch.Tensor:
 def train(model: torch.nn.Module, X, y, *, steps: int, lr: float = 3e-3, batch_size: Optional[int] = None,
           weight_decay: float = 0.0, checkpoints: Union[int, Sequence[int], None] = None,
           out_dir: Union[str, os.PathLike, None] = None, arch: Optional[Dict] = None, seed: int = 0,
-          progress: bool = True) -> List[Tuple[int, torch.nn.Module]]:
+          progress: bool = True, test=None) -> List[Tuple[int, torch.nn.Module]]:
     """Train ``model`` with Adam on ``(X, y)`` and keep copies of it at checkpoint steps.
 
     Parameters
@@ -152,6 +152,9 @@ def train(model: torch.nn.Module, X, y, *, steps: int, lr: float = 3e-3, batch_s
         Seeds the mini-batch order.
     progress : bool
         Show a tqdm progress bar.
+    test : (X_test, y_test), optional
+        Held-out points, not trained on: saved beside the training set in ``data.npz`` (as
+        ``X_test``, ``y_test``) so that movies of the run draw them too.
 
     Returns
     -------
@@ -186,7 +189,14 @@ def train(model: torch.nn.Module, X, y, *, steps: int, lr: float = 3e-3, batch_s
         out.mkdir(parents=True, exist_ok=True)
         for old in out.glob("step_[0-9][0-9][0-9][0-9][0-9][0-9]*.pt"):  # a previous run's checkpoints
             old.unlink()
-        _atomic_save((Xt.numpy(), yt.numpy()), out / DATA_FILE, _save_npz)
+        arrays = {"X": Xt.numpy(), "y": yt.numpy()}
+        if test is not None:
+            arrays["X_test"] = _as_tensor("X_test", test[0], torch.float32).numpy()
+            arrays["y_test"] = _as_tensor("y_test", test[1], torch.int64).numpy()
+            if arrays["X_test"].shape[1:] != arrays["X"].shape[1:] or arrays["y_test"].shape != arrays["X_test"].shape[:1]:
+                raise ValueError(f"test points of shape {arrays['X_test'].shape} with labels {arrays['y_test'].shape} "
+                                 f"do not match the training inputs {arrays['X'].shape}")
+        _atomic_save(arrays, out / DATA_FILE, _save_npz)
         if arch is not None:
             _atomic_save(arch, out / ARCH_FILE, lambda a, p: Path(p).write_text(json.dumps(a, indent=2) + "\n"))
 
@@ -228,10 +238,14 @@ def train(model: torch.nn.Module, X, y, *, steps: int, lr: float = 3e-3, batch_s
     return kept
 
 
-def load_run_data(run_dir: Union[str, os.PathLike]) -> Optional[Tuple[np.ndarray, np.ndarray]]:
-    """The training set ``(X, y)`` saved in ``run_dir/data.npz``, or None if there is none."""
+def load_run_data(run_dir: Union[str, os.PathLike], split: str = "train") -> Optional[Tuple[np.ndarray, np.ndarray]]:
+    """The training set ``(X, y)`` saved in ``run_dir/data.npz`` (``split="test"``: the held-out
+    points), or None if there is none."""
+    if split not in ("train", "test"):
+        raise ValueError(f"{split!r} is not a valid split, must be one of 'train', 'test'")
     f = Path(run_dir) / DATA_FILE
     if not f.is_file():
         return None
+    kx, ky = ("X", "y") if split == "train" else ("X_test", "y_test")
     with np.load(f) as d:
-        return d["X"], d["y"]
+        return (d[kx], d[ky]) if kx in d and ky in d else None

@@ -372,6 +372,30 @@ def test_cli_train_then_animate(tmp_path, capsys):
     assert "pts.npz holds no array 'X' (keys: A)" in capsys.readouterr().err
     assert main(["train", "--toy", "xor", "--noise", "0.1", "--out", str(tmp_path / "y"), "--quiet"]) == 2
     assert "--noise applies to moons, circles and spirals, not to 'xor'" in capsys.readouterr().err
+    assert main(["train", "--toy", "xor", "--test", "-1", "--out", str(tmp_path / "y"), "--quiet"]) == 2
+    assert "--test must be >= 0, got -1" in capsys.readouterr().err
+
+
+def test_held_out_points_travel_with_the_run(tmp_path, monkeypatch):
+    run = tmp_path / "moons"
+    assert main(["train", "--toy", "moons", "--n", "16", "--test", "5", "--out", str(run), "--steps", "4",
+                 "--checkpoints", "2", "--width", "4", "--depth", "1", "--quiet"]) == 0
+    from spatial.train import load_run_data
+    Xt, yt = load_run_data(run, "test")
+    assert Xt.shape == (5, 2) and yt.shape == (5,)
+    assert not np.isin(Xt, load_run_data(run)[0]).all(axis=1).any()  # other points than the training set
+    seen = {}
+    real = _plot.plot_partition
+
+    def spy(p, ax=None, **kw):
+        seen["test"] = kw.get("test")
+        return real(p, ax, **kw)
+
+    monkeypatch.setattr(_plot, "plot_partition", spy)
+    assert main(["animate", str(run), "--out", str(tmp_path / "m.gif"), "--dpi", "20", "--quiet"]) == 0
+    np.testing.assert_array_equal(seen["test"][0], Xt)
+    with pytest.raises(ValueError, match="'val' is not a valid split"):
+        load_run_data(run, "val")
 
 
 def test_demo_tiny(tmp_path):
