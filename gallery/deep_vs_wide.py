@@ -7,37 +7,19 @@ Run from the repository root (about 2 minutes on one core):
 
     python gallery/deep_vs_wide.py
 """
-import os
-import sys
-from pathlib import Path
+import _common  # first: this checkout's packages, one thread, no display
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("MPLBACKEND", "Agg")
+from spatial.data import circles
+from spatial.train import toy_mlp
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-torch.set_num_threads(1)
-
-import render  # noqa: E402
-from spatial.data import circles  # noqa: E402
-from spatial.train import toy_mlp, train  # noqa: E402
-
-HERE = Path(__file__).resolve().parent
 STEPS, CHECKPOINTS = 8000, 28
 
 
 def main() -> None:
     X, y = circles(256, noise=0.08, factor=0.5, seed=0)
-    movies = []
-    for width, depth in ((32, 4), (128, 1)):
-        label = f"{depth} x {width}"
-        ckpts = train(toy_mlp(width, depth, seed=0), X, y, steps=STEPS, lr=3e-3,
-                      checkpoints=CHECKPOINTS, seed=0)
-        movies.append(render.frames(ckpts, data=(X, y), stats=False, label=label, figsize=(4.5, 4.5)))
-    images = [np.concatenate(pair, axis=1) for pair in zip(movies[0].images, movies[1].images)]
-    out = render.save(images, HERE / "deep_vs_wide.gif", fps=6)
-    print(movies, f"{out.stat().st_size / 1e6:.2f} MB")
+    kw = dict(steps=STEPS, lr=3e-3, checkpoints=CHECKPOINTS, seed=0)
+    _common.side_by_side([(f"{depth} x {width}", toy_mlp(width, depth, seed=0), kw)
+                          for width, depth in ((32, 4), (128, 1))], X, y, "deep_vs_wide.gif")
 
 
 if __name__ == "__main__":

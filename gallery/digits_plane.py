@@ -8,24 +8,15 @@ Run from the repository root (about 2 minutes on one core):
 
     python gallery/digits_plane.py
 """
-import os
-import sys
-from pathlib import Path
+import _common  # first: this checkout's packages, one thread, no display
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("MPLBACKEND", "Agg")
+import numpy as np
+import render
+import spatial
+from spatial.data import digits
+from spatial.train import toy_mlp, train
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-torch.set_num_threads(1)
-
-import render  # noqa: E402
-import spatial  # noqa: E402
-from spatial.data import digits  # noqa: E402
-from spatial.train import toy_mlp, train  # noqa: E402
-
-HERE = Path(__file__).resolve().parent
+HERE = _common.HERE
 STEPS, CHECKPOINTS = 3000, 32
 ANCHORS = (3, 5, 8)  # the digits the plane goes through
 

@@ -8,23 +8,14 @@ Run from the repository root (about 2 minutes on one core):
 
     python gallery/migration_moons.py
 """
-import os
-import sys
-from pathlib import Path
+import _common  # first: this checkout's packages, one thread, no display
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("MPLBACKEND", "Agg")
+import matplotlib.pyplot as plt
+from matplotlib.colors import LogNorm
 
-import torch  # noqa: E402
+import render
 
-torch.set_num_threads(1)
-
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.colors import LogNorm  # noqa: E402
-
-import render  # noqa: E402
-
-HERE = Path(__file__).resolve().parent
+HERE = _common.HERE
 
 
 def main() -> None:
