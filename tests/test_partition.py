@@ -149,6 +149,14 @@ def test_tiny_and_huge_boxes():
     assert_matches_exact(net, bounds=(-1e3, 1e3, -1e3, 1e3))
 
 
+def test_a_box_far_from_the_origin():
+    net = mlp([2, 8, 6, 1], seed=3)
+    with torch.no_grad():  # the same network moved to (100, -3): its lines cross the box there
+        net[0].bias -= net[0].weight @ torch.tensor([100.0, -3.0], dtype=torch.float64)
+    p, _ = assert_matches_exact(net, bounds=(99.5, 100.5, -3.5, -2.5))
+    assert len(p) > 10
+
+
 def test_plane_slice_of_a_high_dimensional_net():
     torch.manual_seed(5)
     net = L.Sequential(L.Flatten(), L.Linear(12, 8), L.ReLU(), L.Linear(8, 6), L.LeakyReLU(0.1), L.Linear(6, 3)).double()
