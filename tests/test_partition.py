@@ -154,7 +154,7 @@ def test_a_box_far_from_the_origin():
     with torch.no_grad():  # the same network moved to (100, -3): its lines cross the box there
         net[0].bias -= net[0].weight @ torch.tensor([100.0, -3.0], dtype=torch.float64)
     p, _ = assert_matches_exact(net, bounds=(99.5, 100.5, -3.5, -2.5))
-    assert len(p) > 10
+    assert len(p) == len(spatial.partition(mlp([2, 8, 6, 1], seed=3), bounds=(-0.5, 0.5, -0.5, 0.5))) > 1
 
 
 def test_plane_slice_of_a_high_dimensional_net():
