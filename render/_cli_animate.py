@@ -23,6 +23,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "'pkg.module:factory(width=64)' (default: the folder's arch.json)")
     p.add_argument("--bounds", type=float, nargs=4, default=(-1.0, 1.0, -1.0, 1.0),
                    metavar=("XMIN", "XMAX", "YMIN", "YMAX"), help="the slice (default: -1 1 -1 1)")
+    p.add_argument("--through", nargs=3, metavar=("A", "B", "C"),
+                   help="for a network of more than 2 inputs: three inputs (.npy or .pt files) spanning "
+                        "the slice, (0,0)->A, (1,0)->B, (0,1)->C")
     p.add_argument("--out", default="run.gif", help="output .gif or .mp4 (default: run.gif)")
     p.add_argument("--color", default="pattern",
                    choices=("pattern", "area", "slope", "boundary_distance", "data_distance"),
@@ -58,7 +61,14 @@ def run(args) -> int:
             data = (d["X"], d["y"]) if "y" in d else d["X"]
             if "X_test" in d:
                 extra["test"] = (d["X_test"], d["y_test"]) if "y_test" in d else d["X_test"]
-    a = animate(ck, tuple(args.bounds), out, arch=args.arch, data=data, color=args.color,
+    plane = None
+    if args.through:
+        import spatial
+        from ._cli_count import load_array
+        plane = spatial.Plane.through(*(load_array(f) for f in args.through))
+        if args.data is None:
+            data = (np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]), None)  # the three inputs
+    a = animate(ck, tuple(args.bounds), out, arch=args.arch, plane=plane, data=data, color=args.color,
                 stats=not args.no_stats, fps=args.fps, dpi=args.dpi, progress=not args.quiet, **extra)
     print(f"wrote {a.path}: {len(a.steps)} frames, {int(a.n_regions.min())}..{int(a.n_regions.max())} regions")
     return 0

@@ -25,7 +25,8 @@ def add_parser(sub) -> None:
     p.add_argument("--geojson", metavar="FILE", help="also write the regions and the decision boundary as GeoJSON")
 
 
-def _load_array(path: str):
+def load_array(path: str):
+    """An input array from a .npy or .pt file (for --through)."""
     import torch
 
     if path.endswith(".npy"):
@@ -40,7 +41,7 @@ def run(args) -> int:
     from spatial.checkpoints import load_model
 
     model = load_model(args.model, args.arch)
-    plane = spatial.Plane.through(*(_load_array(f) for f in args.through)) if args.through else None
+    plane = spatial.Plane.through(*(load_array(f) for f in args.through)) if args.through else None
     t = time.perf_counter()
     p = spatial.partition(model, bounds=args.bounds, plane=plane, device=args.device)
     dt = time.perf_counter() - t

@@ -554,7 +554,8 @@ def partition(model, bounds, *, plane: Optional[Plane] = None, rtol: float = _en
         net = net.restrict(plane.origin, plane.basis)
     elif net.in_features != 2:
         raise ValueError(f"the network has {net.in_features} inputs; pass plane=spatial.Plane(...) "
-                         "(or Plane.through(a, b, c)) to take a 2-D slice of it")
+                         "(or Plane.through(a, b, c); on the command line --through A B C) to take a "
+                         "2-D slice of it")
     if not (0 <= rtol < 1e-3):
         raise ValueError(f"rtol must be in [0, 1e-3), got {rtol}")
     x0, x1, y0, y1 = b

@@ -376,6 +376,23 @@ def test_cli_train_then_animate(tmp_path, capsys):
     assert "--test must be >= 0, got -1" in capsys.readouterr().err
 
 
+def test_cli_animate_on_a_plane_through_three_inputs(tmp_path, capsys):
+    torch.manual_seed(0)
+    L = torch.nn
+    for step in (0, 5):
+        net = L.Sequential(L.Linear(6, 8), L.ReLU(), L.Linear(8, 2))
+        torch.save(net, tmp_path / f"step_{step:06d}.pt")
+    for n in "abc":
+        np.save(tmp_path / f"{n}.npy", np.random.default_rng(ord(n)).random(6))
+    gif = tmp_path / "plane.gif"
+    args = ["animate", str(tmp_path), "--through"] + [str(tmp_path / f"{n}.npy") for n in "abc"]
+    assert main(args + ["--bounds", "-0.5", "1.5", "-0.5", "1.5", "--out", str(gif), "--dpi", "20", "--quiet"]) == 0
+    assert len(iio.imread(gif, index=None)) == 2
+    # without a plane, a 6-input network is refused, naming the way to slice it
+    assert main(["animate", str(tmp_path), "--out", str(tmp_path / "x.gif"), "--quiet"]) == 2
+    assert "6 inputs; pass plane=spatial.Plane(...) (or Plane.through(a, b, c); on the command line --through" in capsys.readouterr().err
+
+
 def test_held_out_points_travel_with_the_run(tmp_path, monkeypatch):
     run = tmp_path / "moons"
     assert main(["train", "--toy", "moons", "--n", "16", "--test", "5", "--out", str(run), "--steps", "4",
