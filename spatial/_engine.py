@@ -44,15 +44,9 @@ class _Rows:
         self.n = len(a)
 
     def extend(self, rows: np.ndarray) -> np.ndarray:
-        k = len(rows)
-        if self.n + k > len(self.a):
-            cap = max(2 * len(self.a), self.n + k, 16)
-            b = np.empty((cap,) + self.a.shape[1:], dtype=self.a.dtype)
-            b[: self.n] = self.a[: self.n]
-            self.a = b
-        self.a[self.n: self.n + k] = rows
-        ids = np.arange(self.n, self.n + k)
-        self.n += k
+        """Append rows; returns their indices."""
+        ids = self.alloc(len(rows))
+        self.a[self.n - len(rows): self.n] = rows
         return ids
 
     def alloc(self, k: int) -> np.ndarray:

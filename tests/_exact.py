@@ -49,8 +49,7 @@ def exact_regions(net, bounds):
     x0, x1, y0, y1 = (Fr(float(v)) for v in bounds)
     box = [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
     regions = [(box, [(Fr(0), Fr(1), Fr(0)), (Fr(0), Fr(0), Fr(1))], [])]
-    out_maps = None
-    for W, b, slope in _frac_layers(net):
+    for W, b, slope in _frac_layers(net):  # the last layer (no activation) returns
         if slope is None:
             return [(poly, bits, [_affine(W[k], b[k], M) for k in range(len(W))]) for poly, M, bits in regions]
         new = []
@@ -74,7 +73,7 @@ def exact_regions(net, bounds):
                 newM = [z if bit else (slope * z[0], slope * z[1], slope * z[2]) for z, bit in zip(Z, bb)]
                 new.append((pp, newM, bits + bb))
         regions = new
-    return out_maps
+    raise ValueError("the network has no output layer")
 
 
 def zero_set_length(regions):
@@ -86,18 +85,10 @@ def zero_set_length(regions):
         c, g1, g2 = maps[0]
         if g1 == 0 and g2 == 0:
             continue
-        pts = []
-        n = len(poly)
-        for i in range(n):
-            P, Q = poly[i], poly[(i + 1) % n]
-            fp = c + g1 * P[0] + g2 * P[1]
-            fq = c + g1 * Q[0] + g2 * Q[1]
-            if fp == 0:
-                pts.append(P)
-            if (fp > 0 > fq) or (fp < 0 < fq):
-                t = fp / (fp - fq)
-                pts.append((P[0] + t * (Q[0] - P[0]), P[1] + t * (Q[1] - P[1])))
+        # the zero set's ends: the corners of the part where f >= 0 at which f = 0 exactly
+        pts = [P for P in clip(poly, c, g1, g2) if c + g1 * P[0] + g2 * P[1] == 0]
         pts = list(dict.fromkeys(pts))
+        n = len(poly)
         if len(pts) == 2:
             length = math.hypot(float(pts[0][0] - pts[1][0]), float(pts[0][1] - pts[1][1]))
             # an edge shared by two regions is counted from both sides: halve it there
