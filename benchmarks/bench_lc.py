@@ -27,7 +27,7 @@ import time
 
 import torch
 
-from spatial.local_complexity import _lc_update, _plan, _prepare_x, local_complexity, random_frame
+from splinescope.spatial.local_complexity import _lc_update, _plan, _prepare_x, local_complexity, random_frame
 
 
 def mlp(widths, seed=0):
@@ -107,7 +107,7 @@ def exact_counts(model, c, F, r):
     constant over the partition's regions there.
     """
     import numpy as np
-    import spatial
+    from splinescope import spatial
     plane = spatial.Plane(c, r * (F[0] + F[1]) / 2, r * (F[0] - F[1]) / 2)
     p = spatial.partition(model, bounds=(-1, 1, -1, 1), plane=plane, boundary=False)
     bits = p.pattern_bits()  # (R, N)
@@ -118,7 +118,7 @@ def exact_counts(model, c, F, r):
 
 def exact(args):
     import numpy as np
-    import spatial
+    from splinescope import spatial
     if not hasattr(spatial, "partition"):
         print("--exact: spatial.partition is not available yet")
         return

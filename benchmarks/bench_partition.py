@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-import spatial
+from splinescope import spatial
 
 EXPECTED = {32: 1235, 64: 6674, 128: 20609}
 
@@ -78,7 +78,7 @@ def main():
             tp, p = best(lambda: spatial.partition(net, bounds=(-1, 1, -1, 1), device=dev), args.repeat)
             # the cost floor of any exact method: a float64 forward pass of the vertices (an upper
             # bound on it: every layer here sees the final vertices, the engine sees fewer early on)
-            from spatial._net import parse
+            from splinescope.spatial._net import parse
             pnet = parse(net)
             tf, _ = best(lambda: pnet.forward(p.vertices), args.repeat)
             tracemalloc.start()  # numpy reports its buffers to tracemalloc: the peak of one call

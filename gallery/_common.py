@@ -18,8 +18,8 @@ def side_by_side(runs, X, y, out: str, *, fps: float = 6, figsize=(4.5, 4.5)) ->
     their movies side by side (frame i of each run next to each other) to ``gallery/out``."""
     import numpy as np
 
-    import render
-    from spatial.train import train
+    from splinescope import render
+    from splinescope.spatial.train import train
 
     movies = []
     for label, model, kw in runs:

@@ -9,8 +9,8 @@ Run from the repository root (about 2 minutes on one core):
 """
 import _common  # first: this checkout's packages, one thread, no display
 
-from spatial.data import circles
-from spatial.train import toy_mlp
+from splinescope.spatial.data import circles
+from splinescope.spatial.train import toy_mlp
 
 STEPS, CHECKPOINTS = 8000, 28
 

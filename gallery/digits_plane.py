@@ -11,10 +11,10 @@ Run from the repository root (about 2 minutes on one core):
 import _common  # first: this checkout's packages, one thread, no display
 
 import numpy as np
-import render
-import spatial
-from spatial.data import digits
-from spatial.train import toy_mlp, train
+from splinescope import render
+from splinescope import spatial
+from splinescope.spatial.data import digits
+from splinescope.spatial.train import toy_mlp, train
 
 HERE = _common.HERE
 STEPS, CHECKPOINTS = 3000, 32

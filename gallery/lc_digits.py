@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from render.cli import main as splinescope
-from render._cli_lc import digits_split
-from spatial.train import log_schedule, toy_mlp
+from splinescope.render.cli import main as splinescope
+from splinescope.render._cli_lc import digits_split
+from splinescope.spatial.train import log_schedule, toy_mlp
 
 HERE = Path(__file__).resolve().parent
 
@@ -39,7 +39,7 @@ def train(run: Path, steps: int, checkpoints: int, n_train: int, seed: int) -> N
     """Train the MLP, writing ``step_*.pt`` state_dicts, ``arch.json`` and ``data.npz`` to ``run``."""
     Xtr, ytr, Xte, yte = digits_split(n_train, seed)
     np.savez(run / "data.npz", X=Xtr, y=ytr, X_test=Xte, y_test=yte)
-    arch = {"factory": "spatial.train:toy_mlp",
+    arch = {"factory": "splinescope.spatial.train:toy_mlp",
             "kwargs": {"width": 200, "depth": 3, "in_features": 64, "out_features": 10, "seed": seed}}
     (run / "arch.json").write_text(json.dumps(arch, indent=2) + "\n")
     model = toy_mlp(**arch["kwargs"])

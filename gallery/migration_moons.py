@@ -13,7 +13,7 @@ import _common  # first: this checkout's packages, one thread, no display
 import matplotlib.pyplot as plt
 from matplotlib.colors import LogNorm
 
-import render
+from splinescope import render
 
 HERE = _common.HERE
 

@@ -14,7 +14,7 @@ from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from spatial._io import atomic_write
+from splinescope.spatial._io import atomic_write
 
 __all__ = ["Animation", "animate", "frames", "save"]
 
@@ -34,7 +34,7 @@ def _check_out(out) -> Path:
         try:
             import imageio_ffmpeg  # noqa: F401
         except ImportError:
-            from spatial import MissingDependencyError
+            from splinescope.spatial import MissingDependencyError
             raise MissingDependencyError("writing .mp4 needs imageio-ffmpeg: pip install 'splinescope[mp4]'") from None
     if not out.parent.is_dir():
         raise FileNotFoundError(f"the folder of {str(out)!r} does not exist")
@@ -46,7 +46,7 @@ def _resolve(checkpoints, arch) -> List[Tuple[Optional[int], Any]]:
     import torch
 
     if isinstance(checkpoints, (str, os.PathLike)):
-        from spatial.checkpoints import load_checkpoints  # reads a folder's arch.json itself
+        from splinescope.spatial.checkpoints import load_checkpoints  # reads a folder's arch.json itself
         pairs = load_checkpoints(Path(checkpoints), arch=arch)
     elif isinstance(checkpoints, torch.nn.Module):
         pairs = [(None, checkpoints)]
@@ -59,7 +59,7 @@ def _resolve(checkpoints, arch) -> List[Tuple[Optional[int], Any]]:
         elif all(isinstance(c, tuple) and len(c) == 2 and isinstance(c[1], torch.nn.Module) for c in items):
             pairs = [(None if s is None else int(s), m) for s, m in items]
         elif all(isinstance(c, (str, os.PathLike)) for c in items):
-            from spatial.checkpoints import load_checkpoints
+            from splinescope.spatial.checkpoints import load_checkpoints
             pairs = load_checkpoints(items, arch=arch)
         else:
             kinds = sorted({type(c).__name__ for c in items})
@@ -93,7 +93,7 @@ def _stat_values(parts, color, X):
     if not isinstance(color, str) or color == "pattern":
         return [None] * len(parts), None
     from matplotlib.colors import LogNorm, Normalize
-    from spatial.migration import region_statistic
+    from splinescope.spatial.migration import region_statistic
     from ._plot import _COLOR_OPTIONS
     if color not in _COLOR_OPTIONS:
         raise ValueError(f"{color!r} is not a valid color option, must be one of "
@@ -118,15 +118,15 @@ def frames(checkpoints, bounds=(-1, 1, -1, 1), *, arch=None, plane=None, data=No
     Examples
     --------
     >>> import torch
-    >>> from spatial.train import toy_mlp
+    >>> from splinescope.spatial.train import toy_mlp
     >>> a = frames([toy_mlp(4, 1, seed=0), toy_mlp(4, 1, seed=1)], progress=False, stats=False)
     >>> len(a.images), a.images[0].shape, a.images[0].dtype
     (2, (400, 400, 3), dtype('uint8'))
     """
-    import spatial
+    from splinescope import spatial
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from spatial.migration import migration_table
+    from splinescope.spatial.migration import migration_table
     from tqdm.auto import tqdm
 
     from ._plot import _data_arrays, plot_partition
@@ -306,7 +306,7 @@ def animate(checkpoints, bounds=(-1, 1, -1, 1), out="run.gif", *, arch=None, pla
             raise ValueError(f"{data!r} is not a valid data option, must be 'auto', None, an (X, y) pair or (N, 2) points")
         data = None
         if isinstance(checkpoints, (str, os.PathLike)) and Path(checkpoints).is_dir() and plane is None:
-            from spatial.train import load_run_data
+            from splinescope.spatial.train import load_run_data
             data = load_run_data(checkpoints)
             if data is not None and (data[0].ndim != 2 or data[0].shape[1] != 2):
                 data = None  # inputs of more than 2 dimensions: not points of a slice

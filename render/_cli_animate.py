@@ -63,7 +63,7 @@ def run(args) -> int:
                 extra["test"] = (d["X_test"], d["y_test"]) if "y_test" in d else d["X_test"]
     plane = None
     if args.through:
-        import spatial
+        from splinescope import spatial
         from ._cli_count import load_array
         plane = spatial.Plane.through(*(load_array(f) for f in args.through))
         if args.data is None:

@@ -37,8 +37,8 @@ def load_array(path: str):
 
 
 def run(args) -> int:
-    import spatial
-    from spatial.checkpoints import load_model
+    from splinescope import spatial
+    from splinescope.spatial.checkpoints import load_model
 
     model = load_model(args.model, args.arch)
     plane = spatial.Plane.through(*(load_array(f) for f in args.through)) if args.through else None
@@ -47,7 +47,7 @@ def run(args) -> int:
     dt = time.perf_counter() - t
     ok = p.verify(raise_on_error=False).ok if args.verify else None
     if args.geojson:
-        from spatial._io import atomic_write
+        from splinescope.spatial._io import atomic_write
 
         doc = json.dumps(p.to_geojson())
         atomic_write(args.geojson, lambda tmp: Path(tmp).write_text(doc))

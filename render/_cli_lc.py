@@ -53,7 +53,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def digits_split(n_train: int, seed: int = 0) -> Arrays:
     """sklearn digits split into ``n_train`` training points and the rest (test)."""
-    from spatial.data import digits
+    from splinescope.spatial.data import digits
     X, y = digits()
     if not 1 <= n_train < len(X):
         raise ValueError(f"--train-size {n_train} must be between 1 and {len(X) - 1}")
@@ -72,7 +72,7 @@ def _load_data(args) -> Arrays:
     if spec == "digits":
         return digits_split(args.train_size, args.split_seed)
     if spec == "fashion-mnist":
-        from spatial import idx
+        from splinescope.spatial import idx
         if not idx.FASHION_MNIST.is_dir():
             raise ValueError(f"--data fashion-mnist reads {idx.FASHION_MNIST}, which is missing: install "
                              "Debian's dataset-fashion-mnist package (apt-get install dataset-fashion-mnist) "
@@ -80,7 +80,7 @@ def _load_data(args) -> Arrays:
         spec = str(idx.FASHION_MNIST)
     p = Path(spec).expanduser()
     if p.is_dir():
-        from spatial.idx import load_mnist
+        from splinescope.spatial.idx import load_mnist
         Xtr, ytr = load_mnist(p, "train")
         try:
             Xte, yte = load_mnist(p, "test")
@@ -108,8 +108,8 @@ def _accuracy(model, x, y) -> float:
 def run(args) -> int:
     import torch
 
-    from spatial.checkpoints import load_checkpoints
-    from spatial.local_complexity import LocalComplexity, random_frame
+    from splinescope.spatial.checkpoints import load_checkpoints
+    from splinescope.spatial.local_complexity import LocalComplexity, random_frame
 
     from .lc import plot_lc
 

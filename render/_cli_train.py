@@ -11,7 +11,7 @@ __all__ = ["add_parser", "run"]
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    from spatial.data import TOYS
+    from splinescope.spatial.data import TOYS
 
     p = subparsers.add_parser(
         "train", help="train a toy network, saving checkpoints on a log-spaced schedule",
@@ -43,8 +43,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     import torch
-    from spatial.data import toy
-    from spatial.train import toy_mlp, train
+    from splinescope.spatial.data import toy
+    from splinescope.spatial.train import toy_mlp, train
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -61,7 +61,7 @@ def run(args) -> int:
     ckpts = train(toy_mlp(**arch_kwargs), X, y, steps=args.steps, lr=args.lr,
                   weight_decay=args.weight_decay, batch_size=args.batch_size,
                   checkpoints=args.checkpoints, out_dir=args.out, seed=args.seed,
-                  arch={"factory": "spatial.train:toy_mlp", "kwargs": arch_kwargs},
+                  arch={"factory": "splinescope.spatial.train:toy_mlp", "kwargs": arch_kwargs},
                   progress=not args.quiet, test=test)
     print(f"wrote {len(ckpts)} checkpoints (steps {ckpts[0][0]}..{ckpts[-1][0]}) to {args.out}")
     return 0

@@ -39,8 +39,8 @@ def demo(out: Union[str, os.PathLike] = "splinescope-demo.gif", *, run_dir=None,
     ...     a.steps, a.path.name
     ([0, 1, 20], 'demo.gif')
     """
-    from spatial.data import toy
-    from spatial.train import toy_mlp, train
+    from splinescope.spatial.data import toy
+    from splinescope.spatial.train import toy_mlp, train
 
     from ._animate import _check_out, animate
 
@@ -55,7 +55,7 @@ def demo(out: Union[str, os.PathLike] = "splinescope-demo.gif", *, run_dir=None,
     K = int(y.max()) + 1
     arch_kwargs = dict(width=cfg["width"], depth=cfg["depth"], activation=cfg["activation"],
                        out_features=1 if K == 2 else K, seed=cfg["seed"])
-    arch = {"factory": "spatial.train:toy_mlp", "kwargs": arch_kwargs}
+    arch = {"factory": "splinescope.spatial.train:toy_mlp", "kwargs": arch_kwargs}
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(run_dir) if run_dir is not None else Path(tmp)
         train(toy_mlp(**arch_kwargs), X, y, steps=cfg["steps"], lr=cfg["lr"],

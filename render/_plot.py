@@ -97,7 +97,7 @@ def _values(p, color, data):
                              + ", ".join(repr(c) for c in _COLOR_OPTIONS) + " or an (R,) array")
         if color == "pattern":
             return None
-        from spatial.migration import region_statistic
+        from splinescope.spatial.migration import region_statistic
         return region_statistic(p, color, data=None if data is None else data[0])
     v = np.asarray(color, dtype=np.float64).reshape(-1)
     if len(v) != len(p):
@@ -147,7 +147,7 @@ def plot_partition(p, ax=None, *, data=None, color="pattern", cmap="viridis", no
     --------
     >>> import matplotlib; matplotlib.use("Agg")
     >>> import matplotlib.pyplot as plt, torch, spatial
-    >>> from spatial.train import toy_mlp
+    >>> from splinescope.spatial.train import toy_mlp
     >>> p = spatial.partition(toy_mlp(8, 1), (-1, 1, -1, 1))
     >>> fig, ax = plt.subplots()
     >>> art = plot_partition(p, ax, data=[[0.0, 0.0]], step=7)
@@ -247,7 +247,7 @@ def plot_migration(table, ax=None, *, to: str = "boundary", quantity: str = "cou
     --------
     >>> import matplotlib; matplotlib.use("Agg")
     >>> import matplotlib.pyplot as plt, torch, spatial
-    >>> from spatial.migration import migration_table
+    >>> from splinescope.spatial.migration import migration_table
     >>> nets = [torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1)) for _ in range(3)]
     >>> t = migration_table([spatial.partition(n, (-1, 1, -1, 1)) for n in nets], bins=4)
     >>> fig, ax = plt.subplots()

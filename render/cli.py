@@ -18,9 +18,9 @@ _COMMANDS = ("count", "train", "animate", "lc")
 def _modules():
     for name in _COMMANDS:
         try:
-            yield name, importlib.import_module(f"render._cli_{name}")
+            yield name, importlib.import_module(f"splinescope.render._cli_{name}")
         except ModuleNotFoundError as e:  # a subcommand not written yet
-            if e.name != f"render._cli_{name}":
+            if e.name != f"splinescope.render._cli_{name}":
                 raise
 
 
@@ -28,6 +28,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         prog="splinescope",
         description="Exact linear regions of piecewise-linear networks, rendered across training.")
+    from splinescope import __version__
+    parser.add_argument("--version", action="version", version=f"splinescope {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     runners = {}

@@ -18,7 +18,7 @@ fi
 "$PY" -c "import torch" 2>/dev/null || "$PY" -m pip install -q torch==2.13.0
 
 "$PY" -m pip install -q -e ".[test]" 2>&1 | grep -v -e "^WARNING: Running pip as" -e "^WARNING: Location" || true
-"$PY" -c "import spatial, render" # the install worked
+"$PY" -c "import splinescope, splinescope.render" # the install worked
 
 if ! "$PY" -c "import cdd.gmp" 2>/dev/null; then
   if ! "$PY" -m pip install -q "pycddlib>=3.0" 2>/dev/null; then

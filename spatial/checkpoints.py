@@ -57,7 +57,12 @@ def resolve_arch(arch: Union[str, Callable[[], torch.nn.Module]]) -> Callable[[]
     return lambda: factory(**kwargs)
 
 
+_LEGACY_TOP = ("spatial", "render")  # run folders written before the one import name
+
+
 def _import_factory(modname: str, fname: str, arch: str):
+    if modname.split(".")[0] in _LEGACY_TOP:  # e.g. an old arch.json's "spatial.train:toy_mlp"
+        modname = "splinescope." + modname
     try:
         module = importlib.import_module(modname)
     except ImportError as e:

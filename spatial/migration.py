@@ -100,8 +100,8 @@ def region_statistic(p, name: str, data=None) -> np.ndarray:
 
     Examples
     --------
-    >>> import spatial
-    >>> from spatial.train import toy_mlp
+    >>> from splinescope import spatial
+    >>> from splinescope.spatial.train import toy_mlp
     >>> p = spatial.partition(toy_mlp(4, 2), (-1, 1, -1, 1))
     >>> round(float(region_statistic(p, "area").sum()), 9)
     4.0

@@ -4,8 +4,8 @@ import json
 import pytest
 import torch
 
-import spatial
-from spatial.checkpoints import load_checkpoints, load_model, resolve_arch
+from splinescope import spatial
+from splinescope.spatial.checkpoints import load_checkpoints, load_model, resolve_arch
 
 from common import mlp
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from render.cli import main
+from splinescope.render.cli import main
 
 from common import reference_net
 

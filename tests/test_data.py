@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from spatial import data
-from spatial.data import TOYS, blobs, checkerboard, circles, digits, moons, spirals, toy, xor
+from splinescope.spatial import data
+from splinescope.spatial.data import TOYS, blobs, checkerboard, circles, digits, moons, spirals, toy, xor
 
 
 @pytest.mark.parametrize("name", sorted(TOYS))
@@ -98,6 +98,6 @@ def test_digits_without_sklearn(monkeypatch):
         return real(name, *a, **k)
 
     monkeypatch.setattr(builtins, "__import__", fake)
-    from spatial import MissingDependencyError
+    from splinescope.spatial import MissingDependencyError
     with pytest.raises(MissingDependencyError, match="digits\\(\\) needs scikit-learn"):
         data.digits()

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-import spatial
-from spatial import _engine
+from splinescope import spatial
+from splinescope.spatial import _engine
 
 from common import mlp, set_weights
 

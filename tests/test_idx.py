@@ -5,7 +5,7 @@ import struct
 import numpy as np
 import pytest
 
-from spatial.idx import load_mnist, read_idx
+from splinescope.spatial.idx import load_mnist, read_idx
 
 
 def write(path, code, shape, payload: bytes, gz=False):

@@ -9,10 +9,10 @@ import torch
 
 matplotlib.use("Agg")
 
-from render.cli import main  # noqa: E402
-from render.lc import plot_lc  # noqa: E402
-from spatial.local_complexity import local_complexity, random_frame  # noqa: E402
-from spatial.train import toy_mlp  # noqa: E402
+from splinescope.render.cli import main  # noqa: E402
+from splinescope.render.lc import plot_lc  # noqa: E402
+from splinescope.spatial.local_complexity import local_complexity, random_frame  # noqa: E402
+from splinescope.spatial.train import toy_mlp  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -48,7 +48,7 @@ def test_plot_lc_needs_two_axes_for_accuracy():
 def run(tmp_path):
     """A folder like gallery/lc_digits.py writes: 3 checkpoints, arch.json, data.npz."""
     kwargs = {"width": 8, "depth": 2, "in_features": 5, "out_features": 3}
-    (tmp_path / "arch.json").write_text(json.dumps({"factory": "spatial.train:toy_mlp", "kwargs": kwargs}))
+    (tmp_path / "arch.json").write_text(json.dumps({"factory": "splinescope.spatial.train:toy_mlp", "kwargs": kwargs}))
     g = np.random.default_rng(0)
     X, Xt = g.random((40, 5), np.float32), g.random((30, 5), np.float32)
     np.savez(tmp_path / "data.npz", X=X, y=g.integers(0, 3, 40), X_test=Xt, y_test=g.integers(0, 3, 30))
@@ -77,7 +77,7 @@ def test_cli_lc_end_to_end(run, tmp_path, capsys):
 
 
 def test_cli_lc_reads_idx_folders(tmp_path):
-    from render._cli_lc import _load_data
+    from splinescope.render._cli_lc import _load_data
 
     class Args:
         data, checkpoints = str(tmp_path), str(tmp_path)
@@ -95,7 +95,7 @@ def test_cli_lc_reads_idx_folders(tmp_path):
 def test_cli_lc_errors(run, tmp_path, capsys, monkeypatch):
     assert main(["lc", str(run), "--data", str(tmp_path / "nope.txt")]) == 2
     assert "is not 'digits', 'fashion-mnist', a folder of IDX files or an .npz file" in capsys.readouterr().err
-    from spatial import idx
+    from splinescope.spatial import idx
     monkeypatch.setattr(idx, "FASHION_MNIST", tmp_path / "not-installed")
     assert main(["lc", str(run), "--data", "fashion-mnist"]) == 2
     assert "apt-get install dataset-fashion-mnist" in capsys.readouterr().err

@@ -5,9 +5,9 @@ import pytest
 import shapely
 import torch
 
-from spatial._errors import UnsupportedLayerError
-from spatial._net import parse
-from spatial.local_complexity import LocalComplexity, _plan, local_complexity, random_frame
+from splinescope.spatial._errors import UnsupportedLayerError
+from splinescope.spatial._net import parse
+from splinescope.spatial.local_complexity import LocalComplexity, _plan, local_complexity, random_frame
 
 torch.set_num_threads(1)
 
@@ -85,7 +85,7 @@ def test_equals_definition_per_layer(widths, act, center):
         np.testing.assert_array_equal(lc.numpy(), slow_lc(model, x, F, r, center))
         # the hook path (used for arbitrary models) agrees with the Sequential path
         hooked = _plan(model, hooks=True)
-        from spatial.local_complexity import _lc_update, _prepare_x
+        from splinescope.spatial.local_complexity import _lc_update, _prepare_x
         xt, shape = _prepare_x(hooked, x)
         np.testing.assert_array_equal(_lc_update(hooked, xt, shape, F, r, center, None).numpy(), lc.numpy())
 

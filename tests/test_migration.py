@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-import spatial
-from spatial.migration import STATISTICS, MigrationTable, migration_table, region_distances, region_statistic
-from spatial.train import toy_mlp
+from splinescope import spatial
+from splinescope.spatial.migration import STATISTICS, MigrationTable, migration_table, region_distances, region_statistic
+from splinescope.spatial.train import toy_mlp
 
 torch.set_num_threads(1)
 

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-import spatial
-from spatial._net import parse
+from splinescope import spatial
+from splinescope.spatial._net import parse
 
 L = torch.nn
 

@@ -8,8 +8,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import spatial
-from spatial._net import parse
+from splinescope import spatial
+from splinescope.spatial._net import parse
 
 from _exact import argmax_boundary_length, exact_regions, zero_set_length
 from common import L, integer_net, mlp, reference_net, set_weights

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-import spatial
+from splinescope import spatial
 
 
 def test_lift_and_through():

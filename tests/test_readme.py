@@ -16,8 +16,8 @@ def namespace():
     mnist_mlp = L.Sequential(L.Flatten(), L.Linear(784, 32), L.ReLU(), L.Linear(32, 10))
     g = torch.Generator().manual_seed(0)
     img_a, img_b, img_c = (torch.rand(1, 28, 28, generator=g) for _ in range(3))
-    from spatial.data import moons
-    from spatial.train import toy_mlp
+    from splinescope.spatial.data import moons
+    from splinescope.spatial.train import toy_mlp
     X, y = moons(64, seed=0)
     model = L.Sequential(L.Linear(40, 16), L.ReLU(), L.Linear(16, 16), L.ReLU(), L.Linear(16, 3))
     x = torch.rand(8, 40, generator=g)

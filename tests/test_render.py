@@ -11,12 +11,12 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-import render
-import spatial
-from render import _animate, _plot
-from render.cli import main
-from spatial.migration import migration_table
-from spatial.train import toy_mlp, train
+from splinescope import render
+from splinescope import spatial
+from splinescope.render import _animate, _plot
+from splinescope.render.cli import main
+from splinescope.spatial.migration import migration_table
+from splinescope.spatial.train import toy_mlp, train
 
 torch.set_num_threads(1)
 
@@ -69,7 +69,7 @@ def _pixel(ax, img, xy):
 
 def _interior_points(p, margin=0.06):
     """Centroids of regions whose centroid is far from every edge and boundary (one per region)."""
-    from spatial.migration import region_distances
+    from splinescope.spatial.migration import region_distances
     c = p.centroids()
     keep = []
     for i, poly in enumerate(p.polygons()):
@@ -226,7 +226,7 @@ def test_animate_writes_a_gif_with_one_frame_per_checkpoint(tmp_path):
 
 def test_animate_reads_a_training_folder(tmp_path):
     X, y = DATA
-    arch = {"factory": "spatial.train:toy_mlp", "kwargs": {"width": 5, "depth": 1}}
+    arch = {"factory": "splinescope.spatial.train:toy_mlp", "kwargs": {"width": 5, "depth": 1}}
     train(toy_mlp(5, 1), X.astype(np.float32), y, steps=8, checkpoints=4, out_dir=tmp_path / "run",
           arch=arch, progress=False)
     n = len(list((tmp_path / "run").glob("step_*.pt")))
@@ -251,7 +251,7 @@ def test_animate_mp4(tmp_path):
 def test_a_high_dimensional_run_folder_with_a_plane(tmp_path):
     X = np.random.default_rng(0).random((20, 5), np.float32)
     y = np.arange(20) % 3
-    arch = {"factory": "spatial.train:toy_mlp", "kwargs": {"width": 6, "depth": 1, "in_features": 5, "out_features": 3}}
+    arch = {"factory": "splinescope.spatial.train:toy_mlp", "kwargs": {"width": 6, "depth": 1, "in_features": 5, "out_features": 3}}
     train(toy_mlp(6, 1, in_features=5, out_features=3), X, y, steps=4, checkpoints=[0, 4], out_dir=tmp_path / "r",
           arch=arch, progress=False)
     plane = spatial.Plane.through(*X[:3])
@@ -361,7 +361,7 @@ def test_cli_train_then_animate(tmp_path, capsys):
     # explicit files, architecture and bounds; no data, no stats
     gif2 = tmp_path / "two.gif"
     assert main(["animate", str(run / files[0]), str(run / files[-1]), "--arch",
-                 "spatial.train:toy_mlp(width=4, depth=1)", "--bounds", "-2", "2", "-1", "1",
+                 "splinescope.spatial.train:toy_mlp(width=4, depth=1)", "--bounds", "-2", "2", "-1", "1",
                  "--no-data", "--no-stats", "--out", str(gif2), "--dpi", "20", "--quiet"]) == 0
     assert len(iio.imread(gif2, index=None)) == 2
     # errors come out as one line on stderr, exit status 2
@@ -397,7 +397,7 @@ def test_held_out_points_travel_with_the_run(tmp_path, monkeypatch):
     run = tmp_path / "moons"
     assert main(["train", "--toy", "moons", "--n", "16", "--test", "5", "--out", str(run), "--steps", "4",
                  "--checkpoints", "2", "--width", "4", "--depth", "1", "--quiet"]) == 0
-    from spatial.train import load_run_data
+    from splinescope.spatial.train import load_run_data
     Xt, yt = load_run_data(run, "test")
     assert Xt.shape == (5, 2) and yt.shape == (5,)
     assert not np.isin(Xt, load_run_data(run)[0]).all(axis=1).any()  # other points than the training set

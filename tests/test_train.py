@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-import spatial
-from spatial._net import parse
-from spatial.checkpoints import load_checkpoints
-from spatial.data import blobs, moons
-from spatial.train import ARCH_FILE, DATA_FILE, load_run_data, log_schedule, toy_mlp, train
+from splinescope import spatial
+from splinescope.spatial._net import parse
+from splinescope.spatial.checkpoints import load_checkpoints
+from splinescope.spatial.data import blobs, moons
+from splinescope.spatial.train import ARCH_FILE, DATA_FILE, load_run_data, log_schedule, toy_mlp, train
 
 torch.set_num_threads(1)
 
@@ -80,7 +80,7 @@ def test_train_multiclass_uses_class_scores():
 
 
 def test_train_writes_checkpoints_arch_and_data(tmp_path):
-    arch = {"factory": "spatial.train:toy_mlp", "kwargs": {"width": 4, "depth": 1, "seed": 3}}
+    arch = {"factory": "splinescope.spatial.train:toy_mlp", "kwargs": {"width": 4, "depth": 1, "seed": 3}}
     kept = train(toy_mlp(4, 1, seed=3), X2, Y2, steps=30, checkpoints=5, out_dir=tmp_path, arch=arch,
                  progress=False)
     steps = [s for s, _ in kept]
