@@ -172,9 +172,29 @@ def _plan(model: torch.nn.Module, hooks: bool = False) -> _Plan:
     if net is None:
         _check_hookable(model)
         return _Plan(model, device, dtype, None, None)
-    layers = [(torch.as_tensor(l.weight.T, dtype=dtype, device=device).contiguous(),
-               torch.as_tensor(l.bias, dtype=dtype, device=device), l.slope) for l in net.layers]
-    return _Plan(model, device, dtype, layers, [l.width for l in net.hidden])
+    return _Plan(model, device, dtype, _read_layers(net, device, dtype), [l.width for l in net.hidden])
+
+
+def _read_layers(net: Network, device: torch.device, dtype: torch.dtype):
+    """The parsed layers as torch (W^T, b, slope) in the plan's dtype on its device."""
+    return [(torch.as_tensor(l.weight.T, dtype=dtype, device=device).contiguous(),
+             torch.as_tensor(l.bias, dtype=dtype, device=device), l.slope) for l in net.layers]
+
+
+def _refresh_(plan: _Plan) -> None:
+    """Re-read the model's current weights into a Sequential plan (the hooks read them live).
+
+    One parse of the model (about 1 ms for a 784-200-200-200-10 MLP); the device and dtype
+    stay those of the plan, so the frame and the state keep theirs.
+    """
+    if not plan.sequential:
+        return
+    net = parse(plan.model)
+    widths = [l.width for l in net.hidden]
+    if widths != plan.widths:
+        raise RuntimeError(f"the model's layers changed since the estimator was built "
+                           f"(widths {plan.widths} then {widths})")
+    plan.layers = _read_layers(net, plan.device, plan.dtype)
 
 
 def _straddle(z: torch.Tensor) -> torch.Tensor:
@@ -442,6 +462,8 @@ def local_complexity(model: torch.nn.Module, x, radius: float = 0.1, frame=None,
 class LocalComplexity:
     """Mean local complexity per layer, accumulated over batches (torchmetrics style).
 
+    Each :meth:`update` counts the model with its weights at that moment (so the estimator
+    can live across training steps: reset it each epoch), in the frame fixed at the first update.
     The state is a per-layer sum ``total`` (L,) float64 and a point ``count``; both reduce by
     summation, so :meth:`merge` combines estimators and :meth:`sync` all-reduces them across
     ``torch.distributed`` processes. One frame is used for every batch: pass ``frame=`` or
@@ -485,7 +507,12 @@ class LocalComplexity:
         self.count = torch.zeros((), dtype=torch.float64, device=self._plan.device)
 
     def update(self, x) -> None:
-        """Add the local complexity of the points ``x`` (N, ...) to the state."""
+        """Add the local complexity of the points ``x`` (N, ...) to the state.
+
+        The model is read as it is now (its weights may have changed since the last update, by
+        training); the frame is the one fixed at the first update.
+        """
+        _refresh_(self._plan)
         xt, shape = _prepare_x(self._plan, x)
         if self.frame is None:
             self.frame = _resolve_frame(*self._frame_args, xt.shape[1], self._plan)

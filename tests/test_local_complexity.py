@@ -233,6 +233,47 @@ def test_class_with_dim_and_no_seed_keeps_one_frame():
     torch.testing.assert_close(est.compute(), local_complexity(model, x, 0.5, frame=f1).double().mean(0))
 
 
+def test_class_follows_the_live_weights_between_updates():
+    """Training between updates: each update counts the model as it is then (issue 7, 6)."""
+    model = mlp([4, 9, 9, 1])
+    x = points(40, 4)
+    y = torch.sin(3 * x[:, :1])  # a target the net must bend for
+    F = random_frame(3, 4, seed=2, dtype=torch.float64)
+    est = LocalComplexity(model, 0.5, frame=F)
+    opt = torch.optim.SGD(model.parameters(), lr=0.2)
+    fresh = []
+    for epoch in range(4):
+        est.reset()
+        est.update(x)
+        fresh.append(local_complexity(model, x, 0.5, frame=F).double().mean(0))
+        torch.testing.assert_close(est.compute(), fresh[-1])
+        for _ in range(25):
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(model(x), y).backward()
+            opt.step()
+    assert not all(torch.equal(f, fresh[0]) for f in fresh[1:])  # training did move the LC
+    assert torch.equal(est.frame, F)  # the frame stays fixed
+    # without reset: the state is the sum of what each update saw
+    est.reset()
+    est.update(x)
+    before = local_complexity(model, x, 0.5, frame=F).double().mean(0)
+    with torch.no_grad():
+        model[0].bias.add_(0.7)
+    est.update(x)
+    after = local_complexity(model, x, 0.5, frame=F).double().mean(0)
+    assert not torch.equal(before, after)
+    torch.testing.assert_close(est.compute(), (before + after) / 2)
+
+
+def test_class_refuses_a_model_whose_layers_changed():
+    model = mlp([4, 9, 1])
+    est = LocalComplexity(model, 0.5, dim=2, seed=0)
+    est.update(points(5, 4))
+    model[0], model[2] = torch.nn.Linear(4, 6).double(), torch.nn.Linear(6, 1).double()
+    with pytest.raises(RuntimeError, match=r"layers changed since the estimator was built \(widths \[9\] then \[6\]\)"):
+        est.update(points(5, 4))
+
+
 def _sync_worker(rank, world, port, q):
     import torch.distributed as dist
     torch.set_num_threads(1)
