@@ -75,6 +75,8 @@ class Subdivision:
     origin: np.ndarray  # (F,) int64: index of the face it was split from
     Z: Optional[np.ndarray]  # (V, m) values of the splitting functions (0 on a line); None if computed
     scale: np.ndarray  # (V,) the |a|_1 scale of each vertex (for tolerances)
+    lines: Optional[np.ndarray] = None  # (V, 2) the two lines each vertex lies on (exact mode)
+    slot_line: Optional[np.ndarray] = None  # (E,) the line of the edge from each slot to the next
 
 
 def next_in_face(off: np.ndarray) -> np.ndarray:
@@ -95,10 +97,12 @@ def _signs(z: np.ndarray, tol: np.ndarray) -> np.ndarray:
 
 
 def _packed_signs(Z, scale: np.ndarray, ca: np.ndarray, cb: np.ndarray,
-                  chunk: int = 8192) -> Tuple[np.ndarray, np.ndarray]:
+                  chunk: int = 8192, exact=None) -> Tuple[np.ndarray, np.ndarray]:
     """Packed bits of z > tol and z < -tol for every vertex and column.
 
-    ``Z`` is an array (V, m), or a function of a row slice that returns those rows."""
+    ``Z`` is an array (V, m), or a function of a row slice that returns those rows. With
+    ``exact`` (a function ``(rows, z, t) -> z`` fixing the doubtful entries) the bits are the
+    exact signs."""
     get = Z if callable(Z) else Z.__getitem__
     V, m = len(scale), len(ca)
     chunk = max(32, min(chunk, (1 << 17) // max(m, 1)))
@@ -108,6 +112,9 @@ def _packed_signs(Z, scale: np.ndarray, ca: np.ndarray, cb: np.ndarray,
     for s in range(0, V, chunk):
         z = get(slice(s, s + chunk))
         t = scale[s: s + chunk, None] * ca + cb
+        if exact is not None:
+            z = exact(np.arange(s, s + len(z)), z, t)
+            t = 0.0
         pos[s: s + chunk] = np.packbits(z > t, axis=1)
         neg[s: s + chunk] = np.packbits(z < -t, axis=1)
     return pos, neg
@@ -213,7 +220,9 @@ def _reduce_or(bits: np.ndarray, off: np.ndarray, idx: Optional[np.ndarray] = No
 def split_all(X: np.ndarray, off: np.ndarray, idx: np.ndarray, Z, scale: np.ndarray,
               ca: np.ndarray, cb: np.ndarray, allowed: Optional[np.ndarray] = None,
               signs: Optional[Tuple[np.ndarray, np.ndarray]] = None,
-              affine: Optional[Tuple[np.ndarray, np.ndarray]] = None, batch: int = 64) -> Subdivision:
+              affine: Optional[Tuple[np.ndarray, np.ndarray]] = None, batch: int = 64,
+              exact=None, lines: Optional[np.ndarray] = None,
+              slot_line: Optional[np.ndarray] = None) -> Subdivision:
     """Split every face by every column of ``Z`` that crosses it.
 
     Parameters
@@ -231,6 +240,10 @@ def split_all(X: np.ndarray, off: np.ndarray, idx: np.ndarray, Z, scale: np.ndar
         faces the previous ones made: a face of an arrangement of N lines meets few of the next
         lines, so the work falls from cubic to about quadratic in the number of lines.
 
+    exact : optional ``(ExactNet, layer)``: decide every doubtful sign exactly (see
+        ``_predicates``); then ``lines`` (V, 2) names the two lines of each vertex and
+        ``slot_line`` (E,) the line of each face edge, and both are returned for the new faces.
+
     Returns
     -------
     Subdivision with the new vertices appended after the old ones (old indices are kept).
@@ -240,17 +253,20 @@ def split_all(X: np.ndarray, off: np.ndarray, idx: np.ndarray, Z, scale: np.ndar
     F = len(off) - 1
     Xs = _Rows(X.copy())
     Ss = _Rows(scale.astype(np.float64).copy())
+    ctx = _Exact(exact[0], exact[1], lines, vals, ca, cb) if exact is not None else None
     if signs is None:
-        signs = _packed_signs(vals.full(X), scale, ca, cb)
+        signs = _packed_signs(vals.full(X), scale, ca, cb, exact=None if ctx is None else ctx.block(np.arange(m)))
     if F == 0:
         return Subdivision(Xs.view.copy(), off, idx, np.zeros(0, np.int64),
-                           None if affine is not None else vals.full(X), Ss.view.copy())
+                           None if affine is not None else vals.full(X), Ss.view.copy(),
+                           None if ctx is None else ctx.Ls.view.copy(), slot_line)
     cross = _reduce_or(signs[0], off, idx) & _reduce_or(signs[1], off, idx)
     if allowed is not None:
         cross &= allowed
     most = int(_POPCOUNT[cross].sum(1, dtype=np.int64).max(initial=0)) if m else 0  # most crossings of a face
     if most <= 2 * batch or m <= batch:
-        off, idx, org = _split_batch(Xs, Ss, vals, off, idx, np.arange(m), signs, cross, ca, cb)
+        off, idx, org, slot_line = _split_batch(Xs, Ss, vals, off, idx, np.arange(m), signs, cross, ca, cb,
+                                                ctx, np.arange(F), slot_line)
     else:
         org = np.arange(F)
         for c0 in range(0, m, batch):
@@ -260,19 +276,68 @@ def split_all(X: np.ndarray, off: np.ndarray, idx: np.ndarray, Z, scale: np.ndar
                 sg = (signs[0][:, nb0:nb1], signs[1][:, nb0:nb1])
             else:
                 Xv = Xs.view
-                sg = _packed_signs(lambda sl: vals.block(Xv, cols, sl), Ss.view, ca[cols], cb[cols])
+                sg = _packed_signs(lambda sl: vals.block(Xv, cols, sl), Ss.view, ca[cols], cb[cols],
+                                   exact=None if ctx is None else ctx.block(cols))
             cr = _reduce_or(sg[0], off, idx) & _reduce_or(sg[1], off, idx)
             if allowed is not None:
                 cr &= allowed[org][:, nb0:nb1]
-            off, idx, o = _split_batch(Xs, Ss, vals, off, idx, cols, sg, cr, ca, cb)
+            off, idx, o, slot_line = _split_batch(Xs, Ss, vals, off, idx, cols, sg, cr, ca, cb, ctx, org, slot_line)
             org = org[o]
     return Subdivision(Xs.view.copy(), off, idx, org,
-                       None if affine is not None else vals.rows.view, Ss.view.copy())
+                       None if affine is not None else vals.rows.view, Ss.view.copy(),
+                       None if ctx is None else ctx.Ls.view.copy(), slot_line)
+
+
+class _Exact:
+    """The exact side of one layer's splitting: the vertex-line store and the doubtful fixes."""
+
+    COND = 2.0 ** -20  # a crossing whose t is less certain than this gets its exact vertex
+
+    def __init__(self, ex, layer: int, lines: np.ndarray, vals, ca: np.ndarray, cb: np.ndarray):
+        self.ex, self.layer, self.vals, self.ca, self.cb = ex, layer, vals, ca, cb
+        self.Ls = _Rows(np.asarray(lines, np.int64).copy())
+
+    def value(self, Xs: "_Rows", Ss: "_Rows", v: np.ndarray, k: np.ndarray):
+        """Values of global columns ``k`` at vertices ``v``, doubtful ones exact; and their tolerances."""
+        z = self.vals.at(Xs.a, v, k)
+        tol = Ss.a[v] * self.ca[k] + self.cb[k]
+        return self.ex.fix(self.layer, self.Ls.a, v, k, z, tol), tol
+
+    def block(self, cols: np.ndarray):
+        """A fixer for ``_packed_signs`` over the columns ``cols``."""
+        def fix(rows, z, t):
+            d = np.abs(z) <= t
+            if not d.any():
+                return z
+            r, c = np.nonzero(d)
+            z = np.array(z, copy=True)
+            z[r, c] = self.ex.fix(self.layer, self.Ls.a, rows[r], cols[c], z[r, c], t[r, c])
+            return z
+        return fix
+
+    def lines(self, origin, k) -> np.ndarray:
+        return self.ex.line_ids(self.layer, origin, k)
+
+    def new_vertices(self, Xs: "_Rows", ids: np.ndarray, pairs: np.ndarray, tol_sum: np.ndarray,
+                     dz: np.ndarray) -> None:
+        """Record the new vertices' lines; ill-conditioned ones get exact coordinates and values."""
+        self.Ls.extend(pairs)
+        bad = np.nonzero(tol_sum > self.COND * np.abs(dz))[0]
+        if len(bad):
+            Xe, Ze = self.ex.exact_rows(pairs[bad], self.layer)
+            Xs.a[ids[bad]] = Xe
+            if isinstance(self.vals, _StoredValues):
+                self.vals.rows.a[ids[bad]] = Ze
 
 
 def _split_batch(Xs: _Rows, Ss: _Rows, vals, off: np.ndarray, idx: np.ndarray, cols: np.ndarray,
-                 signs: Tuple[np.ndarray, np.ndarray], cross: np.ndarray, ca: np.ndarray, cb: np.ndarray):
-    """Split the faces by the columns ``cols`` (signs and crossings given for those columns)."""
+                 signs: Tuple[np.ndarray, np.ndarray], cross: np.ndarray, ca: np.ndarray, cb: np.ndarray,
+                 ctx: Optional[_Exact] = None, org_map: Optional[np.ndarray] = None,
+                 slot_line: Optional[np.ndarray] = None):
+    """Split the faces by the columns ``cols`` (signs and crossings given for those columns).
+
+    With ``ctx`` (exact mode) doubtful values are decided exactly, and the lines of the new
+    vertices and edges are kept; ``org_map`` takes these faces to the faces of the layer's start."""
     pos, neg = signs
     m = len(cols)
     F = len(off) - 1
@@ -289,18 +354,27 @@ def _split_batch(Xs: _Rows, Ss: _Rows, vals, off: np.ndarray, idx: np.ndarray, c
     nxt = next_in_face(off)
     a, b = idx, idx[nxt]
     lo, hi = np.minimum(a, b), np.maximum(a, b)
-    ekeys, slot_edge = np.unique(lo * V + hi, return_inverse=True)
+    ekeys, e_slot, slot_edge = np.unique(lo * V + hi, return_index=True, return_inverse=True)
     slot_edge = slot_edge.reshape(-1).astype(np.int64)
     eu, ev = ekeys // V, ekeys % V
     ee, ek = _bit_pairs((pos[eu] & neg[ev]) | (neg[eu] & pos[ev]), m)
     e_key = ee * m + ek  # sorted
+    if ctx is not None:
+        edge_line = slot_line[e_slot]
+        slot_face = np.repeat(np.arange(F), np.diff(off))
     if len(ee):
         u, w = eu[ee], ev[ee]
-        zu, zw = vals.at(X, u, cols[ek]), vals.at(X, w, cols[ek])
+        if ctx is None:
+            zu, zw = vals.at(X, u, cols[ek]), vals.at(X, w, cols[ek])
+        else:
+            (zu, tu), (zw, tw) = ctx.value(Xs, Ss, u, cols[ek]), ctx.value(Xs, Ss, w, cols[ek])
         t = zu / (zu - zw)
         e_vid = Xs.extend(X[u] + t[:, None] * (X[w] - X[u]))
         Ss.extend(np.maximum(scale[u], scale[w]))
         vals.add(u, w, t, [(slice(None), cols[ek])])
+        if ctx is not None:
+            pairs = np.stack([edge_line[ee], ctx.lines(org_map[slot_face[e_slot[ee]]], cols[ek])], 1)
+            ctx.new_vertices(Xs, e_vid, pairs, tu + tw, zu - zw)
     else:
         e_vid = np.zeros(0, np.int64)
 
@@ -309,11 +383,13 @@ def _split_batch(Xs: _Rows, Ss: _Rows, vals, off: np.ndarray, idx: np.ndarray, c
     done_deg: List[np.ndarray] = []
     done_idx: List[np.ndarray] = []
     done_org: List[np.ndarray] = []
+    done_sup: List[np.ndarray] = []
     idle = cnt == 0
     if idle.any():
         done_deg.append(deg[idle])
         done_idx.append(idx[np.repeat(idle, deg)])
         done_org.append(np.nonzero(idle)[0])
+        done_sup.append(slot_edge[np.repeat(idle, deg)])
     act = ~idle
     A_deg = deg[act]
     A_idx = idx[np.repeat(act, deg)]
@@ -327,8 +403,11 @@ def _split_batch(Xs: _Rows, Ss: _Rows, vals, off: np.ndarray, idx: np.ndarray, c
         j = cand[cand_off[A_org] + r]  # (Fa,) the column each face meets this round
         fid = np.repeat(np.arange(len(A_org)), A_deg)
         jj = cols[j[fid]]  # global column index
-        z = vals.at(Xs.a, A_idx, jj)
-        s = _signs(z, Ss.a[A_idx] * ca[jj] + cb[jj])
+        if ctx is None:
+            z = vals.at(Xs.a, A_idx, jj)
+            s = _signs(z, Ss.a[A_idx] * ca[jj] + cb[jj])
+        else:
+            s = np.sign(ctx.value(Xs, Ss, A_idx, jj)[0]).astype(np.int8)
         crossing = np.logical_or.reduceat(s > 0, A_off[:-1]) & np.logical_or.reduceat(s < 0, A_off[:-1])
 
         # faces the column does not cross stay as they are
@@ -373,12 +452,20 @@ def _split_batch(Xs: _Rows, Ss: _Rows, vals, off: np.ndarray, idx: np.ndarray, c
                 uk, first, inv = np.unique(nkey, return_index=True, return_inverse=True)
                 sl = chi[make[first]]
                 u, w, kf = c_v[sl], c_v[cn[sl]], k2[first]
-                zu, zw = vals.at(Xs.a, u, cols[kf]), vals.at(Xs.a, w, cols[kf])
+                if ctx is None:
+                    zu, zw = vals.at(Xs.a, u, cols[kf]), vals.at(Xs.a, w, cols[kf])
+                else:
+                    (zu, tu), (zw, tw) = ctx.value(Xs, Ss, u, cols[kf]), ctx.value(Xs, Ss, w, cols[kf])
                 t = zu / (zu - zw)
                 nid = Xs.extend(Xs.a[u] + t[:, None] * (Xs.a[w] - Xs.a[u]))
                 Ss.extend(np.maximum(Ss.a[u], Ss.a[w]))
                 chord = sc[first] < 0
                 vals.add(u, w, t, [(slice(None), cols[kf]), (chord, cols[jc[first][chord]])])
+                if ctx is not None:
+                    o_l = org_map[org[first]]
+                    sup_line = np.where(chord, ctx.lines(o_l, cols[jc[first]]),
+                                        edge_line[np.maximum(sc[first], 0)] if len(edge_line) else 0)
+                    ctx.new_vertices(Xs, nid, np.stack([sup_line, ctx.lines(o_l, cols[kf])], 1), tu + tw, zu - zw)
                 q[chi[make]] = nid[inv.reshape(-1)]
         chord = -(c_jj + 1)
         zero = c_s == 0
@@ -403,6 +490,7 @@ def _split_batch(Xs: _Rows, Ss: _Rows, vals, off: np.ndarray, idx: np.ndarray, c
             done_deg.append(new_deg[fin])
             done_idx.append(new_idx[fs])
             done_org.append(new_org[fin])
+            done_sup.append(new_sup[fs])
             A_deg, A_idx, A_sup, A_org = new_deg[~fin], new_idx[~fs], new_sup[~fs], new_org[~fin]
         else:
             A_deg, A_idx, A_sup, A_org = new_deg, new_idx, new_sup, new_org
@@ -412,12 +500,20 @@ def _split_batch(Xs: _Rows, Ss: _Rows, vals, off: np.ndarray, idx: np.ndarray, c
     np.cumsum(out_deg, out=out_off[1:])
     out_idx = np.concatenate(done_idx) if done_idx else np.zeros(0, np.int64)
     out_org = np.concatenate(done_org) if done_org else np.zeros(0, np.int64)
-    return out_off, out_idx.astype(np.int64), out_org
+    out_line = None
+    if ctx is not None:
+        sup = np.concatenate(done_sup) if done_sup else np.zeros(0, np.int64)
+        face = np.repeat(out_org, out_deg)
+        chord = sup < 0
+        out_line = np.empty(len(sup), np.int64)
+        out_line[~chord] = edge_line[sup[~chord]]
+        out_line[chord] = ctx.lines(org_map[face[chord]], cols[-sup[chord] - 1])
+    return out_off, out_idx.astype(np.int64), out_org, out_line
 
 
 def transition(Z, scale: np.ndarray, ca: np.ndarray, cb: np.ndarray, slope: float,
                W: np.ndarray, b: np.ndarray, ca_next: Optional[np.ndarray], cb_next: Optional[np.ndarray],
-               capacity: int = 0, chunk: int = 1024, device=None):
+               capacity: int = 0, chunk: int = 1024, device=None, exact=None):
     """From one layer's pre-activations at the vertices to the next layer's, in one pass.
 
     Per chunk of vertices: the signs of ``Z`` under the tolerance rule (a value on the line is
@@ -427,16 +523,74 @@ def transition(Z, scale: np.ndarray, ca: np.ndarray, cb: np.ndarray, slope: floa
     ``Z`` is an array, or ``(X, W1, b1)`` for values computed from the coordinates (first layer).
     With a torch ``device`` the work after the current values (signs, activation, the matrix
     product, the next signs) runs there in float64, in large chunks; every formula is the one the
-    splitting uses, so the decisions agree.
+    splitting uses, so the decisions agree. With ``exact = (ExactNet, layer, lines)`` every
+    doubtful sign, of this layer and of the next, is decided exactly (a pass after the fast one).
     """
     if device is not None:
-        return _transition_torch(Z, scale, ca, cb, slope, W, b, ca_next, cb_next, capacity, device)
+        out = _transition_torch(Z, scale, ca, cb, slope, W, b, ca_next, cb_next, capacity, device)
+    else:
+        out = _transition_np(Z, scale, ca, cb, slope, W, b, ca_next, cb_next, capacity, chunk)
+    pos, neg, Zn, scn, nsigns = out
+    if exact is not None:
+        _exact_transition(exact, Z, scale, ca, cb, slope, W, b, ca_next, cb_next, pos, neg, Zn, scn, nsigns)
+    return pos, Zn, scn, nsigns
+
+
+def _undecided(pos: np.ndarray, neg: np.ndarray, m: int) -> np.ndarray:
+    """(V,) how many of the m columns of each row the fast pass left at 0 (neither sign)."""
+    return m - _POPCOUNT[pos | neg].sum(1, dtype=np.int64)
+
+
+def _exact_transition(exact, Z, scale, ca, cb, slope, W, b, ca_next, cb_next, pos, neg, Zn, scn, nsigns):
+    """Redo, exactly, the rows of ``transition`` that hold a doubtful value (in place).
+
+    A row's values on the lines its vertex was made on are 0 in the fast pass and exactly; any
+    other value the fast pass left at 0 (within its rounding bound) is decided exactly here, the
+    row's activation and next values recomputed, and the next layer's doubtful values fixed."""
+    ex, layer, lines = exact
+    computed = _AffineValues(Z[1], Z[2]) if isinstance(Z, tuple) else None
+    m = len(ca)
+    lay, col = ex.decode(lines.reshape(-1))
+    n_own = ((lay == layer) & (col < m)).reshape(-1, 2).sum(1)
+    r = np.nonzero(_undecided(pos, neg, m) > n_own)[0]
+    if len(r):
+        z = computed.rows(Z[0][r]) if computed is not None else np.array(Z[r], copy=True)
+        t = scale[r, None] * ca + cb
+        rr, cc = np.nonzero(np.abs(z) <= t)
+        z[rr, cc] = ex.fix(layer, lines, r[rr], cc, z[rr, cc], t[rr, cc])
+        p = z > 0
+        h = np.where(p, z, 0.0)
+        if slope:
+            h += np.where(z < 0, slope * z, 0.0)
+        pos[r] = np.packbits(p, axis=1)
+        scn[r] = np.abs(h).sum(1)
+        Zn.a[r] = h @ W.T + b
+    if nsigns is None:
+        return
+    n = len(ca_next)
+    redo = np.union1d(r, np.nonzero(_undecided(nsigns[0], nsigns[1], n))[0])
+    if not len(redo):
+        return
+    zn = Zn.a[redo]
+    tn = scn[redo, None] * ca_next + cb_next
+    dn = np.abs(zn) <= tn
+    rr, cc = np.nonzero(dn)
+    zn[rr, cc] = ex.fix(layer + 1, lines, redo[rr], cc, zn[rr, cc], tn[rr, cc])
+    Zn.a[redo] = zn
+    # doubtful entries are exact now: their sign is np.sign
+    nsigns[0][redo] = np.packbits(np.where(dn, zn > 0, zn > tn), axis=1)
+    nsigns[1][redo] = np.packbits(np.where(dn, zn < 0, zn < -tn), axis=1)
+
+
+def _transition_np(Z, scale, ca, cb, slope, W, b, ca_next, cb_next, capacity, chunk):
+    """The fast pass of :func:`transition` in numpy."""
     computed = _AffineValues(Z[1], Z[2]) if isinstance(Z, tuple) else None
     X = Z[0] if computed is not None else None
     V, m = (len(X), computed.m) if computed is not None else Z.shape
     n = W.shape[0]
     chunk = max(32, min(chunk, (1 << 18) // max(m, n, 1)))  # temporaries of ~2 MB stay in cache
     pos = np.empty((V, (m + 7) // 8), np.uint8)
+    neg = np.empty((V, (m + 7) // 8), np.uint8)
     Zn = _Rows(np.empty((max(capacity, V), n)))
     Zn.n = V
     scn = np.empty(V)
@@ -453,6 +607,7 @@ def transition(Z, scale: np.ndarray, ca: np.ndarray, cb: np.ndarray, slope: floa
         np.negative(t, out=t)
         q = z < t
         pos[s: s + chunk] = np.packbits(p, axis=1)
+        neg[s: s + chunk] = np.packbits(q, axis=1)
         h = np.where(p, z, 0.0)
         if slope:
             h += np.where(q, slope * z, 0.0)
@@ -467,7 +622,7 @@ def transition(Z, scale: np.ndarray, ca: np.ndarray, cb: np.ndarray, slope: floa
             pn[s: s + chunk] = np.packbits(zn > tn, axis=1)
             np.negative(tn, out=tn)
             nn[s: s + chunk] = np.packbits(zn < tn, axis=1)
-    return pos, Zn, scn, ((pn, nn) if split_next else None)
+    return pos, neg, Zn, scn, ((pn, nn) if split_next else None)
 
 
 def _transition_torch(Z, scale, ca, cb, slope, W, b, ca_next, cb_next, capacity, device):
@@ -487,6 +642,7 @@ def _transition_torch(Z, scale, ca, cb, slope, W, b, ca_next, cb_next, capacity,
         pn = np.empty((V, (n + 7) // 8), np.uint8)
         nn = np.empty((V, (n + 7) // 8), np.uint8)
     pos = np.empty((V, (m + 7) // 8), np.uint8)
+    neg = np.empty((V, (m + 7) // 8), np.uint8)
     Zn = _Rows(np.empty((max(capacity, V), n)))
     Zn.n = V
     scn = np.empty(V)
@@ -502,6 +658,7 @@ def _transition_torch(Z, scale, ca, cb, slope, W, b, ca_next, cb_next, capacity,
         sc = h.abs().sum(1)
         zn = h @ Wt + bt
         pos[s: s + chunk] = np.packbits(p.cpu().numpy(), axis=1)
+        neg[s: s + chunk] = np.packbits(q.cpu().numpy(), axis=1)
         Zn.a[s: s + len(z_np)] = zn.cpu().numpy()
         sc_np = sc.cpu().numpy()
         scn[s: s + chunk] = sc_np
@@ -510,7 +667,7 @@ def _transition_torch(Z, scale, ca, cb, slope, W, b, ca_next, cb_next, capacity,
             tn = torch.as_tensor(sc_np, **f64)[:, None] * can + cbn
             pn[s: s + chunk] = np.packbits((zn > tn).cpu().numpy(), axis=1)
             nn[s: s + chunk] = np.packbits((zn < -tn).cpu().numpy(), axis=1)
-    return pos, Zn, scn, ((pn, nn) if split_next else None)
+    return pos, neg, Zn, scn, ((pn, nn) if split_next else None)
 
 
 def compact(sub: Subdivision) -> Subdivision:
@@ -521,4 +678,5 @@ def compact(sub: Subdivision) -> Subdivision:
         return sub
     remap = np.cumsum(used) - 1
     return Subdivision(sub.X[used], sub.off, remap[sub.idx], sub.origin,
-                       None if sub.Z is None else sub.Z[used], sub.scale[used])
+                       None if sub.Z is None else sub.Z[used], sub.scale[used],
+                       None if sub.lines is None else sub.lines[used], sub.slot_line)

@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from . import _engine
+from . import _engine, _predicates
 from ._errors import MissingDependencyError, VerificationError
 from ._net import Network, parse
 from ._plane import Plane
@@ -65,6 +65,15 @@ class CertifyReport:
     ok: bool
 
 
+def _engine_layer_local(layer, center: np.ndarray):
+    """The first layer in coordinates local to the slice: ``W (center + x) + b``."""
+    from ._net import Layer
+
+    if not center.any():
+        return layer
+    return Layer(layer.weight, layer.bias + layer.weight @ center, layer.slope, layer.names)
+
+
 def _abs_scales(hidden, pts, box_scale):
     """Per layer, (pre-activations, S): S bounds the size of the terms that made each value, so
     the rounding of z is below ~n eps S (the forward error bound of a dot product)."""
@@ -109,7 +118,7 @@ class Partition:
     """
 
     def __init__(self, *, vertices, offsets, indices, patterns, layer_sizes, vertex_values, boundary,
-                 bounds, plane, network: Network, rtol: float):
+                 bounds, plane, network: Network, rtol: float, local=None, vertex_lines=None, exact_net=None):
         self.vertices = vertices
         self.offsets = offsets
         self.indices = indices
@@ -122,6 +131,11 @@ class Partition:
         self.network = network  # the network restricted to the slice (2 inputs)
         self.rtol = rtol
         self._affine = None
+        # coordinates local to the slice (vertices = local + center) for areas and centroids
+        self._local, self._center = local if local is not None else (vertices, np.zeros(2))
+        self.vertex_lines = vertex_lines  # (V, 2) the two lines each vertex lies on (exact mode)
+        self._exact = exact_net
+        self._areas = None
 
     # ---- views
     def __len__(self) -> int:
@@ -152,23 +166,79 @@ class Partition:
         >>> partition(net, bounds=(-1, 1, -1, 1)).areas().tolist()
         [2.0, 2.0]
         """
-        P = self.vertices[self.indices]
-        Q = self.vertices[self.indices[_engine.next_in_face(self.offsets)]]
+        if self._areas is None:
+            a = self._float_areas()
+            sub = self.subresolution
+            for i in np.nonzero(sub)[0]:  # too thin for float64 coordinates: the exact area
+                a[i] = float(_exact_area(self.exact_polygon(i, local=True)))
+            self._areas = a
+        return self._areas.copy()
+
+    def _float_areas(self) -> np.ndarray:
+        """Shoelace areas in local coordinates, relative to each region's first vertex."""
+        if not len(self):
+            return np.zeros(0)
+        P = self._local[self.indices]
+        Q = self._local[self.indices[_engine.next_in_face(self.offsets)]]
+        first = np.repeat(self._local[self.indices[self.offsets[:-1]]], np.diff(self.offsets), axis=0)
+        P, Q = P - first, Q - first
         cross = P[:, 0] * Q[:, 1] - P[:, 1] * Q[:, 0]
-        return 0.5 * np.add.reduceat(cross, self.offsets[:-1]) if len(self) else np.zeros(0)
+        return 0.5 * np.add.reduceat(cross, self.offsets[:-1])
+
+    @property
+    def subresolution(self) -> np.ndarray:
+        """(R,) bool: regions too thin for their float64 polygon to be trusted.
+
+        Exact arithmetic keeps every region, however thin (a sliver of area 1e-30 made by a
+        slope of 0.1, which is not 1/10 in binary); where a region's float64 area is within the
+        rounding of its coordinates (``64 eps * box size * perimeter``) its polygon may be
+        degenerate in float64. Such regions are still counted, with their patterns;
+        :meth:`areas` gives their exact area and :meth:`exact_polygon` their exact vertices.
+        """
+        if not hasattr(self, "_sub"):
+            if self._exact is None or not len(self):
+                self._sub = np.zeros(len(self), bool)
+            else:
+                P = self._local[self.indices]
+                Q = self._local[self.indices[_engine.next_in_face(self.offsets)]]
+                per = np.add.reduceat(np.abs(Q - P).sum(1), self.offsets[:-1])
+                x0, x1, y0, y1 = self.bounds
+                self._sub = self._float_areas() <= 64 * _engine.EPS * max(x1 - x0, y1 - y0) * per
+        return self._sub
+
+    def exact_polygon(self, i: int, *, local: bool = False):
+        """The exact vertices of region i (a list of ``(Fraction, Fraction)``), counter-clockwise.
+
+        Each vertex is the exact intersection of the two lines it was made on (a box side, or a
+        neuron's zero line on the face where it was made), from the float64 weights' exact values.
+        Needs a partition made with ``exact=True``.
+        """
+        if self._exact is None:
+            raise ValueError("exact_polygon needs a partition made with exact=True")
+        pts = self._exact.polygon(self.vertex_lines[self.indices[self.offsets[i]: self.offsets[i + 1]]])
+        if local:
+            return pts
+        from fractions import Fraction
+        cx, cy = (Fraction(float(c)) for c in self._center)
+        return [(s + cx, t + cy) for s, t in pts]
 
     def centroids(self) -> np.ndarray:
         """(R, 2) area centroids of the regions."""
-        P = self.vertices[self.indices]
-        Q = self.vertices[self.indices[_engine.next_in_face(self.offsets)]]
+        P = self._local[self.indices]
+        Q = self._local[self.indices[_engine.next_in_face(self.offsets)]]
         # relative to each region's first vertex, for accuracy on small regions far from 0
-        first = np.repeat(self.vertices[self.indices[self.offsets[:-1]]], np.diff(self.offsets), axis=0)
+        first = np.repeat(self._local[self.indices[self.offsets[:-1]]], np.diff(self.offsets), axis=0)
         P, Q = P - first, Q - first
         cross = P[:, 0] * Q[:, 1] - P[:, 1] * Q[:, 0]
         a = np.add.reduceat(cross, self.offsets[:-1])
         cx = np.add.reduceat((P[:, 0] + Q[:, 0]) * cross, self.offsets[:-1])
         cy = np.add.reduceat((P[:, 1] + Q[:, 1]) * cross, self.offsets[:-1])
-        return np.stack([cx, cy], 1) / (3 * a[:, None]) + self.vertices[self.indices[self.offsets[:-1]]]
+        sub = self.subresolution
+        a[sub] = 1.0  # their centroids come from the exact polygons
+        c = np.stack([cx, cy], 1) / (3 * a[:, None]) + self._local[self.indices[self.offsets[:-1]]]
+        for i in np.nonzero(sub)[0]:
+            c[i] = [float(x) for x in _exact_centroid(self.exact_polygon(i, local=True))]
+        return c + self._center
 
     def region_keys(self) -> np.ndarray:
         """(R,) uint64 hash of each region's activation pattern: stable across checkpoints."""
@@ -271,6 +341,9 @@ class Partition:
                 b = bits[sl, col: col + layer.width]
                 mism_rows[sl] |= ((b & (z < tol)) | (~b & (z > tol))).any(axis=1)
                 col += layer.width
+        # a thin region's centroid is closer to its sides than float64 can tell: decide it exactly
+        suspect = np.nonzero(mism_rows)[0]
+        mism_rows[suspect] = ~self._exact_check(suspect, bits)
         mism = int(mism_rows.sum())
         # convexity: every turn is left or straight
         P = self.vertices[self.indices]
@@ -280,15 +353,34 @@ class Partition:
         turn = (Q[:, 0] - P[:, 0]) * (S[:, 1] - Q[:, 1]) - (Q[:, 1] - P[:, 1]) * (S[:, 0] - Q[:, 0])
         size = np.abs(Q - P).sum(1) * np.abs(S - Q).sum(1) + 1e-300
         bad_turn = turn < -1e-9 * size
-        nonconvex = int(np.logical_or.reduceat(bad_turn, self.offsets[:-1]).sum()) if R else 0
+        bad = np.logical_or.reduceat(bad_turn, self.offsets[:-1]) if R else np.zeros(0, bool)
+        # float64 polygons too thin to judge (or with a side too short to judge a turn by):
+        # judged exactly
+        suspect = np.nonzero(bad | self.subresolution)[0]
+        bad[suspect] = ~self._exact_check(suspect, bits)
+        nonconvex = int(bad.sum())
         unmatched = _unmatched_edges(self)
         ok = (worst <= 1e3 * self.rtol and area_err <= 1e-9 and dup == 0 and mism == 0 and nonconvex == 0
               and unmatched == 0 and (areas > 0).all())
+        # (sub-resolution regions have their exact areas, positive when the region is real)
         rep = VerifyReport(R, worst, float(area_err), float(areas.min(initial=np.inf)), int(dup), mism,
                            nonconvex, unmatched, bool(ok))
         if raise_on_error and not ok:
             raise VerificationError(f"partition failed verification: {rep}")
         return rep
+
+    def _exact_check(self, regions: np.ndarray, bits: np.ndarray) -> np.ndarray:
+        """(len(regions),) bool: the exact polygon is convex, counter-clockwise, of positive area,
+        and its exact centroid has the region's pattern (False where no exact form is kept)."""
+        ok = np.zeros(len(regions), bool)
+        if self._exact is None:
+            return ok
+        for n, i in enumerate(regions):
+            poly = _exact_distinct(self.exact_polygon(int(i), local=True))
+            if len(poly) < 3 or _exact_area(poly) <= 0 or not _exact_convex(poly):
+                continue
+            ok[n] = bool((self._exact.pattern(_exact_centroid(poly)) == bits[i]).all())
+        return ok
 
     def certify(self, *, regions: Optional[Sequence[int]] = None, raise_on_error: bool = True) -> CertifyReport:
         """Recompute each region's vertices in exact rational arithmetic with pycddlib.
@@ -392,6 +484,42 @@ def _dyadic(a: np.ndarray) -> Tuple[np.ndarray, int]:
     E = max((f.denominator.bit_length() - 1 for f in fr), default=0)
     ints = [f.numerator << (E - (f.denominator.bit_length() - 1)) for f in fr]
     return np.array(ints, dtype=object).reshape(np.shape(a)), E
+
+
+def _exact_distinct(poly):
+    """Drop consecutive repeats of an exact polygon's vertices."""
+    out = [P for k, P in enumerate(poly) if P != poly[k - 1]]
+    return out if out else poly[:1]
+
+
+def _exact_convex(poly) -> bool:
+    n = len(poly)
+    for k in range(n):
+        (ax, ay), (bx, by), (cx, cy) = poly[k - 1], poly[k], poly[(k + 1) % n]
+        if (bx - ax) * (cy - by) - (by - ay) * (cx - bx) < 0:
+            return False
+    return True
+
+
+def _exact_centroid(poly):
+    """Area centroid of a polygon of exact points (its vertex mean if it has no area)."""
+    n = len(poly)
+    a = cx = cy = 0
+    for k in range(n):
+        (x0, y0), (x1, y1) = poly[k], poly[(k + 1) % n]
+        c = x0 * y1 - x1 * y0
+        a += c
+        cx += (x0 + x1) * c
+        cy += (y0 + y1) * c
+    if a == 0:
+        return sum(p[0] for p in poly) / n, sum(p[1] for p in poly) / n
+    return cx / (3 * a), cy / (3 * a)
+
+
+def _exact_area(poly) -> "Fraction":
+    """Shoelace area of a polygon of exact points."""
+    n = len(poly)
+    return sum(poly[i][0] * poly[(i + 1) % n][1] - poly[(i + 1) % n][0] * poly[i][1] for i in range(n)) / 2
 
 
 def _area(poly: np.ndarray) -> float:
@@ -509,7 +637,7 @@ def _boundary(X, off, idx, vals, scale, layer, rtol) -> np.ndarray:
 
 
 def partition(model, bounds, *, plane: Optional[Plane] = None, rtol: float = _engine.DEFAULT_RTOL,
-              boundary: bool = True, device=None) -> Partition:
+              boundary: bool = True, device=None, exact: bool = True) -> Partition:
     """Every linear region of a piecewise-linear network on a 2-D slice, exactly.
 
     Parameters
@@ -529,6 +657,12 @@ def partition(model, bounds, *, plane: Optional[Plane] = None, rtol: float = _en
     device : torch device or str, optional
         Run each layer's forward pass of the vertices (the matrix products) there, e.g.
         ``"cuda"``; the splitting itself stays in numpy. Default: numpy on the CPU.
+    exact : bool
+        Decide every sign that float64 cannot (a value within ``rtol`` of its rounding bound)
+        in exact rational arithmetic (default). The regions are then those of exact arithmetic
+        on the float64 weights, on every input; regions too thin for float64 coordinates are
+        kept and flagged (:attr:`Partition.subresolution`). ``exact=False`` treats such values
+        as exactly on the line (faster on degenerate nets, merges sub-resolution slivers).
 
     Returns
     -------
@@ -559,32 +693,48 @@ def partition(model, bounds, *, plane: Optional[Plane] = None, rtol: float = _en
     if not (0 <= rtol < 1e-3):
         raise ValueError(f"rtol must be in [0, 1e-3), got {rtol}")
     x0, x1, y0, y1 = b
-    X = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float64)
+    # coordinates local to the slice: a tiny box far from 0 keeps its digits
+    center = np.array([0.0 if x0 <= 0 <= x1 else (x0 + x1) / 2, 0.0 if y0 <= 0 <= y1 else (y0 + y1) / 2])
+    X = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float64) - center
     off = np.array([0, 4], np.int64)
     idx = np.arange(4, dtype=np.int64)
-    scale = np.abs(X).sum(1)
-    layers = net.layers
+    # the rounding of a coordinate made by interpolation is relative to the box, not to the point
+    scale = np.abs(X).sum(1) + (x1 - x0) + (y1 - y0)
+    layers = [_engine_layer_local(net.layers[0], center)] + net.layers[1:]
     Z = X @ layers[0].weight.T + layers[0].bias
     signs = None
+    ex = _predicates.ExactNet(net.layers, center, b) if exact else None
+    lines = np.array([[0, 2], [1, 2], [1, 3], [0, 3]], np.int64)  # box corners on box sides
+    slot_line = np.array([2, 1, 3, 0], np.int64)  # bottom, right, top, left
     pats: List[np.ndarray] = []  # per layer: packed bits of the faces at that layer's end
     lineage: List[np.ndarray] = []  # per layer: the face each face at its end came from
     sizes = []
     for li, layer in enumerate(layers[:-1]):
         ca, cb = _layer_tol(layer, rtol)
+        if li == 0:  # the shift to local coordinates rounds the bias: its terms set the tolerance
+            cb = rtol * (np.abs(net.layers[0].bias) + np.abs(net.layers[0].weight) @ np.abs(center))
         # the first layer is affine in (s, t): its values are computed, never stored
         first = (layer.weight, layer.bias) if li == 0 else None
-        sub = _engine.compact(_engine.split_all(X, off, idx, Z, scale, ca, cb, signs=signs, affine=first))
-        X, off, idx = sub.X, sub.off, sub.idx
+        if ex is not None:
+            ex.begin_layer(li, len(off) - 1)
+        sub = _engine.compact(_engine.split_all(X, off, idx, Z, scale, ca, cb, signs=signs, affine=first,
+                                                exact=None if ex is None else (ex, li), lines=lines,
+                                                slot_line=slot_line))
+        X, off, idx, lines, slot_line = sub.X, sub.off, sub.idx, sub.lines, sub.slot_line
         nxt = layers[li + 1]
         tol_next = _layer_tol(nxt, rtol) if nxt.slope is not None else (None, None)
         zin = (X, layer.weight, layer.bias) if li == 0 else sub.Z
         pos, Z, scale, signs = _engine.transition(zin, sub.scale, ca, cb, layer.slope, nxt.weight, nxt.bias,
-                                                  *tol_next, capacity=4 * len(X) + 1024, device=device)
+                                                  *tol_next, capacity=4 * len(X) + 1024, device=device,
+                                                  exact=None if ex is None else (ex, li, lines))
         pats.append(_engine._reduce_or(pos, off, idx))
         lineage.append(sub.origin)
         sizes.append(layer.width)
+        if ex is not None:
+            ex.end_layer(pats[-1], sub.origin)
     vals = Z.view if isinstance(Z, _engine._Rows) else Z
     patterns = _final_patterns(pats, lineage, sizes, len(off) - 1)
     seg = _boundary(X, off, idx, vals, scale, net.layers[-1], rtol) if boundary else np.zeros((0, 2, 2))
-    return Partition(vertices=X, offsets=off, indices=idx, patterns=patterns, layer_sizes=sizes,
-                     vertex_values=vals, boundary=seg, bounds=b, plane=plane, network=net, rtol=rtol)
+    return Partition(vertices=X + center, offsets=off, indices=idx, patterns=patterns, layer_sizes=sizes,
+                     vertex_values=vals, boundary=seg + center, bounds=b, plane=plane, network=net, rtol=rtol,
+                     local=(X, center), vertex_lines=lines, exact_net=ex)

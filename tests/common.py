@@ -1,5 +1,6 @@
-"""Shared network builders for the tests."""
+"""Shared network builders and checks for the tests."""
 import numpy as np
+import pytest
 import torch
 
 L = torch.nn
@@ -40,3 +41,30 @@ def reference_net(width):
     torch.manual_seed(0)
     return L.Sequential(L.Linear(2, width), L.LeakyReLU(0.01), L.Linear(width, width), L.LeakyReLU(0.01),
                         L.Linear(width, width), L.LeakyReLU(0.01), L.Linear(width, 1))
+
+
+def assert_matches_exact(model, bounds=(-1.0, 1.0, -1.0, 1.0), plane=None, rel=1e-9):
+    """Same regions (count, patterns, areas) as the rational reference; verify() passes.
+
+    Areas agree to ``rel``, and absolutely to the rounding of coordinates: 1e-12 of the box's area,
+    or for a box far from 0 the shift of a line by one rounding of its offset (eps |center|)."""
+    from _exact import area, exact_regions
+
+    from splinescope import spatial
+    from splinescope.spatial._net import parse
+
+    p = spatial.partition(model, bounds=bounds, plane=plane)
+    net = parse(model)
+    if plane is not None:
+        net = net.restrict(plane.origin, plane.basis)
+    ref = exact_regions(net, bounds)
+    assert len(p) == len(ref)
+    ref_area = {tuple(bits): float(area(poly)) for poly, bits, _ in ref}
+    assert {tuple(row) for row in p.pattern_bits().astype(int)} == set(ref_area)
+    width = max(bounds[1] - bounds[0], bounds[3] - bounds[2])
+    far = max(abs(bounds[0] + bounds[1]), abs(bounds[2] + bounds[3])) / 2
+    tol = max(1e-12 * width ** 2, 64 * np.finfo(float).eps * far * width)
+    for bits, a in zip(p.pattern_bits().astype(int), p.areas()):
+        assert a == pytest.approx(ref_area[tuple(bits)], rel=rel, abs=tol)
+    p.verify()
+    return p, ref

@@ -7,7 +7,9 @@ import torch
 
 from splinescope import spatial
 from splinescope.spatial import _engine
+from splinescope.spatial._net import parse
 
+from _exact import exact_regions
 from common import mlp, set_weights
 
 
@@ -67,9 +69,26 @@ def test_concurrent_lines_share_one_vertex():
     c = np.array([0.25, -0.125])
     b = -(W @ c)
     net = set_weights(mlp([2, k, 1], act="relu"), [(W, b), (np.ones((1, k)), [0.0])])
-    p = spatial.partition(net, bounds=(-1, 1, -1, 1))
+    p = spatial.partition(net, bounds=(-1, 1, -1, 1), exact=False)
     assert len(p) == 2 * k
     assert (np.linalg.norm(p.vertices - c, axis=1) < 1e-12).sum() == 1
+    p.verify()
+    # b = -(W @ c) is rounded: in exact arithmetic the lines miss each other by ~1e-17 and cut
+    # sub-resolution triangles near c; exact=True keeps them (the rational reference agrees)
+    q = spatial.partition(net, bounds=(-1, 1, -1, 1))
+    assert len(q) == len(exact_regions(parse(net), (-1, 1, -1, 1))) > 2 * k
+    assert q.subresolution.sum() > 0 and q.areas()[q.subresolution].max() < 1e-30
+    q.verify()
+
+
+def test_exactly_concurrent_lines_share_one_vertex():
+    # integer lines through (1/4, -1/8) exactly: one vertex there in exact mode too
+    W = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 2.0], [2.0, -4.0], [8.0, 8.0]])
+    c = np.array([0.25, -0.125])
+    net = set_weights(mlp([2, 5, 1], act="relu"), [(W, -(W @ c)), (np.ones((1, 5)), [0.0])])
+    p = spatial.partition(net, bounds=(-1, 1, -1, 1))
+    assert len(p) == 10 and (np.linalg.norm(p.vertices - c, axis=1) < 1e-15).sum() == 1
+    assert not p.subresolution.any()
     p.verify()
 
 

@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 from splinescope import spatial
 from splinescope.spatial._net import parse
 
+from _exact import area as _exact_area
 from _exact import argmax_boundary_length, exact_regions, zero_set_length
-from common import L, integer_net, mlp, reference_net, set_weights
+from common import L, assert_matches_exact, integer_net, mlp, reference_net, set_weights
 
 BOX = (-1.0, 1.0, -1.0, 1.0)
 
@@ -28,20 +29,6 @@ def pattern_set(p):
     return {tuple(row) for row in p.pattern_bits().astype(int)}
 
 
-def assert_matches_exact(model, bounds=BOX, plane=None):
-    """Same regions (count, patterns, areas) as the rational reference; verify() passes."""
-    p = spatial.partition(model, bounds=bounds, plane=plane)
-    net = parse(model)
-    if plane is not None:
-        net = net.restrict(plane.origin, plane.basis)
-    ref = exact_regions(net, bounds)
-    assert len(p) == len(ref)
-    ref_area = {tuple(bits): float(__import__("_exact").area(poly)) for poly, bits, _ in ref}
-    assert pattern_set(p) == set(ref_area)
-    for bits, a in zip(p.pattern_bits().astype(int), p.areas()):
-        assert a == pytest.approx(ref_area[tuple(bits)], rel=1e-9, abs=1e-12 * (bounds[1] - bounds[0]) ** 2)
-    p.verify()
-    return p, ref
 
 
 # ---- the reference counts of the issue
@@ -102,16 +89,19 @@ def test_duplicated_and_scaled_neurons_are_one_line():
     assert len(p) == 4  # two distinct lines crossing in the box
 
 
-def test_lines_one_rounding_apart_are_merged_not_slivered():
-    # 3 * 0.3 != 0.9 in float64: in exact arithmetic these lines are 1e-17 apart. Below the
-    # tolerance the engine treats them as one line (documented), and verify() still passes.
+def test_lines_one_rounding_apart():
+    # 3 * 0.3 != 0.9 in float64: in exact arithmetic these lines are 1e-17 apart and cut two
+    # slivers. exact=True keeps them, flagged, with their exact areas; exact=False merges the
+    # lines (below the tolerance they are one line), and verify() passes both ways.
     net = mlp([2, 3, 1], act="relu")
     set_weights(net, [(np.array([[1.0, 2.0], [-3.0, -6.0], [1.0, -1.0]]), np.array([0.3, -0.9, 0.0])),
                       (np.ones((1, 3)), [0.0])])
-    p = spatial.partition(net, bounds=BOX)
-    assert len(p) == 4
-    assert p.areas().min() > 0.1
-    p.verify()
+    p, ref = assert_matches_exact(net)
+    assert len(p) == 6 and p.subresolution.sum() == 2
+    assert sorted(p.areas())[:2] == pytest.approx(sorted(float(_exact_area(q)) for q, _, _ in ref)[:2], rel=1e-12)
+    merged = spatial.partition(net, bounds=BOX, exact=False)
+    assert len(merged) == 4 and merged.areas().min() > 0.1
+    merged.verify()
 
 
 def test_lines_along_box_edges_and_through_corners():

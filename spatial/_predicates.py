@@ -1,0 +1,217 @@
+"""Exact decisions where float64 is in doubt (filtered predicates), and exact vertices.
+
+The engine decides the sign of a neuron's value at a vertex in float64 and trusts it when the
+value is outside its rounding bound. A value inside the bound is *doubtful*: this module decides
+its sign exactly. Every vertex is the intersection of two lines (box sides, or a neuron's zero
+line inside the face where it was made), each an affine function of the slice coordinates with
+exact rational coefficients: the network's float64 weights are dyadic rationals, and the map of
+a neuron of layer ``l`` on a face is the composition of the layers before it under the face's
+activation pattern (as ``Partition.certify`` composes it). The exact vertex is the solution of
+that 2x2 system; the exact value of every neuron there is one exact forward pass
+(Python ``Fraction``). Generic networks have almost no doubtful values, so this costs nothing
+there; integer-weight, bias-free and near-degenerate networks pay only where they need it.
+
+Line ids (int64): 0..3 are the box sides ``s = x0, s = x1, t = y0, t = y1``; the lines of hidden
+layer ``l`` take ``ids = base[l] + origin * m_l + k`` for neuron ``k`` on the face ``origin`` of
+the layer's start (layer 0 is affine everywhere: ``base[0] + k``).
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+__all__ = ["ExactNet"]
+
+Line = Tuple[Fraction, Fraction, Fraction]  # a s + b t + c
+
+
+def _fr(a) -> List:
+    return [Fraction(float(x)) for x in np.ravel(a)]
+
+
+class ExactNet:
+    """The exact network on a slice, in coordinates local to the slice (``x = center + local``).
+
+    Parameters
+    ----------
+    layers : the float64 :class:`~splinescope.spatial._net.Layer` list (2 inputs).
+    center : (2,) float64, the point of the slice the local coordinates are measured from.
+    bounds : (xmin, xmax, ymin, ymax) in global slice coordinates.
+    """
+
+    def __init__(self, layers, center, bounds):
+        self.layers = layers
+        self.hidden = [l for l in layers if l.slope is not None]
+        self.sizes = [l.width for l in self.hidden]
+        cx, cy = (Fraction(float(c)) for c in center)
+        x0, x1, y0, y1 = (Fraction(float(v)) for v in bounds)
+        self.sides: List[Line] = [(Fraction(1), Fraction(0), cx - x0), (Fraction(1), Fraction(0), cx - x1),
+                                  (Fraction(0), Fraction(1), cy - y0), (Fraction(0), Fraction(1), cy - y1)]
+        self._center = (cx, cy)
+        self._W: List[Optional[np.ndarray]] = [None] * len(layers)  # exact weights, made on first use
+        self._b: List[Optional[np.ndarray]] = [None] * len(layers)
+        self._slopes = [None if l.slope is None else Fraction(float(l.slope)) for l in layers]
+        self.base: List[int] = [4]  # line-id base of each hidden layer
+        self.faces: List[int] = []  # faces at each hidden layer's start (known when it begins)
+        self.pats: List[np.ndarray] = []  # per finished layer: packed bits of the faces at its end
+        self.lineage: List[np.ndarray] = []  # per finished layer: face -> face of the layer's start
+        self._maps: Dict[Tuple[int, bytes], np.ndarray] = {}
+        self._points: Dict[Tuple[int, int], Tuple[Fraction, Fraction]] = {}
+        self._forward: Dict[Tuple[int, int], List[np.ndarray]] = {}
+        self.calls = 0  # exact evaluations made (for tests and benchmarks)
+
+    # ---- bookkeeping of the layers (called by the driver)
+    def begin_layer(self, layer: int, faces: int) -> None:
+        """Layer ``layer`` starts on ``faces`` faces: reserve its line ids."""
+        assert layer == len(self.faces)
+        self.faces.append(faces)
+        m = self.sizes[layer]
+        self.base.append(self.base[-1] + (m if layer == 0 else faces * m))
+
+    def end_layer(self, pats: np.ndarray, lineage: np.ndarray) -> None:
+        self.pats.append(pats)
+        self.lineage.append(lineage)
+
+    def line_ids(self, layer: int, origin, k) -> np.ndarray:
+        origin, k = np.asarray(origin, np.int64), np.asarray(k, np.int64)
+        if layer == 0:
+            return self.base[0] + k + 0 * origin
+        return self.base[layer] + origin * self.sizes[layer] + k
+
+    def decode(self, ids) -> Tuple[np.ndarray, np.ndarray]:
+        """(layer, neuron) of each line id; layer -1 for the box sides."""
+        ids = np.asarray(ids, np.int64)
+        base = np.asarray(self.base, np.int64)
+        layer = np.searchsorted(base, ids, side="right") - 1  # -1: a box side
+        col = np.where(layer >= 0, (ids - base[np.maximum(layer, 0)]) % np.asarray(self.sizes + [1])[np.maximum(layer, 0)], ids)
+        return layer, col
+
+    def own(self, layer: int, pairs: np.ndarray, k: np.ndarray) -> np.ndarray:
+        """Whether neuron ``k`` of ``layer`` is one of the lines of each vertex (line pairs (n, 2))."""
+        if layer >= len(self.faces):
+            return np.zeros(len(k), bool)
+        lo, hi, m = self.base[layer], self.base[layer + 1], self.sizes[layer]
+        on = (pairs >= lo) & (pairs < hi) & ((pairs - lo) % m == np.asarray(k)[:, None])
+        return on.any(1)
+
+    # ---- exact arithmetic
+    def _weights(self, i: int):
+        if self._W[i] is None:
+            l = self.layers[i]
+            self._W[i] = np.array(_fr(l.weight), dtype=object).reshape(l.weight.shape)
+            b = np.array(_fr(l.bias), dtype=object)
+            if i == 0:  # local coordinates: z = W (center + x) + b
+                b = b + self._W[0].dot(np.array(self._center, dtype=object))
+            self._b[i] = b
+        return self._W[i], self._b[i]
+
+    def _prefix(self, layer: int, origin: int) -> bytes:
+        rows = np.array([origin])
+        parts = []
+        for i in range(layer - 1, -1, -1):
+            parts.append(np.unpackbits(self.pats[i][rows], axis=1, count=self.sizes[i])[0])
+            rows = self.lineage[i][rows]
+        return np.concatenate(parts[::-1]).astype(np.uint8).tobytes() if parts else b""
+
+    def _map(self, layer: int, bits: bytes) -> np.ndarray:
+        """(m_layer, 3) exact [a, b, c] of layer ``layer``'s pre-activations under a pattern prefix."""
+        key = (layer, bits)
+        if key not in self._maps:
+            if layer == 0:
+                W, b = self._weights(0)
+                M = np.empty((len(b), 3), dtype=object)
+                M[:, 0], M[:, 1], M[:, 2] = W[:, 0], W[:, 1], b
+            else:
+                prev = self._map(layer - 1, bits[: sum(self.sizes[: layer - 1])])
+                act = np.frombuffer(bits, np.uint8)[sum(self.sizes[: layer - 1]):].astype(bool)
+                H = np.where(act[:, None], prev, prev * self._slopes[layer - 1])
+                W, b = self._weights(layer)
+                M = W.dot(H)
+                M[:, 2] = M[:, 2] + b
+            self._maps[key] = M
+        return self._maps[key]
+
+    def line(self, lid: int) -> Line:
+        layer, col = (int(x[0]) for x in self.decode([lid]))
+        if layer < 0:
+            return self.sides[col]
+        origin = 0 if layer == 0 else (lid - self.base[layer]) // self.sizes[layer]
+        a, b, c = self._map(layer, self._prefix(layer, origin) if layer else b"")[col]
+        return a, b, c
+
+    def point(self, l1: int, l2: int) -> Tuple[Fraction, Fraction]:
+        """The exact intersection of two lines, in local coordinates."""
+        key = (min(l1, l2), max(l1, l2))
+        if key not in self._points:
+            a1, b1, c1 = self.line(key[0])
+            a2, b2, c2 = self.line(key[1])
+            det = a1 * b2 - a2 * b1
+            if det == 0:
+                raise ArithmeticError(f"lines {key} are parallel: the vertex is not defined by them")
+            self._points[key] = ((b1 * c2 - b2 * c1) / det, (a2 * c1 - a1 * c2) / det)
+        return self._points[key]
+
+    def values(self, l1: int, l2: int, layer: int) -> np.ndarray:
+        """Exact pre-activations (object array of Fractions) of a layer at a vertex."""
+        key = (min(l1, l2), max(l1, l2))
+        fw = self._forward.setdefault(key, [])
+        if not fw:
+            s, t = self.point(*key)
+            W, b = self._weights(0)
+            fw.append(W[:, 0] * s + W[:, 1] * t + b)
+            self.calls += 1
+        while len(fw) <= layer:
+            i = len(fw)
+            z = fw[-1]
+            slope = self._slopes[i - 1]
+            h = np.array([v if v > 0 else v * slope for v in z], dtype=object)
+            W, b = self._weights(i)
+            fw.append(W.dot(h) + b)
+        return fw[layer]
+
+    # ---- what the engine calls
+    def fix(self, layer: int, lines: np.ndarray, v: np.ndarray, k: np.ndarray, z: np.ndarray,
+            tol: np.ndarray) -> np.ndarray:
+        """``z`` (values of columns ``k`` at vertices ``v``) with every doubtful entry (|z| <= tol)
+        replaced by its exact value rounded to float64 (0.0 exactly on the line), so that
+        ``np.sign`` of the result is the exact sign. ``lines`` is the (V, 2) vertex-line table."""
+        d = np.nonzero(np.abs(z) <= tol)[0]
+        if not len(d):
+            return z
+        z = np.array(z, dtype=np.float64, copy=True)
+        dv, dk = v[d], k[d]
+        # on a line it was made on: exactly 0 by construction
+        own = self.own(layer, lines[dv], dk)
+        z[d[own]] = 0.0
+        for i in np.nonzero(~own)[0]:
+            l1, l2 = lines[dv[i]]
+            z[d[i]] = float(self.values(int(l1), int(l2), layer)[dk[i]])
+        return z
+
+    def exact_rows(self, lines: np.ndarray, layer: int) -> Tuple[np.ndarray, np.ndarray]:
+        """Rounded exact coordinates (n, 2) and pre-activations (n, m) of vertices given by line pairs."""
+        X = np.empty((len(lines), 2))
+        Z = np.empty((len(lines), self.sizes[layer] if layer < len(self.sizes) else self.layers[-1].width))
+        for i, (l1, l2) in enumerate(lines):
+            s, t = self.point(int(l1), int(l2))
+            X[i] = float(s), float(t)
+            Z[i] = [float(x) for x in self.values(int(l1), int(l2), layer)]
+        return X, Z
+
+    def polygon(self, lines: Sequence[Tuple[int, int]]) -> List[Tuple[Fraction, Fraction]]:
+        """Exact local vertices of a region from its vertices' line pairs."""
+        return [self.point(int(a), int(b)) for a, b in lines]
+
+    def pattern(self, point: Tuple[Fraction, Fraction]) -> np.ndarray:
+        """Exact activation pattern (bool over all hidden neurons) at a local point."""
+        W, b = self._weights(0)
+        z = W[:, 0] * point[0] + W[:, 1] * point[1] + b
+        bits = []
+        for i in range(len(self.hidden)):
+            bits.append(np.array([v > 0 for v in z], bool))
+            h = np.array([v if v > 0 else v * self._slopes[i] for v in z], dtype=object)
+            W, b = self._weights(i + 1)
+            z = W.dot(h) + b
+        return np.concatenate(bits) if bits else np.zeros(0, bool)
