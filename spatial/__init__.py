@@ -32,7 +32,8 @@ counter-clockwise; activation patterns packed with ``np.packbits`` (bit set: pre
 neurons in layer order; per-region affine maps (R, K, 3) with ``out = A[:, :, :2] @ (s, t) + A[:, :, 2]``;
 the decision boundary as segments (S, 2, 2). No module here imports matplotlib.
 """
-from ._errors import MissingDependencyError, SplinescopeError, UnsupportedLayerError, VerificationError
+from ._errors import (CheckpointError, MissingDependencyError, NonFiniteWeightsError, SplinescopeError,
+                      UnsupportedLayerError, VerificationError)
 from ._partition import CertifyReport, Partition, VerifyReport, partition
 from ._plane import Plane
 from .checkpoints import load_checkpoints, load_model
@@ -40,8 +41,10 @@ from .local_complexity import LocalComplexity, local_complexity, random_frame
 
 __all__ = [
     "CertifyReport",
+    "CheckpointError",
     "LocalComplexity",
     "MissingDependencyError",
+    "NonFiniteWeightsError",
     "Partition",
     "Plane",
     "SplinescopeError",

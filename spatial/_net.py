@@ -19,9 +19,9 @@ from typing import List, Optional
 import numpy as np
 import torch
 
-from ._errors import UnsupportedLayerError
+from ._errors import NonFiniteWeightsError, UnsupportedLayerError
 
-__all__ = ["Layer", "Network", "parse", "SUPPORTED"]
+__all__ = ["Layer", "Network", "parse", "SUPPORTED", "check_finite"]
 
 SUPPORTED = ("Linear, ReLU, LeakyReLU, PReLU (one slope), Identity, Flatten, Dropout, "
              "BatchNorm1d (eval mode), nested Sequential")
@@ -107,6 +107,27 @@ def _flatten(model: torch.nn.Module, prefix: str = ""):
         yield prefix.rstrip(".") or "0", model
 
 
+def check_finite(modules, where: str = "") -> None:
+    """Raise :class:`NonFiniteWeightsError` naming the first module with a NaN or infinite weight.
+
+    ``modules`` is an iterable of (position, module); only each module's own parameters and
+    buffers are read (``recurse=False``). ``where`` is put before the message (e.g. a file name).
+
+    >>> lin = torch.nn.Linear(2, 2)
+    >>> with torch.no_grad():
+    ...     _ = lin.bias.fill_(float("nan"))
+    >>> check_finite([("0", lin)])
+    Traceback (most recent call last):
+    ...
+    splinescope.spatial._errors.NonFiniteWeightsError: layer 0 (Linear) has non-finite weights (NaN or inf)
+    """
+    for pos, m in modules:
+        for t in list(m.parameters(recurse=False)) + list(m.buffers(recurse=False)):
+            if t.is_floating_point() and not bool(torch.isfinite(t.detach()).all()):
+                raise NonFiniteWeightsError(f"{where}layer {pos or '0'} ({_name(m)}) has non-finite weights "
+                                            "(NaN or inf)")
+
+
 def _f64(t) -> np.ndarray:
     return t.detach().to("cpu", torch.float64).numpy().copy()
 
@@ -131,6 +152,7 @@ def parse(model: torch.nn.Module, in_features: Optional[int] = None) -> Network:
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_finite(_flatten(model))
     layers: List[Layer] = []
     w: Optional[np.ndarray] = None  # pending affine map, None = identity
     b: Optional[np.ndarray] = None

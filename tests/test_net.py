@@ -47,3 +47,17 @@ def test_unsupported_layers_are_named():
     bn = L.BatchNorm1d(3, track_running_stats=False).eval()
     with pytest.raises(spatial.UnsupportedLayerError, match="no running statistics"):
         parse(L.Sequential(L.Linear(2, 3), bn))
+
+
+def test_nonfinite_weights_are_refused_naming_the_layer():
+    net = L.Sequential(L.Linear(2, 3), L.ReLU(), L.Linear(3, 3), L.ReLU(), L.Linear(3, 1))
+    with torch.no_grad():
+        net[2].weight[1, 0] = float("nan")
+    with pytest.raises(spatial.NonFiniteWeightsError, match=r"^layer 2 \(Linear\) has non-finite weights \(NaN or inf\)$"):
+        parse(net)
+    with pytest.raises(ValueError, match=r"layer 2 \(Linear\)"):  # a ValueError too
+        parse(torch.jit.script(net))
+    bn = L.BatchNorm1d(3).eval()
+    bn.running_var[0] = float("inf")
+    with pytest.raises(spatial.NonFiniteWeightsError, match=r"layer 1\.0 \(BatchNorm1d\) has non-finite weights"):
+        parse(L.Sequential(L.Linear(2, 3), L.Sequential(bn, L.ReLU()), L.Linear(3, 1)))
