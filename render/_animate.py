@@ -3,7 +3,9 @@
 ``frames()`` turns checkpoints into images, ``save()`` writes images to a GIF or MP4 atomically,
 ``animate()`` is the two in a row. Checkpoints are resolved and *every* partition is computed
 before the first frame is drawn, so an unsupported layer fails fast (naming the layer) and the
-statistics panel can show the whole run with a marker moving along it.
+statistics panel can show the whole run with a marker moving along it. Checkpoint files are
+loaded one at a time (:func:`spatial.checkpoints.load_checkpoints` is lazy): a model is dropped
+once its partition is computed.
 """
 from __future__ import annotations
 
@@ -41,13 +43,20 @@ def _check_out(out) -> Path:
     return out
 
 
-def _resolve(checkpoints, arch) -> List[Tuple[Optional[int], Any]]:
-    """(step, module) pairs from a folder, a file, a list of files, modules or (step, module) pairs."""
+def _resolve(checkpoints, arch, **load) -> Sequence[Tuple[Optional[int], Any]]:
+    """(step, module) pairs from a folder, a file, a list of files, modules or (step, module) pairs.
+
+    Files give a lazy sequence (each model loaded when it is reached); ``load`` holds the options
+    of :func:`spatial.checkpoints.load_checkpoints` (glob, prefix, trust).
+    """
     import torch
 
-    if isinstance(checkpoints, (str, os.PathLike)):
-        from splinescope.spatial.checkpoints import load_checkpoints  # reads a folder's arch.json itself
-        pairs = load_checkpoints(Path(checkpoints), arch=arch)
+    from splinescope.spatial.checkpoints import CheckpointSequence, load_checkpoints
+
+    if isinstance(checkpoints, CheckpointSequence):
+        pairs = checkpoints
+    elif isinstance(checkpoints, (str, os.PathLike)):
+        pairs = load_checkpoints(Path(checkpoints), arch=arch, **load)  # reads a folder's arch.json itself
     elif isinstance(checkpoints, torch.nn.Module):
         pairs = [(None, checkpoints)]
     elif isinstance(checkpoints, (list, tuple)):
@@ -59,8 +68,7 @@ def _resolve(checkpoints, arch) -> List[Tuple[Optional[int], Any]]:
         elif all(isinstance(c, tuple) and len(c) == 2 and isinstance(c[1], torch.nn.Module) for c in items):
             pairs = [(None if s is None else int(s), m) for s, m in items]
         elif all(isinstance(c, (str, os.PathLike)) for c in items):
-            from splinescope.spatial.checkpoints import load_checkpoints
-            pairs = load_checkpoints(items, arch=arch)
+            pairs = load_checkpoints(items, arch=arch, **load)
         else:
             kinds = sorted({type(c).__name__ for c in items})
             raise TypeError("checkpoints must be all modules, all (step, module) pairs or all paths, "
@@ -68,9 +76,9 @@ def _resolve(checkpoints, arch) -> List[Tuple[Optional[int], Any]]:
     else:
         raise TypeError("checkpoints must be a folder or file path, a list of paths, a list of "
                         f"modules or a list of (step, module) pairs, got {type(checkpoints).__name__}")
-    if not pairs:
+    if not len(pairs):
         raise ValueError(f"no checkpoints found in {str(checkpoints)!r}")
-    return list(pairs)
+    return pairs
 
 
 @dataclass
@@ -107,7 +115,8 @@ def _stat_values(parts, color, X):
     return vals, Normalize(allv.min(), allv.max())
 
 
-def frames(checkpoints, bounds=(-1, 1, -1, 1), *, arch=None, plane=None, data=None,
+def frames(checkpoints, bounds=(-1, 1, -1, 1), *, arch=None, glob=None, prefix=None, trust=False,
+           plane=None, data=None,
            color: str = "pattern", stats: bool = True, figsize=(10.0, 5.0), dpi: int = 80,
            radius: Optional[float] = None, label: str = "", progress: bool = True,
            **kwargs) -> Animation:
@@ -131,13 +140,16 @@ def frames(checkpoints, bounds=(-1, 1, -1, 1), *, arch=None, plane=None, data=No
 
     from ._plot import _data_arrays, plot_partition
 
-    pairs = _resolve(checkpoints, arch)
+    pairs = _resolve(checkpoints, arch, glob=glob, prefix=prefix, trust=trust)
     X, y = _data_arrays(data)
     data_xy = None if X is None else (X, y)
-    # every partition first: an unsupported layer (or a bad slice) fails before any frame is drawn
-    parts = [spatial.partition(m, bounds, plane=plane)
-             for _, m in tqdm(pairs, desc="partition", disable=not progress, unit="ckpt")]
-    steps = [s for s, _ in pairs]
+    # every partition first: an unsupported layer (or a bad slice) fails before any frame is drawn;
+    # one pass, so each checkpoint file is loaded once and its model dropped after its partition
+    steps, parts = [], []
+    for s, m in tqdm(pairs, desc="partition", disable=not progress, unit="ckpt"):
+        steps.append(s)
+        parts.append(spatial.partition(m, bounds, plane=plane))
+        del m
     table = migration_table(parts, X, radius=radius, progress=progress)
     vals, norm = _stat_values(parts, color, X)
 
@@ -255,7 +267,8 @@ def _write(imgs: List[np.ndarray], path: str, ext: str, fps: float, hold: float)
                 w.append_data(np.pad(im, pad, mode="edge"))
 
 
-def animate(checkpoints, bounds=(-1, 1, -1, 1), out="run.gif", *, arch=None, plane=None, data="auto",
+def animate(checkpoints, bounds=(-1, 1, -1, 1), out="run.gif", *, arch=None, glob=None, prefix=None,
+            trust=False, plane=None, data="auto",
             color: str = "pattern", stats: bool = True, fps: float = 8, figsize=(10.0, 5.0),
             dpi: int = 80, radius: Optional[float] = None, label: str = "", progress: bool = True,
             **kwargs) -> Animation:
@@ -264,15 +277,23 @@ def animate(checkpoints, bounds=(-1, 1, -1, 1), out="run.gif", *, arch=None, pla
     Parameters
     ----------
     checkpoints : folder, file, list of files, list of modules, or list of (step, module)
-        Files and folders are read by :func:`spatial.checkpoints.load_checkpoints` (a folder is
-        sorted by step); a folder written by ``splinescope train`` carries its architecture
-        (``arch.json``) and data (``data.npz``).
+        Files and folders are read by :func:`spatial.checkpoints.load_checkpoints` (sorted by
+        step, read from the checkpoint itself first, then from the file name; aliases such as
+        ``last.ckpt`` skipped; one model in memory at a time); a folder written by
+        ``splinescope train`` carries its architecture (``arch.json``) and data (``data.npz``).
     bounds : (xmin, xmax, ymin, ymax)
         The slice, fixed across frames.
     out : path ending in ``.gif`` or ``.mp4``
         Written atomically.
-    arch : "pkg.module:factory" or callable, optional
+    arch : "pkg.module:factory", "path/to/file.py:factory" or callable, optional
         The architecture of state_dict checkpoints.
+    glob : str, optional
+        Which files of the folder to read (e.g. ``"model_*.pt"``).
+    prefix : str, optional
+        The key prefix of the weights when a file holds several sets (EMA and live weights).
+    trust : bool
+        Unpickle Python objects (whole modules saved with ``torch.save(model)``); such files can
+        run code when loaded: only for files you trust.
     plane : spatial.Plane, optional
         For networks of more than 2 inputs.
     data : (X, y) pair, (N, 2) array, None or "auto"
@@ -313,7 +334,8 @@ def animate(checkpoints, bounds=(-1, 1, -1, 1), out="run.gif", *, arch=None, pla
             test = load_run_data(checkpoints, "test")
             if data is not None and test is not None and "test" not in kwargs:
                 kwargs["test"] = test
-    a = frames(checkpoints, bounds, arch=arch, plane=plane, data=data, color=color, stats=stats,
+    a = frames(checkpoints, bounds, arch=arch, glob=glob, prefix=prefix, trust=trust, plane=plane,
+               data=data, color=color, stats=stats,
                figsize=figsize, dpi=dpi, radius=radius, label=label, progress=progress, **kwargs)
     a.path = save(a.images, out, fps=fps)
     a.images = None

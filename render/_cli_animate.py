@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._cli_common import add_loading_args, loading_kwargs
+
 __all__ = ["add_parser", "run"]
 
 
@@ -18,9 +20,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "--arch and brings its data.")
     p.add_argument("checkpoints", nargs="+", metavar="CKPT",
                    help="a folder of checkpoints (sorted by step) or checkpoint files")
-    p.add_argument("--arch", default=None, metavar="PKG.MODULE:FACTORY",
-                   help="the architecture of state_dict checkpoints: a zero-argument factory, or "
-                        "'pkg.module:factory(width=64)' (default: the folder's arch.json)")
+    add_loading_args(p)
     p.add_argument("--bounds", type=float, nargs=4, default=(-1.0, 1.0, -1.0, 1.0),
                    metavar=("XMIN", "XMAX", "YMIN", "YMAX"), help="the slice (default: -1 1 -1 1)")
     p.add_argument("--through", nargs=3, metavar=("A", "B", "C"),
@@ -68,7 +68,7 @@ def run(args) -> int:
         plane = spatial.Plane.through(*(load_array(f) for f in args.through))
         if args.data is None:
             data = (np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]), None)  # the three inputs
-    a = animate(ck, tuple(args.bounds), out, arch=args.arch, plane=plane, data=data, color=args.color,
+    a = animate(ck, tuple(args.bounds), out, **loading_kwargs(args), plane=plane, data=data, color=args.color,
                 stats=not args.no_stats, fps=args.fps, dpi=args.dpi, progress=not args.quiet, **extra)
     print(f"wrote {a.path}: {len(a.steps)} frames, {int(a.n_regions.min())}..{int(a.n_regions.max())} regions")
     return 0

@@ -7,14 +7,16 @@ from pathlib import Path
 
 import numpy as np
 
+from ._cli_common import add_loading_args, loading_kwargs
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("count", help="count the linear regions of a model on a 2-D slice",
                        description="Count the exact linear regions of a model on a box of its 2 inputs, "
                                    "or on the plane through three inputs (--through).")
-    p.add_argument("model", help="a torch.save'd module, a TorchScript file, or a state_dict file with --arch")
-    p.add_argument("--arch", help="architecture for a state_dict: 'pkg.module:factory' or "
-                                  "'pkg.module:factory(key=value, ...)'")
+    p.add_argument("model", help="a state_dict file (with --arch, or an arch.json beside it), a TorchScript "
+                                 "file, or a whole module saved with torch.save (with --trust)")
+    add_loading_args(p, folder=False)
     p.add_argument("--bounds", type=float, nargs=4, default=[-1.0, 1.0, -1.0, 1.0],
                    metavar=("XMIN", "XMAX", "YMIN", "YMAX"), help="the box, in slice coordinates (default -1 1 -1 1)")
     p.add_argument("--through", nargs=3, metavar=("A", "B", "C"),
@@ -29,18 +31,23 @@ def load_array(path: str):
     """An input array from a .npy or .pt file (for --through)."""
     import torch
 
-    if path.endswith(".npy"):
-        return np.load(path)
-    if path.endswith((".pt", ".pth")):
+    if not path.endswith((".npy", ".pt", ".pth")):
+        raise ValueError(f"{path}: an input must be a .npy or .pt file")
+    try:
+        if path.endswith(".npy"):
+            return np.load(path, allow_pickle=False)
         return torch.load(path, map_location="cpu", weights_only=True)
-    raise ValueError(f"{path}: an input must be a .npy or .pt file")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such input file") from None
+    except Exception as e:  # a corrupt file, a pickle of Python objects
+        raise ValueError(f"{path}: cannot be read as an array ({type(e).__name__})") from None
 
 
 def run(args) -> int:
     from splinescope import spatial
     from splinescope.spatial.checkpoints import load_model
 
-    model = load_model(args.model, args.arch)
+    model = load_model(args.model, **loading_kwargs(args))
     plane = spatial.Plane.through(*(load_array(f) for f in args.through)) if args.through else None
     t = time.perf_counter()
     p = spatial.partition(model, bounds=args.bounds, plane=plane, device=args.device)

@@ -19,6 +19,8 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
+from ._cli_common import add_loading_args, loading_kwargs
+
 __all__ = ["add_parser", "run"]
 
 Arrays = Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]
@@ -30,8 +32,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="Mean local complexity (Humayun et al.) of every checkpoint at training, test "
                     "and uniformly random points, plotted over steps beside accuracy.")
     p.add_argument("checkpoints", metavar="CKPT_DIR", help="a folder of checkpoints (sorted by step)")
-    p.add_argument("--arch", default=None, metavar="PKG.MODULE:FACTORY",
-                   help="architecture for state_dict checkpoints (default: the folder's arch.json)")
+    add_loading_args(p)
     p.add_argument("--data", default=None, metavar="DATA",
                    help="'digits', 'fashion-mnist' (Debian's dataset-fashion-mnist package), a folder of "
                         "MNIST-format IDX files, or an .npz with X, y "
@@ -118,7 +119,7 @@ def run(args) -> int:
     if args.points < 1:
         raise ValueError(f"--points {args.points} must be at least 1")
     Xtr, ytr, Xte, yte = _load_data(args)
-    ckpts = load_checkpoints(args.checkpoints, arch=args.arch)
+    ckpts = load_checkpoints(args.checkpoints, **loading_kwargs(args))
     g = torch.Generator().manual_seed(args.seed)  # the points' own generator
     pick = lambda n: torch.randperm(n, generator=g)[: args.points]
 

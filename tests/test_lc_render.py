@@ -106,3 +106,15 @@ def test_cli_lc_errors(run, tmp_path, capsys, monkeypatch):
     assert "has no data.npz: pass --data" in capsys.readouterr().err
     assert main(["lc", str(run), "--points", "0"]) == 2
     assert "--points 0 must be at least 1" in capsys.readouterr().err
+
+
+def test_cli_lc_picks_files_with_glob(run, tmp_path, capsys):
+    model = toy_mlp(width=8, depth=2, in_features=5, out_features=3)
+    torch.save(torch.optim.Adam(model.parameters()).state_dict(), run / "optimizer.pt")
+    args = ["lc", str(run), "--points", "5", "--dim", "2", "--out", str(tmp_path / "lc.png"), "--threads", "1"]
+    assert main(args) == 2
+    assert "optimizer.pt: holds no weights of the architecture" in capsys.readouterr().err
+    assert main(args + ["--glob", "step_*.pt"]) == 0
+    out, err = capsys.readouterr()
+    assert [line.split()[0] for line in out.splitlines()[1:4]] == ["0", "10", "100"]
+    assert "3 checkpoints, steps from the file name" in err

@@ -385,11 +385,11 @@ def test_cli_animate_on_a_plane_through_three_inputs(tmp_path, capsys):
     for n in "abc":
         np.save(tmp_path / f"{n}.npy", np.random.default_rng(ord(n)).random(6))
     gif = tmp_path / "plane.gif"
-    args = ["animate", str(tmp_path), "--through"] + [str(tmp_path / f"{n}.npy") for n in "abc"]
+    args = ["animate", str(tmp_path), "--trust", "--through"] + [str(tmp_path / f"{n}.npy") for n in "abc"]
     assert main(args + ["--bounds", "-0.5", "1.5", "-0.5", "1.5", "--out", str(gif), "--dpi", "20", "--quiet"]) == 0
     assert len(iio.imread(gif, index=None)) == 2
     # without a plane, a 6-input network is refused, naming the way to slice it
-    assert main(["animate", str(tmp_path), "--out", str(tmp_path / "x.gif"), "--quiet"]) == 2
+    assert main(["animate", str(tmp_path), "--trust", "--out", str(tmp_path / "x.gif"), "--quiet"]) == 2
     assert "6 inputs; pass plane=spatial.Plane(...) (or Plane.through(a, b, c); on the command line --through" in capsys.readouterr().err
 
 
