@@ -5,6 +5,7 @@ import pytest
 import shapely
 import torch
 
+from _dist import run_gloo
 from splinescope.spatial._errors import UnsupportedLayerError
 from splinescope.spatial._net import parse
 from splinescope.spatial.local_complexity import LocalComplexity, _plan, local_complexity, random_frame
@@ -274,35 +275,17 @@ def test_class_refuses_a_model_whose_layers_changed():
         est.update(points(5, 4))
 
 
-def _sync_worker(rank, world, port, q):
-    import torch.distributed as dist
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
-    try:
-        model = mlp([4, 9, 9, 1])
-        x = points(30, 4)
-        est = LocalComplexity(model, 0.5, dim=3, seed=0)
-        est.update(x[rank::world])
-        est.sync()
-        q.put((rank, est.compute().tolist()))
-    finally:
-        dist.destroy_process_group()
+def _sync_worker(rank, world):
+    model = mlp([4, 9, 9, 1])
+    x = points(30, 4)
+    est = LocalComplexity(model, 0.5, dim=3, seed=0)
+    est.update(x[rank::world])
+    est.sync()
+    return est.compute().tolist()
 
 
 def test_sync_across_two_gloo_processes():
-    import socket
-    import torch.multiprocessing as mp
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    procs = [ctx.Process(target=_sync_worker, args=(r, 2, port, q)) for r in range(2)]
-    for p in procs:
-        p.start()
-    results = dict(q.get(timeout=120) for _ in procs)
-    for p in procs:
-        p.join(30)
+    results = run_gloo(_sync_worker, 2)
     whole = local_complexity(mlp([4, 9, 9, 1]), points(30, 4), 0.5, dim=3, seed=0).double().mean(0)
     for r in range(2):
         np.testing.assert_allclose(results[r], whole.numpy())
