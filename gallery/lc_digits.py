@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ import torch
 
 from splinescope.render.cli import main as splinescope
 from splinescope.render._cli_lc import digits_split
+from splinescope.spatial import runs
 from splinescope.spatial.train import log_schedule, toy_mlp
 
 HERE = Path(__file__).resolve().parent
@@ -38,10 +38,10 @@ HERE = Path(__file__).resolve().parent
 def train(run: Path, steps: int, checkpoints: int, n_train: int, seed: int) -> None:
     """Train the MLP, writing ``step_*.pt`` state_dicts, ``arch.json`` and ``data.npz`` to ``run``."""
     Xtr, ytr, Xte, yte = digits_split(n_train, seed)
-    np.savez(run / "data.npz", X=Xtr, y=ytr, X_test=Xte, y_test=yte)
+    runs.write_data(run, Xtr, ytr, Xte, yte)
     arch = {"factory": "splinescope.spatial.train:toy_mlp",
             "kwargs": {"width": 200, "depth": 3, "in_features": 64, "out_features": 10, "seed": seed}}
-    (run / "arch.json").write_text(json.dumps(arch, indent=2) + "\n")
+    runs.write_arch(run, arch)
     model = toy_mlp(**arch["kwargs"])
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
     X, y = torch.from_numpy(Xtr), torch.from_numpy(ytr)
@@ -51,7 +51,7 @@ def train(run: Path, steps: int, checkpoints: int, n_train: int, seed: int) -> N
     t0 = time.perf_counter()
     for step in range(steps + 1):
         if step in keep:
-            torch.save(model.state_dict(), run / f"step_{step:06d}.pt")
+            runs.save_step(run, step, model.state_dict())
         if step == steps:
             break
         sel = torch.randint(len(y), (200,), generator=g)

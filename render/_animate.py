@@ -327,7 +327,7 @@ def animate(checkpoints, bounds=(-1, 1, -1, 1), out="run.gif", *, arch=None, glo
             raise ValueError(f"{data!r} is not a valid data option, must be 'auto', None, an (X, y) pair or (N, 2) points")
         data = None
         if isinstance(checkpoints, (str, os.PathLike)) and Path(checkpoints).is_dir() and plane is None:
-            from splinescope.spatial.train import load_run_data
+            from splinescope.spatial.runs import load_run_data
             data = load_run_data(checkpoints)
             if data is not None and (data[0].ndim != 2 or data[0].shape[1] != 2):
                 data = None  # inputs of more than 2 dimensions: not points of a slice

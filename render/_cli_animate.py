@@ -55,12 +55,11 @@ def run(args) -> int:
     data = None if args.no_data else "auto"
     extra = {}
     if args.data is not None and not args.no_data:
-        with np.load(args.data) as d:
-            if "X" not in d:
-                raise ValueError(f"{args.data} holds no array 'X' (keys: {', '.join(d.files)})")
-            data = (d["X"], d["y"]) if "y" in d else d["X"]
-            if "X_test" in d:
-                extra["test"] = (d["X_test"], d["y_test"]) if "y_test" in d else d["X_test"]
+        from splinescope.spatial.runs import read_points
+        d = read_points(args.data)
+        data = (d["X"], d["y"]) if "y" in d else d["X"]
+        if "X_test" in d:
+            extra["test"] = (d["X_test"], d["y_test"]) if "y_test" in d else d["X_test"]
     plane = None
     if args.through:
         from splinescope import spatial

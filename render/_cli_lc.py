@@ -66,9 +66,10 @@ def digits_split(n_train: int, seed: int = 0) -> Arrays:
 def _load_data(args) -> Arrays:
     spec = args.data
     if spec is None:
-        f = Path(args.checkpoints) / "data.npz"
+        from splinescope.spatial.runs import DATA_FILE
+        f = Path(args.checkpoints) / DATA_FILE
         if not f.is_file():
-            raise ValueError(f"{args.checkpoints} has no data.npz: pass --data")
+            raise ValueError(f"{args.checkpoints} has no {DATA_FILE}: pass --data")
         spec = str(f)
     if spec == "digits":
         return digits_split(args.train_size, args.split_seed)
@@ -90,11 +91,11 @@ def _load_data(args) -> Arrays:
         flat = lambda a: None if a is None else a.reshape(len(a), -1).astype(np.float32) / 255.0
         return flat(Xtr), ytr, flat(Xte), yte
     if p.suffix == ".npz" and p.is_file():
-        with np.load(p) as d:
-            if "X" not in d or "y" not in d:
-                raise ValueError(f"{p} must hold arrays X and y (keys: {', '.join(d.files)})")
-            get = lambda k: d[k] if k in d else None
-            return d["X"], d["y"], get("X_test"), get("y_test")
+        from splinescope.spatial.runs import read_points
+        d = read_points(p)
+        if "y" not in d:
+            raise ValueError(f"{p} must hold arrays X and y (keys: {', '.join(d)})")
+        return d["X"], d["y"], d.get("X_test"), d.get("y_test")
     raise ValueError(f"--data {spec!r} is not 'digits', 'fashion-mnist', a folder of IDX files or an .npz file")
 
 

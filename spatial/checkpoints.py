@@ -53,7 +53,6 @@ import ast
 import hashlib
 import importlib
 import importlib.util
-import json
 import logging
 import os
 import pickle
@@ -70,6 +69,7 @@ import torch
 
 from ._errors import CheckpointError, MissingDependencyError
 from ._net import check_finite
+from .runs import _ARCH_FORM, ARCH_FILE, read_arch
 
 __all__ = ["CHECKPOINT_SUFFIXES", "Checkpoint", "CheckpointSequence", "list_checkpoints",
            "load_checkpoints", "load_model", "resolve_arch"]
@@ -202,19 +202,14 @@ def _import_factory(modname: str, fname: str, arch: str, base: Optional[Path] = 
 
 
 def _arch_from_sidecar(folder: Path) -> Optional[Callable[[], torch.nn.Module]]:
-    f = folder / "arch.json"
-    if not f.is_file():
+    spec = read_arch(folder)
+    if spec is None:
         return None
-    form = "must hold {\"factory\": \"pkg.module:factory\", \"kwargs\": {...}}"
-    try:
-        spec = json.loads(f.read_text())
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ValueError(f"{f}: is not valid JSON ({e}); it {form}") from None
-    m = _ARCH.match(str(spec.get("factory", ""))) if isinstance(spec, dict) else None
-    if not m or m.group("args") is not None or not isinstance(spec.get("kwargs", {}), dict):
-        raise ValueError(f"{f}: {form}")
+    m = _ARCH.match(spec["factory"])
+    if not m or m.group("args") is not None:
+        raise ValueError(f"{folder / ARCH_FILE}: {_ARCH_FORM}")
     factory = _import_factory(m.group("mod"), m.group("fn"), spec["factory"], base=folder)
-    return _Factory(factory, dict(spec.get("kwargs", {})), spec["factory"])
+    return _Factory(factory, spec["kwargs"], spec["factory"])
 
 
 def _build(factory: Callable[[], torch.nn.Module]) -> torch.nn.Module:

@@ -8,7 +8,7 @@ phases get frames.
 ``train(model, X, y, steps=..., out_dir=...)`` writes one ``state_dict`` file per checkpoint,
 ``step_000123.pt`` (zero-padded so a folder listing sorts by step), and, when the model came from
 :func:`toy_mlp`, a sidecar ``arch.json`` naming its factory and arguments, plus ``data.npz`` (the
-training set ``X``, ``y``). ``splinescope animate RUN_DIR`` reads both (``arch.json`` through
+training set ``X``, ``y``); the folder's format is :mod:`spatial.runs`. ``splinescope animate RUN_DIR`` reads both (``arch.json`` through
 :func:`spatial.checkpoints.load_checkpoints`), so no ``--arch`` is needed;
 ``--arch spatial.train:toy_mlp`` alone gives the default toy network.
 
@@ -18,7 +18,6 @@ boundary where it is zero), ``C`` outputs are class scores (``CrossEntropyLoss``
 from __future__ import annotations
 
 import copy
-import json
 import os
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -26,14 +25,10 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from ._io import atomic_write
+from . import runs
+from .runs import ARCH_FILE, DATA_FILE, load_run_data
 
 __all__ = ["ARCH_FILE", "DATA_FILE", "load_run_data", "log_schedule", "toy_mlp", "train"]
-
-ARCH_FILE = "arch.json"
-"""The sidecar naming a run's architecture: ``{"factory": "pkg.module:name", "kwargs": {...}}``."""
-DATA_FILE = "data.npz"
-"""The training set of a run (arrays ``X`` and ``y``)."""
 
 _ACTIVATIONS = ("relu", "leaky_relu")
 
@@ -104,15 +99,6 @@ def log_schedule(steps: int, n: int = 40) -> List[int]:
         return [0]
     s = np.unique(np.round(np.geomspace(1, steps, n)).astype(np.int64))
     return [0] + s.tolist()
-
-
-def _atomic_save(obj, path: Path, saver) -> None:
-    atomic_write(path, lambda tmp: saver(obj, tmp))
-
-
-def _save_npz(arrays, path) -> None:
-    with open(path, "wb") as f:  # a file object: np.savez would append ".npz" to a name
-        np.savez(f, **arrays)
 
 
 def _as_tensor(name: str, a, dtype) -> torch.Tensor:
@@ -187,8 +173,7 @@ def train(model: torch.nn.Module, X, y, *, steps: int, lr: float = 3e-3, batch_s
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        for old in out.glob("step_[0-9][0-9][0-9][0-9][0-9][0-9]*.pt"):  # a previous run's checkpoints
-            old.unlink()
+        runs.clear_steps(out)  # a previous run's checkpoints
         arrays = {"X": Xt.numpy(), "y": yt.numpy()}
         if test is not None:
             arrays["X_test"] = _as_tensor("X_test", test[0], torch.float32).numpy()
@@ -196,9 +181,9 @@ def train(model: torch.nn.Module, X, y, *, steps: int, lr: float = 3e-3, batch_s
             if arrays["X_test"].shape[1:] != arrays["X"].shape[1:] or arrays["y_test"].shape != arrays["X_test"].shape[:1]:
                 raise ValueError(f"test points of shape {arrays['X_test'].shape} with labels {arrays['y_test'].shape} "
                                  f"do not match the training inputs {arrays['X'].shape}")
-        _atomic_save(arrays, out / DATA_FILE, _save_npz)
+        runs.write_data(out, **arrays)
         if arch is not None:
-            _atomic_save(arch, out / ARCH_FILE, lambda a, p: Path(p).write_text(json.dumps(a, indent=2) + "\n"))
+            runs.write_arch(out, arch)
 
     K = None
     gen = torch.Generator().manual_seed(int(seed))
@@ -210,7 +195,7 @@ def train(model: torch.nn.Module, X, y, *, steps: int, lr: float = 3e-3, batch_s
         m = copy.deepcopy(model).eval()
         kept.append((step, m))
         if out is not None:
-            _atomic_save(m.state_dict(), out / f"step_{step:06d}.pt", torch.save)
+            runs.save_step(out, step, m.state_dict())
 
     from tqdm.auto import tqdm
     model.train()
@@ -237,15 +222,3 @@ def train(model: torch.nn.Module, X, y, *, steps: int, lr: float = 3e-3, batch_s
     model.eval()
     return kept
 
-
-def load_run_data(run_dir: Union[str, os.PathLike], split: str = "train") -> Optional[Tuple[np.ndarray, np.ndarray]]:
-    """The training set ``(X, y)`` saved in ``run_dir/data.npz`` (``split="test"``: the held-out
-    points), or None if there is none."""
-    if split not in ("train", "test"):
-        raise ValueError(f"{split!r} is not a valid split, must be one of 'train', 'test'")
-    f = Path(run_dir) / DATA_FILE
-    if not f.is_file():
-        return None
-    kx, ky = ("X", "y") if split == "train" else ("X_test", "y_test")
-    with np.load(f) as d:
-        return (d[kx], d[ky]) if kx in d and ky in d else None
