@@ -13,6 +13,14 @@ local_complexity(model, x, radius, frame|dim, seed, *, center, normalize, layers
 LocalComplexity(...)                      the same, accumulated: update(x) / compute() / merge() / sync()
 random_frame(dim, in_features, seed)      a random orthonormal frame from its own generator
 
+Representation similarity and layer imbalance
+---------------------------------------------
+spatial.cka.cka(X, Y, *, debiased=False)  linear CKA of (n, p1), (n, p2) features in feature space, a 0-d float64 tensor
+spatial.cka.CKA(debiased=False)           the same over minibatches, exact (a torchmetrics.Metric: update / compute /
+                                          merge / sync); not re-exported: torchmetrics imports matplotlib and scipy
+layer_imbalance(model, *, matrices=False) ||W_{i+1}^T W_{i+1} - W_i W_i^T||_F over consecutive Linear layers
+spatial.imbalance.train_deep_linear(depth, width, *, steps, lr, ...) -> DeepLinearRun   GD/SGD on a deep linear net
+
 Models, checkpoints and data
 ----------------------------
 load_model(path, arch=None), load_checkpoints(path, arch=None)
@@ -37,6 +45,7 @@ from ._errors import (CheckpointError, MissingDependencyError, NonFiniteWeightsE
 from ._partition import CertifyReport, Partition, VerifyReport, partition
 from ._plane import Plane
 from .checkpoints import load_checkpoints, load_model
+from .imbalance import layer_imbalance
 from .local_complexity import LocalComplexity, local_complexity, random_frame
 
 __all__ = [
@@ -51,6 +60,7 @@ __all__ = [
     "UnsupportedLayerError",
     "VerificationError",
     "VerifyReport",
+    "layer_imbalance",
     "load_checkpoints",
     "load_model",
     "local_complexity",

@@ -92,6 +92,11 @@ def next_in_face(off: np.ndarray) -> np.ndarray:
     return nxt
 
 
+def layer_tol(layer, rtol: float) -> Tuple[np.ndarray, np.ndarray]:
+    """Per-neuron tolerance coefficients: tol(v, k) = |a(v)|_1 * ca[k] + cb[k]."""
+    return rtol * np.abs(layer.weight).max(axis=1), rtol * np.abs(layer.bias)
+
+
 def _signs(z: np.ndarray, tol: np.ndarray) -> np.ndarray:
     return (z > tol).astype(np.int8) - (z < -tol).astype(np.int8)
 

@@ -1,21 +1,25 @@
 """``partition(model, bounds=, plane=)``: every linear region of a network on a 2-D slice.
 
-The result, :class:`Partition`, is arrays, not objects per region (see the package docstring
-for the conventions). Conversions (shapely, GeoJSON, per-region views) are thin layers on top.
+The driver (:func:`partition`) walks the layers: the engine splits the faces by each layer's
+neurons (``_engine.split_all``) and carries the vertices' values to the next layer
+(``_engine.transition``), in coordinates local to the slice. The result, :class:`Partition`, is
+arrays, not objects per region (see the package docstring for the conventions); its views and
+conversions (shapely, GeoJSON, per-region affine maps) are thin layers on top. The decision
+boundary is made in ``_boundary``; ``Partition.verify`` and ``Partition.certify`` are
+implemented in ``_verify`` and ``_certify``.
 """
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-import torch
 
-from . import _engine, _predicates
-from ._errors import MissingDependencyError, VerificationError
+from . import _certify, _engine, _predicates, _verify
+from ._boundary import _boundary
+from ._certify import CertifyReport
 from ._net import Network, parse
 from ._plane import Plane
+from ._verify import VerifyReport, _exact_area, _exact_centroid
 
 __all__ = ["Partition", "partition", "VerifyReport", "CertifyReport"]
 
@@ -34,37 +38,6 @@ def _check_bounds(bounds) -> Tuple[float, float, float, float]:
     return b  # type: ignore[return-value]
 
 
-def _layer_tol(layer, rtol: float) -> Tuple[np.ndarray, np.ndarray]:
-    """Per-neuron tolerance coefficients: tol(v, k) = |a(v)|_1 * ca[k] + cb[k]."""
-    return rtol * np.abs(layer.weight).max(axis=1), rtol * np.abs(layer.bias)
-
-
-@dataclass
-class VerifyReport:
-    """What :meth:`Partition.verify` measured."""
-
-    regions: int
-    max_sign_violation: float  # largest |z| of a vertex on the wrong side of a region's pattern, relative
-    area_error: float  # |sum(areas) - box area| / box area
-    min_area: float  # smallest region area
-    duplicate_patterns: int
-    centroid_mismatches: int  # regions whose centroid's forward pass gives another pattern
-    nonconvex: int  # regions whose polygon is not strictly convex-or-collinear, counter-clockwise
-    unmatched_edges: int  # interior edges not shared, reversed, by exactly one other region
-    ok: bool
-
-
-@dataclass
-class CertifyReport:
-    """What :meth:`Partition.certify` measured, in exact rational arithmetic."""
-
-    regions: int
-    max_deviation: float  # largest distance between a float vertex and the exact polygon's vertices
-    vertex_mismatches: int  # regions whose exact corner count differs from the float one
-    empty_regions: int  # regions whose exact H-representation has no interior
-    ok: bool
-
-
 def _engine_layer_local(layer, center: np.ndarray):
     """The first layer in coordinates local to the slice: ``W (center + x) + b``."""
     from ._net import Layer
@@ -72,31 +45,6 @@ def _engine_layer_local(layer, center: np.ndarray):
     if not center.any():
         return layer
     return Layer(layer.weight, layer.bias + layer.weight @ center, layer.slope, layer.names)
-
-
-def _abs_scales(hidden, pts, box_scale):
-    """Per layer, (pre-activations, S): S bounds the size of the terms that made each value, so
-    the rounding of z is below ~n eps S (the forward error bound of a dot product)."""
-    S = np.abs(pts) + box_scale
-    h = pts
-    for layer in hidden:
-        z = h @ layer.weight.T + layer.bias
-        S = S @ np.abs(layer.weight).T + np.abs(layer.bias)
-        yield z, S
-        h = layer.activate(z)
-        S = S * max(1.0, abs(layer.slope))
-
-
-def _sign_violation(hidden, pts, box_scale, bits) -> float:
-    """Largest relative amount by which a point's pre-activation is on the wrong side of ``bits``."""
-    worst, col = 0.0, 0
-    for layer, (z, S) in zip(hidden, _abs_scales(hidden, pts, box_scale)):
-        b = bits[:, col: col + layer.width]
-        zi = z / (S + 1e-300)
-        wrong = np.where(b, np.maximum(-zi, 0), np.maximum(zi, 0))
-        worst = max(worst, float(wrong.max(initial=0.0)))
-        col += layer.width
-    return worst
 
 
 class Partition:
@@ -303,8 +251,7 @@ class Partition:
                       "geometry": {"type": "MultiLineString", "coordinates": self.boundary.tolist()},
                       "properties": {"kind": "decision_boundary"}})
         return {"type": "FeatureCollection", "features": feats}
-
-    # ---- checks
+    # ---- checks (implemented in _verify and _certify)
     def verify(self, *, raise_on_error: bool = True) -> VerifyReport:
         """Check the partition against its network, in float64.
 
@@ -313,74 +260,7 @@ class Partition:
         centroid has exactly the region's pattern; the areas tile the slice; the patterns are
         distinct; polygons are counter-clockwise and convex.
         """
-        R = len(self)
-        bits = self.pattern_bits()
-        hidden = [l for l in self.network.layers if l.slope is not None]
-        x0, x1, y0, y1 = self.bounds
-        # coordinates are made by interpolation across the box: uncertain by eps times its size
-        box_scale = np.array([max(abs(x0), abs(x1), x1 - x0), max(abs(y0), abs(y1), y1 - y0)])
-        region_of_slot = np.repeat(np.arange(R), np.diff(self.offsets))
-        worst = 0.0
-        for s0 in range(0, len(self.indices), 16384):  # chunks of region corners: bounded memory
-            v = self.indices[s0: s0 + 16384]
-            worst = max(worst, _sign_violation(hidden, self.vertices[v], box_scale,
-                                               bits[region_of_slot[s0: s0 + 16384]]))
-        areas = self.areas()
-        box = (x1 - x0) * (y1 - y0)
-        area_err = abs(areas.sum() - box) / box
-        dup = R - len(np.unique(self.patterns, axis=0)) if R else 0
-        # the centroid of every region has that region's pattern (a neuron that is identically
-        # zero on a region counts as inactive; at the centroid it may round to either side)
-        c = self.centroids()
-        mism_rows = np.zeros(R, bool)
-        for s0 in range(0, R, 16384):
-            col = 0
-            sl = slice(s0, s0 + 16384)
-            for layer, (z, S) in zip(hidden, _abs_scales(hidden, c[sl], box_scale)):
-                tol = 1e3 * self.rtol * S
-                b = bits[sl, col: col + layer.width]
-                mism_rows[sl] |= ((b & (z < tol)) | (~b & (z > tol))).any(axis=1)
-                col += layer.width
-        # a thin region's centroid is closer to its sides than float64 can tell: decide it exactly
-        suspect = np.nonzero(mism_rows)[0]
-        mism_rows[suspect] = ~self._exact_check(suspect, bits)
-        mism = int(mism_rows.sum())
-        # convexity: every turn is left or straight
-        P = self.vertices[self.indices]
-        nx = _engine.next_in_face(self.offsets)
-        Q = P[nx]
-        S = P[nx[nx]]
-        turn = (Q[:, 0] - P[:, 0]) * (S[:, 1] - Q[:, 1]) - (Q[:, 1] - P[:, 1]) * (S[:, 0] - Q[:, 0])
-        size = np.abs(Q - P).sum(1) * np.abs(S - Q).sum(1) + 1e-300
-        bad_turn = turn < -1e-9 * size
-        bad = np.logical_or.reduceat(bad_turn, self.offsets[:-1]) if R else np.zeros(0, bool)
-        # float64 polygons too thin to judge (or with a side too short to judge a turn by):
-        # judged exactly
-        suspect = np.nonzero(bad | self.subresolution)[0]
-        bad[suspect] = ~self._exact_check(suspect, bits)
-        nonconvex = int(bad.sum())
-        unmatched = _unmatched_edges(self)
-        ok = (worst <= 1e3 * self.rtol and area_err <= 1e-9 and dup == 0 and mism == 0 and nonconvex == 0
-              and unmatched == 0 and (areas > 0).all())
-        # (sub-resolution regions have their exact areas, positive when the region is real)
-        rep = VerifyReport(R, worst, float(area_err), float(areas.min(initial=np.inf)), int(dup), mism,
-                           nonconvex, unmatched, bool(ok))
-        if raise_on_error and not ok:
-            raise VerificationError(f"partition failed verification: {rep}")
-        return rep
-
-    def _exact_check(self, regions: np.ndarray, bits: np.ndarray) -> np.ndarray:
-        """(len(regions),) bool: the exact polygon is convex, counter-clockwise, of positive area,
-        and its exact centroid has the region's pattern (False where no exact form is kept)."""
-        ok = np.zeros(len(regions), bool)
-        if self._exact is None:
-            return ok
-        for n, i in enumerate(regions):
-            poly = _exact_distinct(self.exact_polygon(int(i), local=True))
-            if len(poly) < 3 or _exact_area(poly) <= 0 or not _exact_convex(poly):
-                continue
-            ok[n] = bool((self._exact.pattern(_exact_centroid(poly)) == bits[i]).all())
-        return ok
+        return _verify.verify(self, raise_on_error=raise_on_error)
 
     def certify(self, *, regions: Optional[Sequence[int]] = None, raise_on_error: bool = True) -> CertifyReport:
         """Recompute each region's vertices in exact rational arithmetic with pycddlib.
@@ -391,151 +271,7 @@ class Partition:
         Needs the ``certify`` extra (``pip install splinescope[certify]``). Costs grow with the
         network: meant for small networks or a subset of ``regions``.
         """
-        try:
-            import cdd
-            import cdd.gmp  # noqa: F401
-        except ImportError as e:  # pragma: no cover - depends on the environment
-            raise MissingDependencyError(
-                "certify() needs pycddlib >= 3 (pip install 'splinescope[certify]'; on Linux it builds "
-                "against libcdd-dev and libgmp-dev)") from e
-        from fractions import Fraction
-
-        sel = range(len(self)) if regions is None else [int(i) for i in regions]
-        bits = self.pattern_bits()
-        layers = [(*_dyadic(l.weight), *_dyadic(l.bias), l.slope) for l in self.network.layers]
-        x0, x1, y0, y1 = (Fraction(v) for v in self.bounds)
-        box = [[-x0, 1, 0], [x1, -1, 0], [-y0, 0, 1], [y1, 0, -1]]
-        cache: Dict[Tuple[int, bytes], Tuple[np.ndarray, int]] = {}  # maps shared by a pattern prefix
-        worst = 0.0
-        mismatch = empty = 0
-        count = 0
-        for i in sel:
-            count += 1
-            rows = [list(r) for r in box]
-            # exact integer maps [c, g1, g2] of the current layer's inputs, over a denominator 2**D
-            M = np.array([[0, 1, 0], [0, 0, 1]], dtype=object)
-            D = 0
-            col = 0
-            for li, (Wi, Ew, bi, Eb, slope) in enumerate(layers):
-                key = (li, np.packbits(bits[i, :col]).tobytes())
-                if key not in cache:
-                    Dz = max(Ew + D, Eb)
-                    Z = Wi.dot(M) * (1 << (Dz - Ew - D))
-                    Z[:, 0] += bi * (1 << (Dz - Eb))
-                    cache[key] = (Z, Dz)
-                Z, Dz = cache[key]
-                if slope is None:
-                    break
-                n = len(Z)
-                act = bits[i, col: col + n]
-                rows.extend(np.where(act[:, None], Z, -Z).tolist())  # z >= 0 where active, <= 0 where not
-                sl = Fraction(float(slope))
-                Es = sl.denominator.bit_length() - 1
-                M = np.where(act[:, None], Z * (1 << Es), Z * sl.numerator)
-                D = Dz + Es
-                col += n
-            mat = cdd.gmp.matrix_from_array(rows, rep_type=cdd.RepType.INEQUALITY)
-            gen = cdd.gmp.copy_generators(cdd.gmp.polyhedron_from_matrix(mat)).array
-            exact = np.array([[float(g[1]), float(g[2])] for g in gen if g[0] == 1], dtype=np.float64)
-            poly = self.polygon(i)
-            if len(exact) < 3 or _area(exact) <= 0:
-                empty += 1
-                continue
-            corners = _corners(poly)
-            if len(corners) != len(exact):
-                mismatch += 1
-            d1 = np.sqrt(((exact[:, None, :] - poly[None, :, :]) ** 2).sum(-1)).min(1).max()
-            d2 = np.sqrt(((corners[:, None, :] - exact[None, :, :]) ** 2).sum(-1)).min(1).max()
-            worst = max(worst, float(d1), float(d2))
-        scale = max(abs(v) for v in self.bounds)
-        ok = empty == 0 and mismatch == 0 and worst <= 1e-9 * max(scale, 1.0)
-        rep = CertifyReport(count, worst, mismatch, empty, bool(ok))
-        if raise_on_error and not ok:
-            raise VerificationError(f"partition failed certification: {rep}")
-        return rep
-
-
-def _unmatched_edges(p: "Partition") -> int:
-    """Directed edges (u, v) with no (v, u), other than on the box's sides: a planar subdivision
-    whose regions share their vertices has none (a T-junction or a doubled vertex makes some)."""
-    a = p.indices
-    b = p.indices[_engine.next_in_face(p.offsets)]
-    V = len(p.vertices)
-    fwd = np.sort(a * V + b)
-    rev = b * V + a
-    pos = np.minimum(np.searchsorted(fwd, rev), len(fwd) - 1)
-    lonely = fwd[pos] != rev
-    # edges on the box's sides have no twin
-    x0, x1, y0, y1 = p.bounds
-    P, Q = p.vertices[a[lonely]], p.vertices[b[lonely]]
-    tol = 1e-12 * max(x1 - x0, y1 - y0)
-    on_side = ((np.abs(P[:, 0] - x0) <= tol) & (np.abs(Q[:, 0] - x0) <= tol)) | \
-              ((np.abs(P[:, 0] - x1) <= tol) & (np.abs(Q[:, 0] - x1) <= tol)) | \
-              ((np.abs(P[:, 1] - y0) <= tol) & (np.abs(Q[:, 1] - y0) <= tol)) | \
-              ((np.abs(P[:, 1] - y1) <= tol) & (np.abs(Q[:, 1] - y1) <= tol))
-    return int((~on_side).sum())
-
-
-def _dyadic(a: np.ndarray) -> Tuple[np.ndarray, int]:
-    """``a == ints / 2**E`` exactly (float64 values are dyadic rationals): Python ints and E."""
-    from fractions import Fraction
-
-    fr = [Fraction(float(x)) for x in np.ravel(a)]
-    E = max((f.denominator.bit_length() - 1 for f in fr), default=0)
-    ints = [f.numerator << (E - (f.denominator.bit_length() - 1)) for f in fr]
-    return np.array(ints, dtype=object).reshape(np.shape(a)), E
-
-
-def _exact_distinct(poly):
-    """Drop consecutive repeats of an exact polygon's vertices."""
-    out = [P for k, P in enumerate(poly) if P != poly[k - 1]]
-    return out if out else poly[:1]
-
-
-def _exact_convex(poly) -> bool:
-    n = len(poly)
-    for k in range(n):
-        (ax, ay), (bx, by), (cx, cy) = poly[k - 1], poly[k], poly[(k + 1) % n]
-        if (bx - ax) * (cy - by) - (by - ay) * (cx - bx) < 0:
-            return False
-    return True
-
-
-def _exact_centroid(poly):
-    """Area centroid of a polygon of exact points (its vertex mean if it has no area)."""
-    n = len(poly)
-    a = cx = cy = 0
-    for k in range(n):
-        (x0, y0), (x1, y1) = poly[k], poly[(k + 1) % n]
-        c = x0 * y1 - x1 * y0
-        a += c
-        cx += (x0 + x1) * c
-        cy += (y0 + y1) * c
-    if a == 0:
-        return sum(p[0] for p in poly) / n, sum(p[1] for p in poly) / n
-    return cx / (3 * a), cy / (3 * a)
-
-
-def _exact_area(poly) -> "Fraction":
-    """Shoelace area of a polygon of exact points."""
-    n = len(poly)
-    return sum(poly[i][0] * poly[(i + 1) % n][1] - poly[(i + 1) % n][0] * poly[i][1] for i in range(n)) / 2
-
-
-def _area(poly: np.ndarray) -> float:
-    c = np.mean(poly, 0)
-    ang = np.arctan2(poly[:, 1] - c[1], poly[:, 0] - c[0])
-    p = poly[np.argsort(ang)]
-    q = np.roll(p, -1, 0)
-    return 0.5 * float((p[:, 0] * q[:, 1] - p[:, 1] * q[:, 0]).sum())
-
-
-def _corners(poly: np.ndarray) -> np.ndarray:
-    """The strictly convex corners of a polygon (drops collinear vertices)."""
-    prev, nxt = np.roll(poly, 1, 0), np.roll(poly, -1, 0)
-    turn = (poly[:, 0] - prev[:, 0]) * (nxt[:, 1] - poly[:, 1]) - (poly[:, 1] - prev[:, 1]) * (nxt[:, 0] - poly[:, 0])
-    size = np.abs(poly - prev).sum(1) * np.abs(nxt - poly).sum(1)
-    return poly[turn > 1e-10 * size]
+        return _certify.certify(self, regions=regions, raise_on_error=raise_on_error)
 
 
 def _compose(net: Network, bits: np.ndarray, sizes: Sequence[int], chunk: int = 4096) -> np.ndarray:
@@ -578,62 +314,6 @@ def _final_patterns(pats, lineage, sizes, R) -> np.ndarray:
         return np.ascontiguousarray(np.concatenate(parts, axis=1))
     bits = np.concatenate([np.unpackbits(p, axis=1, count=n) for p, n in zip(parts, sizes)], axis=1)
     return np.packbits(bits, axis=1)
-
-
-def _boundary(X, off, idx, vals, scale, layer, rtol) -> np.ndarray:
-    """Segments where the top class changes (K > 1), or where the output is zero (K = 1)."""
-    V, K = vals.shape
-    ca_o, cb_o = _layer_tol(layer, rtol)
-    if K == 1:  # the zero set of f is the boundary between the classes (0, f)
-        vals = np.concatenate([np.zeros((V, 1)), vals], 1)
-        ca_o, cb_o = np.concatenate([[0.0], ca_o]), np.concatenate([[0.0], cb_o])
-        K = 2
-    ci, ai = np.triu_indices(K, 1)
-    P = len(ci)
-    D = vals[:, ai] - vals[:, ci]  # (V, P) positive where class a beats class c
-    ca = np.concatenate([ca_o[ai] + ca_o[ci], np.zeros(K)])
-    cb = np.concatenate([cb_o[ai] + cb_o[ci], np.full(K, np.inf)])  # class columns never split
-    tol = scale[:, None] * ca[:P] + cb[:P]
-    Ds = np.where(np.abs(D) <= tol, 0.0, D)
-    F = len(off) - 1
-    if F == 0:
-        return np.zeros((0, 2, 2))
-    mx = np.maximum.reduceat(Ds[idx], off[:-1], axis=0)  # max of f_a - f_c over each face
-    mn = np.minimum.reduceat(Ds[idx], off[:-1], axis=0)  # -max of f_c - f_a
-    cand = np.ones((F, K), bool)  # classes that can be on top somewhere in the face
-    for p in range(P):
-        cand[:, ci[p]] &= mn[:, p] <= 0
-        cand[:, ai[p]] &= mx[:, p] >= 0
-    split = cand.sum(1) >= 2
-    if split.any():
-        deg = np.diff(off)
-        s_off = np.zeros(int(split.sum()) + 1, np.int64)
-        np.cumsum(deg[split], out=s_off[1:])
-        s_idx = idx[np.repeat(split, deg)]
-        allow = np.concatenate([cand[split][:, ci] & cand[split][:, ai], np.zeros((len(s_off) - 1, K), bool)], 1)
-        sub = _engine.split_all(X, s_off, s_idx, np.concatenate([D, vals], 1), scale, ca, cb,
-                                allowed=np.packbits(allow, axis=1))
-        Xa, Za, Sa = sub.X, sub.Z, sub.scale
-        keep = ~split
-        f_idx = [idx[np.repeat(keep, deg)], sub.idx]
-        f_off_parts = [deg[keep], np.diff(sub.off)]
-        f_idx = np.concatenate(f_idx)
-        f_off = np.zeros(sum(len(x) for x in f_off_parts) + 1, np.int64)
-        np.cumsum(np.concatenate(f_off_parts), out=f_off[1:])
-        D, vals = Za[:, :P], Za[:, P:]
-        tol = Sa[:, None] * ca[:P] + cb[:P]
-    else:
-        Xa, f_off, f_idx = X, off, idx
-    # at each vertex: which pairs tie at the top
-    top = vals.max(1)
-    ttol = tol.max(1)
-    tie = (np.abs(D) <= tol) & (vals[:, ci] >= top[:, None] - ttol[:, None]) & (vals[:, ai] >= top[:, None] - ttol[:, None])
-    a = f_idx
-    b = f_idx[_engine.next_in_face(f_off)]
-    on = (tie[a] & tie[b]).any(1)
-    e = np.stack([np.minimum(a[on], b[on]), np.maximum(a[on], b[on])], 1)
-    e = np.unique(e, axis=0) if len(e) else e.reshape(0, 2)
-    return np.stack([Xa[e[:, 0]], Xa[e[:, 1]]], 1) if len(e) else np.zeros((0, 2, 2))
 
 
 def partition(model, bounds, *, plane: Optional[Plane] = None, rtol: float = _engine.DEFAULT_RTOL,
@@ -710,7 +390,7 @@ def partition(model, bounds, *, plane: Optional[Plane] = None, rtol: float = _en
     lineage: List[np.ndarray] = []  # per layer: the face each face at its end came from
     sizes = []
     for li, layer in enumerate(layers[:-1]):
-        ca, cb = _layer_tol(layer, rtol)
+        ca, cb = _engine.layer_tol(layer, rtol)
         if li == 0:  # the shift to local coordinates rounds the bias: its terms set the tolerance
             cb = rtol * (np.abs(net.layers[0].bias) + np.abs(net.layers[0].weight) @ np.abs(center))
         # the first layer is affine in (s, t): its values are computed, never stored
@@ -722,7 +402,7 @@ def partition(model, bounds, *, plane: Optional[Plane] = None, rtol: float = _en
                                                 slot_line=slot_line))
         X, off, idx, lines, slot_line = sub.X, sub.off, sub.idx, sub.lines, sub.slot_line
         nxt = layers[li + 1]
-        tol_next = _layer_tol(nxt, rtol) if nxt.slope is not None else (None, None)
+        tol_next = _engine.layer_tol(nxt, rtol) if nxt.slope is not None else (None, None)
         zin = (X, layer.weight, layer.bias) if li == 0 else sub.Z
         pos, Z, scale, signs = _engine.transition(zin, sub.scale, ca, cb, layer.slope, nxt.weight, nxt.bias,
                                                   *tol_next, capacity=4 * len(X) + 1024, device=device,

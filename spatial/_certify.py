@@ -1,0 +1,130 @@
+"""``Partition.certify``: recompute each region's vertices in exact rational arithmetic (pycddlib).
+
+A region's H-representation (the box sides plus one half-plane per hidden neuron) comes from the
+exact composition of the float64 weights (dyadic rationals, ``_dyadic``) under its pattern;
+``cdd.gmp`` turns it into vertices, which are compared with the float polygon's corners.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Dict, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ._errors import MissingDependencyError, VerificationError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._partition import Partition
+
+__all__ = ["CertifyReport", "certify"]
+
+
+@dataclass
+class CertifyReport:
+    """What :meth:`Partition.certify` measured, in exact rational arithmetic."""
+
+    regions: int
+    max_deviation: float  # largest distance between a float vertex and the exact polygon's vertices
+    vertex_mismatches: int  # regions whose exact corner count differs from the float one
+    empty_regions: int  # regions whose exact H-representation has no interior
+    ok: bool
+
+
+def certify(p: "Partition", *, regions: Optional[Sequence[int]] = None,
+            raise_on_error: bool = True) -> CertifyReport:
+    """Recompute each region's vertices in exact rational arithmetic with pycddlib.
+
+    The H-representation of a region (box sides plus one half-plane per hidden neuron, from
+    the exact rational composition of the float64 weights under the region's pattern) is
+    turned into vertices by ``cdd.gmp``; the float polygon's corners are compared with them.
+    Needs the ``certify`` extra (``pip install splinescope[certify]``). Costs grow with the
+    network: meant for small networks or a subset of ``regions``.
+    """
+    try:
+        import cdd
+        import cdd.gmp  # noqa: F401
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise MissingDependencyError(
+            "certify() needs pycddlib >= 3 (pip install 'splinescope[certify]'; on Linux it builds "
+            "against libcdd-dev and libgmp-dev)") from e
+    from fractions import Fraction
+
+    sel = range(len(p)) if regions is None else [int(i) for i in regions]
+    bits = p.pattern_bits()
+    layers = [(*_dyadic(l.weight), *_dyadic(l.bias), l.slope) for l in p.network.layers]
+    x0, x1, y0, y1 = (Fraction(v) for v in p.bounds)
+    box = [[-x0, 1, 0], [x1, -1, 0], [-y0, 0, 1], [y1, 0, -1]]
+    cache: Dict[Tuple[int, bytes], Tuple[np.ndarray, int]] = {}  # maps shared by a pattern prefix
+    worst = 0.0
+    mismatch = empty = 0
+    count = 0
+    for i in sel:
+        count += 1
+        rows = [list(r) for r in box]
+        # exact integer maps [c, g1, g2] of the current layer's inputs, over a denominator 2**D
+        M = np.array([[0, 1, 0], [0, 0, 1]], dtype=object)
+        D = 0
+        col = 0
+        for li, (Wi, Ew, bi, Eb, slope) in enumerate(layers):
+            key = (li, np.packbits(bits[i, :col]).tobytes())
+            if key not in cache:
+                Dz = max(Ew + D, Eb)
+                Z = Wi.dot(M) * (1 << (Dz - Ew - D))
+                Z[:, 0] += bi * (1 << (Dz - Eb))
+                cache[key] = (Z, Dz)
+            Z, Dz = cache[key]
+            if slope is None:
+                break
+            n = len(Z)
+            act = bits[i, col: col + n]
+            rows.extend(np.where(act[:, None], Z, -Z).tolist())  # z >= 0 where active, <= 0 where not
+            sl = Fraction(float(slope))
+            Es = sl.denominator.bit_length() - 1
+            M = np.where(act[:, None], Z * (1 << Es), Z * sl.numerator)
+            D = Dz + Es
+            col += n
+        mat = cdd.gmp.matrix_from_array(rows, rep_type=cdd.RepType.INEQUALITY)
+        gen = cdd.gmp.copy_generators(cdd.gmp.polyhedron_from_matrix(mat)).array
+        exact = np.array([[float(g[1]), float(g[2])] for g in gen if g[0] == 1], dtype=np.float64)
+        poly = p.polygon(i)
+        if len(exact) < 3 or _area(exact) <= 0:
+            empty += 1
+            continue
+        corners = _corners(poly)
+        if len(corners) != len(exact):
+            mismatch += 1
+        d1 = np.sqrt(((exact[:, None, :] - poly[None, :, :]) ** 2).sum(-1)).min(1).max()
+        d2 = np.sqrt(((corners[:, None, :] - exact[None, :, :]) ** 2).sum(-1)).min(1).max()
+        worst = max(worst, float(d1), float(d2))
+    scale = max(abs(v) for v in p.bounds)
+    ok = empty == 0 and mismatch == 0 and worst <= 1e-9 * max(scale, 1.0)
+    rep = CertifyReport(count, worst, mismatch, empty, bool(ok))
+    if raise_on_error and not ok:
+        raise VerificationError(f"partition failed certification: {rep}")
+    return rep
+
+
+def _dyadic(a: np.ndarray) -> Tuple[np.ndarray, int]:
+    """``a == ints / 2**E`` exactly (float64 values are dyadic rationals): Python ints and E."""
+    from fractions import Fraction
+
+    fr = [Fraction(float(x)) for x in np.ravel(a)]
+    E = max((f.denominator.bit_length() - 1 for f in fr), default=0)
+    ints = [f.numerator << (E - (f.denominator.bit_length() - 1)) for f in fr]
+    return np.array(ints, dtype=object).reshape(np.shape(a)), E
+
+
+def _area(poly: np.ndarray) -> float:
+    c = np.mean(poly, 0)
+    ang = np.arctan2(poly[:, 1] - c[1], poly[:, 0] - c[0])
+    p = poly[np.argsort(ang)]
+    q = np.roll(p, -1, 0)
+    return 0.5 * float((p[:, 0] * q[:, 1] - p[:, 1] * q[:, 0]).sum())
+
+
+def _corners(poly: np.ndarray) -> np.ndarray:
+    """The strictly convex corners of a polygon (drops collinear vertices)."""
+    prev, nxt = np.roll(poly, 1, 0), np.roll(poly, -1, 0)
+    turn = (poly[:, 0] - prev[:, 0]) * (nxt[:, 1] - poly[:, 1]) - (poly[:, 1] - prev[:, 1]) * (nxt[:, 0] - poly[:, 0])
+    size = np.abs(poly - prev).sum(1) * np.abs(nxt - poly).sum(1)
+    return poly[turn > 1e-10 * size]

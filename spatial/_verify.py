@@ -1,0 +1,199 @@
+"""``Partition.verify``: check a partition against its network in float64, exact where float64 is in doubt.
+
+A fresh forward pass of every vertex and centroid is compared with the regions' patterns (within
+the forward rounding bound of a dot product, ``_abs_scales``); areas must tile the slice, patterns
+be distinct, polygons convex and counter-clockwise, interior edges shared by exactly two regions.
+Regions too thin for float64 to judge are judged on their exact polygons (the helpers at the end,
+shared with :meth:`Partition.areas` and :meth:`Partition.centroids`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from . import _engine
+from ._errors import VerificationError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fractions import Fraction
+
+    from ._partition import Partition
+
+__all__ = ["VerifyReport", "verify"]
+
+
+@dataclass
+class VerifyReport:
+    """What :meth:`Partition.verify` measured."""
+
+    regions: int
+    max_sign_violation: float  # largest |z| of a vertex on the wrong side of a region's pattern, relative
+    area_error: float  # |sum(areas) - box area| / box area
+    min_area: float  # smallest region area
+    duplicate_patterns: int
+    centroid_mismatches: int  # regions whose centroid's forward pass gives another pattern
+    nonconvex: int  # regions whose polygon is not strictly convex-or-collinear, counter-clockwise
+    unmatched_edges: int  # interior edges not shared, reversed, by exactly one other region
+    ok: bool
+
+
+def _abs_scales(hidden, pts, box_scale):
+    """Per layer, (pre-activations, S): S bounds the size of the terms that made each value, so
+    the rounding of z is below ~n eps S (the forward error bound of a dot product)."""
+    S = np.abs(pts) + box_scale
+    h = pts
+    for layer in hidden:
+        z = h @ layer.weight.T + layer.bias
+        S = S @ np.abs(layer.weight).T + np.abs(layer.bias)
+        yield z, S
+        h = layer.activate(z)
+        S = S * max(1.0, abs(layer.slope))
+
+
+def _sign_violation(hidden, pts, box_scale, bits) -> float:
+    """Largest relative amount by which a point's pre-activation is on the wrong side of ``bits``."""
+    worst, col = 0.0, 0
+    for layer, (z, S) in zip(hidden, _abs_scales(hidden, pts, box_scale)):
+        b = bits[:, col: col + layer.width]
+        zi = z / (S + 1e-300)
+        wrong = np.where(b, np.maximum(-zi, 0), np.maximum(zi, 0))
+        worst = max(worst, float(wrong.max(initial=0.0)))
+        col += layer.width
+    return worst
+
+
+def verify(p: "Partition", *, raise_on_error: bool = True) -> VerifyReport:
+    """Check the partition against its network, in float64.
+
+    Every vertex's pre-activations (a fresh forward pass of its coordinates) agree, within
+    the rounding tolerance, with the patterns of the regions around it; each region's
+    centroid has exactly the region's pattern; the areas tile the slice; the patterns are
+    distinct; polygons are counter-clockwise and convex.
+    """
+    R = len(p)
+    bits = p.pattern_bits()
+    hidden = [l for l in p.network.layers if l.slope is not None]
+    x0, x1, y0, y1 = p.bounds
+    # coordinates are made by interpolation across the box: uncertain by eps times its size
+    box_scale = np.array([max(abs(x0), abs(x1), x1 - x0), max(abs(y0), abs(y1), y1 - y0)])
+    region_of_slot = np.repeat(np.arange(R), np.diff(p.offsets))
+    worst = 0.0
+    for s0 in range(0, len(p.indices), 16384):  # chunks of region corners: bounded memory
+        v = p.indices[s0: s0 + 16384]
+        worst = max(worst, _sign_violation(hidden, p.vertices[v], box_scale,
+                                           bits[region_of_slot[s0: s0 + 16384]]))
+    areas = p.areas()
+    box = (x1 - x0) * (y1 - y0)
+    area_err = abs(areas.sum() - box) / box
+    dup = R - len(np.unique(p.patterns, axis=0)) if R else 0
+    # the centroid of every region has that region's pattern (a neuron that is identically
+    # zero on a region counts as inactive; at the centroid it may round to either side)
+    c = p.centroids()
+    mism_rows = np.zeros(R, bool)
+    for s0 in range(0, R, 16384):
+        col = 0
+        sl = slice(s0, s0 + 16384)
+        for layer, (z, S) in zip(hidden, _abs_scales(hidden, c[sl], box_scale)):
+            tol = 1e3 * p.rtol * S
+            b = bits[sl, col: col + layer.width]
+            mism_rows[sl] |= ((b & (z < tol)) | (~b & (z > tol))).any(axis=1)
+            col += layer.width
+    # a thin region's centroid is closer to its sides than float64 can tell: decide it exactly
+    suspect = np.nonzero(mism_rows)[0]
+    mism_rows[suspect] = ~_exact_check(p, suspect, bits)
+    mism = int(mism_rows.sum())
+    # convexity: every turn is left or straight
+    P = p.vertices[p.indices]
+    nx = _engine.next_in_face(p.offsets)
+    Q = P[nx]
+    S = P[nx[nx]]
+    turn = (Q[:, 0] - P[:, 0]) * (S[:, 1] - Q[:, 1]) - (Q[:, 1] - P[:, 1]) * (S[:, 0] - Q[:, 0])
+    size = np.abs(Q - P).sum(1) * np.abs(S - Q).sum(1) + 1e-300
+    bad_turn = turn < -1e-9 * size
+    bad = np.logical_or.reduceat(bad_turn, p.offsets[:-1]) if R else np.zeros(0, bool)
+    # float64 polygons too thin to judge (or with a side too short to judge a turn by):
+    # judged exactly
+    suspect = np.nonzero(bad | p.subresolution)[0]
+    bad[suspect] = ~_exact_check(p, suspect, bits)
+    nonconvex = int(bad.sum())
+    unmatched = _unmatched_edges(p)
+    ok = (worst <= 1e3 * p.rtol and area_err <= 1e-9 and dup == 0 and mism == 0 and nonconvex == 0
+          and unmatched == 0 and (areas > 0).all())
+    # (sub-resolution regions have their exact areas, positive when the region is real)
+    rep = VerifyReport(R, worst, float(area_err), float(areas.min(initial=np.inf)), int(dup), mism,
+                       nonconvex, unmatched, bool(ok))
+    if raise_on_error and not ok:
+        raise VerificationError(f"partition failed verification: {rep}")
+    return rep
+
+def _exact_check(p: "Partition", regions: np.ndarray, bits: np.ndarray) -> np.ndarray:
+    """(len(regions),) bool: the exact polygon is convex, counter-clockwise, of positive area,
+    and its exact centroid has the region's pattern (False where no exact form is kept)."""
+    ok = np.zeros(len(regions), bool)
+    if p._exact is None:
+        return ok
+    for n, i in enumerate(regions):
+        poly = _exact_distinct(p.exact_polygon(int(i), local=True))
+        if len(poly) < 3 or _exact_area(poly) <= 0 or not _exact_convex(poly):
+            continue
+        ok[n] = bool((p._exact.pattern(_exact_centroid(poly)) == bits[i]).all())
+    return ok
+
+
+def _unmatched_edges(p: "Partition") -> int:
+    """Directed edges (u, v) with no (v, u), other than on the box's sides: a planar subdivision
+    whose regions share their vertices has none (a T-junction or a doubled vertex makes some)."""
+    a = p.indices
+    b = p.indices[_engine.next_in_face(p.offsets)]
+    V = len(p.vertices)
+    fwd = np.sort(a * V + b)
+    rev = b * V + a
+    pos = np.minimum(np.searchsorted(fwd, rev), len(fwd) - 1)
+    lonely = fwd[pos] != rev
+    # edges on the box's sides have no twin
+    x0, x1, y0, y1 = p.bounds
+    P, Q = p.vertices[a[lonely]], p.vertices[b[lonely]]
+    tol = 1e-12 * max(x1 - x0, y1 - y0)
+    on_side = ((np.abs(P[:, 0] - x0) <= tol) & (np.abs(Q[:, 0] - x0) <= tol)) | \
+              ((np.abs(P[:, 0] - x1) <= tol) & (np.abs(Q[:, 0] - x1) <= tol)) | \
+              ((np.abs(P[:, 1] - y0) <= tol) & (np.abs(Q[:, 1] - y0) <= tol)) | \
+              ((np.abs(P[:, 1] - y1) <= tol) & (np.abs(Q[:, 1] - y1) <= tol))
+    return int((~on_side).sum())
+
+
+def _exact_distinct(poly):
+    """Drop consecutive repeats of an exact polygon's vertices."""
+    out = [P for k, P in enumerate(poly) if P != poly[k - 1]]
+    return out if out else poly[:1]
+
+
+def _exact_convex(poly) -> bool:
+    n = len(poly)
+    for k in range(n):
+        (ax, ay), (bx, by), (cx, cy) = poly[k - 1], poly[k], poly[(k + 1) % n]
+        if (bx - ax) * (cy - by) - (by - ay) * (cx - bx) < 0:
+            return False
+    return True
+
+
+def _exact_centroid(poly):
+    """Area centroid of a polygon of exact points (its vertex mean if it has no area)."""
+    n = len(poly)
+    a = cx = cy = 0
+    for k in range(n):
+        (x0, y0), (x1, y1) = poly[k], poly[(k + 1) % n]
+        c = x0 * y1 - x1 * y0
+        a += c
+        cx += (x0 + x1) * c
+        cy += (y0 + y1) * c
+    if a == 0:
+        return sum(p[0] for p in poly) / n, sum(p[1] for p in poly) / n
+    return cx / (3 * a), cy / (3 * a)
+
+
+def _exact_area(poly) -> "Fraction":
+    """Shoelace area of a polygon of exact points."""
+    n = len(poly)
+    return sum(poly[i][0] * poly[(i + 1) % n][1] - poly[(i + 1) % n][0] * poly[i][1] for i in range(n)) / 2
