@@ -17,6 +17,7 @@ from typing import Any, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from splinescope.spatial._io import atomic_write
+from splinescope.spatial._validate import option
 
 __all__ = ["Animation", "animate", "frames", "save"]
 
@@ -103,9 +104,7 @@ def _stat_values(parts, color, X):
     from matplotlib.colors import LogNorm, Normalize
     from splinescope.spatial.migration import region_statistic
     from ._plot import _COLOR_OPTIONS
-    if color not in _COLOR_OPTIONS:
-        raise ValueError(f"{color!r} is not a valid color option, must be one of "
-                         + ", ".join(repr(c) for c in _COLOR_OPTIONS))
+    option(color, _COLOR_OPTIONS, "color option")
     vals = [region_statistic(p, color, data=X) for p in parts]
     allv = np.concatenate([v[np.isfinite(v)] for v in vals] + [np.zeros(0)])
     if not len(allv):
@@ -323,8 +322,7 @@ def animate(checkpoints, bounds=(-1, 1, -1, 1), out="run.gif", *, arch=None, glo
     """
     out = _check_out(out)
     if isinstance(data, str):
-        if data != "auto":
-            raise ValueError(f"{data!r} is not a valid data option, must be 'auto', None, an (X, y) pair or (N, 2) points")
+        option(data, ("auto",), "data option", others=("None", "an (X, y) pair", "(N, 2) points"))
         data = None
         if isinstance(checkpoints, (str, os.PathLike)) and Path(checkpoints).is_dir() and plane is None:
             from splinescope.spatial.runs import load_run_data

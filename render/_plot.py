@@ -13,6 +13,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from splinescope.spatial._validate import option, points
+
 __all__ = ["PartitionArtists", "plot_migration", "plot_partition", "region_colors"]
 
 CLASS_COLORS = ("#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd",
@@ -73,28 +75,14 @@ class PartitionArtists:
 
 
 def _data_arrays(data):
-    if data is None:
-        return None, None
-    if isinstance(data, tuple) and len(data) == 2:
-        X, y = data
-    else:
-        X, y = data, None
-    X = np.asarray(X.detach().cpu().numpy() if hasattr(X, "detach") else X, dtype=np.float64)
-    if X.ndim != 2 or X.shape[1] != 2:
-        raise ValueError(f"data must be (N, 2) points in slice coordinates or an (X, y) pair, got X of shape {X.shape}")
-    if y is not None:
-        y = np.asarray(y.detach().cpu().numpy() if hasattr(y, "detach") else y).reshape(-1)
-        if len(y) != len(X):
-            raise ValueError(f"data: X has {len(X)} points but y has {len(y)} labels")
-    return X, y
+    """``(X, y)`` of ``data=`` / ``test=`` (the convention of :func:`splinescope.spatial._validate.points`)."""
+    return points(data)
 
 
 def _values(p, color, data):
     """(R,) numbers to colour by, or None for the stable pattern colours."""
     if isinstance(color, str):
-        if color not in _COLOR_OPTIONS:
-            raise ValueError(f"{color!r} is not a valid color option, must be one of "
-                             + ", ".join(repr(c) for c in _COLOR_OPTIONS) + " or an (R,) array")
+        option(color, _COLOR_OPTIONS, "color option", others=("an (R,) array",))
         if color == "pattern":
             return None
         from splinescope.spatial.migration import region_statistic
@@ -259,10 +247,8 @@ def plot_migration(table, ax=None, *, to: str = "boundary", quantity: str = "cou
     ValueError: 'edge' is not a valid option for to, must be one of 'boundary', 'data'
     >>> plt.close(fig)
     """
-    if to not in _TO:
-        raise ValueError(f"{to!r} is not a valid option for to, must be one of 'boundary', 'data'")
-    if quantity not in _QUANTITY:
-        raise ValueError(f"{quantity!r} is not a valid option for quantity, must be one of 'count', 'area'")
+    option(to, _TO, "option for to")
+    option(quantity, _QUANTITY, "option for quantity")
     z = np.asarray(getattr(table, f"{quantity}_{to}"), dtype=np.float64)
     if z.ndim != 2:
         raise ValueError("plot_migration needs a table over training (made from a sequence of partitions)")

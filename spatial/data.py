@@ -13,14 +13,15 @@ from typing import Callable, Dict, Tuple
 
 import numpy as np
 
+from ._validate import integer, option
+
 __all__ = ["TOYS", "blobs", "checkerboard", "circles", "digits", "moons", "spirals", "toy", "xor"]
 
 Dataset = Tuple[np.ndarray, np.ndarray]
 
 
 def _check_n(n, classes: int = 2) -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
-        raise TypeError(f"n must be an int, got {type(n).__name__}")
+    n = integer("n", n)
     if n < classes:
         raise ValueError(f"n must be at least {classes} (one point per class), got {n}")
     return int(n)
@@ -99,8 +100,7 @@ def spirals(n: int = 256, *, turns: float = 1.5, noise: float = 0.03, classes: i
     >>> sorted(set(y.tolist()))
     [0, 1, 2]
     """
-    if isinstance(classes, bool) or not isinstance(classes, (int, np.integer)) or classes < 2:
-        raise ValueError(f"classes must be an int >= 2, got {classes!r}")
+    classes = integer("classes", classes, minimum=2)
     n, noise = _check_n(n, classes), _check_noise(noise)
     rng = np.random.default_rng(seed)
     y = _split(n, classes)
@@ -123,8 +123,7 @@ def checkerboard(n: int = 256, *, cells: int = 4, seed: int = 0) -> Dataset:
     True
     """
     n = _check_n(n)
-    if isinstance(cells, bool) or not isinstance(cells, (int, np.integer)) or cells < 2:
-        raise ValueError(f"cells must be an int >= 2, got {cells!r}")
+    cells = integer("cells", cells, minimum=2)
     rng = np.random.default_rng(seed)
     X = rng.uniform(-0.9, 0.9, (n, 2))
     ij = np.floor((X + 0.9) / 1.8 * cells).clip(0, cells - 1).astype(np.int64)
@@ -153,8 +152,7 @@ def blobs(n: int = 256, *, centers: int = 3, std: float = 0.15, seed: int = 0) -
     >>> len(np.unique(X.round(5), axis=0))
     3
     """
-    if isinstance(centers, bool) or not isinstance(centers, (int, np.integer)) or centers < 2:
-        raise ValueError(f"centers must be an int >= 2, got {centers!r}")
+    centers = integer("centers", centers, minimum=2)
     n, std = _check_n(n, centers), _check_noise(std)
     rng = np.random.default_rng(seed)
     y = _split(n, centers)
@@ -186,9 +184,7 @@ def toy(name: str, n: int = 256, *, seed: int = 0, **kwargs) -> Dataset:
     ...
     ValueError: 'swiss' is not a valid toy, must be one of 'blobs', 'checkerboard', 'circles', 'moons', 'spirals', 'xor'
     """
-    if name not in TOYS:
-        valid = ", ".join(repr(k) for k in TOYS)
-        raise ValueError(f"{name!r} is not a valid toy, must be one of {valid}")
+    option(name, TOYS, "toy")
     return TOYS[name](n, seed=seed, **kwargs)
 
 

@@ -17,6 +17,8 @@ from typing import Tuple, Union
 
 import numpy as np
 
+from ._validate import option
+
 __all__ = ["load_mnist", "read_idx"]
 
 _TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -98,9 +100,7 @@ def load_mnist(root: PathLike, split: str = "train") -> Tuple[np.ndarray, np.nda
     labels : numpy.ndarray
         ``(N,)`` int64.
     """
-    if split not in _SPLITS:
-        raise ValueError(f"{split!r} is not a valid split, must be one of "
-                         + ", ".join(repr(s) for s in _SPLITS))
+    option(split, _SPLITS, "split")
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root} is not a folder")

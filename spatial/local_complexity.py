@@ -35,6 +35,7 @@ import torch
 
 from ._errors import UnsupportedLayerError
 from ._net import Network, parse
+from ._validate import integer
 
 __all__ = ["LocalComplexity", "local_complexity", "random_frame"]
 
@@ -371,9 +372,7 @@ def _resolve_frame(frame, dim, seed, D: int, plan: _Plan) -> torch.Tensor:
         return _check_frame(frame, D, plan.dtype, plan.device)
     if dim is None:
         raise ValueError("no directions: pass frame= ((P, D) orthonormal rows) or dim= (P)")
-    if isinstance(dim, bool) or not isinstance(dim, int):
-        raise TypeError(f"dim must be an int, got {type(dim).__name__}")
-    return random_frame(dim, D, seed, dtype=plan.dtype, device=plan.device)
+    return random_frame(integer("dim", dim), D, seed, dtype=plan.dtype, device=plan.device)
 
 
 def _check_radius(radius) -> float:

@@ -21,6 +21,8 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
+from ._validate import option, points
+
 __all__ = ["MigrationTable", "STATISTICS", "migration_table", "region_distances", "region_statistic"]
 
 STATISTICS = ("area", "slope", "boundary_distance", "data_distance")
@@ -28,18 +30,8 @@ STATISTICS = ("area", "slope", "boundary_distance", "data_distance")
 
 
 def _data_xy(data) -> Optional[np.ndarray]:
-    """The (N, 2) float64 points of ``data``: an (N, 2) array or an ``(X, y)`` pair."""
-    if data is None:
-        return None
-    if isinstance(data, tuple) and len(data) == 2 and np.ndim(data[0]) == 2:
-        data = data[0]
-    if hasattr(data, "detach"):
-        data = data.detach().cpu().numpy()
-    X = np.asarray(data, dtype=np.float64)
-    if X.ndim != 2 or X.shape[1] != 2:
-        raise ValueError(f"data must be (N, 2) points in slice coordinates (or an (X, y) pair), "
-                         f"got shape {X.shape}")
-    return X
+    """The (N, 2) float64 points of ``data`` (the ``data=`` convention of :mod:`spatial._validate`)."""
+    return points(data)[0]
 
 
 def _nearest(polys, geoms) -> np.ndarray:
@@ -110,9 +102,7 @@ def region_statistic(p, name: str, data=None) -> np.ndarray:
     ...
     ValueError: 'volume' is not a valid statistic, must be one of 'area', 'slope', 'boundary_distance', 'data_distance'
     """
-    if name not in STATISTICS:
-        raise ValueError(f"{name!r} is not a valid statistic, must be one of "
-                         + ", ".join(repr(s) for s in STATISTICS))
+    option(name, STATISTICS, "statistic")
     if name == "area":
         return p.areas()
     if name == "slope":

@@ -23,6 +23,7 @@ from typing import Dict, Optional, Tuple, Union
 import numpy as np
 
 from ._io import atomic_write
+from ._validate import option
 
 __all__ = ["ARCH_FILE", "DATA_FILE", "DATA_KEYS", "STEP_GLOB", "clear_steps", "load_run_data", "read_arch",
            "read_points", "save_step", "step_name", "write_arch", "write_data"]
@@ -118,8 +119,7 @@ def read_points(path: PathLike) -> Dict[str, np.ndarray]:
 def load_run_data(run_dir: PathLike, split: str = "train") -> Optional[Tuple[np.ndarray, np.ndarray]]:
     """The training set ``(X, y)`` saved in ``run_dir/data.npz`` (``split="test"``: the held-out
     points), or None if there is none."""
-    if split not in ("train", "test"):
-        raise ValueError(f"{split!r} is not a valid split, must be one of 'train', 'test'")
+    option(split, ("train", "test"), "split")
     f = Path(run_dir) / DATA_FILE
     if not f.is_file():
         return None

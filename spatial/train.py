@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from . import runs
+from ._validate import integer, option
 from .runs import ARCH_FILE, DATA_FILE, load_run_data
 
 __all__ = ["ARCH_FILE", "DATA_FILE", "load_run_data", "log_schedule", "toy_mlp", "train"]
@@ -59,13 +60,10 @@ def toy_mlp(width: int = 32, depth: int = 3, activation: str = "relu", *, in_fea
     ...
     ValueError: 'gelu' is not a valid activation, must be one of 'relu', 'leaky_relu'
     """
-    if activation not in _ACTIVATIONS:
-        raise ValueError(f"{activation!r} is not a valid activation, must be one of "
-                         + ", ".join(repr(a) for a in _ACTIVATIONS))
-    for name, v in (("width", width), ("depth", depth), ("in_features", in_features),
-                    ("out_features", out_features)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name} must be a positive int, got {v!r}")
+    option(activation, _ACTIVATIONS, "activation")
+    width, depth, in_features, out_features = (
+        integer(name, v, minimum=1) for name, v in (("width", width), ("depth", depth),
+                                                   ("in_features", in_features), ("out_features", out_features)))
     gen = torch.Generator().manual_seed(int(seed))
     layers: List[torch.nn.Module] = []
     sizes = [in_features] + [width] * depth + [out_features]
@@ -91,10 +89,7 @@ def log_schedule(steps: int, n: int = 40) -> List[int]:
     >>> log_schedule(5, 40)
     [0, 1, 2, 3, 4, 5]
     """
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
-        raise ValueError(f"steps must be an int >= 0, got {steps!r}")
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
+    steps, n = integer("steps", steps, minimum=0), integer("n", n, minimum=1)
     if steps == 0:
         return [0]
     s = np.unique(np.round(np.geomspace(1, steps, n)).astype(np.int64))
@@ -156,8 +151,7 @@ def train(model: torch.nn.Module, X, y, *, steps: int, lr: float = 3e-3, batch_s
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
-        raise ValueError(f"steps must be an int >= 0, got {steps!r}")
+    steps = integer("steps", steps, minimum=0)
     Xt = _as_tensor("X", X, torch.float32)
     yt = _as_tensor("y", y, torch.int64)
     if Xt.ndim != 2:

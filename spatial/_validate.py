@@ -1,0 +1,125 @@
+"""Argument checks shared by ``spatial`` and ``render``: one rule and one message for each kind.
+
+- :func:`option`: a string from a fixed set, ``"'x' is not a valid toy, must be one of 'a', 'b'"``.
+- :func:`integer`: an int (not a bool, not a float), optionally ``>= minimum``; a wrong type is a
+  ``TypeError``, a wrong value a ``ValueError``.
+- :func:`points`: the ``data=`` convention, written once in the ``spatial`` package docstring:
+  ``data`` is ``(N, 2)`` points in slice coordinates, or a pair ``(X, y)`` of ``(N, 2)`` points
+  and ``(N,)`` labels. A 2-tuple is read as a pair only when its first element is 2-D, so
+  ``((0.1, 0.2), (0.3, 0.4))`` is two points. Arrays and tensors are accepted alike.
+"""
+from __future__ import annotations
+
+import numbers
+from typing import Iterable, Optional, Sequence, Tuple
+
+import numpy as np
+
+__all__ = ["integer", "option", "points"]
+
+
+class _IntTypeError(TypeError, ValueError):
+    """A wrong type where an int was wanted: a TypeError, and still a ValueError, which is what
+    these checks raised before (as numpy's ``AxisError`` is both a ValueError and an IndexError)."""
+
+
+def option(value, valid: Iterable, what: str = "option", *, others: Sequence[str] = ()):
+    """``value`` if it is one of ``valid``, else ValueError naming the choices.
+
+    ``others`` are the choices that are not strings (described in words, e.g. ``"an (R,) array"``).
+
+    Examples
+    --------
+    >>> option("moons", ("moons", "xor"), "toy")
+    'moons'
+    >>> option("swiss", ("moons", "xor"), "toy")
+    Traceback (most recent call last):
+    ...
+    ValueError: 'swiss' is not a valid toy, must be one of 'moons', 'xor'
+    >>> option("x", ("auto",), "data option", others=("None", "(N, 2) points"))
+    Traceback (most recent call last):
+    ...
+    ValueError: 'x' is not a valid data option, must be 'auto', None or (N, 2) points
+    """
+    valid = tuple(valid)
+    if isinstance(value, str) and value in valid:
+        return value
+    choices = [repr(v) for v in valid] + list(others)
+    listed = ", ".join(choices) if not others else ", ".join(choices[:-1]) + " or " + choices[-1]
+    raise ValueError(f"{value!r} is not a valid {what}, must be {'one of ' if len(valid) > 1 else ''}{listed}")
+
+
+def integer(name: str, value, *, minimum: Optional[int] = None) -> int:
+    """``value`` as an ``int``: a Python or numpy integer (not a bool), ``>= minimum`` if given.
+
+    The message shows what is wrong: the value when it is out of range or not whole (``got 1.5``),
+    else its type (``got float`` for ``10.0``, ``got str``).
+
+    Examples
+    --------
+    >>> integer("width", 3, minimum=1)
+    3
+    >>> integer("width", 0, minimum=1)
+    Traceback (most recent call last):
+    ...
+    ValueError: width must be a positive int, got 0
+    >>> integer("steps", "10", minimum=0)
+    Traceback (most recent call last):
+    ...
+    splinescope.spatial._validate._IntTypeError: steps must be an int >= 0, got str
+    """
+    rule = "an int" if minimum is None else "a positive int" if minimum == 1 else f"an int >= {minimum}"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        whole = isinstance(value, numbers.Real) and float(value).is_integer()
+        got = repr(value) if isinstance(value, numbers.Real) and not whole else type(value).__name__
+        raise _IntTypeError(f"{name} must be {rule}, got {got}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be {rule}, got {value!r}")
+    return int(value)
+
+
+def _numpy(a, dtype=None) -> np.ndarray:
+    if hasattr(a, "detach"):  # a torch tensor
+        a = a.detach().cpu().numpy()
+    return np.asarray(a, dtype=dtype)
+
+
+def _ndim(a) -> int:
+    return a.ndim if hasattr(a, "ndim") else np.ndim(a)
+
+
+def points(data, name: str = "data") -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+    """``(X, y)`` of ``data`` under the ``data=`` convention: ``X`` (N, 2) float64, ``y`` (N,) or None.
+
+    ``data=None`` gives ``(None, None)``.
+
+    Examples
+    --------
+    >>> points(((0.1, 0.2), (0.3, 0.4)))[0].shape  # two points, not a pair
+    (2, 2)
+    >>> X, y = points(([[0.0, 0.0], [1.0, 1.0]], [0, 1]))
+    >>> y.tolist()
+    [0, 1]
+    >>> points([1.0, 2.0])
+    Traceback (most recent call last):
+    ...
+    ValueError: data must be (N, 2) points in slice coordinates or an (X, y) pair, got X of shape (2,)
+    """
+    if data is None:
+        return None, None
+    if isinstance(data, tuple) and len(data) == 2 and _ndim(data[0]) == 2:
+        X, y = data
+    else:
+        X, y = data, None
+    try:
+        X = _numpy(X, np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be (N, 2) points or an (X, y) pair of numbers, got {type(X).__name__}") from None
+    if X.ndim != 2 or X.shape[1] != 2:
+        raise ValueError(f"{name} must be (N, 2) points in slice coordinates or an (X, y) pair, "
+                         f"got X of shape {X.shape}")
+    if y is not None:
+        y = _numpy(y).reshape(-1)
+        if len(y) != len(X):
+            raise ValueError(f"{name}: X has {len(X)} points but y has {len(y)} labels")
+    return X, y
