@@ -38,7 +38,8 @@ plane. Bounds are ``(xmin, xmax, ymin, ymax)`` in those coordinates. A partition
 ``vertices`` (V, 2) float64; regions as CSR (``offsets`` (R+1,), ``indices`` (E,)), each polygon
 counter-clockwise; activation patterns packed with ``np.packbits`` (bit set: pre-activation > 0),
 neurons in layer order; per-region affine maps (R, K, 3) with ``out = A[:, :, :2] @ (s, t) + A[:, :, 2]``;
-the decision boundary as segments (S, 2, 2). No module here imports matplotlib.
+the decision boundary as segments (S, 2, 2). No module here imports matplotlib (spatial.cka does, through
+torchmetrics, so the package never imports spatial.cka itself).
 """
 from ._errors import (CheckpointError, MissingDependencyError, NonFiniteWeightsError, SplinescopeError,
                       UnsupportedLayerError, VerificationError)
