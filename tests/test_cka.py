@@ -296,3 +296,12 @@ def test_sync_across_two_gloo_processes():
         np.testing.assert_allclose(both, cka_gram(X, Y, True), rtol=1e-10)
         np.testing.assert_allclose(alone, cka_gram(X, Y), rtol=1e-10)
         assert n_local == 100  # unsync restored the local state after compute()
+
+
+def test_the_package_does_not_import_torchmetrics():
+    """spatial.cka is imported on request: torchmetrics brings matplotlib and scipy (~1.5 s)."""
+    import subprocess
+    import sys
+    code = "import sys, splinescope; print(sorted({'torchmetrics', 'matplotlib'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
