@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._cli_common import add_loading_args, loading_kwargs
+from ._cli_common import add_loading_args, add_quiet_arg, add_threads_arg, loading_kwargs, set_threads
 
 __all__ = ["add_parser", "run"]
 
@@ -37,19 +37,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--no-stats", action="store_true", help="no statistics panel")
     p.add_argument("--fps", type=float, default=8, help="frames per second (default: 8)")
     p.add_argument("--dpi", type=int, default=80, help="resolution (default: 80)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_threads_arg(p)
+    add_quiet_arg(p)
     return p
 
 
 def run(args) -> int:
     import numpy as np
-    import torch
 
     from ._animate import _check_out, animate
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args)
     out = _check_out(args.out)  # a bad output fails before any work
     ck = args.checkpoints[0] if len(args.checkpoints) == 1 else list(args.checkpoints)
     data = None if args.no_data else "auto"

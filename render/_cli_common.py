@@ -1,7 +1,8 @@
-"""Options shared by the subcommands that read models and checkpoints (count, animate, lc)."""
+"""Options shared by the subcommands: model and checkpoint loading (count, animate, lc), torch
+threads (train, animate, lc) and progress bars (train, animate)."""
 from __future__ import annotations
 
-__all__ = ["add_loading_args", "loading_kwargs"]
+__all__ = ["add_loading_args", "add_quiet_arg", "add_threads_arg", "loading_kwargs", "set_threads"]
 
 
 def add_loading_args(p, *, folder: bool = True) -> None:
@@ -27,3 +28,21 @@ def loading_kwargs(args) -> dict:
     if hasattr(args, "glob"):
         out["glob"] = args.glob
     return out
+
+
+def add_threads_arg(p, default=None, why: str = "") -> None:
+    """--threads: torch CPU threads (None: torch's own choice); applied by :func:`set_threads`."""
+    shown = "torch's" if default is None else f"{default}{why}"
+    p.add_argument("--threads", type=int, default=default, help=f"torch CPU threads (default: {shown})")
+
+
+def set_threads(args) -> None:
+    """Apply --threads (when given) to torch."""
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+
+
+def add_quiet_arg(p, what: str = "no progress bars") -> None:
+    """--quiet: no progress bars."""
+    p.add_argument("--quiet", action="store_true", help=what)

@@ -19,7 +19,7 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from ._cli_common import add_loading_args, loading_kwargs
+from ._cli_common import add_loading_args, add_threads_arg, loading_kwargs, set_threads
 
 __all__ = ["add_parser", "run"]
 
@@ -48,7 +48,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--out", default="lc.png", help="the plot (default lc.png)")
     p.add_argument("--csv", default=None, help="also write the numbers to this CSV file")
     p.add_argument("--title", default=None, help="title of the plot")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    add_threads_arg(p)
     return p
 
 
@@ -115,8 +115,7 @@ def run(args) -> int:
 
     from .lc import plot_lc
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args)
     if args.points < 1:
         raise ValueError(f"--points {args.points} must be at least 1")
     Xtr, ytr, Xte, yte = _load_data(args)

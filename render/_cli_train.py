@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._cli_common import add_quiet_arg, add_threads_arg, set_threads
+
 __all__ = ["add_parser", "run"]
 
 
@@ -32,22 +34,19 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--checkpoints", type=int, default=40,
                    help="about how many log-spaced checkpoints (default: 40)")
     p.add_argument("--seed", type=int, default=0, help="seed of data, weights and batches (default: 0)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads (default: 1, the fastest for small networks)")
+    add_threads_arg(p, 1, ", the fastest for small networks")
     p.add_argument("--test", type=int, default=0,
                    help="held-out points drawn from the same toy (another seed), saved with the run "
                         "and drawn by animate (default: 0)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet_arg(p, "no progress bar")
     return p
 
 
 def run(args) -> int:
-    import torch
     from splinescope.spatial.data import toy
     from splinescope.spatial.train import toy_mlp, train
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args)
     kw = {} if args.noise is None else {"noise": args.noise}
     if kw and args.toy not in ("moons", "circles", "spirals"):
         raise ValueError(f"--noise applies to moons, circles and spirals, not to {args.toy!r}")
