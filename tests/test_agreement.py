@@ -1,0 +1,109 @@
+"""spatial.agreement: exact decision-region agreement against an independent rational overlay and sampling."""
+from fractions import Fraction as Fr
+
+import numpy as np
+import pytest
+import torch
+
+from splinescope import spatial
+from splinescope.spatial._net import parse
+from splinescope.spatial.agreement import agreement
+
+from _exact import area, clip, exact_regions
+from common import L, integer_net, mlp
+
+BOX = (-1.0, 1.0, -1.0, 1.0)
+
+
+def reference(ma, mb, bounds=BOX, plane=None):
+    """Overlay the two models' exact regions pair by pair (Fractions), then clip by the classes."""
+    na, nb = parse(ma), parse(mb)
+    if plane is not None:
+        na, nb = na.restrict(plane.origin, plane.basis), nb.restrict(plane.origin, plane.basis)
+    ra, rb = exact_regions(na, bounds), exact_regions(nb, bounds)
+
+    def classes(maps):
+        return [(Fr(0), Fr(0), Fr(0)), maps[0]] if len(maps) == 1 else maps
+
+    total = Fr(0)
+    for pa, _, maps_a in ra:
+        for pb, _, maps_b in rb:
+            piece = pa
+            n = len(pb)
+            for i in range(n):  # inside pb: left of each counter-clockwise edge
+                (x0, y0), (x1, y1) = pb[i], pb[(i + 1) % n]
+                piece = clip(piece, x0 * y1 - x1 * y0, y0 - y1, x1 - x0) if len(piece) >= 3 else piece
+            if len(piece) < 3 or area(piece) <= 0:
+                continue
+            A, B = classes(maps_a), classes(maps_b)
+            for c in range(len(A)):
+                cell = piece
+                for M in (A, B):
+                    for j in range(len(M)):
+                        if j != c and len(cell) >= 3:
+                            cell = clip(cell, M[c][0] - M[j][0], M[c][1] - M[j][1], M[c][2] - M[j][2])
+                if len(cell) >= 3:
+                    total += area(cell)
+    x0, x1, y0, y1 = (Fr(float(v)) for v in bounds)
+    return float(total / ((x1 - x0) * (y1 - y0)))
+
+
+def net(widths, seed, slope=0.01):
+    torch.manual_seed(seed)
+    mods = []
+    for a, b in zip(widths[:-1], widths[1:]):
+        mods += [L.Linear(a, b), L.LeakyReLU(slope) if slope else L.ReLU()]
+    return L.Sequential(*mods[:-1]).double()
+
+
+@pytest.mark.parametrize("wa,wb,seed", [([2, 6, 3], [2, 5, 3], 3), ([2, 5, 4, 3], [2, 6, 3], 3),
+                                        ([2, 4, 1], [2, 3, 5, 1], 1), ([2, 3, 3, 4, 3], [2, 5, 3], 1)])
+def test_exact_against_rational_overlay(wa, wb, seed):
+    a, b = net(wa, seed), net(wb, seed + 10)
+    want = reference(a, b)
+    assert agreement(a, b, BOX) == pytest.approx(want, abs=1e-12)
+    assert agreement(b, a, BOX) == pytest.approx(want, abs=1e-12)
+    assert 0.0 < want < 1.0
+
+
+def test_integer_weights_and_relu():
+    a, b = integer_net([2, 4, 3], seed=3), integer_net([2, 3, 4, 3], seed=4)
+    assert agreement(a, b, (-2, 2, -2, 2)) == pytest.approx(reference(a, b, (-2, 2, -2, 2)), abs=1e-12)
+
+
+def test_plane_slice_and_sampling_converges():
+    torch.manual_seed(0)
+    a, b = net([5, 6, 3], 5), net([5, 6, 6, 3], 6)
+    g = torch.Generator().manual_seed(1)
+    plane = spatial.Plane.through(*(torch.randn(5, generator=g, dtype=torch.float64) for _ in range(3)))
+    bounds = (-0.5, 1.5, -0.5, 1.5)
+    exact = agreement(a, b, bounds, plane=plane)
+    assert exact == pytest.approx(reference(a, b, bounds, plane), abs=1e-12)
+    errs = [abs(agreement(a, b, bounds, plane=plane, method="grid", grid=n) - exact) for n in (50, 400)]
+    assert errs[1] < 2e-3 and errs[1] < errs[0] + 1e-12  # the sampled estimate closes in on it
+
+
+def test_identity_and_complement():
+    a = net([2, 8, 1], 7)
+    assert agreement(a, a, BOX) == pytest.approx(1.0, abs=1e-14)
+    flipped = net([2, 8, 1], 7)
+    with torch.no_grad():
+        flipped[-1].weight.neg_()
+        flipped[-1].bias.neg_()
+    assert agreement(a, flipped, BOX) == pytest.approx(0.0, abs=1e-14)
+
+
+def test_errors():
+    a, b = net([2, 4, 3], 0), net([2, 4, 2], 0)
+    with pytest.raises(ValueError, match="over the same classes"):
+        agreement(a, b, BOX)
+    with pytest.raises(ValueError, match="must share an input"):
+        agreement(a, net([3, 4, 3], 0), BOX, plane=spatial.Plane(np.zeros(3), np.eye(3)[0], np.eye(3)[1]))
+    with pytest.raises(ValueError, match="same negative slope"):
+        agreement(a, net([2, 4, 3], 0, slope=0.0), BOX)
+    with pytest.raises(ValueError, match="'fast' is not a valid method, must be one of 'exact', 'grid'"):
+        agreement(a, a, BOX, method="fast")
+    with pytest.raises(ValueError, match="grid must be a positive int"):
+        agreement(a, a, BOX, method="grid", grid=0)
+    with pytest.raises(ValueError, match="pass plane="):
+        agreement(net([3, 4, 3], 0), net([3, 4, 3], 1), BOX)
