@@ -26,7 +26,7 @@ edges create no vertex and no sliver face.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import List, Optional, Protocol, Tuple
 
 import numpy as np
 
@@ -153,8 +153,48 @@ def _interpolate_into(Zs: _Rows, u: np.ndarray, w: np.ndarray, t: np.ndarray, ch
     return ids
 
 
-class _StoredValues:
-    """Values kept as a row per vertex; a new vertex gets the interpolation of its edge's rows."""
+class _Values(Protocol):
+    """The values at the vertices of the ``m`` functions that split the faces (one column each,
+    affine on every face): what the splitting reads, and extends to each vertex it makes.
+
+    ``X`` is the (V, 2) coordinate array the vertex indices refer to (a stored kind ignores it).
+    Two kinds: :class:`_StoredValues` (a row per vertex) and :class:`_AffineValues` (computed
+    from the coordinates, never stored). Every reading of a vertex's value gives the same float,
+    so every decision taken on it agrees, whichever face asks.
+    """
+
+    m: int  # the number of columns
+
+    def at(self, X: np.ndarray, v: np.ndarray, k: np.ndarray) -> np.ndarray:
+        """(n,) the value of column ``k[i]`` at vertex ``v[i]``."""
+        ...
+
+    def add(self, u: np.ndarray, w: np.ndarray, t: np.ndarray,
+            zero: List[Tuple[np.ndarray, np.ndarray]]) -> None:
+        """Values for the n vertices just appended, in order, at ``X[u] + t (X[w] - X[u])``: the
+        same interpolation of their edges' values, and exactly 0 at each ``(rows, cols)`` of
+        ``zero`` (rows among the new vertices, on those columns' lines by construction)."""
+        ...
+
+    def set_rows(self, ids: np.ndarray, Z: np.ndarray) -> None:
+        """Overwrite the values of the vertices ``ids`` with ``Z`` (len(ids), m): the exact values
+        of vertices given exact coordinates (a computed kind has nothing to overwrite)."""
+        ...
+
+    def full(self, X: np.ndarray) -> np.ndarray:
+        """(V, m) every vertex's values."""
+        ...
+
+    def block(self, X: np.ndarray, cols: np.ndarray, rows: slice) -> np.ndarray:
+        """(len(rows), len(cols)) the values of the consecutive columns ``cols`` at ``rows``."""
+        ...
+
+
+class _StoredValues(_Values):
+    """Values kept as a row per vertex; a new vertex gets the interpolation of its edge's rows.
+
+    ``Z`` is a (V, m) array (copied) or a :class:`_Rows` store (shared: rows are appended to it).
+    """
 
     def __init__(self, Z):
         self.rows = Z if isinstance(Z, _Rows) else _Rows(np.ascontiguousarray(Z, dtype=np.float64).copy())
@@ -168,6 +208,9 @@ class _StoredValues:
         for rows, cols in zero:  # on these lines by construction: exactly 0
             self.rows.a[ids[rows], cols] = 0.0
 
+    def set_rows(self, ids: np.ndarray, Z: np.ndarray) -> None:
+        self.rows.a[ids] = Z
+
     def full(self, X: np.ndarray) -> np.ndarray:
         return self.rows.view
 
@@ -175,7 +218,7 @@ class _StoredValues:
         return self.rows.view[rows, cols[0]: cols[-1] + 1]
 
 
-class _AffineValues:
+class _AffineValues(_Values):
     """Values of affine functions of the coordinates, ``z = W x + b``: computed, never stored.
 
     The first layer (and a plane's restriction of it) is affine everywhere, so its vertices need
@@ -193,7 +236,11 @@ class _AffineValues:
     def add(self, u, w, t, zero):
         pass
 
+    def set_rows(self, ids, Z):
+        pass
+
     def rows(self, X: np.ndarray) -> np.ndarray:
+        """(V, m) the values at the points ``X`` (V, 2)."""
         return X[:, :1] * self.W0 + X[:, 1:2] * self.W1 + self.b
 
     def full(self, X: np.ndarray) -> np.ndarray:
@@ -234,7 +281,8 @@ def split_all(X: np.ndarray, off: np.ndarray, idx: np.ndarray, Z, scale: np.ndar
     ----------
     X : (V, 2) vertex coordinates.
     off, idx : CSR faces (convex, counter-clockwise).
-    Z : (V, m) values at the vertices of m functions, each affine on every face.
+    Z : (V, m) values at the vertices of m functions, each affine on every face: an array
+        (copied), or a ``_Rows`` store (shared: the new vertices' rows are appended to it).
     scale, ca, cb : the tolerance of column k at vertex v is ``scale[v] * ca[k] + cb[k]``.
     allowed : optional packed (F, ceil(m/8)) bits: which columns may split which face.
     signs : optional packed (pos, neg) signs of Z at the vertices, when the caller has them.
@@ -298,7 +346,7 @@ class _Exact:
 
     COND = 2.0 ** -20  # a crossing whose t is less certain than this gets its exact vertex
 
-    def __init__(self, ex, layer: int, lines: np.ndarray, vals, ca: np.ndarray, cb: np.ndarray):
+    def __init__(self, ex, layer: int, lines: np.ndarray, vals: _Values, ca: np.ndarray, cb: np.ndarray):
         self.ex, self.layer, self.vals, self.ca, self.cb = ex, layer, vals, ca, cb
         self.Ls = _Rows(np.asarray(lines, np.int64).copy())
 
@@ -331,189 +379,249 @@ class _Exact:
         if len(bad):
             Xe, Ze = self.ex.exact_rows(pairs[bad], self.layer)
             Xs.a[ids[bad]] = Xe
-            if isinstance(self.vals, _StoredValues):
-                self.vals.rows.a[ids[bad]] = Ze
+            self.vals.set_rows(ids[bad], Ze)
 
 
-def _split_batch(Xs: _Rows, Ss: _Rows, vals, off: np.ndarray, idx: np.ndarray, cols: np.ndarray,
+@dataclass
+class _Batch:
+    """What every step of one batch's splitting shares: the stores it reads and grows, the
+    columns and their tolerances, and (exact mode) the exact side."""
+
+    Xs: _Rows  # (V, 2) vertex coordinates, grown by the new vertices
+    Ss: _Rows  # (V,) each vertex's tolerance scale
+    vals: _Values  # (V, m_all) the splitting functions' values
+    cols: np.ndarray  # (m,) the global columns of this batch; "local" column j is cols[j]
+    ca: np.ndarray  # (m_all,) tolerance coefficients: tol(v, k) = scale[v] ca[k] + cb[k]
+    cb: np.ndarray
+    ctx: Optional[_Exact]  # exact mode: doubtful signs decided exactly, lines kept
+    org_map: Optional[np.ndarray]  # (F,) the layer-start face of each face of the batch's start
+    F: int  # faces at the batch's start
+
+    @property
+    def m(self) -> int:
+        return len(self.cols)
+
+
+@dataclass
+class _Faces:
+    """Faces as degrees and concatenated slots (the CSR offsets are ``cumsum(deg)``)."""
+
+    deg: np.ndarray  # (F,) vertices per face
+    idx: np.ndarray  # (E,) the vertex of each slot, counter-clockwise per face
+    sup: np.ndarray  # (E,) what the edge from each slot to the next lies on: >= 0 a batch-start
+    #                  edge (its index), < 0 the chord of local column -sup-1
+    org: np.ndarray  # (F,) the batch-start face each face came from
+
+    def take(self, faces: np.ndarray, slots: np.ndarray) -> "_Faces":
+        """The faces selected by ``faces`` (F,), whose slots are ``slots`` (E,)."""
+        return _Faces(self.deg[faces], self.idx[slots], self.sup[slots], self.org[faces])
+
+    @staticmethod
+    def concat(parts: List["_Faces"]) -> "_Faces":
+        return _Faces(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("deg", "idx", "sup", "org")))
+
+
+@dataclass
+class _EdgeCrossings:
+    """The batch-start edges and the vertices made on them, found by ``key = edge * m + j``."""
+
+    slot_edge: np.ndarray  # (E,) the edge of each batch-start slot (to the next slot)
+    key: np.ndarray  # (C,) sorted: edge * m + local column, one per strict crossing
+    vid: np.ndarray  # (C,) the vertex made there
+    line: Optional[np.ndarray]  # (Ed,) exact mode: the line each edge lies on
+
+
+def _new_vertices(b: _Batch, u: np.ndarray, w: np.ndarray, k: np.ndarray,
+                  zero: List[Tuple[np.ndarray, np.ndarray]], lines: Optional[np.ndarray]) -> np.ndarray:
+    """Append, for each i, the point where global column ``k[i]`` is 0 on the edge ``(u[i], w[i])``
+    (its values, 0 on ``k`` and at ``zero``; in exact mode its two ``lines`` (n, 2)); returns their ids."""
+    Xs, Ss = b.Xs, b.Ss
+    if b.ctx is None:
+        zu, zw = b.vals.at(Xs.a, u, k), b.vals.at(Xs.a, w, k)  # (n,)
+    else:
+        (zu, tu), (zw, tw) = b.ctx.value(Xs, Ss, u, k), b.ctx.value(Xs, Ss, w, k)
+    t = zu / (zu - zw)  # (n,) where along u -> w
+    ids = Xs.extend(Xs.a[u] + t[:, None] * (Xs.a[w] - Xs.a[u]))  # (n, 2)
+    Ss.extend(np.maximum(Ss.a[u], Ss.a[w]))
+    b.vals.add(u, w, t, [(slice(None), k)] + zero)
+    if b.ctx is not None:
+        b.ctx.new_vertices(Xs, ids, lines, tu + tw, zu - zw)
+    return ids
+
+
+def _edge_crossings(b: _Batch, off: np.ndarray, idx: np.ndarray, signs: Tuple[np.ndarray, np.ndarray],
+                    slot_line: Optional[np.ndarray]) -> _EdgeCrossings:
+    """Every batch-start edge, once, and a vertex at each of its strict crossings, made now: the
+    two faces beside an edge meet a column in different rounds, and both find the vertex by key."""
+    pos, neg = signs  # (V, ceil(m/8)) packed strict signs
+    m, V = b.m, b.Xs.n
+    a, c = idx, idx[next_in_face(off)]  # (E,) each slot's edge, from a to c
+    lo, hi = np.minimum(a, c), np.maximum(a, c)
+    ekeys, e_slot, slot_edge = np.unique(lo * V + hi, return_index=True, return_inverse=True)  # (Ed,)
+    slot_edge = slot_edge.reshape(-1).astype(np.int64)
+    eu, ev = ekeys // V, ekeys % V
+    ee, ek = _bit_pairs((pos[eu] & neg[ev]) | (neg[eu] & pos[ev]), m)  # (C,) edge, local column
+    edge_line = slot_line[e_slot] if b.ctx is not None else None
+    if len(ee):
+        lines = None
+        if b.ctx is not None:
+            slot_face = np.repeat(np.arange(b.F), np.diff(off))
+            lines = np.stack([edge_line[ee], b.ctx.lines(b.org_map[slot_face[e_slot[ee]]], b.cols[ek])], 1)
+        vid = _new_vertices(b, eu[ee], ev[ee], b.cols[ek], [], lines)
+    else:
+        vid = np.zeros(0, np.int64)
+    return _EdgeCrossings(slot_edge, ee * m + ek, vid, edge_line)
+
+
+def _round_signs(b: _Batch, v: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """(n,) int8 sign of global column ``k[i]`` at vertex ``v[i]`` (0: on the line)."""
+    if b.ctx is None:
+        return _signs(b.vals.at(b.Xs.a, v, k), b.Ss.a[v] * b.ca[k] + b.cb[k])
+    return np.sign(b.ctx.value(b.Xs, b.Ss, v, k)[0]).astype(np.int8)
+
+
+def _crossing_points(b: _Batch, cut: _Faces, fid: np.ndarray, j: np.ndarray, nxt: np.ndarray,
+                     change: np.ndarray, edges: _EdgeCrossings) -> np.ndarray:
+    """(E,) for each slot of the faces being cut whose edge (to the next slot) changes sign: the
+    vertex where it crosses its face's column, found (a batch-start edge's, by key) or made (a
+    chord's ``(origin, j, k)``, once for both faces beside it); -1 elsewhere."""
+    m = b.m
+    mm = np.int64(m) * np.int64(m)
+    q = np.full(len(cut.idx), -1, np.int64)
+    chi = np.nonzero(change)[0]  # (n,) slots whose edge is crossed
+    if not len(chi):
+        return q
+    sup, k = cut.sup[chi], j[chi]
+    is_e = sup >= 0
+    found = np.zeros(len(chi), bool)
+    if is_e.any() and len(edges.key):
+        key = sup[is_e] * m + k[is_e]
+        p = np.minimum(np.searchsorted(edges.key, key), len(edges.key) - 1)
+        hit = edges.key[p] == key
+        sel = np.nonzero(is_e)[0]
+        q[chi[sel[hit]]] = edges.vid[p[hit]]
+        found[sel[hit]] = True
+    make = np.nonzero(~found)[0]
+    if not len(make):
+        return q
+    org = cut.org[fid[chi[make]]]
+    k2, sc = k[make], sup[make]
+    jc = np.where(sc < 0, -sc - 1, 0)  # the chord's column
+    nkey = np.where(sc < 0,
+                    org * mm + np.minimum(jc, k2) * m + np.maximum(jc, k2),
+                    np.int64(b.F) * mm + sc * m + k2)
+    _, first, inv = np.unique(nkey, return_index=True, return_inverse=True)
+    sl = chi[make[first]]
+    chord = sc[first] < 0
+    kf = k2[first]
+    lines = None
+    if b.ctx is not None:
+        o_l = b.org_map[org[first]]
+        sup_line = np.where(chord, b.ctx.lines(o_l, b.cols[jc[first]]),
+                            edges.line[np.maximum(sc[first], 0)] if len(edges.line) else 0)
+        lines = np.stack([sup_line, b.ctx.lines(o_l, b.cols[kf])], 1)
+    nid = _new_vertices(b, cut.idx[sl], cut.idx[nxt[sl]], b.cols[kf], [(chord, b.cols[jc[first][chord]])], lines)
+    q[chi[make]] = nid[inv.reshape(-1)]
+    return q
+
+
+def _cut_faces(b: _Batch, cut: _Faces, j_face: np.ndarray, s: np.ndarray,
+               edges: _EdgeCrossings) -> Tuple[_Faces, _Faces]:
+    """Cut each face by its column ``j_face`` (local), given the column's sign ``s`` at each slot:
+    the (positive side, negative side) faces, each vertex then the crossing point after it."""
+    off = np.zeros(len(cut.deg) + 1, np.int64)
+    np.cumsum(cut.deg, out=off[1:])
+    fid = np.repeat(np.arange(len(cut.deg)), cut.deg)  # (E,) face of each slot
+    j = j_face[fid]  # (E,) local column
+    nxt = next_in_face(off)
+    s_n = s[nxt]  # (E,) sign at the next slot
+    change = (s.astype(np.int16) * s_n) < 0
+    q = _crossing_points(b, cut, fid, j, nxt, change, edges)
+    chord = -(j + 1)
+    zero = s == 0
+    ent_v = np.stack([cut.idx, q], 1).reshape(-1)  # (2E,) slot, then its crossing
+    plus = np.stack([s >= 0, change], 1).reshape(-1)
+    minus = np.stack([s <= 0, change], 1).reshape(-1)
+    sup_p = np.stack([np.where(zero & (s_n < 0), chord, cut.sup), np.where(s_n < 0, chord, cut.sup)], 1).reshape(-1)
+    sup_m = np.stack([np.where(zero & (s_n > 0), chord, cut.sup), np.where(s_n > 0, chord, cut.sup)], 1).reshape(-1)
+    e_off = 2 * off[:-1]
+    n_p = np.add.reduceat(plus.astype(np.int64), e_off) if len(e_off) else np.zeros(0, np.int64)
+    n_m = np.add.reduceat(minus.astype(np.int64), e_off) if len(e_off) else np.zeros(0, np.int64)
+    return (_Faces(n_p, ent_v[plus], sup_p[plus], cut.org),
+            _Faces(n_m, ent_v[minus], sup_m[minus], cut.org))
+
+
+def _rounds(b: _Batch, faces: _Faces, cnt: np.ndarray, cand_off: np.ndarray, cand: np.ndarray,
+            edges: _EdgeCrossings) -> List[_Faces]:
+    """Round r cuts every face (still active) by the r-th column crossing its origin; a face is
+    finished once its origin's columns are used up. Returns the finished faces, in batches."""
+    done: List[_Faces] = []
+    idle = cnt == 0  # (F,) faces crossed by nothing
+    if idle.any():
+        done.append(faces.take(idle, np.repeat(idle, faces.deg)))
+    act = faces.take(~idle, np.repeat(~idle, faces.deg))
+    r = 0
+    while len(act.org):
+        off = np.zeros(len(act.deg) + 1, np.int64)
+        np.cumsum(act.deg, out=off[1:])
+        j = cand[cand_off[act.org] + r]  # (Fa,) the local column each face meets this round
+        fid = np.repeat(np.arange(len(act.org)), act.deg)  # (Ea,)
+        s = _round_signs(b, act.idx, b.cols[j[fid]])  # (Ea,)
+        crossing = np.logical_or.reduceat(s > 0, off[:-1]) & np.logical_or.reduceat(s < 0, off[:-1])  # (Fa,)
+        slots = crossing[fid]
+        kept = act.take(~crossing, ~slots)  # faces the column does not cross stay as they are
+        plus, minus = _cut_faces(b, act.take(crossing, slots), j[crossing], s[slots], edges)
+        new = _Faces.concat([kept, plus, minus])
+        r += 1
+        fin = cnt[new.org] <= r
+        if fin.any():
+            fs = np.repeat(fin, new.deg)
+            done.append(new.take(fin, fs))
+            act = new.take(~fin, ~fs)
+        else:
+            act = new
+    return done
+
+
+def _finish(b: _Batch, done: List[_Faces], edges: _EdgeCrossings):
+    """The finished faces as CSR (off, idx), their batch-start faces and, in exact mode, each
+    slot's edge line."""
+    out_deg = np.concatenate([f.deg for f in done]) if done else np.zeros(0, np.int64)
+    out_off = np.zeros(len(out_deg) + 1, np.int64)
+    np.cumsum(out_deg, out=out_off[1:])
+    out_idx = np.concatenate([f.idx for f in done]) if done else np.zeros(0, np.int64)
+    out_org = np.concatenate([f.org for f in done]) if done else np.zeros(0, np.int64)
+    out_line = None
+    if b.ctx is not None:
+        sup = np.concatenate([f.sup for f in done]) if done else np.zeros(0, np.int64)
+        face = np.repeat(out_org, out_deg)
+        chord = sup < 0
+        out_line = np.empty(len(sup), np.int64)
+        out_line[~chord] = edges.line[sup[~chord]]
+        out_line[chord] = b.ctx.lines(b.org_map[face[chord]], b.cols[-sup[chord] - 1])
+    return out_off, out_idx.astype(np.int64), out_org, out_line
+
+
+def _split_batch(Xs: _Rows, Ss: _Rows, vals: _Values, off: np.ndarray, idx: np.ndarray, cols: np.ndarray,
                  signs: Tuple[np.ndarray, np.ndarray], cross: np.ndarray, ca: np.ndarray, cb: np.ndarray,
                  ctx: Optional[_Exact] = None, org_map: Optional[np.ndarray] = None,
                  slot_line: Optional[np.ndarray] = None):
     """Split the faces by the columns ``cols`` (signs and crossings given for those columns).
 
-    With ``ctx`` (exact mode) doubtful values are decided exactly, and the lines of the new
-    vertices and edges are kept; ``org_map`` takes these faces to the faces of the layer's start."""
-    pos, neg = signs
-    m = len(cols)
+    Steps: the strict crossings on the batch-start edges (:func:`_edge_crossings`), then rounds
+    (:func:`_rounds`: each cuts faces by one column, :func:`_cut_faces`), then the finished faces
+    as CSR (:func:`_finish`). With ``ctx`` (exact mode) doubtful values are decided exactly, and
+    the lines of the new vertices and edges are kept; ``org_map`` takes these faces to the faces
+    of the layer's start. Returns (off, idx, origin, slot_line) of the new faces."""
     F = len(off) - 1
-    X = Xs.view
-    V = len(X)
-    scale = Ss.view
-    cf, ck = _bit_pairs(cross, m)
-    cnt = np.bincount(cf, minlength=F).astype(np.int64)
-    cand_off = np.zeros(F + 1, np.int64)
+    b = _Batch(Xs, Ss, vals, cols, ca, cb, ctx, org_map, F)
+    cf, cand = _bit_pairs(cross, b.m)  # every (face, local column) crossing, by face then column
+    cnt = np.bincount(cf, minlength=F).astype(np.int64)  # (F,) columns crossing each face
+    cand_off = np.zeros(F + 1, np.int64)  # CSR into cand
     np.cumsum(cnt, out=cand_off[1:])
-    cand = ck
-
-    # -- layer-start edges and every strict crossing on them, made once
-    nxt = next_in_face(off)
-    a, b = idx, idx[nxt]
-    lo, hi = np.minimum(a, b), np.maximum(a, b)
-    ekeys, e_slot, slot_edge = np.unique(lo * V + hi, return_index=True, return_inverse=True)
-    slot_edge = slot_edge.reshape(-1).astype(np.int64)
-    eu, ev = ekeys // V, ekeys % V
-    ee, ek = _bit_pairs((pos[eu] & neg[ev]) | (neg[eu] & pos[ev]), m)
-    e_key = ee * m + ek  # sorted
-    if ctx is not None:
-        edge_line = slot_line[e_slot]
-        slot_face = np.repeat(np.arange(F), np.diff(off))
-    if len(ee):
-        u, w = eu[ee], ev[ee]
-        if ctx is None:
-            zu, zw = vals.at(X, u, cols[ek]), vals.at(X, w, cols[ek])
-        else:
-            (zu, tu), (zw, tw) = ctx.value(Xs, Ss, u, cols[ek]), ctx.value(Xs, Ss, w, cols[ek])
-        t = zu / (zu - zw)
-        e_vid = Xs.extend(X[u] + t[:, None] * (X[w] - X[u]))
-        Ss.extend(np.maximum(scale[u], scale[w]))
-        vals.add(u, w, t, [(slice(None), cols[ek])])
-        if ctx is not None:
-            pairs = np.stack([edge_line[ee], ctx.lines(org_map[slot_face[e_slot[ee]]], cols[ek])], 1)
-            ctx.new_vertices(Xs, e_vid, pairs, tu + tw, zu - zw)
-    else:
-        e_vid = np.zeros(0, np.int64)
-
-    # -- rounds
-    deg = np.diff(off)
-    done_deg: List[np.ndarray] = []
-    done_idx: List[np.ndarray] = []
-    done_org: List[np.ndarray] = []
-    done_sup: List[np.ndarray] = []
-    idle = cnt == 0
-    if idle.any():
-        done_deg.append(deg[idle])
-        done_idx.append(idx[np.repeat(idle, deg)])
-        done_org.append(np.nonzero(idle)[0])
-        done_sup.append(slot_edge[np.repeat(idle, deg)])
-    act = ~idle
-    A_deg = deg[act]
-    A_idx = idx[np.repeat(act, deg)]
-    A_sup = slot_edge[np.repeat(act, deg)]  # >= 0: layer-start edge; < 0: chord of column -sup-1
-    A_org = np.nonzero(act)[0]
-    r = 0
-    mm = np.int64(m) * np.int64(m)
-    while len(A_org):
-        A_off = np.zeros(len(A_deg) + 1, np.int64)
-        np.cumsum(A_deg, out=A_off[1:])
-        j = cand[cand_off[A_org] + r]  # (Fa,) the column each face meets this round
-        fid = np.repeat(np.arange(len(A_org)), A_deg)
-        jj = cols[j[fid]]  # global column index
-        if ctx is None:
-            z = vals.at(Xs.a, A_idx, jj)
-            s = _signs(z, Ss.a[A_idx] * ca[jj] + cb[jj])
-        else:
-            s = np.sign(ctx.value(Xs, Ss, A_idx, jj)[0]).astype(np.int8)
-        crossing = np.logical_or.reduceat(s > 0, A_off[:-1]) & np.logical_or.reduceat(s < 0, A_off[:-1])
-
-        # faces the column does not cross stay as they are
-        keep_deg, keep_idx, keep_sup, keep_org = (A_deg[~crossing], A_idx[~crossing[fid]],
-                                                  A_sup[~crossing[fid]], A_org[~crossing])
-        # faces it crosses are cut in two
-        cm = crossing[fid]
-        c_deg = A_deg[crossing]
-        c_org = A_org[crossing]
-        c_j = j[crossing]
-        c_off = np.zeros(len(c_deg) + 1, np.int64)
-        np.cumsum(c_deg, out=c_off[1:])
-        c_v, c_sup, c_s = A_idx[cm], A_sup[cm], s[cm]
-        c_fid = np.repeat(np.arange(len(c_deg)), c_deg)
-        c_jj = c_j[c_fid]  # local column index
-        cn = next_in_face(c_off)
-        s_n = c_s[cn]
-        ch = (c_s.astype(np.int16) * s_n) < 0
-        q = np.full(len(c_v), -1, np.int64)
-        chi = np.nonzero(ch)[0]
-        if len(chi):
-            sup_c = c_sup[chi]
-            kk = c_jj[chi]
-            is_e = sup_c >= 0
-            found = np.zeros(len(chi), bool)
-            if is_e.any() and len(e_key):
-                key = sup_c[is_e] * m + kk[is_e]
-                p = np.minimum(np.searchsorted(e_key, key), len(e_key) - 1)
-                hit = e_key[p] == key
-                sel = np.nonzero(is_e)[0]
-                q[chi[sel[hit]]] = e_vid[p[hit]]
-                found[sel[hit]] = True
-            make = np.nonzero(~found)[0]
-            if len(make):
-                org = c_org[c_fid[chi[make]]]
-                k2 = kk[make]
-                sc = sup_c[make]
-                jc = np.where(sc < 0, -sc - 1, 0)
-                nkey = np.where(sc < 0,
-                                org * mm + np.minimum(jc, k2) * m + np.maximum(jc, k2),
-                                np.int64(F) * mm + sc * m + k2)
-                uk, first, inv = np.unique(nkey, return_index=True, return_inverse=True)
-                sl = chi[make[first]]
-                u, w, kf = c_v[sl], c_v[cn[sl]], k2[first]
-                if ctx is None:
-                    zu, zw = vals.at(Xs.a, u, cols[kf]), vals.at(Xs.a, w, cols[kf])
-                else:
-                    (zu, tu), (zw, tw) = ctx.value(Xs, Ss, u, cols[kf]), ctx.value(Xs, Ss, w, cols[kf])
-                t = zu / (zu - zw)
-                nid = Xs.extend(Xs.a[u] + t[:, None] * (Xs.a[w] - Xs.a[u]))
-                Ss.extend(np.maximum(Ss.a[u], Ss.a[w]))
-                chord = sc[first] < 0
-                vals.add(u, w, t, [(slice(None), cols[kf]), (chord, cols[jc[first][chord]])])
-                if ctx is not None:
-                    o_l = org_map[org[first]]
-                    sup_line = np.where(chord, ctx.lines(o_l, cols[jc[first]]),
-                                        edge_line[np.maximum(sc[first], 0)] if len(edge_line) else 0)
-                    ctx.new_vertices(Xs, nid, np.stack([sup_line, ctx.lines(o_l, cols[kf])], 1), tu + tw, zu - zw)
-                q[chi[make]] = nid[inv.reshape(-1)]
-        chord = -(c_jj + 1)
-        zero = c_s == 0
-        # entries of the cut face, in order: each vertex, then the crossing point after it
-        ent_v = np.stack([c_v, q], 1).reshape(-1)
-        plus = np.stack([c_s >= 0, ch], 1).reshape(-1)
-        minus = np.stack([c_s <= 0, ch], 1).reshape(-1)
-        sup_p = np.stack([np.where(zero & (s_n < 0), chord, c_sup), np.where(s_n < 0, chord, c_sup)], 1).reshape(-1)
-        sup_m = np.stack([np.where(zero & (s_n > 0), chord, c_sup), np.where(s_n > 0, chord, c_sup)], 1).reshape(-1)
-        e_off = 2 * c_off[:-1]
-        n_p = np.add.reduceat(plus.astype(np.int64), e_off) if len(e_off) else np.zeros(0, np.int64)
-        n_m = np.add.reduceat(minus.astype(np.int64), e_off) if len(e_off) else np.zeros(0, np.int64)
-
-        new_deg = np.concatenate([keep_deg, n_p, n_m])
-        new_idx = np.concatenate([keep_idx, ent_v[plus], ent_v[minus]])
-        new_sup = np.concatenate([keep_sup, sup_p[plus], sup_m[minus]])
-        new_org = np.concatenate([keep_org, c_org, c_org])
-        r += 1
-        fin = cnt[new_org] <= r
-        if fin.any():
-            fs = np.repeat(fin, new_deg)
-            done_deg.append(new_deg[fin])
-            done_idx.append(new_idx[fs])
-            done_org.append(new_org[fin])
-            done_sup.append(new_sup[fs])
-            A_deg, A_idx, A_sup, A_org = new_deg[~fin], new_idx[~fs], new_sup[~fs], new_org[~fin]
-        else:
-            A_deg, A_idx, A_sup, A_org = new_deg, new_idx, new_sup, new_org
-
-    out_deg = np.concatenate(done_deg) if done_deg else np.zeros(0, np.int64)
-    out_off = np.zeros(len(out_deg) + 1, np.int64)
-    np.cumsum(out_deg, out=out_off[1:])
-    out_idx = np.concatenate(done_idx) if done_idx else np.zeros(0, np.int64)
-    out_org = np.concatenate(done_org) if done_org else np.zeros(0, np.int64)
-    out_line = None
-    if ctx is not None:
-        sup = np.concatenate(done_sup) if done_sup else np.zeros(0, np.int64)
-        face = np.repeat(out_org, out_deg)
-        chord = sup < 0
-        out_line = np.empty(len(sup), np.int64)
-        out_line[~chord] = edge_line[sup[~chord]]
-        out_line[chord] = ctx.lines(org_map[face[chord]], cols[-sup[chord] - 1])
-    return out_off, out_idx.astype(np.int64), out_org, out_line
+    edges = _edge_crossings(b, off, idx, signs, slot_line)
+    faces = _Faces(np.diff(off), idx, edges.slot_edge, np.arange(F))
+    return _finish(b, _rounds(b, faces, cnt, cand_off, cand, edges), edges)
 
 
 def transition(Z, scale: np.ndarray, ca: np.ndarray, cb: np.ndarray, slope: float,
