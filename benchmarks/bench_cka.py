@@ -1,0 +1,194 @@
+"""Benchmark: CKA in feature space vs the bare products it needs, and vs Gram-matrix packages, on one CPU thread.
+
+Run::
+
+    python benchmarks/bench_cka.py                  # 10,000 x 512 float64; torch-cka / ckatorch where installed
+    python benchmarks/bench_cka.py --others-n 4000  # the Gram-matrix packages on the first 4,000 rows only (faster)
+    python benchmarks/bench_cka.py --no-others      # ours only
+
+Speed: ``spatial.cka.cka`` (linear and debiased) against the three products ``X^T Y``, ``X^T X``,
+``Y^T Y`` that any feature-space CKA needs, best of ``--repeat`` rounds run round-robin in this
+process (so machine load hits all alike). Targets: linear <= 1.5x, debiased <= 2.5x.
+
+Gram-matrix packages (each run once, in a forked child, against our best time): torch-cka 0.21 (``torch_cka.CKA`` over
+a one-batch DataLoader: its unbiased HSIC of n x n matrices, in float32 as it requires, which on
+these features with means of 5 loses most digits to cancellation) and ckatorch
+(``cka_base``, linear and ``unbiased=True``, float64). Their time is compared with ours on the same
+rows; memory is the child's peak resident memory above its start (``VmHWM`` after resetting it
+through ``/proc/self/clear_refs``), which counts torch's allocations (tracemalloc does not see them).
+
+Streaming: ``CKA(debiased=True)`` over 100,000 x 512 examples generated batch by batch (1,000 a
+batch), with the same peak-memory measure, against the functional on all the data at once.
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import time
+import warnings
+
+import torch
+from bench_lc import race  # best time of each, round-robin (this script runs from benchmarks/)
+
+from splinescope.spatial.cka import CKA, cka
+
+
+def features(n, p, seed=0, offset=5.0):
+    """Correlated features with nonzero means, float64: X, and Y = relu(X A) + noise with one A
+    (seeded by p) for every ``seed`` (which draws X and the noise)."""
+    A = torch.randn(p, p, generator=torch.Generator().manual_seed(p), dtype=torch.float64) / p ** 0.5
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, p, generator=g, dtype=torch.float64) + offset
+    Y = torch.relu(X @ A) + torch.randn(n, p, generator=g, dtype=torch.float64)
+    return X, Y
+
+
+def _status_kb(key):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise KeyError(key)
+
+
+def in_child(fn):
+    """``fn()`` in a forked child: (seconds, peak resident MB above the child's start, float(value))."""
+    ctx = mp.get_context("fork")
+    recv, send = ctx.Pipe(duplex=False)
+
+    def target():
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")  # reset the peak (VmHWM) to the current resident size
+            base = _status_kb("VmRSS")
+            t = time.perf_counter()
+            v = fn()
+            t = time.perf_counter() - t
+            send.send((t, (_status_kb("VmHWM") - base) / 1024, float(v)))
+        except BaseException as e:  # noqa: BLE001 - hand any failure to the parent
+            send.send(e)
+
+    p = ctx.Process(target=target)
+    p.start()
+    out = recv.recv()
+    p.join()
+    if isinstance(out, BaseException):
+        raise out
+    return out
+
+
+def torch_cka_value(X, Y):
+    import torch_cka
+    from torch.utils.data import DataLoader, TensorDataset
+    n = X.shape[0]
+    m1, m2 = torch.nn.Sequential(torch.nn.Identity()), torch.nn.Sequential(torch.nn.Identity())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        c = torch_cka.CKA(m1, m2, "X", "Y", model1_layers=["0"], model2_layers=["0"])
+        c.compare(DataLoader(TensorDataset(X.float()), batch_size=n),
+                  DataLoader(TensorDataset(Y.float()), batch_size=n))
+    return c.export()["CKA"][0, 0]
+
+
+def speed(args):
+    X, Y = features(args.n, args.p)
+    (t_bare, _), (t_lin, lin), (t_deb, deb) = race([
+        lambda: (X.T @ Y, X.T @ X, Y.T @ Y),
+        lambda: cka(X, Y),
+        lambda: cka(X, Y, debiased=True)], args.repeat)
+    print(f"{args.n:,} x {args.p} float64 features (X, and Y = relu(X A) + noise), torch {torch.__version__}, "
+          f"{torch.get_num_threads()} thread(s), best of {args.repeat}")
+    print(f"  X^T Y, X^T X, Y^T Y (bare)     {t_bare * 1e3:9.1f} ms   1.00x")
+    print(f"  cka(X, Y)                      {t_lin * 1e3:9.1f} ms   {t_lin / t_bare:.2f}x   (target <= 1.5x)   "
+          f"CKA = {float(lin):.6f}")
+    print(f"  cka(X, Y, debiased=True)       {t_deb * 1e3:9.1f} ms   {t_deb / t_bare:.2f}x   (target <= 2.5x)   "
+          f"CKA = {float(deb):.6f}")
+    if args.no_others:
+        return
+    m = args.others_n or args.n
+    Xm, Ym = X[:m].contiguous(), Y[:m].contiguous()
+    if m == args.n:
+        best = {"linear": (t_lin, float(lin)), "debiased": (t_deb, float(deb))}
+    else:
+        (a, va), (b, vb) = race([lambda: cka(Xm, Ym), lambda: cka(Xm, Ym, debiased=True)], args.repeat)
+        best = {"linear": (a, float(va)), "debiased": (b, float(vb))}
+    runs = [("cka(X, Y) (ours)", "linear", lambda: cka(Xm, Ym)),
+            ("cka(X, Y, debiased=True) (ours)", "debiased", lambda: cka(Xm, Ym, debiased=True))]
+    try:
+        import ckatorch
+        runs += [("ckatorch.cka_base", "linear", lambda: ckatorch.cka_base(Xm, Ym)),
+                 ("ckatorch.cka_base(unbiased=True)", "debiased", lambda: ckatorch.cka_base(Xm, Ym, unbiased=True))]
+    except ImportError:
+        print("  ckatorch: not installed (pip install ckatorch)")
+    try:
+        import torch_cka  # noqa: F401
+        runs.append(("torch_cka.CKA (float32)", "debiased", lambda: torch_cka_value(Xm, Ym)))
+    except ImportError:
+        print("  torch-cka: not installed (pip install torch-cka)")
+    gram = m * m * 8 / 2 ** 20
+    print(f"\nOn {m:,} x {args.p} (one n x n float64 matrix is {gram:,.0f} MB). Theirs run once each in a forked "
+          f"child;\nours: best of {args.repeat} here, memory from one run in a child. 'vs ours' is to our form of "
+          "the same estimator")
+    print("  method                              time     vs ours   peak memory   |value - ours|")
+    for name, kind, fn in runs:
+        t, peak, v = in_child(fn)
+        base, ref = best[kind]
+        if "(ours)" in name:
+            t = base
+        print(f"  {name:33s} {t:7.2f} s  {t / base:7.1f}x  {peak:9.1f} MB   {abs(v - ref):.1e}")
+
+
+def stream(args):
+    N, B, p = args.stream_n, args.stream_batch, args.p
+
+    def batch(i):
+        X, Y = features(B, p, seed=1000 + i)
+        return X, Y
+
+    def streamed():
+        m = CKA(debiased=True)
+        for i in range(N // B):
+            m.update(*batch(i))
+        return m.compute()
+
+    def generated_only():
+        for i in range(N // B):
+            batch(i)
+        return 0.0
+
+    t, peak, v = in_child(streamed)
+    t_gen = race([generated_only], 1)[0][0]
+    m = CKA(debiased=True)
+    m.update(*batch(0))
+    state = sum(s.numel() * s.element_size() for s in m.metric_state.values())
+    parts = [batch(i) for i in range(N // B)]
+    X, Y = torch.cat([a for a, _ in parts]), torch.cat([b for _, b in parts])
+    del parts
+    t_all, peak_all, whole = in_child(lambda: cka(X, Y, debiased=True))
+    print(f"\nStreaming {N:,} x {p} examples in batches of {B:,} (generated one at a time), debiased")
+    print(f"  CKA(debiased=True).update x {N // B}   {t - t_gen:7.2f} s   peak {peak:7.1f} MB above start "
+          f"(state {state / 2 ** 20:.1f} MB, one batch {2 * B * p * 8 / 2 ** 20:.1f} MB)   CKA = {v:.10f}")
+    print(f"  cka(X, Y, debiased=True), all rows  {t_all:7.2f} s   peak {peak_all:7.1f} MB above start "
+          f"(the data itself: {2 * N * p * 8 / 2 ** 20:,.0f} MB, held before)   CKA = {whole:.10f}")
+    print(f"  streamed - full data: {v - whole:.1e}; generating the batches took {t_gen:.2f} s more "
+          "(not counted above; the peak includes it)")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=10_000, help="examples")
+    ap.add_argument("--p", type=int, default=512, help="features of X and of Y")
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--others-n", type=int, default=None, help="rows for the Gram-matrix packages (default: n)")
+    ap.add_argument("--no-others", action="store_true", help="skip torch-cka and ckatorch")
+    ap.add_argument("--stream-n", type=int, default=100_000)
+    ap.add_argument("--stream-batch", type=int, default=1_000)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    speed(args)
+    stream(args)
+
+
+if __name__ == "__main__":
+    main()
