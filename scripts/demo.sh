@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Set up (scripts/setup.sh), then the main job on its embedded default: train a 3x32 ReLU network
-# on two moons (checkpoints on a log-spaced schedule) and render its linear regions over
-# training to splinescope-demo.gif. A few minutes on 2 cores.
+# Set up (scripts/setup.sh), then the main job on the default toy run (spatial.train.ToyRun, the
+# same as render.demo()): train a 3x32 ReLU network on two moons (checkpoints on a log-spaced
+# schedule) and render its linear regions over training to splinescope-demo.gif. A few minutes
+# on 2 cores. Run: bash scripts/demo.sh [OUT.gif]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

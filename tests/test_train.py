@@ -141,3 +141,21 @@ def test_train_errors():
         train(m, X2, Y2, steps=10, checkpoints=[0, 20])
     with pytest.raises(TypeError, match="X must be an array or tensor of numbers, got object"):
         train(m, object(), Y2, steps=1)
+
+
+def test_toy_run_is_the_one_configuration(tmp_path):
+    import argparse
+    import dataclasses
+
+    from splinescope.render import _cli_train
+    from splinescope.spatial.train import ToyRun, train_toy
+
+    sub = argparse.ArgumentParser().add_subparsers()
+    args = _cli_train.add_parser(sub).parse_args(["--out", str(tmp_path)])
+    assert {f.name: getattr(args, f.name) for f in dataclasses.fields(ToyRun)} == dataclasses.asdict(ToyRun())
+    ck = train_toy(ToyRun(toy="xor", n=16, width=4, depth=1, steps=6, checkpoints=2, test=4), tmp_path, progress=False)
+    assert [s for s, _ in ck] == [0, 1, 6]
+    assert json.loads((tmp_path / ARCH_FILE).read_text())["kwargs"]["width"] == 4
+    assert load_run_data(tmp_path, "test")[0].shape == (4, 2)
+    with pytest.raises(ValueError, match="noise applies to moons, circles and spirals, not to 'xor'"):
+        train_toy(ToyRun(toy="xor", noise=0.1), progress=False)
