@@ -1,0 +1,81 @@
+"""spatial.dynamics: layer-wise CKA across checkpoints, linear probes, and their exact agreement."""
+import numpy as np
+import pytest
+import torch
+
+from splinescope import spatial
+from splinescope.spatial.cka import cka
+from splinescope.spatial.dynamics import (activation_layers, cka_matrices, fit_probe, probe_agreement,
+                                          probe_model, representations)
+
+from common import L
+
+
+def nets(T=3, seed=0):
+    out = []
+    for t in range(T):
+        torch.manual_seed(seed + t)
+        out.append(L.Sequential(L.Linear(2, 6), L.ReLU(), L.Linear(6, 5), L.LeakyReLU(0.1), L.Linear(5, 3)).double())
+    return out
+
+
+def test_representations_are_the_modules_outputs():
+    net = nets(1)[0]
+    x = torch.randn(40, 2, dtype=torch.float64)
+    reps = representations(net, x, batch=7)  # several batches, concatenated in order
+    assert list(reps) == activation_layers(net) == ["1", "3"]
+    assert torch.equal(reps["1"], net[:2](x)) and torch.equal(reps["3"], net[:4](x))
+
+
+def test_cka_matrix_equals_pairwise_cka():
+    models = nets(3)
+    x = torch.randn(60, 2, dtype=torch.float64)
+    mats = cka_matrices(models, x)
+    reps = [representations(m, x) for m in models]
+    for name, M in mats.items():
+        assert np.allclose(M, M.T) and np.allclose(np.diag(M), 1.0)
+        for i in range(3):
+            for j in range(3):
+                assert M[i, j] == pytest.approx(float(cka(reps[i][name], reps[j][name])), rel=1e-12)
+    deb = cka_matrices(models, x, debiased=True)
+    assert deb["3"][0, 1] == pytest.approx(float(cka(reps[0]["3"], reps[1]["3"], debiased=True)), rel=1e-12)
+
+
+def test_probe_fits_and_composes():
+    torch.manual_seed(0)
+    x = torch.randn(200, 2, dtype=torch.float64)
+    y = (x[:, 0] + x[:, 1] > -0.5).long() + (x[:, 0] + x[:, 1] > 0.5).long()  # three separable classes
+    net = nets(1)[0]
+    probe = fit_probe(representations(net, x)["1"], y)
+    composed = probe_model(net, "1", probe)
+    assert len(composed) == 3 and torch.equal(composed(x), probe(net[:2](x)))
+    acc = float((fit_probe(x, y)(x).argmax(1) == y).float().mean())
+    assert acc > 0.95
+    with pytest.raises(ValueError, match="not a top-level module"):
+        probe_model(net, "7", probe)
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        fit_probe(x, torch.zeros(200, dtype=torch.long))
+
+
+def test_probe_agreement_exact_and_sampled():
+    models = nets(3)
+    torch.manual_seed(1)
+    x = torch.rand(150, 2, dtype=torch.float64) * 2 - 1
+    y = (x.sum(1) > 0).long()
+    res = probe_agreement(models, x, y, (-1, 1, -1, 1), grid=200)
+    for name, r in res.items():
+        assert r["exact"][-1] == pytest.approx(1.0)  # the reference agrees with itself
+        assert np.all((0 <= r["exact"]) & (r["exact"] <= 1))
+        assert np.abs(r["exact"] - r["grid"]).max() < 0.02
+
+
+def test_errors():
+    net = nets(1)[0]
+    with pytest.raises(ValueError, match="no module named 'nope'"):
+        representations(net, torch.zeros(2, 2), ["nope"])
+    act = L.ReLU()
+    reused = L.Sequential(L.Linear(2, 2), act, L.Linear(2, 2), act)
+    with pytest.raises(ValueError, match="ran 2 times in one forward pass"):
+        representations(reused, torch.zeros(3, 2), ["1"])
+    with pytest.raises(ValueError, match="no checkpoints"):
+        cka_matrices([], torch.zeros(3, 2))
