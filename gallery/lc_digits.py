@@ -8,8 +8,8 @@ Run (one CPU thread, about 5 minutes)::
 
 A 64-200-200-200-10 ReLU MLP (``spatial.train:toy_mlp``) is trained on 1,000 of the 1,797 digits
 (pixels in ``[0, 1]``) with the MSE loss on one-hot targets, AdamW (lr 1e-3, weight decay 0.01),
-batches of 200, for 40,000 steps, with 40 log-spaced checkpoints. Then ``splinescope lc``
-measures the mean local complexity (summed over the three layers, ``P = 25`` random directions,
+batches of 200, for 40,000 steps, with 40 log-spaced checkpoints. Then the computation of
+``splinescope lc`` (:mod:`spatial.lc_run`, called here directly) measures the mean local complexity (summed over the three layers, ``P = 25`` random directions,
 radius ``r = 0.1``) at the 1,000 training points, the 797 test points and 1,000 points drawn
 uniformly in the box of the training inputs, following Humayun, Balestriero and Baraniuk, "Deep Networks Always
 Grok and Here is Why" (ICML 2024): LC first falls, then rises while the network fits the data,
@@ -19,7 +19,6 @@ falls below LC at random points.
 from __future__ import annotations
 
 import argparse
-import csv
 import tempfile
 import time
 from pathlib import Path
@@ -27,9 +26,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from splinescope.render.cli import main as splinescope
-from splinescope.render._cli_lc import digits_split
+from splinescope.render.lc import save_lc_plot
 from splinescope.spatial import runs
+from splinescope.spatial.checkpoints import load_checkpoints
+from splinescope.spatial.data import digits_split
+from splinescope.spatial.lc_run import lc_over_training, point_sets
+from splinescope.spatial.local_complexity import random_frame
 from splinescope.spatial.train import log_schedule, toy_mlp
 
 HERE = Path(__file__).resolve().parent
@@ -80,14 +82,18 @@ def main():
         run = args.save or Path(tmp)
         run.mkdir(parents=True, exist_ok=True)
         train(run, args.steps, args.checkpoints, args.train_size, args.seed)
-        table = Path(tmp) / "lc.csv"
-        splinescope(["lc", str(run), "--radius", str(args.radius), "--dim", str(args.dim),
-                     "--seed", str(args.seed), "--out", str(args.out), "--csv", str(table),
-                     "--threads", "1", "--title",
-                     f"64-200-200-200-10 MLP on {args.train_size} digits, MSE, AdamW wd 0.01: "
-                     f"mean local complexity (3 layers, r={args.radius:g}, P={args.dim})"])
-        rows = list(csv.DictReader(table.open()))
-    lc = {k: np.array([float(r[f"lc_{k}"]) for r in rows]) for k in ("train", "test", "random")}
+        Xtr, ytr, Xte, yte = digits_split(args.train_size, args.seed)  # the split train() used
+        sets = point_sets(Xtr, ytr, Xte, yte, points=1000, seed=args.seed)
+        frame = random_frame(args.dim, Xtr.shape[1], seed=args.seed)
+        rows = []
+        for row in lc_over_training(load_checkpoints(run), sets, args.radius, frame=frame):
+            rows.append(row)
+            print(f"step {row['step']}: LC train {row['lc_train']:.2f}, test {row['lc_test']:.2f}, "
+                  f"random {row['lc_random']:.2f}", flush=True)
+    save_lc_plot(rows, args.out, title=f"64-200-200-200-10 MLP on {args.train_size} digits, MSE, AdamW wd 0.01: "
+                                       f"mean local complexity (3 layers, r={args.radius:g}, P={args.dim})")
+    print(f"wrote {args.out}")
+    lc = {k: np.array([r[f"lc_{k}"] for r in rows]) for k in ("train", "test", "random")}
     steps = np.array([int(r["step"]) for r in rows])
     low = int(np.argmin(lc["train"][: int(np.argmax(lc["train"]))] if np.argmax(lc["train"]) > 0 else lc["train"]))
     peak = low + int(np.argmax(lc["train"][low:]))

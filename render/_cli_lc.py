@@ -1,5 +1,7 @@
 """``splinescope lc``: local complexity at train, test and random points for every checkpoint.
 
+The command line of :mod:`spatial.lc_run` (the numbers) and :func:`render.lc.save_lc_plot`.
+
     splinescope lc runs/digits --data digits --train-size 1000 --out lc.png
     splinescope lc ckpts/ --arch mypkg.models:mlp --data ~/data/fashion-mnist --radius 0.005
 
@@ -15,7 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -52,17 +54,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def digits_split(n_train: int, seed: int = 0) -> Arrays:
-    """sklearn digits split into ``n_train`` training points and the rest (test)."""
-    from splinescope.spatial.data import digits
-    X, y = digits()
-    if not 1 <= n_train < len(X):
-        raise ValueError(f"--train-size {n_train} must be between 1 and {len(X) - 1}")
-    order = np.random.default_rng(seed).permutation(len(X))
-    tr, te = order[:n_train], order[n_train:]
-    return X[tr], y[tr], X[te], y[te]
-
-
 def _load_data(args) -> Arrays:
     spec = args.data
     if spec is None:
@@ -72,6 +63,7 @@ def _load_data(args) -> Arrays:
             raise ValueError(f"{args.checkpoints} has no {DATA_FILE}: pass --data")
         spec = str(f)
     if spec == "digits":
+        from splinescope.spatial.data import digits_split
         return digits_split(args.train_size, args.split_seed)
     if spec == "fashion-mnist":
         from splinescope.spatial import idx
@@ -99,73 +91,30 @@ def _load_data(args) -> Arrays:
     raise ValueError(f"--data {spec!r} is not 'digits', 'fashion-mnist', a folder of IDX files or an .npz file")
 
 
-def _accuracy(model, x, y) -> float:
-    import torch
-    with torch.no_grad():
-        out = model(x)
-    pred = out.argmax(1) if out.shape[1] > 1 else (out[:, 0] > 0).long()
-    return float((pred.cpu() == y).float().mean())
-
-
 def run(args) -> int:
-    import torch
-
     from splinescope.spatial.checkpoints import load_checkpoints
-    from splinescope.spatial.local_complexity import LocalComplexity, random_frame
+    from splinescope.spatial.lc_run import lc_over_training, point_sets
+    from splinescope.spatial.local_complexity import random_frame
 
-    from .lc import plot_lc
+    from .lc import save_lc_plot
 
     set_threads(args)
     if args.points < 1:
         raise ValueError(f"--points {args.points} must be at least 1")
     Xtr, ytr, Xte, yte = _load_data(args)
     ckpts = load_checkpoints(args.checkpoints, **loading_kwargs(args))
-    g = torch.Generator().manual_seed(args.seed)  # the points' own generator
-    pick = lambda n: torch.randperm(n, generator=g)[: args.points]
-
-    Xtr_t = torch.as_tensor(np.asarray(Xtr, np.float32))
-    i = pick(len(Xtr_t))
-    sets: Dict[str, Tuple[torch.Tensor, Optional[torch.Tensor]]] = {
-        "train": (Xtr_t[i], torch.as_tensor(np.asarray(ytr))[i].long())}
-    if Xte is not None:
-        Xte_t = torch.as_tensor(np.asarray(Xte, np.float32))
-        j = pick(len(Xte_t))
-        sets["test"] = (Xte_t[j], None if yte is None else torch.as_tensor(np.asarray(yte))[j].long())
-    lo, hi = Xtr_t.amin(0), Xtr_t.amax(0)  # (D,)
-    sets["random"] = (lo + (hi - lo) * torch.rand(args.points, Xtr_t.shape[1], generator=g), None)
-    frame = random_frame(args.dim, Xtr_t.shape[1], seed=args.seed)
+    sets = point_sets(Xtr, ytr, Xte, yte, points=args.points, seed=args.seed)
+    frame = random_frame(args.dim, sets["train"][0].shape[1], seed=args.seed)
 
     rows = []
     names = list(sets)
     print("step  " + "  ".join(f"LC {n:>6}" for n in names) + "  acc train  acc test")
-    for step, model in ckpts:
-        model.eval()
-        row = {"step": step}
-        for name, (x, y) in sets.items():
-            est = LocalComplexity(model, args.radius, frame=frame, center=args.center)
-            est.update(x)
-            per_layer = est.compute()
-            row[f"lc_{name}"] = float(per_layer.sum())
-            for k, v in enumerate(per_layer.tolist()):
-                row[f"lc_{name}_layer{k}"] = v
-            if y is not None:
-                row[f"acc_{name}"] = _accuracy(model, x.to(est.frame.device), y)
+    for row in lc_over_training(ckpts, sets, args.radius, frame=frame, center=args.center):
         rows.append(row)
-        print(f"{step!s:>5} " + "  ".join(f"{row[f'lc_{n}']:9.3f}" for n in names)
+        print(f"{row['step']!s:>5} " + "  ".join(f"{row[f'lc_{n}']:9.3f}" for n in names)
               + f"  {row.get('acc_train', float('nan')):9.3f}  {row.get('acc_test', float('nan')):8.3f}")
 
-    steps = [r["step"] if r["step"] is not None else k for k, r in enumerate(rows)]
-    lc = {n: [r[f"lc_{n}"] for r in rows] for n in names}
-    acc = {n: [r[f"acc_{n}"] for r in rows] for n in names if f"acc_{n}" in rows[0]}
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    plot_lc(steps, lc, acc, axes=axes)
-    fig.suptitle(args.title or f"local complexity, r={args.radius:g}, P={args.dim}", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(args.out, dpi=120)
-    plt.close(fig)
+    save_lc_plot(rows, args.out, title=args.title or f"local complexity, r={args.radius:g}, P={args.dim}")
     print(f"wrote {args.out}")
     if args.csv:
         keys = list(dict.fromkeys(k for r in rows for k in r))

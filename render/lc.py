@@ -10,7 +10,7 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
-__all__ = ["plot_lc"]
+__all__ = ["plot_lc", "save_lc_plot"]
 
 _COLORS = {"train": "tab:blue", "test": "tab:orange", "random": "tab:green"}
 
@@ -81,3 +81,21 @@ def _panel(ax, series, x, n, what, ylabel, **kwargs) -> None:
     ax.set_xlabel("step + 1")
     ax.set_ylabel(ylabel)
     ax.legend(frameon=False)
+
+
+def save_lc_plot(rows: Sequence[Mapping], out, *, title: str) -> None:
+    """Write the plot of the rows of :func:`spatial.lc_run.lc_over_training` to ``out`` (Agg)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [k[3:] for k in rows[0] if k.startswith("lc_") and "_layer" not in k]
+    steps = [r["step"] if r["step"] is not None else k for k, r in enumerate(rows)]
+    lc = {n: [r[f"lc_{n}"] for r in rows] for n in names}
+    acc = {n: [r[f"acc_{n}"] for r in rows] for n in names if f"acc_{n}" in rows[0]}
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    plot_lc(steps, lc, acc, axes=axes)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)

@@ -15,7 +15,7 @@ import numpy as np
 
 from ._validate import integer, option
 
-__all__ = ["TOYS", "blobs", "checkerboard", "circles", "digits", "moons", "spirals", "toy", "xor"]
+__all__ = ["TOYS", "blobs", "checkerboard", "circles", "digits", "digits_split", "moons", "spirals", "toy", "xor"]
 
 Dataset = Tuple[np.ndarray, np.ndarray]
 
@@ -206,3 +206,15 @@ def digits() -> Dataset:
         raise MissingDependencyError("digits() needs scikit-learn: pip install 'splinescope[data]'") from None
     d = load_digits()
     return (d.data / 16.0).astype(np.float32), d.target.astype(np.int64)
+
+
+def digits_split(n_train: int, seed: int = 0) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`digits` split into ``n_train`` training points and the rest (the test set), by a
+    permutation seeded with ``seed``: ``(X_train, y_train, X_test, y_test)``."""
+    X, y = digits()
+    n_train = integer("n_train", n_train)
+    if not 1 <= n_train < len(X):
+        raise ValueError(f"n_train must be between 1 and {len(X) - 1}, got {n_train}")
+    order = np.random.default_rng(seed).permutation(len(X))
+    tr, te = order[:n_train], order[n_train:]
+    return X[tr], y[tr], X[te], y[te]

@@ -1,0 +1,77 @@
+"""Local complexity over a training run: at training, test and random points, for every checkpoint.
+
+The computation behind ``splinescope lc`` and ``gallery/lc_digits.py``: :func:`point_sets` draws
+the points (a subsample of the training and test sets, and points uniform in the box of the
+training inputs), :func:`lc_over_training` yields one row per checkpoint, the mean local
+complexity of each set (summed over layers, and per layer) and the accuracy where there are
+labels. Following Humayun, Balestriero and Baraniuk, "Deep Networks Always Grok and Here is Why"
+(ICML 2024).
+"""
+from __future__ import annotations
+
+from typing import Dict, Iterable, Iterator, Optional, Tuple
+
+import numpy as np
+import torch
+
+from ._validate import integer
+from .local_complexity import LocalComplexity
+
+__all__ = ["accuracy", "lc_over_training", "point_sets"]
+
+PointSet = Tuple[torch.Tensor, Optional[torch.Tensor]]  # (N, D) points, (N,) labels or None
+
+
+def point_sets(X_train, y_train, X_test=None, y_test=None, *, points: int = 1000,
+               seed: int = 0) -> Dict[str, PointSet]:
+    """Up to ``points`` points of each set, ``"train"``, ``"test"`` (if given) and ``"random"``.
+
+    The subsamples and the random points (uniform in the box spanned by the training inputs)
+    come from one generator seeded with ``seed``.
+
+    Examples
+    --------
+    >>> sets = point_sets(np.zeros((5, 3)), np.zeros(5), points=2)
+    >>> {k: tuple(x.shape) for k, (x, y) in sets.items()}
+    {'train': (2, 3), 'random': (2, 3)}
+    """
+    points = integer("points", points, minimum=1)
+    g = torch.Generator().manual_seed(int(seed))  # the points' own generator
+    pick = lambda n: torch.randperm(n, generator=g)[:points]
+    Xtr = torch.as_tensor(np.asarray(X_train, np.float32))  # (N, D)
+    i = pick(len(Xtr))
+    sets: Dict[str, PointSet] = {"train": (Xtr[i], torch.as_tensor(np.asarray(y_train))[i].long())}
+    if X_test is not None:
+        Xte = torch.as_tensor(np.asarray(X_test, np.float32))
+        j = pick(len(Xte))
+        sets["test"] = (Xte[j], None if y_test is None else torch.as_tensor(np.asarray(y_test))[j].long())
+    lo, hi = Xtr.amin(0), Xtr.amax(0)  # (D,)
+    sets["random"] = (lo + (hi - lo) * torch.rand(points, Xtr.shape[1], generator=g), None)
+    return sets
+
+
+def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """The fraction of ``x`` that ``model`` labels ``y`` (one output: a logit; more: class scores)."""
+    with torch.no_grad():
+        out = model(x)
+    pred = out.argmax(1) if out.shape[1] > 1 else (out[:, 0] > 0).long()
+    return float((pred.cpu() == y).float().mean())
+
+
+def lc_over_training(checkpoints: Iterable, sets: Dict[str, PointSet], radius: float, *, frame,
+                     center: bool = False) -> Iterator[Dict[str, float]]:
+    """One row per ``(step, model)`` of ``checkpoints``: ``step``, ``lc_{set}`` (summed over the
+    layers), ``lc_{set}_layer{k}`` and, for labelled sets, ``acc_{set}``."""
+    for step, model in checkpoints:
+        model.eval()
+        row = {"step": step}
+        for name, (x, y) in sets.items():
+            est = LocalComplexity(model, radius, frame=frame, center=center)
+            est.update(x)
+            per_layer = est.compute()
+            row[f"lc_{name}"] = float(per_layer.sum())
+            for k, v in enumerate(per_layer.tolist()):
+                row[f"lc_{name}_layer{k}"] = v
+            if y is not None:
+                row[f"acc_{name}"] = accuracy(model, x.to(est.frame.device), y)
+        yield row
