@@ -27,42 +27,23 @@ import numpy as np
 import torch
 
 from splinescope.render.lc import save_lc_plot
-from splinescope.spatial import runs
 from splinescope.spatial.checkpoints import load_checkpoints
 from splinescope.spatial.data import digits_split
 from splinescope.spatial.lc_run import lc_over_training, point_sets
 from splinescope.spatial.local_complexity import random_frame
-from splinescope.spatial.train import log_schedule, toy_mlp
+from splinescope.spatial.train import toy_mlp, train as fit
 
 HERE = Path(__file__).resolve().parent
 
 
 def train(run: Path, steps: int, checkpoints: int, n_train: int, seed: int) -> None:
-    """Train the MLP, writing ``step_*.pt`` state_dicts, ``arch.json`` and ``data.npz`` to ``run``."""
+    """Train the MLP (:func:`spatial.train.train`, MSE on one-hot targets), writing ``step_*.pt``
+    state_dicts, ``arch.json`` and ``data.npz`` to ``run``."""
     Xtr, ytr, Xte, yte = digits_split(n_train, seed)
-    runs.write_data(run, Xtr, ytr, Xte, yte)
     arch = {"factory": "splinescope.spatial.train:toy_mlp",
             "kwargs": {"width": 200, "depth": 3, "in_features": 64, "out_features": 10, "seed": seed}}
-    runs.write_arch(run, arch)
-    model = toy_mlp(**arch["kwargs"])
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
-    X, y = torch.from_numpy(Xtr), torch.from_numpy(ytr)
-    target = torch.nn.functional.one_hot(y, 10).float()
-    g = torch.Generator().manual_seed(seed)  # batch order
-    keep = set(log_schedule(steps, checkpoints))
-    t0 = time.perf_counter()
-    for step in range(steps + 1):
-        if step in keep:
-            runs.save_step(run, step, model.state_dict())
-        if step == steps:
-            break
-        sel = torch.randint(len(y), (200,), generator=g)
-        loss = torch.nn.functional.mse_loss(model(X[sel]), target[sel])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if (step + 1) % 5000 == 0:
-            print(f"step {step + 1}: loss {loss.item():.2e} ({time.perf_counter() - t0:.0f}s)", flush=True)
+    fit(toy_mlp(**arch["kwargs"]), Xtr, ytr, steps=steps, lr=1e-3, weight_decay=0.01, batch_size=200,
+        checkpoints=checkpoints, out_dir=run, arch=arch, seed=seed, test=(Xte, yte), loss="mse")
 
 
 def main():

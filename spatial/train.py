@@ -13,7 +13,8 @@ training set ``X``, ``y``); the folder's format is :mod:`spatial.runs`. ``spline
 ``--arch spatial.train:toy_mlp`` alone gives the default toy network.
 
 The loss follows the output width: one output is a logit (``BCEWithLogitsLoss``, decision
-boundary where it is zero), ``C`` outputs are class scores (``CrossEntropyLoss``).
+boundary where it is zero), ``C`` outputs are class scores (``CrossEntropyLoss``); ``loss="mse"`` is
+the squared error to one-hot targets.
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from .runs import ARCH_FILE, DATA_FILE, load_run_data
 __all__ = ["ARCH_FILE", "DATA_FILE", "ToyRun", "load_run_data", "log_schedule", "toy_mlp", "train", "train_toy"]
 
 _ACTIVATIONS = ("relu", "leaky_relu")
+_LOSSES = ("auto", "mse")
 
 
 def toy_mlp(width: int = 32, depth: int = 3, activation: str = "relu", *, in_features: int = 2,
@@ -109,7 +111,7 @@ def _as_tensor(name: str, a, dtype) -> torch.Tensor:
 def train(model: torch.nn.Module, X, y, *, steps: int, lr: float = 3e-3, batch_size: Optional[int] = None,
           weight_decay: float = 0.0, checkpoints: Union[int, Sequence[int], None] = None,
           out_dir: Union[str, os.PathLike, None] = None, arch: Optional[Dict] = None, seed: int = 0,
-          progress: bool = True, test=None) -> List[Tuple[int, torch.nn.Module]]:
+          progress: bool = True, test=None, loss: str = "auto") -> List[Tuple[int, torch.nn.Module]]:
     """Train ``model`` with Adam on ``(X, y)`` and keep copies of it at checkpoint steps.
 
     Parameters
@@ -137,6 +139,9 @@ def train(model: torch.nn.Module, X, y, *, steps: int, lr: float = 3e-3, batch_s
     test : (X_test, y_test), optional
         Held-out points, not trained on: saved beside the training set in ``data.npz`` (as
         ``X_test``, ``y_test``) so that movies of the run draw them too.
+    loss : {"auto", "mse"}
+        ``"auto"``: by the output width (one logit: binary cross-entropy, ``K`` scores: cross-entropy);
+        ``"mse"``: the squared error to one-hot targets (as in ``gallery/lc_digits.py``).
 
     Returns
     -------
@@ -153,6 +158,7 @@ def train(model: torch.nn.Module, X, y, *, steps: int, lr: float = 3e-3, batch_s
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     steps = integer("steps", steps, minimum=0)
+    option(loss, _LOSSES, "loss")
     Xt = _as_tensor("X", X, torch.float32)
     yt = _as_tensor("y", y, torch.int64)
     if Xt.ndim != 2:
@@ -207,12 +213,14 @@ def train(model: torch.nn.Module, X, y, *, steps: int, lr: float = 3e-3, batch_s
         logits = model(xb)
         if K is None:
             K = logits.shape[1]
-        if K == 1:
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits[:, 0], yb.float())
+        if loss == "mse":
+            value = torch.nn.functional.mse_loss(logits, torch.nn.functional.one_hot(yb, K).float())
+        elif K == 1:
+            value = torch.nn.functional.binary_cross_entropy_with_logits(logits[:, 0], yb.float())
         else:
-            loss = torch.nn.functional.cross_entropy(logits, yb)
+            value = torch.nn.functional.cross_entropy(logits, yb)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        value.backward()
         opt.step()
     model.eval()
     return kept

@@ -159,3 +159,14 @@ def test_toy_run_is_the_one_configuration(tmp_path):
     assert load_run_data(tmp_path, "test")[0].shape == (4, 2)
     with pytest.raises(ValueError, match="noise applies to moons, circles and spirals, not to 'xor'"):
         train_toy(ToyRun(toy="xor", noise=0.1), progress=False)
+
+
+def test_mse_loss_on_one_hot_targets():
+    X, y = blobs(60, centers=3, seed=0)
+    target = torch.nn.functional.one_hot(torch.as_tensor(y), 3).float()
+    mse = lambda m: float(torch.nn.functional.mse_loss(m(torch.as_tensor(X)), target))
+    ck = train(toy_mlp(8, 1, out_features=3), X, y, steps=200, lr=1e-2, checkpoints=[0, 200], loss="mse",
+               progress=False)
+    assert mse(ck[-1][1]) < 0.5 * mse(ck[0][1])
+    with pytest.raises(ValueError, match="'l1' is not a valid loss, must be one of 'auto', 'mse'"):
+        train(toy_mlp(4, 1), X2, Y2, steps=1, loss="l1", progress=False)
