@@ -1,7 +1,7 @@
 """Region migration on two moons: regions leave the data for the decision boundary.
 
-Trains the default toy network of ``render.demo`` (3 x 32 ReLU, 256 moons, 30,000 full-batch
-Adam steps, 40 log-spaced checkpoints), writes the movie, and a heat map of the regions' distance
+Trains the default toy run (``spatial.train.ToyRun``, as ``render.demo`` and ``splinescope train``:
+3 x 32 ReLU, 256 moons, 30,000 full-batch Adam steps, 40 log-spaced checkpoints), writes the movie, and a heat map of the regions' distance
 to the boundary and to the data over training.
 
 Run from the repository root (about 2 minutes on one core):
@@ -19,7 +19,7 @@ HERE = _common.HERE
 
 
 def main() -> None:
-    anim = render.demo(HERE / "migration_moons.gif", checkpoints=40)
+    anim = render.demo(HERE / "migration_moons.gif")
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
     for ax, to in zip(axes, ("boundary", "data")):
         mesh = render.plot_migration(anim.table, ax, to=to, steps=anim.steps, norm=LogNorm(vmin=1))
