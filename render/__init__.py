@@ -16,10 +16,10 @@ demo(out="splinescope-demo.gif")                            train a toy network 
 
 Command line (``splinescope``)
 ------------------------------
-train    train a toy network, checkpoints on a log-spaced schedule   (render/_cli_train.py)
-animate  checkpoints -> GIF / MP4                                     (render/_cli_animate.py)
-count    regions of one model on a slice                              (render/_cli_count.py)
-lc       local complexity over training                               (render/_cli_lc.py)
+train    train a toy network, checkpoints on a log-spaced schedule   (render/cli/train.py)
+animate  checkpoints -> GIF / MP4                                     (render/cli/animate.py)
+count    regions of one model on a slice                              (render/cli/count.py)
+lc       local complexity over training                               (render/cli/lc.py)
 
 Conventions
 -----------

@@ -78,11 +78,12 @@ def plot_probe_agreement(steps: Sequence[int], agreement: Mapping[str, Mapping[s
     return ax
 
 
-def plot_imbalance(steps: Sequence[int], loss: Sequence[float], imbalance: np.ndarray, *, axes=None,
+def plot_imbalance(steps: Sequence[int], loss: Optional[Sequence[float]], imbalance: np.ndarray, *, axes=None,
                    **kwargs):
     """Loss and layer imbalance ||D_i|| over steps on one figure (log-log): the two phases.
 
-    ``imbalance`` is (T,) or (T, depth - 1). Returns ``[loss_axes, imbalance_axes]`` (twin axes).
+    ``imbalance`` is (T,) or (T, depth - 1); ``loss`` may be None (imbalance only). Returns
+    ``[loss_axes, imbalance_axes]`` (twin axes).
 
     Examples
     --------
@@ -99,7 +100,8 @@ def plot_imbalance(steps: Sequence[int], loss: Sequence[float], imbalance: np.nd
         _, ax = plt.subplots(figsize=(5.5, 3.6))
         axes = [ax, ax.twinx()]
     a, b = axes
-    a.plot(x, loss, color="black", label="loss", **kwargs)
+    if loss is not None:
+        a.plot(x, loss, color="black", label="loss", **kwargs)
     for i in range(D.shape[1]):
         b.plot(x, D[:, i], color=f"C{i}", ls="--", label=f"||D_{i + 1}||", **kwargs)
     for ax in (a, b):

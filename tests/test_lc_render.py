@@ -1,4 +1,4 @@
-"""Tests of render.lc (the plot) and render._cli_lc (``splinescope lc``)."""
+"""Tests of render.lc (the plot) and render.cli.lc (``splinescope lc``)."""
 import csv
 import json
 
@@ -77,7 +77,7 @@ def test_cli_lc_end_to_end(run, tmp_path, capsys):
 
 
 def test_cli_lc_reads_idx_folders(tmp_path):
-    from splinescope.render._cli_lc import _load_data
+    from splinescope.render.cli._common import load_data as _load_data
 
     class Args:
         data, checkpoints = str(tmp_path), str(tmp_path)

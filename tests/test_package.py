@@ -2,6 +2,7 @@
 import doctest
 import importlib
 import pkgutil
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -56,13 +57,16 @@ def test_version_from_the_shell():
 def test_wheel_installs_only_splinescope(tmp_path):
     """A built wheel claims one top-level name: no ``spatial`` or ``render`` in site-packages."""
     pytest.importorskip("setuptools")
+    src = tmp_path / "src"  # a copy: building in the checkout would leave a build/ folder there
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", "build", "gallery", "runs", "*.egg-info",
+                                                             "__pycache__", ".hypothesis"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                    "-w", str(tmp_path), str(ROOT)], check=True, capture_output=True)
+                    "-w", str(tmp_path), str(src)], check=True, capture_output=True)
     (wheel,) = tmp_path.glob("splinescope-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     top = {n.split("/")[0] for n in names}
     assert {t for t in top if not t.endswith(".dist-info")} == {"splinescope"}
-    for f in ("splinescope/spatial/_engine.py", "splinescope/render/cli.py", "splinescope/py.typed",
+    for f in ("splinescope/spatial/_engine.py", "splinescope/render/cli/__init__.py", "splinescope/render/cli/lc.py", "splinescope/py.typed",
               "splinescope/spatial/py.typed", "splinescope/__main__.py"):
         assert f in names
     assert not any(n.startswith(("tests/", "gallery/", "benchmarks/")) for n in names)

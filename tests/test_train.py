@@ -147,7 +147,7 @@ def test_toy_run_is_the_one_configuration(tmp_path):
     import argparse
     import dataclasses
 
-    from splinescope.render import _cli_train
+    from splinescope.render.cli import train as _cli_train
     from splinescope.spatial.train import ToyRun, train_toy
 
     sub = argparse.ArgumentParser().add_subparsers()

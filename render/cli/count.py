@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._cli_common import add_loading_args, loading_kwargs
+from ._common import add_loading_args, loading_kwargs
 
 
 def add_parser(sub) -> None:

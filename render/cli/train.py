@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._cli_common import add_quiet_arg, add_threads_arg, set_threads
+from ._common import add_quiet_arg, add_threads_arg, set_threads
 
 __all__ = ["add_parser", "run"]
 

@@ -16,16 +16,10 @@ from __future__ import annotations
 
 import argparse
 import csv
-from pathlib import Path
-from typing import Optional, Tuple
 
-import numpy as np
-
-from ._cli_common import add_loading_args, add_threads_arg, loading_kwargs, set_threads
+from ._common import add_data_args, add_loading_args, add_threads_arg, load_data, loading_kwargs, set_threads
 
 __all__ = ["add_parser", "run"]
-
-Arrays = Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -35,13 +29,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "and uniformly random points, plotted over steps beside accuracy.")
     p.add_argument("checkpoints", metavar="CKPT_DIR", help="a folder of checkpoints (sorted by step)")
     add_loading_args(p)
-    p.add_argument("--data", default=None, metavar="DATA",
-                   help="'digits', 'fashion-mnist' (Debian's dataset-fashion-mnist package), a folder of "
-                        "MNIST-format IDX files, or an .npz with X, y "
-                        "[, X_test, y_test] (default: the folder's data.npz)")
-    p.add_argument("--train-size", type=int, default=1000,
-                   help="with --data digits: training points, the rest is the test set (default 1000)")
-    p.add_argument("--split-seed", type=int, default=0, help="with --data digits: seed of the split")
+    add_data_args(p)
     p.add_argument("--points", type=int, default=1000, help="points per set (default 1000)")
     p.add_argument("--radius", type=float, default=0.1, help="cross-polytope radius (default 0.1)")
     p.add_argument("--dim", type=int, default=25, help="random directions P (default 25)")
@@ -54,54 +42,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def _load_data(args) -> Arrays:
-    spec = args.data
-    if spec is None:
-        from splinescope.spatial.runs import DATA_FILE
-        f = Path(args.checkpoints) / DATA_FILE
-        if not f.is_file():
-            raise ValueError(f"{args.checkpoints} has no {DATA_FILE}: pass --data")
-        spec = str(f)
-    if spec == "digits":
-        from splinescope.spatial.data import digits_split
-        return digits_split(args.train_size, args.split_seed)
-    if spec == "fashion-mnist":
-        from splinescope.spatial import idx
-        if not idx.FASHION_MNIST.is_dir():
-            raise ValueError(f"--data fashion-mnist reads {idx.FASHION_MNIST}, which is missing: install "
-                             "Debian's dataset-fashion-mnist package (apt-get install dataset-fashion-mnist) "
-                             "or pass the folder of the IDX files")
-        spec = str(idx.FASHION_MNIST)
-    p = Path(spec).expanduser()
-    if p.is_dir():
-        from splinescope.spatial.idx import load_mnist
-        Xtr, ytr = load_mnist(p, "train")
-        try:
-            Xte, yte = load_mnist(p, "test")
-        except FileNotFoundError:
-            Xte = yte = None
-        flat = lambda a: None if a is None else a.reshape(len(a), -1).astype(np.float32) / 255.0
-        return flat(Xtr), ytr, flat(Xte), yte
-    if p.suffix == ".npz" and p.is_file():
-        from splinescope.spatial.runs import read_points
-        d = read_points(p)
-        if "y" not in d:
-            raise ValueError(f"{p} must hold arrays X and y (keys: {', '.join(d)})")
-        return d["X"], d["y"], d.get("X_test"), d.get("y_test")
-    raise ValueError(f"--data {spec!r} is not 'digits', 'fashion-mnist', a folder of IDX files or an .npz file")
-
-
 def run(args) -> int:
     from splinescope.spatial.checkpoints import load_checkpoints
     from splinescope.spatial.lc_run import lc_over_training, point_sets
     from splinescope.spatial.local_complexity import random_frame
 
-    from .lc import save_lc_plot
+    from ..lc import save_lc_plot
 
     set_threads(args)
     if args.points < 1:
         raise ValueError(f"--points {args.points} must be at least 1")
-    Xtr, ytr, Xte, yte = _load_data(args)
+    Xtr, ytr, Xte, yte = load_data(args)
     ckpts = load_checkpoints(args.checkpoints, **loading_kwargs(args))
     sets = point_sets(Xtr, ytr, Xte, yte, points=args.points, seed=args.seed)
     frame = random_frame(args.dim, sets["train"][0].shape[1], seed=args.seed)

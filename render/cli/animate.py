@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._cli_common import add_loading_args, add_quiet_arg, add_threads_arg, loading_kwargs, set_threads
+from ._common import add_loading_args, add_quiet_arg, add_threads_arg, loading_kwargs, set_threads
 
 __all__ = ["add_parser", "run"]
 
@@ -45,7 +45,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args) -> int:
     import numpy as np
 
-    from ._animate import _check_out, animate
+    from .._animate import _check_out, animate
 
     set_threads(args)
     out = _check_out(args.out)  # a bad output fails before any work
@@ -61,7 +61,7 @@ def run(args) -> int:
     plane = None
     if args.through:
         from splinescope import spatial
-        from ._cli_count import load_array
+        from .count import load_array
         plane = spatial.Plane.through(*(load_array(f) for f in args.through))
         if args.data is None:
             data = (np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]), None)  # the three inputs

@@ -1,7 +1,8 @@
-"""The ``splinescope`` command line: ``count``, ``train``, ``animate``, ``lc``.
+"""The ``splinescope`` command line: ``count``, ``train``, ``animate``, ``lc``, ``dynamics``.
 
-Each subcommand lives in its own module (``render/_cli_<name>.py``) with two functions,
-``add_parser(subparsers)`` and ``run(args) -> int``; this file only dispatches. Whatever goes
+Each subcommand lives in its own module (``render/cli/<name>.py``) with two functions,
+``add_parser(subparsers)`` and ``run(args) -> int``; options they share are in
+``render/cli/_common.py``; this file only dispatches. Whatever goes
 wrong with what the user gave (a missing, corrupt or untrusted file, a wrong architecture, a bad
 option) is one line on stderr, ``splinescope CMD: error: FILE: problem``, and exit status 2;
 notes of the library (the ``splinescope`` logger: where the steps came from, skipped aliases)
@@ -19,15 +20,15 @@ from typing import List, Optional
 
 __all__ = ["main"]
 
-_COMMANDS = ("count", "train", "animate", "lc")
+_COMMANDS = ("count", "train", "animate", "lc", "dynamics")
 
 
 def _modules():
     for name in _COMMANDS:
         try:
-            yield name, importlib.import_module(f"splinescope.render._cli_{name}")
+            yield name, importlib.import_module(f"splinescope.render.cli.{name}")
         except ModuleNotFoundError as e:  # a subcommand not written yet
-            if e.name != f"splinescope.render._cli_{name}":
+            if e.name != f"splinescope.render.cli.{name}":
                 raise
 
 

@@ -1,0 +1,108 @@
+"""Options shared by the subcommands: model and checkpoint loading (count, animate, lc, dynamics),
+data sets (lc, dynamics), torch threads (train, animate, lc, dynamics) and progress bars (train,
+animate)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Tuple
+
+import numpy as np
+
+__all__ = ["add_data_args", "add_loading_args", "add_quiet_arg", "add_threads_arg", "load_data", "loading_kwargs",
+           "set_threads"]
+
+Arrays = Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]
+
+
+def add_loading_args(p, *, folder: bool = True) -> None:
+    """--arch, --prefix, --trust and (for a folder of checkpoints) --glob."""
+    p.add_argument("--arch", default=None, metavar="FACTORY",
+                   help="architecture of state_dict files: 'pkg.module:factory', "
+                        "'pkg.module:factory(width=64)' or 'path/to/file.py:factory' (a module in the "
+                        "current directory is found too; default: the folder's arch.json)")
+    if folder:
+        p.add_argument("--glob", default=None, metavar="PATTERN",
+                       help="read only the files of the folder that match PATTERN, e.g. 'model_*.pt' "
+                            "(default: every .pt, .pth, .ckpt and .safetensors file)")
+    p.add_argument("--prefix", default=None, metavar="PREFIX",
+                   help="key prefix of the weights when a file holds several sets (e.g. 'ema' or 'model')")
+    p.add_argument("--trust", action="store_true",
+                   help="unpickle Python objects (whole modules saved with torch.save(model)); such a file "
+                        "can run any code when it is loaded: only for files you trust")
+
+
+def loading_kwargs(args) -> dict:
+    """The keyword arguments of load_model / load_checkpoints given on the command line."""
+    out = {"arch": args.arch, "prefix": args.prefix, "trust": args.trust}
+    if hasattr(args, "glob"):
+        out["glob"] = args.glob
+    return out
+
+
+def add_threads_arg(p, default=None, why: str = "") -> None:
+    """--threads: torch CPU threads (None: torch's own choice); applied by :func:`set_threads`."""
+    shown = "torch's" if default is None else f"{default}{why}"
+    p.add_argument("--threads", type=int, default=default, help=f"torch CPU threads (default: {shown})")
+
+
+def set_threads(args) -> None:
+    """Apply --threads (when given) to torch."""
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+
+
+def add_quiet_arg(p, what: str = "no progress bars") -> None:
+    """--quiet: no progress bars."""
+    p.add_argument("--quiet", action="store_true", help=what)
+
+
+def add_data_args(p) -> None:
+    """--data, --train-size, --split-seed (read by :func:`load_data`)."""
+    p.add_argument("--data", default=None, metavar="DATA",
+                   help="'digits', 'fashion-mnist' (Debian's dataset-fashion-mnist package), a folder of "
+                        "MNIST-format IDX files, or an .npz with X, y "
+                        "[, X_test, y_test] (default: the folder's data.npz)")
+    p.add_argument("--train-size", type=int, default=1000,
+                   help="with --data digits: training points, the rest is the test set (default 1000)")
+    p.add_argument("--split-seed", type=int, default=0, help="with --data digits: seed of the split")
+
+
+def load_data(args) -> Arrays:
+    """(X_train, y_train, X_test, y_test) named by --data (see :func:`add_data_args`)."""
+    spec = args.data
+    if spec is None:
+        from splinescope.spatial.runs import DATA_FILE
+        f = Path(args.checkpoints) / DATA_FILE
+        if not f.is_file():
+            raise ValueError(f"{args.checkpoints} has no {DATA_FILE}: pass --data")
+        spec = str(f)
+    if spec == "digits":
+        from splinescope.spatial.data import digits_split
+        return digits_split(args.train_size, args.split_seed)
+    if spec == "fashion-mnist":
+        from splinescope.spatial import idx
+        if not idx.FASHION_MNIST.is_dir():
+            raise ValueError(f"--data fashion-mnist reads {idx.FASHION_MNIST}, which is missing: install "
+                             "Debian's dataset-fashion-mnist package (apt-get install dataset-fashion-mnist) "
+                             "or pass the folder of the IDX files")
+        spec = str(idx.FASHION_MNIST)
+    p = Path(spec).expanduser()
+    if p.is_dir():
+        from splinescope.spatial.idx import load_mnist
+        Xtr, ytr = load_mnist(p, "train")
+        try:
+            Xte, yte = load_mnist(p, "test")
+        except FileNotFoundError:
+            Xte = yte = None
+        flat = lambda a: None if a is None else a.reshape(len(a), -1).astype(np.float32) / 255.0
+        return flat(Xtr), ytr, flat(Xte), yte
+    if p.suffix == ".npz" and p.is_file():
+        from splinescope.spatial.runs import read_points
+        d = read_points(p)
+        if "y" not in d:
+            raise ValueError(f"{p} must hold arrays X and y (keys: {', '.join(d)})")
+        return d["X"], d["y"], d.get("X_test"), d.get("y_test")
+    raise ValueError(f"--data {spec!r} is not 'digits', 'fashion-mnist', a folder of IDX files or an .npz file")
+
+
