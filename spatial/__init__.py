@@ -2,8 +2,9 @@
 
 Partition
 ---------
-partition(model, bounds, *, plane=None)   every linear region of a network on a 2-D slice
-Partition                                 its result: regions, patterns, boundary, checks
+partition(model, bounds, *, plane=None, exact=True)   every linear region of a network on a 2-D slice
+Partition                                 its result: regions, patterns, boundary, checks (verify, certify),
+                                          sub-resolution regions (subresolution, exact_polygon)
 Plane(origin, u, v), Plane.through(a, b, c)   a 2-D slice of a high-dimensional input space
 
 Local complexity
@@ -20,16 +21,25 @@ spatial.cka.CKA(debiased=False)           the same over minibatches, exact (a to
                                           merge / sync); not re-exported: torchmetrics imports matplotlib and scipy
 layer_imbalance(model, *, matrices=False) ||W_{i+1}^T W_{i+1} - W_i W_i^T||_F over consecutive Linear layers
 spatial.imbalance.train_deep_linear(depth, width, *, steps, lr, ...) -> DeepLinearRun   GD/SGD on a deep linear net
+agreement(model_a, model_b, bounds, *, plane=None, method="exact"|"grid")
+                                          fraction of a slice where two classifiers give the same class
+spatial.dynamics                          representations (hooks), cka_matrices across checkpoints,
+                                          fit_probe, probe_model, probe_agreement
 
 Models, checkpoints and data
 ----------------------------
-load_model(path, arch=None), load_checkpoints(path, arch=None)
-spatial.data (2-D toys, digits), spatial.train (toy training runner), spatial.idx (IDX files),
+load_model(path, arch=None, *, prefix=None, trust=False)
+load_checkpoints(path, arch=None, *, glob=None, prefix=None, trust=False)   lazy, in training order
+spatial.checkpoints.list_checkpoints(...)  the records (path, step, where the step came from)
+spatial.runs          the run folder: step_000123.pt, arch.json, data.npz (X, y, X_test, y_test)
+spatial.train         toy training runner (train, ToyRun + train_toy: the configuration of `splinescope train`)
+spatial.data (2-D toys, digits, digits_split), spatial.idx (IDX files), spatial.lc_run (LC over a run),
 spatial.migration (region migration statistics)
 
 Errors
 ------
-SplinescopeError, UnsupportedLayerError, VerificationError, MissingDependencyError
+SplinescopeError, UnsupportedLayerError, VerificationError, MissingDependencyError, CheckpointError,
+NonFiniteWeightsError
 
 Conventions
 -----------
@@ -38,9 +48,18 @@ plane. Bounds are ``(xmin, xmax, ymin, ymax)`` in those coordinates. A partition
 ``vertices`` (V, 2) float64; regions as CSR (``offsets`` (R+1,), ``indices`` (E,)), each polygon
 counter-clockwise; activation patterns packed with ``np.packbits`` (bit set: pre-activation > 0),
 neurons in layer order; per-region affine maps (R, K, 3) with ``out = A[:, :, :2] @ (s, t) + A[:, :, 2]``;
-the decision boundary as segments (S, 2, 2). No module here imports matplotlib (spatial.cka does, through
+the decision boundary as segments (S, 2, 2).
+
+``data=`` (and ``test=``) are points in slice coordinates: an (N, 2) array or tensor, or a pair
+``(X, y)`` of (N, 2) points and (N,) labels (``y`` may be None). A 2-tuple is read as a pair only
+when its first element is 2-D, so ``((0.1, 0.2), (0.3, 0.4))`` is two points (``_validate.points``,
+everywhere ``data=`` is taken). A wrong type raises TypeError, a wrong value ValueError; an unknown
+option answers "'x' is not a valid <what>, must be one of 'a', 'b'".
+
+No module here imports matplotlib (spatial.cka does, through
 torchmetrics, so the package never imports spatial.cka itself).
 """
+from .agreement import agreement
 from ._errors import (CheckpointError, MissingDependencyError, NonFiniteWeightsError, SplinescopeError,
                       UnsupportedLayerError, VerificationError)
 from ._partition import CertifyReport, Partition, VerifyReport, partition
@@ -61,6 +80,7 @@ __all__ = [
     "UnsupportedLayerError",
     "VerificationError",
     "VerifyReport",
+    "agreement",
     "layer_imbalance",
     "load_checkpoints",
     "load_model",
