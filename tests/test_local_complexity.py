@@ -6,6 +6,7 @@ import shapely
 import torch
 
 from _dist import run_gloo
+from splinescope import spatial
 from splinescope.spatial._errors import UnsupportedLayerError
 from splinescope.spatial._net import parse
 from splinescope.spatial.local_complexity import LocalComplexity, _plan, local_complexity, random_frame
@@ -145,9 +146,6 @@ def test_first_layer_equals_lines_crossing_the_diamond():
 
 def test_against_the_exact_partition_of_the_diamond():
     """First layer: equal to the exact count of neurons crossing the diamond; deeper: at most it."""
-    spatial = pytest.importorskip("spatial")
-    if not hasattr(spatial, "partition"):
-        pytest.skip("spatial.partition not available")
     model = mlp([2, 12, 12, 12, 1], seed=8)
     x = points(25, 2, seed=9)
     F = random_frame(2, 2, seed=10, dtype=torch.float64)
