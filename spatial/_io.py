@@ -4,12 +4,12 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Callable, Union
+from typing import Any, Callable, Union
 
 __all__ = ["atomic_write"]
 
 
-def atomic_write(path: Union[str, os.PathLike], write: Callable[[str], None], suffix: str = ".tmp") -> Path:
+def atomic_write(path: Union[str, os.PathLike], write: Callable[[str], Any], suffix: str = ".tmp") -> Path:
     """Call ``write(tmp)`` on a temporary path beside ``path``, then rename it to ``path``.
 
     A failure or Ctrl-C inside ``write`` removes the temporary file and leaves any old ``path``

@@ -103,7 +103,7 @@ class ExactNet:
             self._W[i] = np.array(_fr(l.weight), dtype=object).reshape(l.weight.shape)
             b = np.array(_fr(l.bias), dtype=object)
             if i == 0:  # local coordinates: z = W (center + x) + b
-                b = b + self._W[0].dot(np.array(self._center, dtype=object))
+                b = b + self._W[i].dot(np.array(self._center, dtype=object))  # type: ignore[union-attr]
             self._b[i] = b
         return self._W[i], self._b[i]
 

@@ -134,7 +134,7 @@ def resolve_arch(arch: Union[str, Callable[[], torch.nn.Module]]) -> Callable[[]
     if argtext and argtext.strip():
         try:
             call = ast.parse(f"f({argtext})", mode="eval").body
-            if call.args:
+            if not isinstance(call, ast.Call) or call.args:
                 raise ValueError
             kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
         except (SyntaxError, ValueError):
@@ -159,6 +159,8 @@ def _import_file(name: str, arch: str, base: Optional[Path]):
         modname = f"_splinescope_arch_{re.sub(r'[^0-9A-Za-z_]', '_', path.stem)}_" \
                   f"{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
         spec = importlib.util.spec_from_file_location(modname, path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"arch {arch!r}: {str(path)!r} is not an importable Python file")
         module = importlib.util.module_from_spec(spec)
         sys.modules[modname] = module  # classes defined there are importable by their module name
         try:
@@ -504,6 +506,8 @@ class Checkpoint:
         """The model, read from the file now (or the module given in memory)."""
         if self.module is not None:
             return self.module
+        if self.path is None:
+            raise ValueError("this checkpoint has neither a file nor a module")
         return _load(self.path, self.arch, self.prefix, self.trust)[0]
 
 
@@ -714,7 +718,8 @@ def list_checkpoints(path: Union[PathLike, Sequence[PathLike]], *, glob: Optiona
                       f"{' ...' if len(names) > 3 else ''}); they are put last", stacklevel=2)
     dup: Dict[int, List[str]] = {}
     for i in known:
-        dup.setdefault(i.step, []).append(i.path.name)
+        if i.step is not None:
+            dup.setdefault(i.step, []).append(i.path.name)
     dup = {s: n for s, n in dup.items() if len(n) > 1}
     if dup:
         s, names = next(iter(dup.items()))

@@ -35,7 +35,7 @@ CKA, cka``.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, cast
 
 import numpy as np
 import torch
@@ -105,7 +105,7 @@ def _cka_update(X: torch.Tensor, Y: torch.Tensor, ref_x: torch.Tensor, ref_y: to
     """The sums of one batch about the reference rows: ``X`` (n, p1), ``Y`` (n, p2), any real
     dtype, converted to float64 a chunk of rows at a time."""
     (n, p1), p2 = X.shape, Y.shape[1]
-    z = dict(dtype=torch.float64, device=X.device)
+    z: Dict[str, Any] = dict(dtype=torch.float64, device=X.device)
     s = {"n": torch.tensor(float(n), **z), "sx": torch.zeros(p1, **z), "sy": torch.zeros(p2, **z),
          "xy": torch.zeros(p1, p2, **z), "xx": torch.zeros(p1, p1, **z), "yy": torch.zeros(p2, p2, **z)}
     if debiased:
@@ -323,12 +323,12 @@ class CKA(Metric):
                 raise TypeError(f"can only merge CKA, got {type(o).__name__}")
             if o.debiased != self.debiased:
                 raise ValueError(f"cannot merge a debiased={o.debiased} CKA into a debiased={self.debiased} one")
-            self._absorb(o.metric_state)
+            self._absorb(cast(Dict[str, torch.Tensor], o.metric_state))
         return self
 
     def merge_state(self, incoming_state) -> None:
         """torchmetrics' name for :meth:`merge`: a :class:`CKA` or a dict of its states."""
-        if isinstance(incoming_state, Metric):
+        if isinstance(incoming_state, CKA):
             self.merge(incoming_state)
         elif isinstance(incoming_state, dict):
             self._absorb(incoming_state)
@@ -382,4 +382,5 @@ class CKA(Metric):
 
     def extra_repr(self) -> str:
         p1, p2 = self._widths()
-        return f"debiased={self.debiased}, n={int(self.n.item())}, widths=({p1}, {p2})"
+        n = cast(torch.Tensor, self.n)
+        return f"debiased={self.debiased}, n={int(n.item())}, widths=({p1}, {p2})"

@@ -17,7 +17,7 @@ Public: :func:`layer_imbalance` (any module), :func:`train_deep_linear` and its 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Tuple, Union
+from typing import List, Optional, Tuple, Union, cast
 
 import numpy as np
 import torch
@@ -206,8 +206,9 @@ def train_deep_linear(depth: int, width: int, *, data=None, steps: int, lr: floa
     model = torch.nn.Sequential(*[torch.nn.Linear(a, b, bias=False, dtype=torch.float64)
                                   for a, b in zip(sizes[:-1], sizes[1:])])
     with torch.no_grad():
-        for m in model:
-            m.weight.copy_(torch.randn(m.weight.shape, generator=g, dtype=torch.float64) / m.in_features ** 0.5)
+        for m in model.modules():
+            if isinstance(m, torch.nn.Linear):
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g, dtype=torch.float64) / m.in_features ** 0.5)
     params = list(model.parameters())
 
     def full_loss() -> float:
@@ -217,7 +218,7 @@ def train_deep_linear(depth: int, width: int, *, data=None, steps: int, lr: floa
     loss = np.empty(steps + 1)
     imbalance = np.empty((steps + 1, depth - 1))
     for t in range(steps + 1):
-        loss[t], imbalance[t] = full_loss(), layer_imbalance(model).numpy()
+        loss[t], imbalance[t] = full_loss(), cast(torch.Tensor, layer_imbalance(model)).numpy()
         if t == steps:
             break
         if batch_size is None:

@@ -17,7 +17,7 @@ through).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence, Union
+from typing import Any, Dict, Optional, Sequence, Union
 
 import numpy as np
 
@@ -153,7 +153,7 @@ def _one_table(p, X, edges: np.ndarray, radius: float):
     B = len(edges) - 1
     x0, x1, y0, y1 = p.bounds
     box = shapely.box(x0, y0, x1, y1)
-    row = {"n_regions": len(p)}
+    row: Dict[str, Any] = {"n_regions": len(p)}
     for col, key in ((0, "boundary"), (1, "data")):
         dist = d[:, col]
         ok = np.isfinite(dist)

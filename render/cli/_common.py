@@ -91,12 +91,14 @@ def load_data(args) -> Arrays:
     if p.is_dir():
         from splinescope.spatial.idx import load_mnist
         Xtr, ytr = load_mnist(p, "train")
+        Xte: Optional[np.ndarray]
+        yte: Optional[np.ndarray]
         try:
             Xte, yte = load_mnist(p, "test")
         except FileNotFoundError:
             Xte = yte = None
-        flat = lambda a: None if a is None else a.reshape(len(a), -1).astype(np.float32) / 255.0
-        return flat(Xtr), ytr, flat(Xte), yte
+        flat = lambda a: a.reshape(len(a), -1).astype(np.float32) / 255.0
+        return flat(Xtr), ytr, None if Xte is None else flat(Xte), yte
     if p.suffix == ".npz" and p.is_file():
         from splinescope.spatial.runs import read_points
         d = read_points(p)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 from pathlib import Path
+from typing import Dict, cast
 
 import numpy as np
 
@@ -110,7 +111,7 @@ def run(args) -> int:
                 for i, si in enumerate(steps) for j, sj in enumerate(steps)])
     written = ["cka.png", "cka.csv"]
     if linear:
-        D = np.stack([layer_imbalance(m).numpy() for m in models])
+        D = np.stack([cast(torch.Tensor, layer_imbalance(m)).numpy() for m in models])
         _save_figure(plot_imbalance(steps, None, D)[0].figure, out / "imbalance.png")
         _write_csv(out / "imbalance.csv", ["step"] + [f"imbalance_{i + 1}" for i in range(D.shape[1])],
                    [[s] + [f"{v:.6g}" for v in row] for s, row in zip(steps, D)])
@@ -124,7 +125,7 @@ def run(args) -> int:
         if Xt.shape[1] != 2:
             idx = args.through
             if idx is None:
-                first = {}
+                first: Dict[int, int] = {}
                 for i, c in enumerate(y.tolist()):
                     first.setdefault(c, i)
                 idx = list(first.values())[:3]
