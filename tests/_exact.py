@@ -1,16 +1,97 @@
 """An independent exact reference: linear regions in rational arithmetic (fractions).
 
-Slow and simple on purpose: every region is a list of Fraction points, each neuron's exact
-affine map on it is composed from the float64 weights' exact values, and regions are cut with
-Sutherland-Hodgman clipping. Shares no code with the engine.
+Slow and simple on purpose: the weights are read straight from the torch modules (not through
+the engine's reader), every region is a list of Fraction points, each neuron's exact affine map
+on it is composed in Fractions, and regions are cut with Sutherland-Hodgman clipping. Shares no
+code with the engine.
+
+Where the engine rounds on purpose, the reference reproduces that rounding, written here
+independently, so that both compute the regions of one and the same network:
+
+- BatchNorm1d (eval) is folded in float64 as ``w = (1 / sqrt(var + eps)) * gamma``,
+  ``b = beta - mean * w`` (``gamma / sqrt(var + eps)`` is not rational; this is the engine's
+  operation order, which rounds the same), and exact from there.
+- A plane slice is the float64 restriction, as documented for partition: the first Linear's
+  float64 weights become ``W @ basis.T`` and ``bias + W @ origin`` (numpy), exact from there.
+
+Runs of affine maps without an activation between them (Linear, BatchNorm1d) are composed
+exactly; the engine composes them in float64, so such networks agree up to one rounding of the
+composed weights (identical for a single Linear, or for dyadic weights whose products are exact).
 """
 from fractions import Fraction as Fr
 
+import numpy as np
+import torch
 
-def _frac_layers(net):
-    """[(W, b, slope)] in Fractions from a spatial._net.Network (its float64 values, exactly)."""
-    return [([[Fr(float(x)) for x in row] for row in l.weight], [Fr(float(x)) for x in l.bias],
-             None if l.slope is None else Fr(float(l.slope))) for l in net.layers]
+L = torch.nn
+
+
+def _fr(a):
+    return [_fr(x) for x in a] if np.ndim(a) else Fr(float(a))
+
+
+def _f64(t):
+    return np.ascontiguousarray(t.detach().cpu().double().numpy())
+
+
+def _modules(model):
+    if isinstance(model, L.Sequential):
+        for child in model.children():
+            yield from _modules(child)
+    else:
+        yield model
+
+
+def _frac_layers(model, plane=None):
+    """[(W, b, slope)] in Fractions straight from a torch model; the last has slope None."""
+    layers, W, b, width = [], None, None, None  # W, b: the pending affine map (None: identity)
+    first = True
+    for m in _modules(model):
+        if isinstance(m, (L.Identity, L.Flatten, L.Dropout)):
+            continue
+        if isinstance(m, L.Linear):
+            w2 = _f64(m.weight)
+            b2 = _f64(m.bias) if m.bias is not None else np.zeros(w2.shape[0])
+            if first and plane is not None:
+                origin, basis = np.asarray(plane.origin, np.float64), np.asarray(plane.basis, np.float64)
+                w2, b2 = w2 @ basis.T, b2 + w2 @ origin  # the engine's float64 restriction
+            w2, b2 = _fr(w2), _fr(b2)
+        elif isinstance(m, L.BatchNorm1d):
+            assert not m.training and m.running_mean is not None, "BatchNorm1d must be in eval mode"
+            scale = 1.0 / np.sqrt(_f64(m.running_var) + float(m.eps))
+            shift = np.zeros_like(scale)
+            if m.affine:
+                scale, shift = scale * _f64(m.weight), _f64(m.bias)
+            shift = shift - scale * _f64(m.running_mean)
+            w2 = [[Fr(float(s)) if i == j else Fr(0) for j in range(len(scale))] for i, s in enumerate(scale)]
+            b2 = _fr(shift)
+        elif isinstance(m, (L.ReLU, L.LeakyReLU, L.PReLU)):
+            if isinstance(m, L.ReLU):
+                slope = Fr(0)
+            elif isinstance(m, L.LeakyReLU):
+                slope = Fr(float(m.negative_slope))
+            else:
+                assert m.weight.numel() == 1, "PReLU with one slope only"
+                slope = Fr(float(m.weight.detach().double().reshape(())))
+            if W is None:
+                W, b = [[Fr(int(i == j)) for j in range(width)] for i in range(width)], [Fr(0)] * width
+            layers.append((W, b, slope))
+            W, b = None, None
+            continue
+        else:
+            raise TypeError(f"the exact reference does not read {type(m).__name__}")
+        assert not (first and plane is not None and not isinstance(m, L.Linear)), "a plane needs a Linear first"
+        first = False
+        if W is None:
+            W, b = w2, b2
+        else:  # compose exactly: w2 @ W, w2 @ b + b2
+            W, b = ([[sum((r[k] * W[k][j] for k in range(len(W))), Fr(0)) for j in range(len(W[0]))] for r in w2],
+                    [sum((r[k] * b[k] for k in range(len(b))), bb) for r, bb in zip(w2, b2)])
+        width = len(W)
+    if W is None:  # ends with an activation: its output is the output
+        W, b = [[Fr(int(i == j)) for j in range(width)] for i in range(width)], [Fr(0)] * width
+    layers.append((W, b, None))
+    return layers
 
 
 def _affine(wrow, bk, M):
@@ -44,12 +125,17 @@ def area(poly):
     return sum(poly[i][0] * poly[(i + 1) % n][1] - poly[(i + 1) % n][0] * poly[i][1] for i in range(n)) / 2
 
 
-def exact_regions(net, bounds):
-    """[(polygon, bits, output maps)] of every linear region, in Fractions."""
+def exact_regions(model, bounds, plane=None):
+    """[(polygon, bits, output maps)] of every linear region of a torch model, in Fractions.
+
+    ``model`` is a ``torch.nn.Sequential`` (nested too) of Linear, ReLU, LeakyReLU, PReLU (one
+    slope), BatchNorm1d (eval), Identity, Flatten and Dropout. ``plane`` (a ``spatial.Plane``)
+    slices it: the slice network is the float64 restriction, as documented for partition.
+    """
     x0, x1, y0, y1 = (Fr(float(v)) for v in bounds)
     box = [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
     regions = [(box, [(Fr(0), Fr(1), Fr(0)), (Fr(0), Fr(0), Fr(1))], [])]
-    for W, b, slope in _frac_layers(net):  # the last layer (no activation) returns
+    for W, b, slope in _frac_layers(model, plane):  # the last layer (no activation) returns
         if slope is None:
             return [(poly, bits, [_affine(W[k], b[k], M) for k in range(len(W))]) for poly, M, bits in regions]
         new = []

@@ -51,13 +51,9 @@ def assert_matches_exact(model, bounds=(-1.0, 1.0, -1.0, 1.0), plane=None, rel=1
     from _exact import area, exact_regions
 
     from splinescope import spatial
-    from splinescope.spatial._net import parse
 
     p = spatial.partition(model, bounds=bounds, plane=plane)
-    net = parse(model)
-    if plane is not None:
-        net = net.restrict(plane.origin, plane.basis)
-    ref = exact_regions(net, bounds)
+    ref = exact_regions(model, bounds, plane)
     assert len(p) == len(ref)
     ref_area = {tuple(bits): float(area(poly)) for poly, bits, _ in ref}
     assert {tuple(row) for row in p.pattern_bits().astype(int)} == set(ref_area)

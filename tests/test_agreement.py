@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from splinescope import spatial
-from splinescope.spatial._net import parse
 from splinescope.spatial.agreement import agreement
 
 from _exact import area, clip, exact_regions
@@ -17,10 +16,7 @@ BOX = (-1.0, 1.0, -1.0, 1.0)
 
 def reference(ma, mb, bounds=BOX, plane=None):
     """Overlay the two models' exact regions pair by pair (Fractions), then clip by the classes."""
-    na, nb = parse(ma), parse(mb)
-    if plane is not None:
-        na, nb = na.restrict(plane.origin, plane.basis), nb.restrict(plane.origin, plane.basis)
-    ra, rb = exact_regions(na, bounds), exact_regions(nb, bounds)
+    ra, rb = exact_regions(ma, bounds, plane), exact_regions(mb, bounds, plane)
 
     def classes(maps):
         return [(Fr(0), Fr(0), Fr(0)), maps[0]] if len(maps) == 1 else maps

@@ -7,7 +7,6 @@ import torch
 
 from splinescope import spatial
 from splinescope.spatial import _engine
-from splinescope.spatial._net import parse
 
 from _exact import exact_regions
 from common import mlp, set_weights
@@ -76,7 +75,7 @@ def test_concurrent_lines_share_one_vertex():
     # b = -(W @ c) is rounded: in exact arithmetic the lines miss each other by ~1e-17 and cut
     # sub-resolution triangles near c; exact=True keeps them (the rational reference agrees)
     q = spatial.partition(net, bounds=(-1, 1, -1, 1))
-    assert len(q) == len(exact_regions(parse(net), (-1, 1, -1, 1))) > 2 * k
+    assert len(q) == len(exact_regions(net, (-1, 1, -1, 1))) > 2 * k
     assert q.subresolution.sum() > 0 and q.areas()[q.subresolution].max() < 1e-30
     q.verify()
 
