@@ -11,6 +11,7 @@ Movies
 ------
 animate(checkpoints, bounds, out="run.gif", *, data=None)   one frame per checkpoint -> GIF / MP4
 frames(checkpoints, bounds, ...)                            the same frames as arrays (no file)
+draw_frames(partitions, table, steps, *, data=None)         ready-made partitions + statistics -> arrays
 save(images, out, *, fps=8)                                 images -> GIF / MP4, written atomically
 demo(out="splinescope-demo.gif")                            train a toy network and animate it
 
@@ -30,7 +31,7 @@ colour (a hash of ``Partition.region_keys()``), so a region keeps its colour whi
 statistics use one colour scale across all frames of a movie. Data points are in slice
 coordinates. Files are written to a temporary file in the target folder and renamed into place.
 """
-from ._animate import Animation, animate, frames, save
+from ._animate import Animation, animate, draw_frames, frames, save
 from ._demo import demo
 from ._plot import PartitionArtists, plot_migration, plot_partition, region_colors
 from .lc import plot_lc
@@ -40,6 +41,7 @@ __all__ = [
     "PartitionArtists",
     "animate",
     "demo",
+    "draw_frames",
     "frames",
     "plot_migration",
     "plot_lc",

@@ -1,10 +1,13 @@
 """Frames of training: one partition per checkpoint, drawn on fixed axes beside the statistics.
 
-``frames()`` turns checkpoints into images, ``save()`` writes images to a GIF or MP4 atomically,
-``animate()`` is the two in a row. Checkpoints are resolved and *every* partition is computed
-before the first frame is drawn, so an unsupported layer fails fast (naming the layer) and the
-statistics panel can show the whole run with a marker moving along it. Checkpoint files are
-loaded one at a time (:func:`spatial.checkpoints.load_checkpoints` is lazy): a model is dropped
+``draw_frames()`` draws ready-made partitions and their statistics (no geometry of its own),
+``frames()`` chains load -> partition -> statistics -> ``draw_frames()``, ``save()`` writes
+images to a GIF or MP4 atomically, ``animate()`` is ``frames()`` then ``save()``. Checkpoints are
+resolved and *every* partition is computed before the first frame is drawn, so an unsupported
+layer fails fast (naming the layer) and the statistics panel can show the whole run with a
+marker moving along it; each partition's region distances are computed once and serve both the
+statistics and the distance colours. Checkpoint files are loaded one at a time
+(:func:`spatial.checkpoints.load_checkpoints` is lazy): a model is dropped
 once its partition is computed.
 """
 from __future__ import annotations
@@ -19,7 +22,7 @@ import numpy as np
 from splinescope.spatial._io import atomic_write
 from splinescope.spatial._validate import option
 
-__all__ = ["Animation", "animate", "frames", "save"]
+__all__ = ["Animation", "animate", "draw_frames", "frames", "save"]
 
 FORMATS = (".gif", ".mp4")
 """Output formats of :func:`save`, by file extension (MP4 needs imageio-ffmpeg)."""
@@ -97,7 +100,7 @@ class Animation:
                 f"{int(self.n_regions.max())}, path={str(self.path) if self.path else None})")
 
 
-def _stat_values(parts, color, X):
+def _stat_values(parts, color, X, distances):
     """Per-frame region values and one shared norm, or (None, None) for pattern colours."""
     if not isinstance(color, str) or color == "pattern":
         return [None] * len(parts), None
@@ -105,7 +108,7 @@ def _stat_values(parts, color, X):
     from splinescope.spatial.migration import region_statistic
     from ._plot import _COLOR_OPTIONS
     option(color, _COLOR_OPTIONS, "color option")
-    vals = [region_statistic(p, color, data=X) for p in parts]
+    vals = [region_statistic(p, color, data=X, distances=d) for p, d in zip(parts, distances)]
     allv = np.concatenate([v[np.isfinite(v)] for v in vals] + [np.zeros(0)])
     if not len(allv):
         return vals, Normalize(0, 1)
@@ -114,43 +117,85 @@ def _stat_values(parts, color, X):
     return vals, Normalize(allv.min(), allv.max())
 
 
-def frames(checkpoints, bounds=(-1, 1, -1, 1), *, arch=None, glob=None, prefix=None, trust=False,
-           plane=None, data=None,
-           color: str = "pattern", stats: bool = True, figsize=(10.0, 5.0), dpi: int = 80,
-           radius: Optional[float] = None, label: str = "", progress: bool = True,
-           **kwargs) -> Animation:
-    """Draw one frame per checkpoint; the images are in the result's ``images``.
+def _partitions(checkpoints, bounds, *, arch, glob, prefix, trust, plane, progress):
+    """The steps and partitions of the checkpoints, all computed before anything is drawn.
 
-    Parameters are those of :func:`animate` (without ``out`` and ``fps``).
-
-    Examples
-    --------
-    >>> import torch
-    >>> from splinescope.spatial.train import toy_mlp
-    >>> a = frames([toy_mlp(4, 1, seed=0), toy_mlp(4, 1, seed=1)], progress=False, stats=False)
-    >>> len(a.images), a.images[0].shape, a.images[0].dtype
-    (2, (400, 400, 3), dtype('uint8'))
+    An unsupported layer (or a bad slice) fails before any frame is drawn; one pass, so each
+    checkpoint file is loaded once and its model dropped after its partition.
     """
     from splinescope import spatial
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from splinescope.spatial.migration import migration_table
     from tqdm.auto import tqdm
 
-    from ._plot import _data_arrays, plot_partition
-
     pairs = _resolve(checkpoints, arch, glob=glob, prefix=prefix, trust=trust)
-    X, y = _data_arrays(data)
-    data_xy = None if X is None else (X, y)
-    # every partition first: an unsupported layer (or a bad slice) fails before any frame is drawn;
-    # one pass, so each checkpoint file is loaded once and its model dropped after its partition
     steps, parts = [], []
     for s, m in tqdm(pairs, desc="partition", disable=not progress, unit="ckpt"):
         steps.append(s)
         parts.append(spatial.partition(m, bounds, plane=plane))
         del m
-    table = migration_table(parts, X, radius=radius, progress=progress)
-    vals, norm = _stat_values(parts, color, X)
+    return steps, parts
+
+
+def draw_frames(partitions, table=None, steps=None, *, data=None, distances=None,
+                color: str = "pattern", stats: bool = True, figsize=(10.0, 5.0), dpi: int = 80,
+                label: str = "", progress: bool = True, **kwargs) -> List[np.ndarray]:
+    """Draw ready-made partitions, one frame each, beside their statistics; no geometry here.
+
+    Parameters
+    ----------
+    partitions : sequence of spatial.Partition
+        One per frame, all on the same slice.
+    table : spatial.migration.MigrationTable, optional
+        The :func:`spatial.migration.migration_table` of ``partitions`` (leading axis T), drawn
+        in the statistics panel; needed when ``stats`` is true.
+    steps : sequence of int or None, optional
+        The training step of each frame, for titles and the panel's x axis (default: unknown,
+        frames are numbered).
+    data : (X, y) pair or (N, 2) array, optional
+        Points in slice coordinates, drawn on top (and the data of a ``"data_distance"`` colour).
+    distances : sequence of (R, 2) arrays, optional
+        The :func:`spatial.migration.region_distances` of each partition, used by the distance
+        colours instead of computing them again.
+    color, stats, figsize, dpi, label, progress, **kwargs
+        As in :func:`animate`.
+
+    Returns
+    -------
+    list of (H, W, 3) uint8 arrays
+        One image per partition.
+
+    Examples
+    --------
+    >>> from splinescope import spatial
+    >>> from splinescope.spatial.train import toy_mlp
+    >>> parts = [spatial.partition(toy_mlp(4, 1, seed=s), (-1, 1, -1, 1)) for s in (0, 1)]
+    >>> imgs = draw_frames(parts, stats=False, progress=False)
+    >>> len(imgs), imgs[0].shape
+    (2, (400, 400, 3))
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from tqdm.auto import tqdm
+
+    from ._plot import _data_arrays, plot_partition
+
+    parts = list(partitions)
+    if not parts:
+        raise ValueError("partitions is empty: need at least one partition")
+    T = len(parts)
+    steps = [None] * T if steps is None else list(steps)
+    if len(steps) != T:
+        raise ValueError(f"steps has {len(steps)} entries for {T} partitions")
+    if stats:
+        if table is None:
+            raise ValueError("stats=True needs table= (spatial.migration.migration_table of the partitions)")
+        if np.shape(table.n_regions) != (T,):
+            raise ValueError(f"table is over {np.shape(table.n_regions)} checkpoints, not the {T} partitions")
+    distances = [None] * T if distances is None else list(distances)
+    if len(distances) != T:
+        raise ValueError(f"distances has {len(distances)} arrays for {T} partitions")
+    X, y = _data_arrays(data)
+    data_xy = None if X is None else (X, y)
+    vals, norm = _stat_values(parts, color, X, distances)
 
     fig = Figure(figsize=figsize if stats else (figsize[1], figsize[1]), dpi=dpi)
     FigureCanvasAgg(fig)
@@ -205,6 +250,40 @@ def frames(checkpoints, bounds=(-1, 1, -1, 1), *, arch=None, glob=None, prefix=N
             dots[2].set_data([xs[i]], [table.density_boundary[i]])
         fig.canvas.draw()
         images.append(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
+    return images
+
+
+def frames(checkpoints, bounds=(-1, 1, -1, 1), *, arch=None, glob=None, prefix=None, trust=False,
+           plane=None, data=None,
+           color: str = "pattern", stats: bool = True, figsize=(10.0, 5.0), dpi: int = 80,
+           radius: Optional[float] = None, label: str = "", progress: bool = True,
+           **kwargs) -> Animation:
+    """Draw one frame per checkpoint; the images are in the result's ``images``.
+
+    Load -> partition -> statistics -> :func:`draw_frames`. Parameters are those of
+    :func:`animate` (without ``out`` and ``fps``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from splinescope.spatial.train import toy_mlp
+    >>> a = frames([toy_mlp(4, 1, seed=0), toy_mlp(4, 1, seed=1)], progress=False, stats=False)
+    >>> len(a.images), a.images[0].shape, a.images[0].dtype
+    (2, (400, 400, 3), dtype('uint8'))
+    """
+    from splinescope.spatial.migration import migration_table, region_distances
+    from tqdm.auto import tqdm
+
+    from ._plot import _data_arrays
+
+    steps, parts = _partitions(checkpoints, bounds, arch=arch, glob=glob, prefix=prefix, trust=trust,
+                               plane=plane, progress=progress)
+    X, _ = _data_arrays(data)
+    # the distances once per partition, shared by the table and the distance colours
+    distances = [region_distances(p, X) for p in tqdm(parts, desc="migration", disable=not progress, unit="ckpt")]
+    table = migration_table(parts, X, radius=radius, distances=distances)
+    images = draw_frames(parts, table, steps, data=data, distances=distances, color=color, stats=stats,
+                         figsize=figsize, dpi=dpi, label=label, progress=progress, **kwargs)
     return Animation(path=None, steps=steps, n_regions=np.asarray(table.n_regions), table=table, images=images)
 
 

@@ -85,10 +85,13 @@ def region_distances(p, data=None) -> np.ndarray:
     return out
 
 
-def region_statistic(p, name: str, data=None) -> np.ndarray:
+def region_statistic(p, name: str, data=None, *, distances: Optional[np.ndarray] = None) -> np.ndarray:
     """One number per region, for colouring: its area, the slope norm of its affine map (the
     Frobenius norm of the Jacobian of the outputs with respect to ``(s, t)``), or its distance to
     the decision boundary or to the data.
+
+    ``distances``, the (R, 2) result of :func:`region_distances` for ``p`` and ``data``, is used
+    instead of computing it again.
 
     Examples
     --------
@@ -110,7 +113,8 @@ def region_statistic(p, name: str, data=None) -> np.ndarray:
         return np.sqrt((A[:, :, :2] ** 2).sum(axis=(1, 2)))
     if name == "data_distance" and data is None:
         raise ValueError("the 'data_distance' statistic needs data=")
-    return region_distances(p, data)[:, 0 if name == "boundary_distance" else 1]
+    d = region_distances(p, data) if distances is None else distances
+    return d[:, 0 if name == "boundary_distance" else 1]
 
 
 @dataclass
@@ -145,10 +149,10 @@ def _neighbourhood_area(geoms, radius: float, box) -> float:
     return float(shapely.area(shapely.intersection(shapely.union_all(shapely.buffer(geoms, radius)), box)))
 
 
-def _one_table(p, X, edges: np.ndarray, radius: float):
+def _one_table(p, X, edges: np.ndarray, radius: float, d: Optional[np.ndarray] = None):
     import shapely
 
-    d = region_distances(p, X)
+    d = region_distances(p, X) if d is None else d
     a = p.areas()
     B = len(edges) - 1
     x0, x1, y0, y1 = p.bounds
@@ -169,7 +173,8 @@ def _one_table(p, X, edges: np.ndarray, radius: float):
 
 
 def migration_table(partitions, data=None, *, bins: Union[int, Sequence[float]] = 10,
-                    radius: Optional[float] = None, progress: bool = False) -> MigrationTable:
+                    radius: Optional[float] = None, progress: bool = False,
+                    distances: Optional[Sequence[np.ndarray]] = None) -> MigrationTable:
     """Region count and area by distance to the decision boundary and to the data, and the region
     densities near each, for one partition or a sequence of them (e.g. one per checkpoint).
 
@@ -187,6 +192,9 @@ def migration_table(partitions, data=None, *, bins: Union[int, Sequence[float]] 
         The "near" distance of the densities; default: 1/20 of the slice's shorter side.
     progress : bool
         Show a tqdm progress bar over the partitions.
+    distances : (R, 2) array or sequence of them, optional
+        The :func:`region_distances` of each partition for ``data``, when already computed
+        (one array for one partition, else one per partition).
 
     Returns
     -------
@@ -222,9 +230,15 @@ def migration_table(partitions, data=None, *, bins: Union[int, Sequence[float]] 
     if not radius > 0:
         raise ValueError(f"radius must be > 0, got {radius}")
     X = _data_xy(data)
+    if distances is None:
+        dists = [None] * len(parts)
+    else:
+        dists = [distances] if single else list(distances)
+        if len(dists) != len(parts):
+            raise ValueError(f"distances has {len(dists)} arrays for {len(parts)} partitions")
     from tqdm.auto import tqdm
-    rows = [_one_table(p, X, edges, radius)
-            for p in tqdm(parts, desc="migration", disable=not progress, unit="ckpt")]
+    rows = [_one_table(p, X, edges, radius, d)
+            for p, d in zip(tqdm(parts, desc="migration", disable=not progress, unit="ckpt"), dists)]
     cols = {k: np.array([r[k] for r in rows]) for k in rows[0]}
     if single:
         cols = {k: v[0] for k, v in cols.items()}

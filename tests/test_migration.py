@@ -135,6 +135,23 @@ def test_table_over_training_sums_and_shapes():
     assert "3 checkpoints" in repr(t)
 
 
+def test_given_distances_are_used_instead_of_computed_again():
+    parts = [spatial.partition(toy_mlp(10, 2, seed=s), B) for s in range(2)]
+    pts = np.random.default_rng(2).uniform(-1, 1, (20, 2))
+    d = [region_distances(p, pts) for p in parts]
+    t, td = migration_table(parts, pts, bins=4), migration_table(parts, pts, bins=4, distances=d)
+    for k in ("n_regions", "count_boundary", "area_boundary", "count_data", "area_data",
+              "density_boundary", "density_data"):
+        np.testing.assert_array_equal(getattr(td, k), getattr(t, k))
+    np.testing.assert_array_equal(migration_table(parts[0], pts, distances=d[0]).count_data,
+                                  migration_table(parts[0], pts).count_data)
+    fake = np.full_like(d[0], 7.0)  # given distances are taken as they are
+    assert region_statistic(parts[0], "boundary_distance", pts, distances=fake).tolist() == [7.0] * len(parts[0])
+    np.testing.assert_array_equal(region_statistic(parts[0], "data_distance", pts, distances=d[0]), d[0][:, 1])
+    with pytest.raises(ValueError, match="distances has 1 arrays for 2 partitions"):
+        migration_table(parts, pts, distances=d[:1])
+
+
 def one_area(pts, r, n=400):
     """Area of the union of discs of radius r around pts inside [-1, 1]^2, on a fine grid."""
     g = (np.arange(n) + 0.5) / n * 2 - 1

@@ -208,6 +208,44 @@ def test_frames_coloured_by_a_statistic_share_one_scale():
     assert greyness(anim.images[0]) < greyness(plain.images[0])
 
 
+def test_draw_frames_on_given_partitions_equals_frames_pixel_for_pixel():
+    nets = [(10, _net(0)), (20, _net(1)), (40, _net(2))]
+    for color, stats in (("pattern", True), ("boundary_distance", True), ("data_distance", False)):
+        ref = render.frames(nets, B, data=DATA, color=color, stats=stats, **SMALL)
+        parts = [spatial.partition(m, B) for _, m in nets]
+        table = migration_table(parts, DATA[0])
+        imgs = render.draw_frames(parts, table, [s for s, _ in nets], data=DATA, color=color, stats=stats, **SMALL)
+        assert len(imgs) == 3
+        for got, want in zip(imgs, ref.images):
+            assert np.array_equal(got, want)
+    # without the statistics panel no table is needed; without steps the frames are numbered
+    assert render.draw_frames(parts, stats=False, **SMALL)[0].shape == (60, 60, 3)
+    with pytest.raises(ValueError, match="stats=True needs table="):
+        render.draw_frames(parts, **SMALL)
+    with pytest.raises(ValueError, match="steps has 2 entries for 3 partitions"):
+        render.draw_frames(parts, table, [1, 2], **SMALL)
+    with pytest.raises(ValueError, match="partitions is empty"):
+        render.draw_frames([], stats=False, **SMALL)
+
+
+def test_frames_compute_the_region_distances_once_per_frame(monkeypatch):
+    from splinescope.spatial import migration
+    calls = []
+    real = migration.region_distances
+
+    def counted(p, data=None):
+        calls.append(p)
+        return real(p, data)
+
+    monkeypatch.setattr(migration, "region_distances", counted)
+    nets = [_net(0), _net(1), _net(2)]
+    for color in ("boundary_distance", "data_distance", "pattern"):
+        calls.clear()
+        render.frames(nets, B, data=DATA, color=color, **SMALL)
+        assert len(calls) == len(nets)
+        assert len({id(p) for p in calls}) == len(nets)  # one call per frame, not two for one
+
+
 def test_animate_writes_a_gif_with_one_frame_per_checkpoint(tmp_path):
     nets = [_net(0), _net(1), _net(2)]
     out = tmp_path / "run.gif"
