@@ -52,7 +52,7 @@ def main():
     ap.add_argument("--checkpoints", type=int, default=40, help="log-spaced checkpoints")
     ap.add_argument("--train-size", type=int, default=1000)
     ap.add_argument("--radius", type=float, default=0.1)
-    ap.add_argument("--dim", type=int, default=25, help="directions P")
+    ap.add_argument("--directions", "--dim", type=int, default=25, help="directions P (--dim: its old name)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--save", type=Path, help="folder to keep the checkpoints in (default: a temporary one)")
     ap.add_argument("--out", type=Path, default=HERE / "lc_digits.png")
@@ -65,14 +65,14 @@ def main():
         train(run, args.steps, args.checkpoints, args.train_size, args.seed)
         Xtr, ytr, Xte, yte = digits_split(args.train_size, args.seed)  # the split train() used
         sets = point_sets(Xtr, ytr, Xte, yte, points=1000, seed=args.seed)
-        frame = random_frame(args.dim, Xtr.shape[1], seed=args.seed)
+        frame = random_frame(args.directions, Xtr.shape[1], seed=args.seed)
         rows = []
         for row in lc_over_training(load_checkpoints(run), sets, args.radius, frame=frame):
             rows.append(row)
             print(f"step {row['step']}: LC train {row['lc_train']:.2f}, test {row['lc_test']:.2f}, "
                   f"random {row['lc_random']:.2f}", flush=True)
     save_lc_plot(rows, args.out, title=f"64-200-200-200-10 MLP on {args.train_size} digits, MSE, AdamW wd 0.01: "
-                                       f"mean local complexity (3 layers, r={args.radius:g}, P={args.dim})")
+                                       f"mean local complexity (3 layers, r={args.radius:g}, P={args.directions})")
     print(f"wrote {args.out}")
     lc = {k: np.array([r[f"lc_{k}"] for r in rows]) for k in ("train", "test", "random")}
     steps = np.array([int(r["step"]) for r in rows])

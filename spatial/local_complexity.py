@@ -28,6 +28,7 @@ run the one private ``_lc_update`` (per-point counts); the class only sums them,
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
@@ -48,16 +49,28 @@ _STOCHASTIC = ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Dropout", "Dropout1
 # ----------------------------------------------------------------------------------------------
 # frames
 
-def random_frame(dim: int, in_features: int, seed: Optional[int] = None, *,
-                 dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
-    """``dim`` random orthonormal directions of ``R^in_features``, as rows.
+def _directions(directions, dim, stacklevel: int = 3):
+    """``directions=``, or its deprecated old name ``dim=`` (with a FutureWarning)."""
+    if dim is None:
+        return directions
+    if directions is not None:
+        raise TypeError("give directions= or its deprecated old name dim=, not both")
+    warnings.warn("dim= is deprecated and will be removed; use directions= (the number P of random "
+                  "directions)", FutureWarning, stacklevel=stacklevel)
+    return dim
+
+
+def random_frame(directions: Optional[int] = None, in_features: Optional[int] = None,
+                 seed: Optional[int] = None, *, dtype: torch.dtype = torch.float32, device=None,
+                 dim: Optional[int] = None) -> torch.Tensor:
+    """``directions`` random orthonormal directions of ``R^in_features``, as rows.
 
     Drawn in float64 on the CPU from a private ``torch.Generator`` (the global RNG is left alone),
     so one seed gives one frame on every device.
 
     Parameters
     ----------
-    dim : int
+    directions : int
         Number of directions ``P`` (``1 <= P <= in_features``).
     in_features : int
         Dimension ``D`` of the (flattened) input space.
@@ -65,6 +78,8 @@ def random_frame(dim: int, in_features: int, seed: Optional[int] = None, *,
         Seed of the generator; None draws a fresh, non-reproducible frame.
     dtype, device
         Of the returned tensor.
+    dim : int, optional
+        Deprecated old name of ``directions`` (a FutureWarning).
 
     Returns
     -------
@@ -77,15 +92,18 @@ def random_frame(dim: int, in_features: int, seed: Optional[int] = None, *,
     >>> F.shape, torch.allclose(F @ F.T, torch.eye(3, dtype=torch.float64))
     (torch.Size([3, 5]), True)
     """
-    dim, in_features = int(dim), int(in_features)
-    if not 1 <= dim <= in_features:
-        raise ValueError(f"dim={dim} must be between 1 and the input dimension {in_features}")
+    directions = _directions(directions, dim)
+    if directions is None or in_features is None:
+        raise TypeError("random_frame() needs directions (P) and in_features (D)")
+    P, in_features = int(directions), int(in_features)
+    if not 1 <= P <= in_features:
+        raise ValueError(f"directions={P} must be between 1 and the input dimension {in_features}")
     g = torch.Generator(device="cpu")
     if seed is None:
         g.seed()  # fresh entropy for this generator only
     else:
         g.manual_seed(int(seed))
-    a = torch.randn(in_features, dim, generator=g, dtype=torch.float64)
+    a = torch.randn(in_features, P, generator=g, dtype=torch.float64)
     q, r = torch.linalg.qr(a)  # q: (D, P)
     q = q * torch.sign(torch.diagonal(r))  # a unique QR: Haar-distributed frame
     return q.T.contiguous().to(device=device, dtype=dtype)
@@ -365,14 +383,14 @@ def _lc_compute(total: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
     return total / count
 
 
-def _resolve_frame(frame, dim, seed, D: int, plan: _Plan) -> torch.Tensor:
+def _resolve_frame(frame, directions, seed, D: int, plan: _Plan) -> torch.Tensor:
     if frame is not None:
-        if dim is not None or seed is not None:
-            raise ValueError("give either frame= or dim= (with seed=), not both")
+        if directions is not None or seed is not None:
+            raise ValueError("give either frame= or directions= (with seed=), not both")
         return _check_frame(frame, D, plan.dtype, plan.device)
-    if dim is None:
-        raise ValueError("no directions: pass frame= ((P, D) orthonormal rows) or dim= (P)")
-    return random_frame(integer("dim", dim), D, seed, dtype=plan.dtype, device=plan.device)
+    if directions is None:
+        raise ValueError("no directions: pass frame= ((P, D) orthonormal rows) or directions= (P)")
+    return random_frame(integer("directions", directions), D, seed, dtype=plan.dtype, device=plan.device)
 
 
 def _check_radius(radius) -> float:
@@ -398,10 +416,10 @@ def _normalise(counts: torch.Tensor, plan: _Plan, layers) -> torch.Tensor:
 # public API
 
 def local_complexity(model: torch.nn.Module, x, radius: float = 0.1, frame=None,
-                     dim: Optional[int] = None, seed: Optional[int] = None, *,
+                     directions: Optional[int] = None, seed: Optional[int] = None, *,
                      center: bool = False, normalize: bool = False,
                      layers: Optional[Sequence[int]] = None, batch_size: Optional[int] = None,
-                     max_memory: int = _DEFAULT_MEMORY) -> torch.Tensor:
+                     max_memory: int = _DEFAULT_MEMORY, dim: Optional[int] = None) -> torch.Tensor:
     """Per-layer local complexity of a piecewise-linear network around each input.
 
     Counts, per piecewise-linear layer, the neurons whose pre-activation takes both strict
@@ -418,7 +436,7 @@ def local_complexity(model: torch.nn.Module, x, radius: float = 0.1, frame=None,
         Radius ``r`` of the cross-polytope.
     frame : tensor or array, optional
         ``(P, D)`` orthonormal directions shared by all points.
-    dim : int, optional
+    directions : int, optional
         Instead of ``frame``: the number ``P`` of random directions, drawn by
         :func:`random_frame` from their own generator.
     seed : int, optional
@@ -434,6 +452,8 @@ def local_complexity(model: torch.nn.Module, x, radius: float = 0.1, frame=None,
         Points per forward chunk; default: as many as fit in ``max_memory``.
     max_memory : int
         Bytes of vertex activations per chunk when ``batch_size`` is None.
+    dim : int, optional
+        Deprecated old name of ``directions`` (a FutureWarning).
 
     Returns
     -------
@@ -450,10 +470,11 @@ def local_complexity(model: torch.nn.Module, x, radius: float = 0.1, frame=None,
     tensor([[1],
             [0]])
     """
+    directions = _directions(directions, dim)
     r = _check_radius(radius)
     plan = _plan(model)
     xt, shape = _prepare_x(plan, x)
-    F = _resolve_frame(frame, dim, seed, xt.shape[1], plan)
+    F = _resolve_frame(frame, directions, seed, xt.shape[1], plan)
     counts = _lc_update(plan, xt, shape, F, r, bool(center), layers, max_memory, batch_size)
     return _normalise(counts, plan, layers) if normalize else counts
 
@@ -466,12 +487,12 @@ class LocalComplexity:
     The state is a per-layer sum ``total`` (L,) float64 and a point ``count``; both reduce by
     summation, so :meth:`merge` combines estimators and :meth:`sync` all-reduces them across
     ``torch.distributed`` processes. One frame is used for every batch: pass ``frame=`` or
-    ``dim=`` with a ``seed=`` shared by the processes.
+    ``directions=`` with a ``seed=`` shared by the processes.
 
     Parameters
     ----------
-    model, radius, frame, dim, seed, center, normalize, layers, batch_size, max_memory
-        As in :func:`local_complexity`.
+    model, radius, frame, directions, seed, center, normalize, layers, batch_size, max_memory, dim
+        As in :func:`local_complexity` (``dim=``: deprecated old name of ``directions=``).
 
     Examples
     --------
@@ -487,17 +508,18 @@ class LocalComplexity:
     _reductions = {"total": "sum", "count": "sum"}  # how each state combines across processes
 
     def __init__(self, model: torch.nn.Module, radius: float = 0.1, frame=None,
-                 dim: Optional[int] = None, seed: Optional[int] = None, *,
+                 directions: Optional[int] = None, seed: Optional[int] = None, *,
                  center: bool = False, normalize: bool = False,
                  layers: Optional[Sequence[int]] = None, batch_size: Optional[int] = None,
-                 max_memory: int = _DEFAULT_MEMORY):
+                 max_memory: int = _DEFAULT_MEMORY, dim: Optional[int] = None):
+        directions = _directions(directions, dim)
         self.radius = _check_radius(radius)
         self._plan = _plan(model)
-        if frame is None and dim is None:
-            raise ValueError("no directions: pass frame= ((P, D) orthonormal rows) or dim= (P)")
+        if frame is None and directions is None:
+            raise ValueError("no directions: pass frame= ((P, D) orthonormal rows) or directions= (P)")
         if seed is None and frame is None:
             seed = int(torch.Generator().seed())  # fixed now, so every batch sees one frame
-        self._frame_args = (frame, dim, seed)
+        self._frame_args = (frame, directions, seed)
         self.frame: Optional[torch.Tensor] = None  # (P, D), resolved at the first update
         self.center, self.normalize = bool(center), bool(normalize)
         self.layers = layers

@@ -59,7 +59,7 @@ def run(tmp_path):
 
 def test_cli_lc_end_to_end(run, tmp_path, capsys):
     out, table = tmp_path / "lc.png", tmp_path / "lc.csv"
-    assert main(["lc", str(run), "--points", "20", "--radius", "0.2", "--dim", "3", "--out", str(out),
+    assert main(["lc", str(run), "--points", "20", "--radius", "0.2", "--directions", "3", "--out", str(out),
                  "--csv", str(table), "--threads", "1"]) == 0
     assert out.stat().st_size > 0
     rows = list(csv.DictReader(table.open()))
@@ -74,6 +74,17 @@ def test_cli_lc_end_to_end(run, tmp_path, capsys):
     assert float(rows[1]["lc_train_layer1"]) == pytest.approx(float(expected[1]))
     assert {"lc_test", "lc_random", "acc_train", "acc_test"} <= set(rows[0])
     assert "wrote" in capsys.readouterr().out
+
+
+def test_cli_lc_dim_is_a_deprecated_alias_of_directions(run, tmp_path, capsys):
+    args = ["lc", str(run), "--points", "5", "--radius", "0.2", "--threads", "1"]
+    assert main(args + ["--directions", "3", "--csv", str(tmp_path / "new.csv"), "--out", str(tmp_path / "a.png")]) == 0
+    assert "deprecated" not in capsys.readouterr().err
+    assert main(args + ["--dim", "3", "--csv", str(tmp_path / "old.csv"), "--out", str(tmp_path / "b.png")]) == 0
+    assert "splinescope lc: warning: --dim is deprecated, use --directions" in capsys.readouterr().err
+    assert (tmp_path / "old.csv").read_text() == (tmp_path / "new.csv").read_text()
+    assert main(args + ["--dim", "3", "--directions", "3"]) == 2
+    assert "give --directions or its deprecated old name --dim, not both" in capsys.readouterr().err
 
 
 def test_cli_lc_reads_idx_folders(tmp_path):

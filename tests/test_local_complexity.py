@@ -167,18 +167,18 @@ def test_against_the_exact_partition_of_the_diamond():
 def test_layers_normalize_and_chunking():
     model = mlp([3, 6, 5, 4, 1])
     x = points(25, 3)
-    full = local_complexity(model, x, 0.7, dim=3, seed=0)
-    np.testing.assert_array_equal(local_complexity(model, x, 0.7, dim=3, seed=0, layers=[2, 0]).numpy(),
+    full = local_complexity(model, x, 0.7, directions=3, seed=0)
+    np.testing.assert_array_equal(local_complexity(model, x, 0.7, directions=3, seed=0, layers=[2, 0]).numpy(),
                                   full[:, [2, 0]].numpy())
-    np.testing.assert_array_equal(local_complexity(model, x, 0.7, dim=3, seed=0, layers=[-1]).numpy(),
+    np.testing.assert_array_equal(local_complexity(model, x, 0.7, directions=3, seed=0, layers=[-1]).numpy(),
                                   full[:, [2]].numpy())
-    frac = local_complexity(model, x, 0.7, dim=3, seed=0, normalize=True)
+    frac = local_complexity(model, x, 0.7, directions=3, seed=0, normalize=True)
     assert frac.dtype == torch.float64
     torch.testing.assert_close(frac, full.double() / torch.tensor([6.0, 5.0, 4.0], dtype=torch.float64))
     for bs in (1, 4, 100):
-        assert torch.equal(local_complexity(model, x, 0.7, dim=3, seed=0, batch_size=bs), full)
-    assert torch.equal(local_complexity(model, x, 0.7, dim=3, seed=0, max_memory=1), full)
-    assert local_complexity(model, x[:0], 0.7, dim=3, seed=0).shape == (0, 3)
+        assert torch.equal(local_complexity(model, x, 0.7, directions=3, seed=0, batch_size=bs), full)
+    assert torch.equal(local_complexity(model, x, 0.7, directions=3, seed=0, max_memory=1), full)
+    assert local_complexity(model, x[:0], 0.7, directions=3, seed=0).shape == (0, 3)
 
 
 def test_float32_model_runs_in_its_dtype_and_matches():
@@ -196,8 +196,8 @@ def test_random_frame_seeded_and_global_rng_untouched():
     a = random_frame(4, 9, seed=11, dtype=torch.float64)
     b = random_frame(4, 9, seed=11, dtype=torch.float64)
     c = random_frame(4, 9, dtype=torch.float64)
-    local_complexity(model, points(3, 9), 0.1, dim=4)
-    LocalComplexity(model, 0.1, dim=4).update(points(3, 9))
+    local_complexity(model, points(3, 9), 0.1, directions=4)
+    LocalComplexity(model, 0.1, directions=4).update(points(3, 9))
     assert torch.equal(torch.get_rng_state(), state)
     assert torch.equal(a, b) and not torch.allclose(a, c)
     torch.testing.assert_close(a @ a.T, torch.eye(4, dtype=torch.float64))
@@ -223,10 +223,10 @@ def test_class_equals_functional_per_batch_and_whole():
         est.compute()
 
 
-def test_class_with_dim_and_no_seed_keeps_one_frame():
+def test_class_with_directions_and_no_seed_keeps_one_frame():
     model = mlp([4, 9, 1])
     x = points(20, 4)
-    est = LocalComplexity(model, 0.5, dim=2)
+    est = LocalComplexity(model, 0.5, directions=2)
     est.update(x[:10]); f1 = est.frame.clone(); est.update(x[10:])
     assert torch.equal(est.frame, f1)
     torch.testing.assert_close(est.compute(), local_complexity(model, x, 0.5, frame=f1).double().mean(0))
@@ -266,7 +266,7 @@ def test_class_follows_the_live_weights_between_updates():
 
 def test_class_refuses_a_model_whose_layers_changed():
     model = mlp([4, 9, 1])
-    est = LocalComplexity(model, 0.5, dim=2, seed=0)
+    est = LocalComplexity(model, 0.5, directions=2, seed=0)
     est.update(points(5, 4))
     model[0], model[2] = torch.nn.Linear(4, 6).double(), torch.nn.Linear(6, 1).double()
     with pytest.raises(RuntimeError, match=r"layers changed since the estimator was built \(widths \[9\] then \[6\]\)"):
@@ -276,7 +276,7 @@ def test_class_refuses_a_model_whose_layers_changed():
 def _sync_worker(rank, world):
     model = mlp([4, 9, 9, 1])
     x = points(30, 4)
-    est = LocalComplexity(model, 0.5, dim=3, seed=0)
+    est = LocalComplexity(model, 0.5, directions=3, seed=0)
     est.update(x[rank::world])
     est.sync()
     return est.compute().tolist()
@@ -284,13 +284,13 @@ def _sync_worker(rank, world):
 
 def test_sync_across_two_gloo_processes():
     results = run_gloo(_sync_worker, 2)
-    whole = local_complexity(mlp([4, 9, 9, 1]), points(30, 4), 0.5, dim=3, seed=0).double().mean(0)
+    whole = local_complexity(mlp([4, 9, 9, 1]), points(30, 4), 0.5, directions=3, seed=0).double().mean(0)
     for r in range(2):
         np.testing.assert_allclose(results[r], whole.numpy())
 
 
 def test_sync_needs_distributed():
-    est = LocalComplexity(mlp([4, 9, 1]), 0.5, dim=2, seed=0)
+    est = LocalComplexity(mlp([4, 9, 1]), 0.5, directions=2, seed=0)
     with pytest.raises(RuntimeError, match="not initialised"):
         est.sync()
 
@@ -302,9 +302,9 @@ def test_sync_needs_distributed():
 def test_non_piecewise_linear_activation_is_refused(act, name):
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), act(), torch.nn.Linear(4, 1))
     with pytest.raises(UnsupportedLayerError, match=rf"layer 1 \({name}\) is not piecewise linear"):
-        local_complexity(model, points(2, 3).float(), 0.1, dim=2)
+        local_complexity(model, points(2, 3).float(), 0.1, directions=2)
     with pytest.raises(UnsupportedLayerError, match="not piecewise linear"):
-        LocalComplexity(model, 0.1, dim=2)
+        LocalComplexity(model, 0.1, directions=2)
 
 
 def test_hook_path_errors():
@@ -314,29 +314,29 @@ def test_hook_path_errors():
             self.a = torch.nn.Linear(3, 3)
 
         def forward(self, x):
-            return torch.relu(self.a(x))
+            return x + torch.relu(self.a(x))  # residual: not a chain (parse refuses it), so read by hooks
 
     with pytest.raises(UnsupportedLayerError, match="no ReLU, LeakyReLU or PReLU module"):
-        local_complexity(Functional(), points(2, 3).float(), 0.1, dim=2)
+        local_complexity(Functional(), points(2, 3).float(), 0.1, directions=2)
     res = Residual()
     res.bn = torch.nn.BatchNorm1d(3)  # in training mode
     with pytest.raises(UnsupportedLayerError, match=r"bn \(BatchNorm1d\) is in training mode"):
-        local_complexity(res, points(2, 5), 0.1, dim=2)
+        local_complexity(res, points(2, 5), 0.1, directions=2)
 
 
 @pytest.mark.parametrize("kwargs,exc,match", [
-    (dict(radius=0.0, dim=2), ValueError, "radius=0.0 must be positive"),
-    (dict(radius="a", dim=2), TypeError, "radius must be a number"),
+    (dict(radius=0.0, directions=2), ValueError, "radius=0.0 must be positive"),
+    (dict(radius="a", directions=2), TypeError, "radius must be a number"),
     (dict(), ValueError, "no directions: pass frame="),
-    (dict(dim=2.0), TypeError, "dim must be an int"),
-    (dict(dim=4), ValueError, r"dim=4 must be between 1 and the input dimension 3"),
+    (dict(directions=2.0), TypeError, "directions must be an int"),
+    (dict(directions=4), ValueError, r"directions=4 must be between 1 and the input dimension 3"),
     (dict(frame=torch.eye(2)), ValueError, r"frame of shape \(2, 2\) is not \(P, 3\)"),
     (dict(frame=2 * torch.eye(3)), ValueError, "frame rows are not orthonormal"),
     (dict(frame="abc"), TypeError, "frame must be a tensor or array"),
-    (dict(frame=torch.eye(3), dim=2), ValueError, "give either frame= or dim="),
-    (dict(dim=2, layers=[3]), ValueError, "layer 3 is out of range: the model has 3"),
-    (dict(dim=2, layers=["a"]), TypeError, "layers must be ints"),
-    (dict(dim=2, batch_size=0), ValueError, "batch_size=0 must be at least 1"),
+    (dict(frame=torch.eye(3), directions=2), ValueError, "give either frame= or directions="),
+    (dict(directions=2, layers=[3]), ValueError, "layer 3 is out of range: the model has 3"),
+    (dict(directions=2, layers=["a"]), TypeError, "layers must be ints"),
+    (dict(directions=2, batch_size=0), ValueError, "batch_size=0 must be at least 1"),
 ])
 def test_bad_arguments(kwargs, exc, match):
     with pytest.raises(exc, match=match):
@@ -346,10 +346,29 @@ def test_bad_arguments(kwargs, exc, match):
 def test_bad_inputs():
     model = mlp([3, 6, 1])
     with pytest.raises(ValueError, match=r"x has 4 features per point but the model takes 3"):
-        local_complexity(model, points(2, 4), 0.1, dim=2)
+        local_complexity(model, points(2, 4), 0.1, directions=2)
     with pytest.raises(ValueError, match=r"x of shape \(3,\) is not a batch"):
-        local_complexity(model, torch.zeros(3), 0.1, dim=2)
+        local_complexity(model, torch.zeros(3), 0.1, directions=2)
     with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
-        local_complexity("net", points(2, 3), 0.1, dim=2)
+        local_complexity("net", points(2, 3), 0.1, directions=2)
     with pytest.raises(TypeError, match="can only merge LocalComplexity"):
-        LocalComplexity(model, 0.1, dim=2).merge(3)
+        LocalComplexity(model, 0.1, directions=2).merge(3)
+
+
+def test_dim_is_a_deprecated_alias_of_directions():
+    model, x = mlp([3, 6, 1], seed=0), points(4, 3)
+    want = local_complexity(model, x, 0.5, directions=2, seed=0)
+    with pytest.warns(FutureWarning, match="dim= is deprecated .* use directions="):
+        assert torch.equal(local_complexity(model, x, 0.5, dim=2, seed=0), want)
+    with pytest.warns(FutureWarning, match="use directions="):
+        est = LocalComplexity(model, 0.5, dim=2, seed=0)
+    est.update(x)
+    assert torch.equal(est.frame, random_frame(2, 3, seed=0, dtype=est.frame.dtype))
+    with pytest.warns(FutureWarning, match="use directions="):
+        assert torch.equal(random_frame(dim=2, in_features=3, seed=1), random_frame(2, 3, seed=1))
+    with pytest.raises(TypeError, match="give directions= or its deprecated old name dim=, not both"):
+        local_complexity(model, x, 0.5, directions=2, dim=2)
+    with pytest.raises(TypeError, match="give directions= or its deprecated old name dim=, not both"):
+        LocalComplexity(model, 0.5, directions=2, dim=2)
+    with pytest.raises(TypeError, match="give directions= or its deprecated old name dim=, not both"):
+        random_frame(2, 3, dim=2)

@@ -32,7 +32,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     add_data_args(p)
     p.add_argument("--points", type=int, default=1000, help="points per set (default 1000)")
     p.add_argument("--radius", type=float, default=0.1, help="cross-polytope radius (default 0.1)")
-    p.add_argument("--dim", type=int, default=25, help="random directions P (default 25)")
+    p.add_argument("--directions", type=int, default=None, metavar="P",
+                   help="random directions P (default 25)")
+    p.add_argument("--dim", type=int, default=None, metavar="P", help="deprecated: --directions")
     p.add_argument("--seed", type=int, default=0, help="seed of the frame and the random points")
     p.add_argument("--center", action="store_true", help="add the centre as a vertex")
     p.add_argument("--out", default="lc.png", help="the plot (default lc.png)")
@@ -40,6 +42,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--title", default=None, help="title of the plot")
     add_threads_arg(p)
     return p
+
+
+def _directions(args) -> int:
+    """--directions, or its deprecated old name --dim (a warning); default 25."""
+    if args.dim is None:
+        return 25 if args.directions is None else args.directions
+    if args.directions is not None:
+        raise ValueError("give --directions or its deprecated old name --dim, not both")
+    import warnings
+    warnings.warn("--dim is deprecated, use --directions", FutureWarning)
+    return args.dim
 
 
 def run(args) -> int:
@@ -50,12 +63,13 @@ def run(args) -> int:
     from ..lc import save_lc_plot
 
     set_threads(args)
+    directions = _directions(args)
     if args.points < 1:
         raise ValueError(f"--points {args.points} must be at least 1")
     Xtr, ytr, Xte, yte = load_data(args)
     ckpts = load_checkpoints(args.checkpoints, **loading_kwargs(args))
     sets = point_sets(Xtr, ytr, Xte, yte, points=args.points, seed=args.seed)
-    frame = random_frame(args.dim, sets["train"][0].shape[1], seed=args.seed)
+    frame = random_frame(directions, sets["train"][0].shape[1], seed=args.seed)
 
     rows = []
     names = list(sets)
@@ -65,7 +79,7 @@ def run(args) -> int:
         print(f"{row['step']!s:>5} " + "  ".join(f"{row[f'lc_{n}']:9.3f}" for n in names)
               + f"  {row.get('acc_train', float('nan')):9.3f}  {row.get('acc_test', float('nan')):8.3f}")
 
-    save_lc_plot(rows, args.out, title=args.title or f"local complexity, r={args.radius:g}, P={args.dim}")
+    save_lc_plot(rows, args.out, title=args.title or f"local complexity, r={args.radius:g}, P={directions}")
     print(f"wrote {args.out}")
     if args.csv:
         keys = list(dict.fromkeys(k for r in rows for k in r))
