@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from splinescope import spatial
 from splinescope.render.cli import main
 
+from _exact import exact_regions
 from common import mlp, reference_net
 
 
@@ -35,7 +37,12 @@ def test_count_on_a_plane(tmp_path, capsys):
         np.save(tmp_path / f"{n}.npy", np.random.default_rng(ord(n)).random(5))
     args = ["count", str(tmp_path / "net.pt"), "--trust", "--through"] + [str(tmp_path / f"{n}.npy") for n in "abc"]
     assert main(args) == 0
-    assert int(capsys.readouterr().out) >= 1
+    count = int(capsys.readouterr().out)
+    # the default box (-1, 1, -1, 1) of the plane through a, b, c: the library's count and the
+    # rational reference's
+    plane = spatial.Plane.through(*(np.load(tmp_path / f"{n}.npy") for n in "abc"))
+    box = (-1.0, 1.0, -1.0, 1.0)
+    assert count == len(spatial.partition(net, bounds=box, plane=plane)) == len(exact_regions(net, box, plane)) > 1
 
 
 def test_count_errors(tmp_path, capsys):

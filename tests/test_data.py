@@ -32,9 +32,33 @@ def test_toy_is_seeded_and_leaves_the_global_rng_alone(name):
 
 def test_moons_geometry_without_noise():
     X, y = moons(200, noise=0.0, seed=0)
-    # undo the scaling: the upper moon is a unit half circle centred at its own origin
-    assert np.all(X[y == 0, 1] >= X[y == 1, 1].min() - 1e-6)  # upper moon above the lower's bottom
+    # upper moon above the lower's bottom
+    assert np.all(X[y == 0, 1] >= X[y == 1, 1].min() - 1e-6)
     assert len(np.unique(y)) == 2
+    # the documented scaling: bounding box centred on 0, largest |coordinate| 0.9
+    X64 = X.astype(np.float64)
+    np.testing.assert_allclose(X64.max(0) + X64.min(0), 0.0, atol=1e-6)
+    assert np.abs(X64).max() == pytest.approx(0.9, abs=1e-6)
+
+    def circle(P):  # least-squares circle x^2 + y^2 + D x + E y + F = 0 through the points
+        (D, E, F), *_ = np.linalg.lstsq(np.c_[P, np.ones(len(P))], -(P ** 2).sum(1), rcond=None)
+        c = -np.array([D, E]) / 2
+        return c, np.sqrt(c @ c - F)
+
+    # undo it: x = X / s + t, with s the upper moon's radius (1 before scaling) and t its centre
+    c0, s = circle(X64[y == 0])
+    c1, r1 = circle(X64[y == 1])
+    assert r1 == pytest.approx(s, abs=1e-6)  # both moons have one radius
+    raw = X64 / s - c0 / s
+    up, low = raw[y == 0], raw[y == 1]
+    # the upper moon: the unit circle about (0, 0), its upper half; the lower: about (1, 0.5), lower half
+    np.testing.assert_allclose(np.hypot(*up.T), 1.0, atol=1e-6)
+    np.testing.assert_allclose(np.hypot(*(low - [1.0, 0.5]).T), 1.0, atol=1e-6)
+    assert up[:, 1].min() >= -1e-6 and low[:, 1].max() <= 0.5 + 1e-6
+    # the half circles are covered end to end (200 uniform angles: gaps far below 0.2 rad)
+    for P, o, sign in ((up, (0.0, 0.0), 1), (low, (1.0, 0.5), -1)):
+        ang = np.sort(np.arctan2(sign * (P[:, 1] - o[1]), sign * (P[:, 0] - o[0])))
+        assert ang[0] < 0.2 and ang[-1] > np.pi - 0.2 and np.diff(ang).max() < 0.2
 
 
 def test_circles_are_concentric():
