@@ -3,8 +3,8 @@
 Thirteen families of small networks (random, integer and quarter-integer weights, bias-free,
 duplicated / scaled / dead neurons, weights x1e6 and x1e-6, boxes 2e-9 wide, boxes at 1e6, plane
 slices of 3-10-input nets, float32 models, lines 1e-12..1e-6 apart): the partition has exactly
-the regions of exact rational arithmetic (``tests/_exact.py``, which shares no code with the
-engine), with their patterns and areas, and ``verify()`` passes.
+the regions of exact rational arithmetic (``tests/_exact.py``, which reads the torch modules
+itself and shares no code with the engine), with their patterns and areas, and ``verify()`` passes.
 """
 from fractions import Fraction
 
