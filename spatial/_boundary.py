@@ -15,7 +15,7 @@ from . import _engine
 __all__ = ["_boundary"]
 
 
-def _boundary(X, off, idx, vals, scale, layer, rtol) -> np.ndarray:
+def _boundary(X, offsets, indices, vals, scale, layer, rtol) -> np.ndarray:
     """Segments where the top class changes (K > 1), or where the output is zero (K = 1)."""
     V, K = vals.shape
     ca_o, cb_o = _engine.layer_tol(layer, rtol)
@@ -30,41 +30,41 @@ def _boundary(X, off, idx, vals, scale, layer, rtol) -> np.ndarray:
     cb = np.concatenate([cb_o[ai] + cb_o[ci], np.full(K, np.inf)])  # class columns never split
     tol = scale[:, None] * ca[:P] + cb[:P]
     Ds = np.where(np.abs(D) <= tol, 0.0, D)
-    F = len(off) - 1
+    F = len(offsets) - 1
     if F == 0:
         return np.zeros((0, 2, 2))
-    mx = np.maximum.reduceat(Ds[idx], off[:-1], axis=0)  # max of f_a - f_c over each face
-    mn = np.minimum.reduceat(Ds[idx], off[:-1], axis=0)  # -max of f_c - f_a
+    mx = np.maximum.reduceat(Ds[indices], offsets[:-1], axis=0)  # max of f_a - f_c over each face
+    mn = np.minimum.reduceat(Ds[indices], offsets[:-1], axis=0)  # -max of f_c - f_a
     cand = np.ones((F, K), bool)  # classes that can be on top somewhere in the face
     for p in range(P):
         cand[:, ci[p]] &= mn[:, p] <= 0
         cand[:, ai[p]] &= mx[:, p] >= 0
     split = cand.sum(1) >= 2
     if split.any():
-        deg = np.diff(off)
-        s_off = np.zeros(int(split.sum()) + 1, np.int64)
-        np.cumsum(deg[split], out=s_off[1:])
-        s_idx = idx[np.repeat(split, deg)]
-        allow = np.concatenate([cand[split][:, ci] & cand[split][:, ai], np.zeros((len(s_off) - 1, K), bool)], 1)
-        sub = _engine.split_all(X, s_off, s_idx, np.concatenate([D, vals], 1), scale, ca, cb,
+        deg = np.diff(offsets)
+        s_offsets = np.zeros(int(split.sum()) + 1, np.int64)
+        np.cumsum(deg[split], out=s_offsets[1:])
+        s_indices = indices[np.repeat(split, deg)]
+        allow = np.concatenate([cand[split][:, ci] & cand[split][:, ai], np.zeros((len(s_offsets) - 1, K), bool)], 1)
+        sub = _engine.split_all(X, s_offsets, s_indices, np.concatenate([D, vals], 1), scale, ca, cb,
                                 allowed=np.packbits(allow, axis=1))
         Xa, Za, Sa = sub.X, sub.Z, sub.scale
         keep = ~split
-        f_idx = [idx[np.repeat(keep, deg)], sub.idx]
-        f_off_parts = [deg[keep], np.diff(sub.off)]
-        f_idx = np.concatenate(f_idx)
-        f_off = np.zeros(sum(len(x) for x in f_off_parts) + 1, np.int64)
-        np.cumsum(np.concatenate(f_off_parts), out=f_off[1:])
+        f_indices = [indices[np.repeat(keep, deg)], sub.indices]
+        f_offsets_parts = [deg[keep], np.diff(sub.offsets)]
+        f_indices = np.concatenate(f_indices)
+        f_offsets = np.zeros(sum(len(x) for x in f_offsets_parts) + 1, np.int64)
+        np.cumsum(np.concatenate(f_offsets_parts), out=f_offsets[1:])
         D, vals = Za[:, :P], Za[:, P:]
         tol = Sa[:, None] * ca[:P] + cb[:P]
     else:
-        Xa, f_off, f_idx = X, off, idx
+        Xa, f_offsets, f_indices = X, offsets, indices
     # at each vertex: which pairs tie at the top
     top = vals.max(1)
     ttol = tol.max(1)
     tie = (np.abs(D) <= tol) & (vals[:, ci] >= top[:, None] - ttol[:, None]) & (vals[:, ai] >= top[:, None] - ttol[:, None])
-    a = f_idx
-    b = f_idx[_engine.next_in_face(f_off)]
+    a = f_indices
+    b = f_indices[_engine.next_in_face(f_offsets)]
     on = (tie[a] & tie[b]).any(1)
     e = np.stack([np.minimum(a[on], b[on]), np.maximum(a[on], b[on])], 1)
     e = np.unique(e, axis=0) if len(e) else e.reshape(0, 2)

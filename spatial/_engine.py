@@ -1,10 +1,11 @@
 """The exact 2-D partition engine: hyperplane-arrangement splitting, layer by layer.
 
 A planar subdivision is kept as flat arrays: vertex coordinates ``X`` (V, 2) float64, faces as
-CSR (``off`` (F+1,), ``idx`` (E,) vertex indices, counter-clockwise), and at every vertex the
-current layer's pre-activations ``Z`` (V, m). The network is continuous, so a vertex has one value
-of every neuron whatever face it is seen from, and inside a face of the previous layer's
-subdivision every neuron of the current layer is affine. Hence:
+CSR (``offsets`` (F+1,), ``indices`` (E,) vertex indices, counter-clockwise; the layout of
+``Partition.offsets/indices``), and at every vertex the current layer's pre-activations ``Z``
+(V, m). The network is continuous, so a vertex has one value of every neuron whatever face it is
+seen from, and inside a face of the previous layer's subdivision every neuron of the current
+layer is affine. Hence:
 
 * a neuron crosses a face iff its values at the face's vertices take both strict signs;
 * the crossing point on an edge sits at ``t = z_a / (z_a - z_b)``, and the whole vector of the
@@ -70,8 +71,8 @@ class Subdivision:
     """A planar subdivision: vertices, CSR faces, and for each face the face it came from."""
 
     X: np.ndarray  # (V, 2) float64
-    off: np.ndarray  # (F+1,) int64
-    idx: np.ndarray  # (E,) int64
+    offsets: np.ndarray  # (F+1,) int64
+    indices: np.ndarray  # (E,) int64
     origin: np.ndarray  # (F,) int64: index of the face it was split from
     Z: Optional[np.ndarray]  # (V, m) values of the splitting functions (0 on a line); None if computed
     scale: np.ndarray  # (V,) the |a|_1 scale of each vertex (for tolerances)
@@ -79,16 +80,16 @@ class Subdivision:
     slot_line: Optional[np.ndarray] = None  # (E,) the line of the edge from each slot to the next
 
 
-def next_in_face(off: np.ndarray) -> np.ndarray:
+def next_in_face(offsets: np.ndarray) -> np.ndarray:
     """For each slot of a CSR face list, the slot of the next vertex (cyclic within the face).
 
     >>> next_in_face(np.array([0, 3, 7])).tolist()
     [1, 2, 0, 4, 5, 6, 3]
     """
-    E = int(off[-1])
+    E = int(offsets[-1])
     nxt = np.arange(1, E + 1, dtype=np.int64)
-    nonempty = off[1:] > off[:-1]
-    nxt[off[1:][nonempty] - 1] = off[:-1][nonempty]
+    nonempty = offsets[1:] > offsets[:-1]
+    nxt[offsets[1:][nonempty] - 1] = offsets[:-1][nonempty]
     return nxt
 
 
@@ -254,22 +255,22 @@ class _AffineValues(_Values):
 _POPCOUNT = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).sum(1).astype(np.uint8)
 
 
-def _reduce_or(bits: np.ndarray, off: np.ndarray, idx: Optional[np.ndarray] = None) -> np.ndarray:
-    """OR of the packed rows ``bits[idx]`` over each CSR face (as 64-bit words when wide)."""
+def _reduce_or(bits: np.ndarray, offsets: np.ndarray, indices: Optional[np.ndarray] = None) -> np.ndarray:
+    """OR of the packed rows ``bits[indices]`` over each CSR face (as 64-bit words when wide)."""
     nb = bits.shape[1]
     if nb < 8:
-        return np.bitwise_or.reduceat(bits if idx is None else bits[idx], off[:-1], axis=0)
+        return np.bitwise_or.reduceat(bits if indices is None else bits[indices], offsets[:-1], axis=0)
     pad = (-nb) % 8
     if pad or not bits.flags.c_contiguous:
         b = np.zeros((len(bits), nb + pad), np.uint8)
         b[:, :nb] = bits
         bits = b
     words = bits.view(np.uint64)
-    r = np.bitwise_or.reduceat(words if idx is None else words[idx], off[:-1], axis=0)
+    r = np.bitwise_or.reduceat(words if indices is None else words[indices], offsets[:-1], axis=0)
     return r.view(np.uint8)[:, :nb]
 
 
-def split_all(X: np.ndarray, off: np.ndarray, idx: np.ndarray, Z, scale: np.ndarray,
+def split_all(X: np.ndarray, offsets: np.ndarray, indices: np.ndarray, Z, scale: np.ndarray,
               ca: np.ndarray, cb: np.ndarray, allowed: Optional[np.ndarray] = None,
               signs: Optional[Tuple[np.ndarray, np.ndarray]] = None,
               affine: Optional[Tuple[np.ndarray, np.ndarray]] = None, batch: int = 64,
@@ -280,7 +281,7 @@ def split_all(X: np.ndarray, off: np.ndarray, idx: np.ndarray, Z, scale: np.ndar
     Parameters
     ----------
     X : (V, 2) vertex coordinates.
-    off, idx : CSR faces (convex, counter-clockwise).
+    offsets, indices : CSR faces (convex, counter-clockwise).
     Z : (V, m) values at the vertices of m functions, each affine on every face: an array
         (copied), or a ``_Rows`` store (shared: the new vertices' rows are appended to it).
     scale, ca, cb : the tolerance of column k at vertex v is ``scale[v] * ca[k] + cb[k]``.
@@ -303,23 +304,23 @@ def split_all(X: np.ndarray, off: np.ndarray, idx: np.ndarray, Z, scale: np.ndar
     """
     vals = _AffineValues(*affine) if affine is not None else _StoredValues(Z)
     m = vals.m
-    F = len(off) - 1
+    F = len(offsets) - 1
     Xs = _Rows(X.copy())
     Ss = _Rows(scale.astype(np.float64).copy())
     ctx = _Exact(exact[0], exact[1], lines, vals, ca, cb) if exact is not None else None
     if signs is None:
         signs = _packed_signs(vals.full(X), scale, ca, cb, exact=None if ctx is None else ctx.block(np.arange(m)))
     if F == 0:
-        return Subdivision(Xs.view.copy(), off, idx, np.zeros(0, np.int64),
+        return Subdivision(Xs.view.copy(), offsets, indices, np.zeros(0, np.int64),
                            None if affine is not None else vals.full(X), Ss.view.copy(),
                            None if ctx is None else ctx.Ls.view.copy(), slot_line)
-    cross = _reduce_or(signs[0], off, idx) & _reduce_or(signs[1], off, idx)
+    cross = _reduce_or(signs[0], offsets, indices) & _reduce_or(signs[1], offsets, indices)
     if allowed is not None:
         cross &= allowed
     most = int(_POPCOUNT[cross].sum(1, dtype=np.int64).max(initial=0)) if m else 0  # most crossings of a face
     if most <= 2 * batch or m <= batch:
-        off, idx, org, slot_line = _split_batch(Xs, Ss, vals, off, idx, np.arange(m), signs, cross, ca, cb,
-                                                ctx, np.arange(F), slot_line)
+        offsets, indices, org, slot_line = _split_batch(Xs, Ss, vals, offsets, indices, np.arange(m), signs,
+                                                        cross, ca, cb, ctx, np.arange(F), slot_line)
     else:
         org = np.arange(F)
         for c0 in range(0, m, batch):
@@ -331,12 +332,13 @@ def split_all(X: np.ndarray, off: np.ndarray, idx: np.ndarray, Z, scale: np.ndar
                 Xv = Xs.view
                 sg = _packed_signs(lambda sl: vals.block(Xv, cols, sl), Ss.view, ca[cols], cb[cols],
                                    exact=None if ctx is None else ctx.block(cols))
-            cr = _reduce_or(sg[0], off, idx) & _reduce_or(sg[1], off, idx)
+            cr = _reduce_or(sg[0], offsets, indices) & _reduce_or(sg[1], offsets, indices)
             if allowed is not None:
                 cr &= allowed[org][:, nb0:nb1]
-            off, idx, o, slot_line = _split_batch(Xs, Ss, vals, off, idx, cols, sg, cr, ca, cb, ctx, org, slot_line)
+            offsets, indices, o, slot_line = _split_batch(Xs, Ss, vals, offsets, indices, cols, sg, cr, ca, cb, ctx,
+                                                          org, slot_line)
             org = org[o]
-    return Subdivision(Xs.view.copy(), off, idx, org,
+    return Subdivision(Xs.view.copy(), offsets, indices, org,
                        None if affine is not None else vals.rows.view, Ss.view.copy(),
                        None if ctx is None else ctx.Ls.view.copy(), slot_line)
 
@@ -407,18 +409,18 @@ class _Faces:
     """Faces as degrees and concatenated slots (the CSR offsets are ``cumsum(deg)``)."""
 
     deg: np.ndarray  # (F,) vertices per face
-    idx: np.ndarray  # (E,) the vertex of each slot, counter-clockwise per face
+    indices: np.ndarray  # (E,) the vertex of each slot, counter-clockwise per face
     sup: np.ndarray  # (E,) what the edge from each slot to the next lies on: >= 0 a batch-start
     #                  edge (its index), < 0 the chord of local column -sup-1
     org: np.ndarray  # (F,) the batch-start face each face came from
 
     def take(self, faces: np.ndarray, slots: np.ndarray) -> "_Faces":
         """The faces selected by ``faces`` (F,), whose slots are ``slots`` (E,)."""
-        return _Faces(self.deg[faces], self.idx[slots], self.sup[slots], self.org[faces])
+        return _Faces(self.deg[faces], self.indices[slots], self.sup[slots], self.org[faces])
 
     @staticmethod
     def concat(parts: List["_Faces"]) -> "_Faces":
-        return _Faces(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("deg", "idx", "sup", "org")))
+        return _Faces(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("deg", "indices", "sup", "org")))
 
 
 @dataclass
@@ -449,13 +451,13 @@ def _new_vertices(b: _Batch, u: np.ndarray, w: np.ndarray, k: np.ndarray,
     return ids
 
 
-def _edge_crossings(b: _Batch, off: np.ndarray, idx: np.ndarray, signs: Tuple[np.ndarray, np.ndarray],
+def _edge_crossings(b: _Batch, offsets: np.ndarray, indices: np.ndarray, signs: Tuple[np.ndarray, np.ndarray],
                     slot_line: Optional[np.ndarray]) -> _EdgeCrossings:
     """Every batch-start edge, once, and a vertex at each of its strict crossings, made now: the
     two faces beside an edge meet a column in different rounds, and both find the vertex by key."""
     pos, neg = signs  # (V, ceil(m/8)) packed strict signs
     m, V = b.m, b.Xs.n
-    a, c = idx, idx[next_in_face(off)]  # (E,) each slot's edge, from a to c
+    a, c = indices, indices[next_in_face(offsets)]  # (E,) each slot's edge, from a to c
     lo, hi = np.minimum(a, c), np.maximum(a, c)
     ekeys, e_slot, slot_edge = np.unique(lo * V + hi, return_index=True, return_inverse=True)  # (Ed,)
     slot_edge = slot_edge.reshape(-1).astype(np.int64)
@@ -465,7 +467,7 @@ def _edge_crossings(b: _Batch, off: np.ndarray, idx: np.ndarray, signs: Tuple[np
     if len(ee):
         lines = None
         if b.ctx is not None:
-            slot_face = np.repeat(np.arange(b.F), np.diff(off))
+            slot_face = np.repeat(np.arange(b.F), np.diff(offsets))
             lines = np.stack([edge_line[ee], b.ctx.lines(b.org_map[slot_face[e_slot[ee]]], b.cols[ek])], 1)
         vid = _new_vertices(b, eu[ee], ev[ee], b.cols[ek], [], lines)
     else:
@@ -487,7 +489,7 @@ def _crossing_points(b: _Batch, cut: _Faces, fid: np.ndarray, j: np.ndarray, nxt
     chord's ``(origin, j, k)``, once for both faces beside it); -1 elsewhere."""
     m = b.m
     mm = np.int64(m) * np.int64(m)
-    q = np.full(len(cut.idx), -1, np.int64)
+    q = np.full(len(cut.indices), -1, np.int64)
     chi = np.nonzero(change)[0]  # (n,) slots whose edge is crossed
     if not len(chi):
         return q
@@ -520,7 +522,8 @@ def _crossing_points(b: _Batch, cut: _Faces, fid: np.ndarray, j: np.ndarray, nxt
         sup_line = np.where(chord, b.ctx.lines(o_l, b.cols[jc[first]]),
                             edges.line[np.maximum(sc[first], 0)] if len(edges.line) else 0)
         lines = np.stack([sup_line, b.ctx.lines(o_l, b.cols[kf])], 1)
-    nid = _new_vertices(b, cut.idx[sl], cut.idx[nxt[sl]], b.cols[kf], [(chord, b.cols[jc[first][chord]])], lines)
+    nid = _new_vertices(b, cut.indices[sl], cut.indices[nxt[sl]], b.cols[kf], [(chord, b.cols[jc[first][chord]])],
+                        lines)
     q[chi[make]] = nid[inv.reshape(-1)]
     return q
 
@@ -529,22 +532,22 @@ def _cut_faces(b: _Batch, cut: _Faces, j_face: np.ndarray, s: np.ndarray,
                edges: _EdgeCrossings) -> Tuple[_Faces, _Faces]:
     """Cut each face by its column ``j_face`` (local), given the column's sign ``s`` at each slot:
     the (positive side, negative side) faces, each vertex then the crossing point after it."""
-    off = np.zeros(len(cut.deg) + 1, np.int64)
-    np.cumsum(cut.deg, out=off[1:])
+    offsets = np.zeros(len(cut.deg) + 1, np.int64)
+    np.cumsum(cut.deg, out=offsets[1:])
     fid = np.repeat(np.arange(len(cut.deg)), cut.deg)  # (E,) face of each slot
     j = j_face[fid]  # (E,) local column
-    nxt = next_in_face(off)
+    nxt = next_in_face(offsets)
     s_n = s[nxt]  # (E,) sign at the next slot
     change = (s.astype(np.int16) * s_n) < 0
     q = _crossing_points(b, cut, fid, j, nxt, change, edges)
     chord = -(j + 1)
     zero = s == 0
-    ent_v = np.stack([cut.idx, q], 1).reshape(-1)  # (2E,) slot, then its crossing
+    ent_v = np.stack([cut.indices, q], 1).reshape(-1)  # (2E,) slot, then its crossing
     plus = np.stack([s >= 0, change], 1).reshape(-1)
     minus = np.stack([s <= 0, change], 1).reshape(-1)
     sup_p = np.stack([np.where(zero & (s_n < 0), chord, cut.sup), np.where(s_n < 0, chord, cut.sup)], 1).reshape(-1)
     sup_m = np.stack([np.where(zero & (s_n > 0), chord, cut.sup), np.where(s_n > 0, chord, cut.sup)], 1).reshape(-1)
-    e_off = 2 * off[:-1]
+    e_off = 2 * offsets[:-1]
     n_p = np.add.reduceat(plus.astype(np.int64), e_off) if len(e_off) else np.zeros(0, np.int64)
     n_m = np.add.reduceat(minus.astype(np.int64), e_off) if len(e_off) else np.zeros(0, np.int64)
     return (_Faces(n_p, ent_v[plus], sup_p[plus], cut.org),
@@ -562,12 +565,12 @@ def _rounds(b: _Batch, faces: _Faces, cnt: np.ndarray, cand_off: np.ndarray, can
     act = faces.take(~idle, np.repeat(~idle, faces.deg))
     r = 0
     while len(act.org):
-        off = np.zeros(len(act.deg) + 1, np.int64)
-        np.cumsum(act.deg, out=off[1:])
+        offsets = np.zeros(len(act.deg) + 1, np.int64)
+        np.cumsum(act.deg, out=offsets[1:])
         j = cand[cand_off[act.org] + r]  # (Fa,) the local column each face meets this round
         fid = np.repeat(np.arange(len(act.org)), act.deg)  # (Ea,)
-        s = _round_signs(b, act.idx, b.cols[j[fid]])  # (Ea,)
-        crossing = np.logical_or.reduceat(s > 0, off[:-1]) & np.logical_or.reduceat(s < 0, off[:-1])  # (Fa,)
+        s = _round_signs(b, act.indices, b.cols[j[fid]])  # (Ea,)
+        crossing = np.logical_or.reduceat(s > 0, offsets[:-1]) & np.logical_or.reduceat(s < 0, offsets[:-1])  # (Fa,)
         slots = crossing[fid]
         kept = act.take(~crossing, ~slots)  # faces the column does not cross stay as they are
         plus, minus = _cut_faces(b, act.take(crossing, slots), j[crossing], s[slots], edges)
@@ -584,12 +587,12 @@ def _rounds(b: _Batch, faces: _Faces, cnt: np.ndarray, cand_off: np.ndarray, can
 
 
 def _finish(b: _Batch, done: List[_Faces], edges: _EdgeCrossings):
-    """The finished faces as CSR (off, idx), their batch-start faces and, in exact mode, each
+    """The finished faces as CSR (offsets, indices), their batch-start faces and, in exact mode, each
     slot's edge line."""
     out_deg = np.concatenate([f.deg for f in done]) if done else np.zeros(0, np.int64)
-    out_off = np.zeros(len(out_deg) + 1, np.int64)
-    np.cumsum(out_deg, out=out_off[1:])
-    out_idx = np.concatenate([f.idx for f in done]) if done else np.zeros(0, np.int64)
+    out_offsets = np.zeros(len(out_deg) + 1, np.int64)
+    np.cumsum(out_deg, out=out_offsets[1:])
+    out_indices = np.concatenate([f.indices for f in done]) if done else np.zeros(0, np.int64)
     out_org = np.concatenate([f.org for f in done]) if done else np.zeros(0, np.int64)
     out_line = None
     if b.ctx is not None:
@@ -599,10 +602,10 @@ def _finish(b: _Batch, done: List[_Faces], edges: _EdgeCrossings):
         out_line = np.empty(len(sup), np.int64)
         out_line[~chord] = edges.line[sup[~chord]]
         out_line[chord] = b.ctx.lines(b.org_map[face[chord]], b.cols[-sup[chord] - 1])
-    return out_off, out_idx.astype(np.int64), out_org, out_line
+    return out_offsets, out_indices.astype(np.int64), out_org, out_line
 
 
-def _split_batch(Xs: _Rows, Ss: _Rows, vals: _Values, off: np.ndarray, idx: np.ndarray, cols: np.ndarray,
+def _split_batch(Xs: _Rows, Ss: _Rows, vals: _Values, offsets: np.ndarray, indices: np.ndarray, cols: np.ndarray,
                  signs: Tuple[np.ndarray, np.ndarray], cross: np.ndarray, ca: np.ndarray, cb: np.ndarray,
                  ctx: Optional[_Exact] = None, org_map: Optional[np.ndarray] = None,
                  slot_line: Optional[np.ndarray] = None):
@@ -612,15 +615,15 @@ def _split_batch(Xs: _Rows, Ss: _Rows, vals: _Values, off: np.ndarray, idx: np.n
     (:func:`_rounds`: each cuts faces by one column, :func:`_cut_faces`), then the finished faces
     as CSR (:func:`_finish`). With ``ctx`` (exact mode) doubtful values are decided exactly, and
     the lines of the new vertices and edges are kept; ``org_map`` takes these faces to the faces
-    of the layer's start. Returns (off, idx, origin, slot_line) of the new faces."""
-    F = len(off) - 1
+    of the layer's start. Returns (offsets, indices, origin, slot_line) of the new faces."""
+    F = len(offsets) - 1
     b = _Batch(Xs, Ss, vals, cols, ca, cb, ctx, org_map, F)
     cf, cand = _bit_pairs(cross, b.m)  # every (face, local column) crossing, by face then column
     cnt = np.bincount(cf, minlength=F).astype(np.int64)  # (F,) columns crossing each face
     cand_off = np.zeros(F + 1, np.int64)  # CSR into cand
     np.cumsum(cnt, out=cand_off[1:])
-    edges = _edge_crossings(b, off, idx, signs, slot_line)
-    faces = _Faces(np.diff(off), idx, edges.slot_edge, np.arange(F))
+    edges = _edge_crossings(b, offsets, indices, signs, slot_line)
+    faces = _Faces(np.diff(offsets), indices, edges.slot_edge, np.arange(F))
     return _finish(b, _rounds(b, faces, cnt, cand_off, cand, edges), edges)
 
 
@@ -786,10 +789,10 @@ def _transition_torch(Z, scale, ca, cb, slope, W, b, ca_next, cb_next, capacity,
 def compact(sub: Subdivision) -> Subdivision:
     """Drop vertices that no face uses (crossings that snapping made redundant)."""
     V = len(sub.X)
-    used = np.bincount(sub.idx, minlength=V) > 0
+    used = np.bincount(sub.indices, minlength=V) > 0
     if used.all():
         return sub
     remap = np.cumsum(used) - 1
-    return Subdivision(sub.X[used], sub.off, remap[sub.idx], sub.origin,
+    return Subdivision(sub.X[used], sub.offsets, remap[sub.indices], sub.origin,
                        None if sub.Z is None else sub.Z[used], sub.scale[used],
                        None if sub.lines is None else sub.lines[used], sub.slot_line)

@@ -376,8 +376,8 @@ def partition(model, bounds, *, plane: Optional[Plane] = None, rtol: float = _en
     # coordinates local to the slice: a tiny box far from 0 keeps its digits
     center = np.array([0.0 if x0 <= 0 <= x1 else (x0 + x1) / 2, 0.0 if y0 <= 0 <= y1 else (y0 + y1) / 2])
     X = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float64) - center
-    off = np.array([0, 4], np.int64)
-    idx = np.arange(4, dtype=np.int64)
+    offsets = np.array([0, 4], np.int64)
+    indices = np.arange(4, dtype=np.int64)
     # the rounding of a coordinate made by interpolation is relative to the box, not to the point
     scale = np.abs(X).sum(1) + (x1 - x0) + (y1 - y0)
     layers = [_engine_layer_local(net.layers[0], center)] + net.layers[1:]
@@ -396,25 +396,25 @@ def partition(model, bounds, *, plane: Optional[Plane] = None, rtol: float = _en
         # the first layer is affine in (s, t): its values are computed, never stored
         first = (layer.weight, layer.bias) if li == 0 else None
         if ex is not None:
-            ex.begin_layer(li, len(off) - 1)
-        sub = _engine.compact(_engine.split_all(X, off, idx, Z, scale, ca, cb, signs=signs, affine=first,
+            ex.begin_layer(li, len(offsets) - 1)
+        sub = _engine.compact(_engine.split_all(X, offsets, indices, Z, scale, ca, cb, signs=signs, affine=first,
                                                 exact=None if ex is None else (ex, li), lines=lines,
                                                 slot_line=slot_line))
-        X, off, idx, lines, slot_line = sub.X, sub.off, sub.idx, sub.lines, sub.slot_line
+        X, offsets, indices, lines, slot_line = sub.X, sub.offsets, sub.indices, sub.lines, sub.slot_line
         nxt = layers[li + 1]
         tol_next = _engine.layer_tol(nxt, rtol) if nxt.slope is not None else (None, None)
         zin = (X, layer.weight, layer.bias) if li == 0 else sub.Z
         pos, Z, scale, signs = _engine.transition(zin, sub.scale, ca, cb, layer.slope, nxt.weight, nxt.bias,
                                                   *tol_next, capacity=4 * len(X) + 1024, device=device,
                                                   exact=None if ex is None else (ex, li, lines))
-        pats.append(_engine._reduce_or(pos, off, idx))
+        pats.append(_engine._reduce_or(pos, offsets, indices))
         lineage.append(sub.origin)
         sizes.append(layer.width)
         if ex is not None:
             ex.end_layer(pats[-1], sub.origin)
     vals = Z.view if isinstance(Z, _engine._Rows) else Z
-    patterns = _final_patterns(pats, lineage, sizes, len(off) - 1)
-    seg = _boundary(X, off, idx, vals, scale, net.layers[-1], rtol) if boundary else np.zeros((0, 2, 2))
-    return Partition(vertices=X + center, offsets=off, indices=idx, patterns=patterns, layer_sizes=sizes,
+    patterns = _final_patterns(pats, lineage, sizes, len(offsets) - 1)
+    seg = _boundary(X, offsets, indices, vals, scale, net.layers[-1], rtol) if boundary else np.zeros((0, 2, 2))
+    return Partition(vertices=X + center, offsets=offsets, indices=indices, patterns=patterns, layer_sizes=sizes,
                      vertex_values=vals, boundary=seg + center, bounds=b, plane=plane, network=net, rtol=rtol,
                      local=(X, center), vertex_lines=lines, exact_net=ex)

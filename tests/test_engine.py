@@ -42,19 +42,19 @@ def test_column_batches_give_the_same_partition():
     n = 90
     W, b = rng.normal(size=(n, 2)), rng.normal(scale=0.5, size=n)
     X = np.array([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]])
-    off, idx = np.array([0, 4]), np.arange(4)
+    offsets, indices = np.array([0, 4]), np.arange(4)
     ca, cb = _engine.DEFAULT_RTOL * np.abs(W).max(1), _engine.DEFAULT_RTOL * np.abs(b)
     scale = np.abs(X).sum(1)
-    whole = _engine.split_all(X, off, idx, None, scale, ca, cb, affine=(W, b), batch=1000)
-    parts = _engine.split_all(X, off, idx, None, scale, ca, cb, affine=(W, b), batch=8)
-    stored = _engine.split_all(X, off, idx, X @ W.T + b, scale, ca, cb, batch=16)
-    counts = {len(s.off) - 1 for s in (whole, parts, stored)}
+    whole = _engine.split_all(X, offsets, indices, None, scale, ca, cb, affine=(W, b), batch=1000)
+    parts = _engine.split_all(X, offsets, indices, None, scale, ca, cb, affine=(W, b), batch=8)
+    stored = _engine.split_all(X, offsets, indices, X @ W.T + b, scale, ca, cb, batch=16)
+    counts = {len(s.offsets) - 1 for s in (whole, parts, stored)}
     assert counts == {arrangement_regions(W, b)}
 
     def areas(s):
-        P = s.X[s.idx]
-        Q = s.X[s.idx[_engine.next_in_face(s.off)]]
-        return np.sort(0.5 * np.add.reduceat(P[:, 0] * Q[:, 1] - P[:, 1] * Q[:, 0], s.off[:-1]))
+        P = s.X[s.indices]
+        Q = s.X[s.indices[_engine.next_in_face(s.offsets)]]
+        return np.sort(0.5 * np.add.reduceat(P[:, 0] * Q[:, 1] - P[:, 1] * Q[:, 0], s.offsets[:-1]))
 
     np.testing.assert_allclose(areas(parts), areas(whole), rtol=1e-9, atol=1e-15)
     np.testing.assert_allclose(areas(stored), areas(whole), rtol=1e-9, atol=1e-15)
