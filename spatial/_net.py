@@ -1,10 +1,35 @@
 """The internal form of a piecewise-linear network: a chain of affine maps and activations.
 
-``parse(model)`` reads a ``torch.nn.Sequential`` (nested too, TorchScript too) into a
-:class:`Network`: a list of :class:`Layer`, each an affine map ``z = W h + b`` (float64, from the
-weights' exact values) followed by a piecewise-linear activation (ReLU / leaky ReLU / one-slope
-PReLU) or by nothing (the output). Identity, Flatten and Dropout vanish; BatchNorm1d in eval
-mode and runs of affine maps are folded into one affine map.
+``parse(model)`` reads a model into a :class:`Network`: a list of :class:`Layer`, each an affine
+map ``z = W h + b`` (float64, from the weights' exact values) followed by a piecewise-linear
+activation (ReLU / leaky ReLU / one-slope PReLU) or by nothing (the output).
+
+Supported networks:
+
+* a ``torch.nn.Sequential`` (nested too, TorchScript too) of Linear, ReLU, LeakyReLU, PReLU (one
+  slope), Identity, Flatten, Dropout and BatchNorm1d (eval mode), or a single Linear;
+* any other ``torch.nn.Module`` whose ``forward`` is a chain of those operations, read by tracing
+  it with ``torch.fx`` (``spatial._trace``): module calls (one activation module may be reused at
+  several places; submodules with their own forward are traced through), ``F.relu`` /
+  ``torch.relu`` / ``x.relu()``, ``x.clamp(min=0)`` / ``torch.clamp(x, min=0)`` (a ReLU),
+  ``F.leaky_relu(x, slope)``, ``F.linear(x, w, b)`` with ``w``, ``b`` attributes of the module,
+  ``torch.flatten(x, 1)`` / ``x.flatten(1)``, ``x.view(x.size(0), -1)`` /
+  ``x.reshape(len(x), -1)``, ``F.dropout(x, training=False)``, and constants: ``x * c``, ``c * x``,
+  ``x / c``, ``x + c``, ``x - c``, ``c - x``, ``-x`` with ``c`` a number.
+
+Identity, Flatten and Dropout vanish; BatchNorm1d in eval mode, runs of affine maps and constant
+scalings and shifts are folded into one affine map, in float64: ``x * c`` makes ``W, b`` into
+``c W, c b``, ``x / c`` into ``W / c, b / c`` and ``x + c`` makes ``b`` into ``b + c`` (before
+the first map, the next map's ``W`` and ``b`` are changed instead: ``W c``, ``W / c``,
+``W (c, ..., c) + b``). The network partitioned is that float64 map, as for Linear and BatchNorm
+folding: exact arithmetic on its numbers, which may differ from the model's own float32 rounding.
+
+Refused, with an :class:`UnsupportedLayerError` naming the layer (for a traced model: the node,
+its operation and its line of ``forward``): what is not piecewise linear (tanh, GELU, sigmoid,
+``x * x``), then graphs that are not a chain (residual ``x + f(x)``, concatenation: not supported
+yet), then what is piecewise linear but not a one-slope leaky ReLU (``torch.abs``, Hardtanh,
+ReLU6, ``clamp`` with a ``max``: not supported yet); a forward that cannot be traced
+(data-dependent control flow) is refused naming the module's class.
 
 The partition engine only needs, per layer, the pre-activations ``z`` of the vertices and the
 activation that turns them into the next layer's input. Convolutions, pooling and residual
@@ -21,10 +46,14 @@ import torch
 
 from ._errors import NonFiniteWeightsError, UnsupportedLayerError
 
-__all__ = ["Layer", "Network", "parse", "SUPPORTED", "check_finite"]
+__all__ = ["Layer", "MODULE_KINDS", "Network", "parse", "SUPPORTED", "check_finite"]
 
 SUPPORTED = ("Linear, ReLU, LeakyReLU, PReLU (one slope), Identity, Flatten, Dropout, "
-             "BatchNorm1d (eval mode), nested Sequential")
+             "BatchNorm1d (eval mode), nested Sequential; in a traced forward() also F.relu, torch.relu, "
+             "x.relu(), clamp(min=0), F.leaky_relu, F.linear, torch.flatten(x, 1), x.view(x.size(0), -1), "
+             "x * c, x / c, x + c (c a number), as a chain (no residual or branching yet)")
+# the layers read as modules (by their class name; TorchScript keeps it in ``original_name``)
+MODULE_KINDS = frozenset({"Linear", "ReLU", "LeakyReLU", "PReLU", "Identity", "Flatten", "Dropout", "BatchNorm1d"})
 
 
 @dataclass
@@ -99,9 +128,10 @@ def _name(m: torch.nn.Module) -> str:
 
 
 def _flatten(model: torch.nn.Module, prefix: str = ""):
-    """Yield (position, module) through nested Sequentials."""
+    """Yield (position, module) through nested Sequentials (a module used twice is yielded twice:
+    ``named_children`` would skip the second use of one ReLU, which forward applies)."""
     if _name(model) == "Sequential":
-        for key, child in model.named_children():
+        for key, child in model._modules.items():
             yield from _flatten(child, f"{prefix}{key}.")
     else:
         yield prefix.rstrip(".") or "0", model
@@ -132,14 +162,159 @@ def _f64(t) -> np.ndarray:
     return t.detach().to("cpu", torch.float64).numpy().copy()
 
 
+class _Fold:
+    """The layers read so far and the pending affine map ``h -> w h + b`` (``w`` None: none yet)."""
+
+    def __init__(self, width: Optional[int]):
+        self.layers: List[Layer] = []
+        self.w: Optional[np.ndarray] = None
+        self.b: Optional[np.ndarray] = None
+        self.names: List[str] = []
+        self.width = width  # the current width, None while unknown (before the first map)
+        self.pre: List[tuple] = []  # constant ops on the input before any map: ("scale"|"divide"|"shift", c)
+
+    def compose(self, w2, b2, name):
+        if self.w is None:
+            for op, c in reversed(self.pre):  # w2 (op(h)) + b2, folded into w2 and b2
+                w2, b2 = (w2 * c, b2) if op == "scale" else (w2 / c, b2) if op == "divide" \
+                    else (w2, w2 @ np.full(w2.shape[1], c) + b2)
+            self.pre = []
+            self.w, self.b = w2, b2
+        else:
+            if w2.shape[1] != self.w.shape[0]:
+                raise ValueError(f"layer {name} expects {w2.shape[1]} inputs but receives {self.w.shape[0]}")
+            self.w, self.b = w2 @ self.w, w2 @ self.b + b2
+        self.width = self.w.shape[0]
+        self.names.append(name)
+
+    def constant(self, op, c, name):
+        """``x * c`` (op "scale"), ``x / c`` ("divide") or ``x + c`` ("shift") on the current value."""
+        if self.w is None:
+            self.pre.append((op, c))
+        elif op == "scale":
+            self.w, self.b = self.w * c, self.b * c
+        elif op == "divide":
+            self.w, self.b = self.w / c, self.b / c
+        else:
+            self.b = self.b + c
+        self.names.append(name)
+
+    def _pending(self, name):
+        if self.w is None:
+            if self.width is None:
+                raise ValueError(f"layer {name} is an activation before any Linear layer; "
+                                 "pass in_features= so its width is known")
+            pre, self.pre = self.pre, []
+            self.w, self.b = np.eye(self.width), np.zeros(self.width)
+            for op, c in pre:
+                self.constant(op, c, None)
+                self.names.pop()
+
+    def emit(self, slope, name):
+        self._pending(name)
+        self.layers.append(Layer(self.w, self.b, slope, self.names + [name]))
+        self.w, self.b, self.names = None, None, []
+
+    def finish(self) -> Network:
+        if self.w is None and not self.layers:
+            raise ValueError("the model has no Linear layer")
+        if self.w is None:
+            # ends with an activation: its output is the network's output, through an identity map
+            self._pending("output")
+        self.layers.append(Layer(self.w, self.b, None, self.names))
+        return Network(self.layers)
+
+
+def _read_module(fold: _Fold, m: torch.nn.Module, label: str, kind: str) -> None:
+    """Fold one supported layer (a kind of :data:`MODULE_KINDS`) into ``fold``."""
+    width = fold.width
+    if kind == "Linear":
+        wt = _f64(m.weight)
+        if width is not None and wt.shape[1] != width:
+            raise ValueError(f"layer {label} expects {wt.shape[1]} inputs but receives {width}")
+        bias = _f64(m.bias) if m.bias is not None else np.zeros(wt.shape[0])
+        fold.compose(wt, bias, label)
+    elif kind in ("ReLU", "LeakyReLU", "PReLU"):
+        if kind == "ReLU":
+            slope = 0.0
+        elif kind == "LeakyReLU":
+            slope = float(m.negative_slope)
+        else:
+            if m.weight.numel() != 1:
+                raise UnsupportedLayerError(
+                    f"layer {label} has {m.weight.numel()} slopes; only a PReLU with one "
+                    f"shared slope is supported (num_parameters=1)")
+            slope = float(m.weight.detach().reshape(()))
+        fold.emit(slope, label)
+    elif kind == "BatchNorm1d":
+        if m.training:
+            raise UnsupportedLayerError(
+                f"layer {label} is in training mode (batch statistics are not a fixed map); "
+                "call model.eval() first")
+        if m.running_mean is None:
+            raise UnsupportedLayerError(f"layer {label} keeps no running statistics "
+                                        "(track_running_stats=False); it is not a fixed map")
+        scale = 1.0 / np.sqrt(_f64(m.running_var) + float(m.eps))
+        if m.affine:
+            scale = scale * _f64(m.weight)
+            shift = _f64(m.bias)
+        else:
+            shift = np.zeros_like(scale)
+        bn_w = np.diag(scale)
+        bn_b = shift - scale * _f64(m.running_mean)
+        if width is not None and width != scale.shape[0]:
+            raise ValueError(f"layer {label} has {scale.shape[0]} features but receives {width}")
+        fold.compose(bn_w, bn_b, label)
+    # Identity, Flatten, Dropout: nothing
+
+
+def _is_chain_of_modules(model: torch.nn.Module) -> bool:
+    """A Sequential (TorchScript too), a TorchScript module, or one torch.nn layer: read as modules;
+    anything else (a subclass with its own forward) is traced."""
+    return (_name(model) == "Sequential" or isinstance(model, torch.jit.ScriptModule)
+            or type(model).__module__.startswith("torch.nn."))
+
+
+def _parse_traced(model: torch.nn.Module, fold: _Fold) -> Network:
+    from . import _trace
+
+    steps = _trace.chain(model)  # every operation checked before any is folded
+    check_finite((s.label.split(" (")[0], s.module) for s in steps if s.kind == "module")
+    for s in steps:
+        for t in (s.weight, s.bias):
+            if t is not None and not bool(torch.isfinite(t.detach()).all()):
+                raise NonFiniteWeightsError(f"layer {s.label} has non-finite weights (NaN or inf)")
+    for s in steps:
+        if s.kind == "module":
+            _read_module(fold, s.module, s.label, _name(s.module))
+        elif s.kind == "linear":
+            wt = _f64(s.weight)
+            if wt.ndim != 2 or (s.bias is not None and tuple(s.bias.shape) != wt.shape[:1]):
+                raise ValueError(f"layer {s.label}: the weight must be (out, in) and the bias (out,), got "
+                                 f"{tuple(wt.shape)} and {None if s.bias is None else tuple(s.bias.shape)}")
+            if fold.width is not None and wt.shape[1] != fold.width:
+                raise ValueError(f"layer {s.label} expects {wt.shape[1]} inputs but receives {fold.width}")
+            fold.compose(wt, _f64(s.bias) if s.bias is not None else np.zeros(wt.shape[0]), s.label)
+        elif s.kind == "activation":
+            fold.emit(s.value, s.label)
+        elif s.kind == "width":
+            if fold.width is not None and fold.width != s.value:
+                raise ValueError(f"layer {s.label} reshapes to {s.value} features but receives {fold.width}")
+            fold.width = s.value
+        else:
+            fold.constant(s.kind, s.value, s.label)
+    return fold.finish()
+
+
 def parse(model: torch.nn.Module, in_features: Optional[int] = None) -> Network:
     """Read a network into its internal form, refusing what is not piecewise linear.
 
     Parameters
     ----------
     model : torch.nn.Module
-        A ``torch.nn.Sequential`` (possibly nested, possibly TorchScript) of supported layers, or
-        a single ``torch.nn.Linear``.
+        A ``torch.nn.Sequential`` (possibly nested, possibly TorchScript) of supported layers, a
+        single ``torch.nn.Linear``, or any module whose ``forward`` is a chain of supported
+        operations (read by tracing it with ``torch.fx``; see the module docstring).
     in_features : int, optional
         The input width, needed only when the network starts with an activation.
 
@@ -152,84 +327,15 @@ def parse(model: torch.nn.Module, in_features: Optional[int] = None) -> Network:
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    fold = _Fold(in_features)
+    if not _is_chain_of_modules(model):
+        return _parse_traced(model, fold)
     check_finite(_flatten(model))
-    layers: List[Layer] = []
-    w: Optional[np.ndarray] = None  # pending affine map, None = identity
-    b: Optional[np.ndarray] = None
-    names: List[str] = []
-    width = in_features
-
-    def compose(w2, b2, name):
-        nonlocal w, b, width
-        if w is None:
-            w, b = w2, b2
-        else:
-            if w2.shape[1] != w.shape[0]:
-                raise ValueError(f"layer {name} expects {w2.shape[1]} inputs but receives {w.shape[0]}")
-            w, b = w2 @ w, w2 @ b + b2
-        width = w.shape[0]
-        names.append(name)
-
-    def emit(slope, name):
-        nonlocal w, b, names
-        if w is None:
-            if width is None:
-                raise ValueError(f"layer {name} is an activation before any Linear layer; "
-                                 "pass in_features= so its width is known")
-            w, b = np.eye(width), np.zeros(width)
-        layers.append(Layer(w, b, slope, names + [name]))
-        w, b, names = None, None, []
-
     for pos, m in _flatten(model):
         kind = _name(m)
-        label = f"{pos} ({kind})"
-        if kind == "Linear":
-            wt = _f64(m.weight)
-            if width is not None and wt.shape[1] != width:
-                raise ValueError(f"layer {label} expects {wt.shape[1]} inputs but receives {width}")
-            bias = _f64(m.bias) if m.bias is not None else np.zeros(wt.shape[0])
-            compose(wt, bias, label)
-        elif kind in ("ReLU", "LeakyReLU", "PReLU"):
-            if kind == "ReLU":
-                slope = 0.0
-            elif kind == "LeakyReLU":
-                slope = float(m.negative_slope)
-            else:
-                if m.weight.numel() != 1:
-                    raise UnsupportedLayerError(
-                        f"layer {label} has {m.weight.numel()} slopes; only a PReLU with one "
-                        f"shared slope is supported (num_parameters=1)")
-                slope = float(m.weight.detach().reshape(()))
-            emit(slope, label)
-        elif kind in ("Identity", "Flatten", "Dropout"):
-            continue
-        elif kind == "BatchNorm1d":
-            if m.training:
-                raise UnsupportedLayerError(
-                    f"layer {label} is in training mode (batch statistics are not a fixed map); "
-                    "call model.eval() first")
-            if m.running_mean is None:
-                raise UnsupportedLayerError(f"layer {label} keeps no running statistics "
-                                            "(track_running_stats=False); it is not a fixed map")
-            scale = 1.0 / np.sqrt(_f64(m.running_var) + float(m.eps))
-            if m.affine:
-                scale = scale * _f64(m.weight)
-                shift = _f64(m.bias)
-            else:
-                shift = np.zeros_like(scale)
-            bn_w = np.diag(scale)
-            bn_b = shift - scale * _f64(m.running_mean)
-            if width is not None and width != scale.shape[0]:
-                raise ValueError(f"layer {label} has {scale.shape[0]} features but receives {width}")
-            compose(bn_w, bn_b, label)
-        else:
+        if kind not in MODULE_KINDS:
             raise UnsupportedLayerError(
-                f"layer {label} is not supported (not a known piecewise-linear layer); "
+                f"layer {pos} ({kind}) is not supported (not a known piecewise-linear layer); "
                 f"supported: {SUPPORTED}")
-    if w is None and not layers:
-        raise ValueError("the model has no Linear layer")
-    if w is None:
-        # ends with an activation: its output is the network's output, through an identity map
-        w, b = np.eye(width), np.zeros(width)
-    layers.append(Layer(w, b, None, names))
-    return Network(layers)
+        _read_module(fold, m, f"{pos} ({kind})", kind)
+    return fold.finish()

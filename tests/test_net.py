@@ -61,3 +61,10 @@ def test_nonfinite_weights_are_refused_naming_the_layer():
     bn.running_var[0] = float("inf")
     with pytest.raises(spatial.NonFiniteWeightsError, match=r"layer 1\.0 \(BatchNorm1d\) has non-finite weights"):
         parse(L.Sequential(L.Linear(2, 3), L.Sequential(bn, L.ReLU()), L.Linear(3, 1)))
+
+
+def test_a_module_used_twice_in_a_sequential_is_read_twice():
+    act = L.ReLU()
+    net = L.Sequential(L.Linear(2, 3), act, L.Linear(3, 3), act, L.Linear(3, 1))
+    assert [l.slope for l in parse(net).layers] == [0.0, 0.0, None]
+    assert [l.slope for l in parse(torch.jit.script(net)).layers] == [0.0, 0.0, None]

@@ -1,0 +1,328 @@
+"""Reading a module's ``forward`` into a chain of steps, by tracing it with ``torch.fx``.
+
+``chain(model)`` traces a ``torch.nn.Module`` that is not a ``Sequential`` (a subclass with
+``fc1``, ``fc2``, ``fc3`` and one ``self.act`` reused, functional activations, ...) with
+``torch.fx`` (https://pytorch.org/docs/stable/fx.html) and returns its operations as a list of
+:class:`Step`, in order, for ``_net.parse`` to fold into affine maps and activations. It reads;
+it computes nothing.
+
+Every operation is checked before anything else is done: one that is not piecewise linear
+(``torch.tanh``, ``F.gelu``, ``x * x``) is refused first, then a graph that is not a chain (a
+residual ``x + f(x)``, a concatenation), then what is piecewise linear but not supported yet
+(``torch.abs``, Hardtanh, ReLU6, ``clamp`` with a ``max``); each error names the node, its
+operation and the line of ``forward`` that made it.
+"""
+from __future__ import annotations
+
+import functools
+import linecache
+import operator
+import os
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional
+
+import torch
+import torch.fx
+
+from ._errors import UnsupportedLayerError
+from ._net import MODULE_KINDS, SUPPORTED, _name
+
+__all__ = ["Step", "chain"]
+
+# modules and functions by name (in-place variants ``relu_`` and ``x += 1`` read as the same)
+_NOT_PL = frozenset({
+    "tanh", "sigmoid", "gelu", "silu", "elu", "selu", "celu", "softplus", "softmax", "log_softmax",
+    "softmin", "mish", "hardswish", "hardsigmoid", "logsigmoid", "softsign", "tanhshrink", "glu",
+    "exp", "expm1", "log", "log1p", "log2", "log10", "sin", "cos", "tan", "sqrt", "rsqrt", "pow",
+    "square", "reciprocal", "erf", "erfc", "atan", "asin", "acos", "sinh", "cosh", "asinh", "atanh",
+    "matmul", "bmm", "mm", "einsum", "bilinear"})
+_PL_LATER = frozenset({"abs", "absolute", "hardtanh", "relu6", "threshold", "maximum", "minimum", "max",
+                       "min", "hardshrink", "softshrink", "rrelu", "clamp_max", "fmax", "fmin", "sign",
+                       "floor", "ceil", "round", "trunc"})
+_ARITH = {"mul": "*", "add": "+", "sub": "-", "truediv": "/", "div": "/", "neg": "-x", "pos": "+x"}
+_RELU = frozenset({"relu"})
+_CLAMP = frozenset({"clamp", "clip", "clamp_min"})
+_RESHAPE = frozenset({"view", "reshape"})
+_IDENTITY = frozenset({"contiguous", "dropout"})
+_NONLINEAR_MODULES = frozenset({"Tanh", "Sigmoid", "GELU", "SiLU", "ELU", "SELU", "CELU", "Softplus", "Softmax",
+                                "LogSoftmax", "Softmin", "Mish", "Hardswish", "Hardsigmoid", "LogSigmoid",
+                                "Softsign", "Tanhshrink", "GLU", "Bilinear", "MultiheadAttention"})
+_PL_LATER_MODULES = frozenset({"Hardtanh", "ReLU6", "Threshold", "Hardshrink", "Softshrink", "RReLU"})
+
+
+@dataclass
+class Step:
+    """One operation of the chain, in the form ``_net.parse`` folds.
+
+    ``kind`` is ``"module"`` (``module``: a supported layer), ``"linear"`` (``weight``, ``bias``:
+    tensors of ``F.linear``), ``"activation"`` (``value``: the negative-side slope), ``"scale"``,
+    ``"divide"``, ``"shift"`` (``value``: the constant of ``x * c``, ``x / c``, ``x + c``) or
+    ``"width"`` (``value``: the width a reshape to ``(-1, n)`` fixes).
+    """
+
+    kind: str
+    label: str  # "fc1 (Linear)", "relu (F.relu)": what errors name
+    module: Optional[torch.nn.Module] = None
+    weight: Optional[torch.Tensor] = None
+    bias: Optional[torch.Tensor] = None
+    value: Optional[float] = None
+
+
+class _Tracer(torch.fx.Tracer):
+    def __init__(self):
+        super().__init__()
+        self.record_stack_traces = True  # node.stack_trace: the line of forward() behind each node
+
+
+def _len(x):
+    """``len`` as the tracer sees it: a recorded call on a traced value (``len(x)`` in a reshape)."""
+    if isinstance(x, torch.fx.Proxy):
+        return x.tracer.create_proxy("call_function", len, (x,), {})
+    return len(x)
+
+
+def _trace(model: torch.nn.Module) -> torch.fx.Graph:
+    # ``len(proxy)`` raises in torch.fx unless ``len`` is wrapped where forward() looks it up: wrap it in
+    # the globals of each forward() for the time of the trace (a module that defines its own len keeps it)
+    patched = []
+    for m in model.modules():
+        g = getattr(type(m).forward, "__globals__", None)
+        if g is not None and "len" not in g and all(g is not p for p in patched):
+            g["len"] = _len
+            patched.append(g)
+    try:
+        return _Tracer().trace(model)
+    except Exception as e:  # noqa: BLE001 -- any failure of the trace is the same answer to the user
+        reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".rstrip(": ")
+        raise UnsupportedLayerError(
+            f"{type(model).__name__} could not be traced with torch.fx ({reason}); its forward() must be a "
+            "fixed chain of operations (no data-dependent control flow such as `if x.sum() > 0:`), "
+            "or write the model as a torch.nn.Sequential") from None
+    finally:
+        for g in patched:
+            if g.get("len") is _len:
+                del g["len"]
+
+
+def _where(node: torch.fx.Node) -> str:
+    """``line 14 of mlp.py: `x = F.gelu(x)``` from the node's stack trace (the innermost frame
+    outside torch), or '' when there is none."""
+    lines = (node.stack_trace or "").splitlines()
+    torch_dir = os.path.dirname(torch.__file__)
+    found = ""
+    for i, text in enumerate(lines):
+        text = text.strip()
+        if not text.startswith('File "'):
+            continue
+        path, _, rest = text[6:].partition('", line ')
+        if path.startswith(torch_dir):
+            continue
+        num = rest.split(",")[0]
+        code = lines[i + 1].strip() if i + 1 < len(lines) and not lines[i + 1].strip().startswith('File "') \
+            else linecache.getline(path, int(num) if num.isdigit() else 0).strip()
+        found = f", line {num} of {path}" + (f": `{code}`" if code else "")
+    return found
+
+
+def _op(node: torch.fx.Node):
+    """(family, name, shown) of a call: family 'method', 'torch', 'F', 'operator', 'builtins'."""
+    if node.op == "call_method":
+        name = node.target
+        return "method", name.rstrip("_"), f"x.{name}()"
+    t = node.target
+    name = getattr(t, "__name__", str(t))
+    mod = getattr(t, "__module__", None) or ""
+    if mod in ("_operator", "operator"):
+        base = name[1:] if name.startswith("i") and name[1:] in _ARITH else name
+        return "operator", base, _ARITH.get(base, f"operator.{name}")
+    if mod == "builtins":
+        return "builtins", name, name
+    family = "F" if mod.startswith(("torch.nn.functional", "torch._C._nn")) else "torch"
+    return family, name.rstrip("_"), f"{family}.{name}"
+
+
+def _arg(node: torch.fx.Node, i: int, key: str, default: Any = None) -> Any:
+    """Argument ``i`` of the call (after the tensor, index 0), given by position or by ``key``."""
+    if len(node.args) > i:
+        return node.args[i]
+    return node.kwargs.get(key, default)
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+class _Refusal(Exception):
+    """A node that cannot be read; ``rank`` orders what is said first (not piecewise linear: 0)."""
+
+    def __init__(self, rank: int, message: str):
+        super().__init__(message)
+        self.rank = rank
+
+
+def chain(model: torch.nn.Module) -> List[Step]:
+    """The operations of ``model.forward`` as a list of :class:`Step`, checked to be a chain.
+
+    Raises :class:`UnsupportedLayerError` naming the node, its operation and its line for an
+    operation that is not piecewise linear, a graph that branches (residual, concatenation) or an
+    operation not supported yet, and naming the module's class when it cannot be traced.
+
+    Examples
+    --------
+    >>> class Net(torch.nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.fc1, self.fc2 = torch.nn.Linear(2, 3), torch.nn.Linear(3, 1)
+    ...     def forward(self, x):
+    ...         return self.fc2(torch.relu(self.fc1(x)))
+    >>> [s.label for s in chain(Net())]
+    ['fc1 (Linear)', 'relu (torch.relu)', 'fc2 (Linear)']
+    """
+    graph = _trace(model)
+    cls = type(model).__name__
+    kind: Dict[torch.fx.Node, str] = {}  # "data" (depends on the input), "shape", "const"
+    inputs = [n for n in graph.nodes if n.op == "placeholder"]
+    if len(inputs) != 1:
+        raise UnsupportedLayerError(f"{cls}.forward takes {len(inputs)} inputs "
+                                    f"({', '.join(n.name for n in inputs)}); only one input is supported")
+    refusals: List[_Refusal] = []
+    steps: List[Step] = []
+    for node in graph.nodes:
+        args: List[torch.fx.Node] = []  # every argument, repeats too (x * x), lists too (torch.cat)
+        torch.fx.node.map_arg((node.args, node.kwargs), args.append)
+        data_in = [a for a in args if kind.get(a) == "data"]
+        if node.op == "placeholder":
+            kind[node] = "data"
+            continue
+        if node.op == "get_attr":
+            kind[node] = "const"
+            continue
+        if node.op == "output":
+            out = node.args[0]
+            if not (isinstance(out, torch.fx.Node) and kind.get(out) == "data"):
+                refusals.append(_Refusal(2, f"{cls}.forward must return one tensor computed from its input, "
+                                            f"not {type(out).__name__}"))
+            continue
+        if node.op == "call_module":
+            m = model.get_submodule(node.target)
+            shown = _name(m)
+        else:
+            family, name, shown = _op(node)
+            first = kind.get(node.args[0]) if node.args and isinstance(node.args[0], torch.fx.Node) else None
+            if (first == "data" and (name in ("size", "len") or (name == "getattr" and node.args[1:] == ("shape",))))\
+                    or (first == "shape" and name == "getitem"):
+                kind[node] = "shape"  # x.size(0), len(x), x.shape[0]: only a reshape may read them
+                continue
+        kind[node] = "data" if data_in else "const"
+        where = f"{cls}.forward: node {node.name!r} ({shown}){_where(node)}"
+        if not data_in:
+            refusals.append(_Refusal(2, f"{where} computes a value that does not depend on the input "
+                                        "(a weight computed in forward() is not supported yet); "
+                                        f"supported: {SUPPORTED}"))
+            continue
+        try:
+            step = _read(node, model, shown, where, kind, data_in)
+        except _Refusal as r:
+            refusals.append(r)
+            continue
+        steps.extend(step if isinstance(step, tuple) else () if step is None else (step,))
+    for node in graph.nodes:  # a chain: each value feeds one operation (shape queries aside)
+        if kind.get(node) != "data":
+            continue
+        users = [u for u in node.users if kind.get(u) == "data" or u.op == "output"]
+        if len(users) > 1:
+            refusals.append(_Refusal(1, f"{cls}.forward: node {node.name!r}{_where(node)} feeds {len(users)} "
+                                        f"operations ({', '.join(u.name for u in users)}): residual/branching "
+                                        "graphs are not supported yet (the forward must be a chain)"))
+    if refusals:
+        raise UnsupportedLayerError(str(min(refusals, key=lambda r: r.rank)))
+    return steps
+
+
+def _read(node, model, shown, where, kind, data_in) -> Optional[Step]:
+    """The step of one call on the input's value (None: a step that changes nothing)."""
+    label = f"{node.target if node.op == 'call_module' else node.name} ({shown})"
+    not_pl = f"{where} is not piecewise linear; supported: {SUPPORTED}"
+    later = f"{where} is piecewise linear but not a one-slope (leaky) ReLU: not supported yet; supported: {SUPPORTED}"
+    unknown = f"{where} is not supported (not a known piecewise-linear operation); supported: {SUPPORTED}"
+    if node.op == "call_module":
+        m = model.get_submodule(node.target)
+        if shown in MODULE_KINDS:
+            return Step("module", label, module=m)
+        if shown in _NONLINEAR_MODULES:
+            raise _Refusal(0, not_pl)
+        raise _Refusal(2, later if shown in _PL_LATER_MODULES else unknown)
+    family, name, _ = _op(node)
+    if len(data_in) > 1:
+        if name in ("mul", "truediv", "div", "matmul", "pow"):
+            raise _Refusal(0, f"{where} is not piecewise linear (a product or quotient of two values that depend "
+                              f"on the input); supported: {SUPPORTED}")
+        raise _Refusal(1, f"{where} combines {len(data_in)} values ({', '.join(a.name for a in data_in)}): "
+                          "residual/branching graphs are not supported yet (the forward must be a chain)")
+    if name in _NOT_PL:
+        raise _Refusal(0, not_pl)
+    if family == "operator" and name == "truediv" and node.args[1] is data_in[0]:
+        raise _Refusal(0, f"{where} divides by a value that depends on the input: it is not piecewise linear; "
+                          f"supported: {SUPPORTED}")
+    x = data_in[0]
+    if node.args[:1] != (x,) and not (family == "operator" and name in ("mul", "add", "sub") and node.args[1:2] == (x,)):
+        raise _Refusal(2, unknown)
+    if name in _RELU:
+        return Step("activation", label, value=0.0)
+    if name == "leaky_relu" and family in ("F", "torch"):
+        slope = _arg(node, 1, "negative_slope", 0.01)
+        return Step("activation", label, value=float(slope))
+    if name in _CLAMP:
+        lo = _arg(node, 1, "min", None)
+        hi = None if name == "clamp_min" else _arg(node, 2, "max", None)
+        if _number(lo) and lo == 0 and hi is None:
+            return Step("activation", label, value=0.0)
+        raise _Refusal(2, f"{where} is piecewise linear but only clamp(min=0) (a ReLU) is supported yet; "
+                          f"supported: {SUPPORTED}")
+    if name == "linear" and family == "F":
+        w, b = _arg(node, 1, "weight"), _arg(node, 2, "bias")
+        if not all(isinstance(t, torch.fx.Node) and t.op == "get_attr" for t in [w] + ([b] if b is not None else [])):
+            raise _Refusal(2, f"{where}: the weight and bias of F.linear must be attributes of the module "
+                              "(parameters or buffers); supported: " + SUPPORTED)
+        get = functools.partial(functools.reduce, getattr)
+        return Step("linear", label, weight=get(w.target.split("."), model),
+                    bias=None if b is None else get(b.target.split("."), model))
+    if name == "flatten":
+        start, end = _arg(node, 1, "start_dim", 0), _arg(node, 2, "end_dim", -1)
+        if start == 1 and end == -1:
+            return None
+        raise _Refusal(2, f"{where}: only flatten(x, 1) (keeping the batch dimension) is supported; "
+                          f"supported: {SUPPORTED}")
+    if name in _RESHAPE:
+        shape = tuple(node.args[1:]) if len(node.args) > 2 else tuple(node.args[1]) if len(node.args) == 2 \
+            else tuple(node.kwargs.get("shape", ()))
+        if len(shape) == 2 and shape[1] == -1 and isinstance(shape[0], torch.fx.Node) \
+                and kind.get(shape[0]) == "shape":
+            return None
+        if len(shape) == 2 and shape[0] == -1 and isinstance(shape[1], int) and shape[1] > 0:
+            return Step("width", label, value=shape[1])
+        raise _Refusal(2, f"{where}: only a reshape to (batch, -1) or (-1, n) is supported; supported: "
+                          + SUPPORTED)
+    if name in _IDENTITY:
+        if name == "dropout" and _arg(node, 2, "training", True):
+            raise _Refusal(2, f"{where} is in training mode (a random mask is not a fixed map); pass "
+                              "training=self.training and call model.eval() first")
+        return None
+    if name in _ARITH:
+        if name in ("neg", "pos"):
+            return Step("scale", label, value=-1.0 if name == "neg" else 1.0)
+        c = node.args[0] if node.args[1:2] == (x,) else _arg(node, 1, "other")
+        if len(node.args) > 2 or set(node.kwargs) - {"other"} or not _number(c):
+            raise _Refusal(2, f"{where}: only a constant number may scale or shift the value "
+                              f"(x * 2, x + 1.0, x / 4); supported: {SUPPORTED}")
+        c = float(c)
+        if name == "sub":
+            if node.args[0] is x:
+                return Step("shift", label, value=-c)
+            return Step("scale", label, value=-1.0), Step("shift", label, value=c)  # c - x
+        if name in ("truediv", "div"):
+            return Step("divide", label, value=c)
+        return Step("scale" if name == "mul" else "shift", label, value=c)
+    if name in _PL_LATER:
+        raise _Refusal(2, later)
+    raise _Refusal(2, unknown)

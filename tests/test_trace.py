@@ -1,0 +1,234 @@
+"""spatial._trace: modules whose forward is a chain, read by tracing them (torch.fx).
+
+Each subclass is checked against its ``nn.Sequential`` twin (the same weights): the same layers,
+exactly, and the same partition.
+"""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from splinescope import spatial
+from splinescope.spatial._net import parse
+
+L = torch.nn
+BOX = (-1.0, 1.0, -1.0, 1.0)
+
+
+class MLP(L.Module):
+    """fc1, fc2, fc3 and one activation module reused."""
+
+    def __init__(self, act=None):
+        super().__init__()
+        self.fc1, self.fc2, self.fc3 = L.Linear(2, 6), L.Linear(6, 5), L.Linear(5, 2)
+        self.act = act if act is not None else L.ReLU()
+
+    def forward(self, x):
+        return self.fc3(self.act(self.fc2(self.act(self.fc1(x)))))
+
+
+class Functional(MLP):
+    def __init__(self):
+        super().__init__()
+        self.w = L.Parameter(torch.randn(5, 6))
+        self.register_buffer("b", torch.randn(5))
+
+    def forward(self, x):
+        x = F.relu(self.fc1(x))
+        x = torch.relu(F.linear(x, self.w, self.b))
+        return self.fc3(x)
+
+
+class Clamped(MLP):
+    def forward(self, x):
+        x = self.fc1(x).clamp(min=0)
+        return self.fc3(torch.clamp(self.fc2(x), min=0))
+
+
+class Leaky(MLP):
+    def forward(self, x):
+        return self.fc3(F.leaky_relu(self.fc2(F.leaky_relu(self.fc1(x), 0.1)), negative_slope=0.1))
+
+
+class Flattened(MLP):
+    def forward(self, x):
+        x = torch.flatten(x, 1)
+        x = self.act(self.fc1(x.view(x.size(0), -1)))
+        x = self.act(self.fc2(x.reshape(len(x), -1)))
+        return self.fc3(x.flatten(1))
+
+
+class Scaled(MLP):
+    def forward(self, x):
+        x = self.act(2 * self.fc1(x) + 1.0)
+        x = self.act(self.fc2(x / 4) - 0.5)
+        return self.fc3(x)
+
+
+def _twin(m, kind):
+    """The nn.Sequential with the same weights (constants folded in float64 by hand)."""
+    if kind == "scaled":
+        fc1, fc2 = L.Linear(2, 6).double(), L.Linear(6, 5).double()
+        with torch.no_grad():
+            fc1.weight.copy_(m.fc1.weight * 2)
+            fc1.bias.copy_(m.fc1.bias * 2 + 1.0)
+            fc2.weight.copy_(m.fc2.weight / 4)
+            fc2.bias.copy_(m.fc2.bias - 0.5)
+        return L.Sequential(fc1, L.ReLU(), fc2, L.ReLU(), m.fc3)
+    if kind == "functional":
+        fc2 = L.Linear(6, 5).double()
+        with torch.no_grad():
+            fc2.weight.copy_(m.w)
+            fc2.bias.copy_(m.b)
+        return L.Sequential(m.fc1, L.ReLU(), fc2, L.ReLU(), m.fc3)
+    act = L.LeakyReLU(0.1) if kind == "leaky" else L.ReLU()
+    first = [L.Flatten()] if kind == "flatten" else []
+    return L.Sequential(*first, m.fc1, act, m.fc2, act, m.fc3)
+
+
+CASES = {"reused": MLP, "functional": Functional, "clamped": Clamped, "leaky": Leaky, "flatten": Flattened,
+         "scaled": Scaled}
+
+
+@pytest.mark.parametrize("kind", sorted(CASES))
+def test_a_subclass_reads_as_its_sequential_twin(kind):
+    torch.manual_seed(0)
+    m = CASES[kind]().double()
+    twin = _twin(m, kind)
+    a, b = parse(m), parse(twin)
+    assert len(a.layers) == len(b.layers) == 3
+    for la, lb in zip(a.layers, b.layers):
+        assert np.array_equal(la.weight, lb.weight) and np.array_equal(la.bias, lb.bias)
+        assert la.slope == lb.slope
+    x = torch.rand(7, 1, 2, dtype=torch.float64) * 2 - 1  # (1, 2) inputs: flattened by the models that flatten
+    xin = x if kind == "flatten" else x[:, 0]
+    with torch.no_grad():
+        np.testing.assert_allclose(a(x[:, 0].numpy()), m(xin).numpy(), rtol=1e-12, atol=1e-12)
+    p, q = spatial.partition(m, bounds=BOX), spatial.partition(twin, bounds=BOX)
+    assert len(p) == len(q) > 1
+    assert np.array_equal(p.patterns, q.patterns)
+    assert np.array_equal(p.vertices, q.vertices)
+
+
+class _Refused(MLP):
+    def __init__(self, forward):
+        super().__init__()
+        self._f = forward
+
+    def forward(self, x):
+        return self._f(self, x)
+
+
+REFUSED = {
+    "tanh": (lambda s, x: s.fc3(torch.tanh(s.fc2(s.fc1(x).abs()))),  # abs first: the non-PL op is named
+             r"node 'tanh' \(torch\.tanh\), line \d+ of .*test_trace\.py: `.*torch\.tanh.*` is not piecewise linear"),
+    "gelu": (lambda s, x: s.fc3(s.fc2(F.gelu(s.fc1(x)))), r"node 'gelu' \(F\.gelu\).* is not piecewise linear"),
+    "square": (lambda s, x: s.fc3(s.fc2(s.fc1(x) * s.fc1(x))), r"node 'mul' \(\*\).* is not piecewise linear"),
+    "sigmoid": (lambda s, x: s.fc3(s.fc2(s.fc1(x).sigmoid())), r"x\.sigmoid\(\).* is not piecewise linear"),
+    "residual": (lambda s, x: s.fc3(s.act(s.fc2(s.act(s.fc1(x)))) + s.fc1(x)[:, :5]),
+                 r"node 'add' \(\+\).* combines 2 values .*residual/branching graphs are not supported yet"),
+    "concat": (lambda s, x: s.fc3(s.fc2(torch.cat([s.fc1(x)[:, :3], s.fc1(x)[:, 3:]], 1))),
+               r"residual/branching graphs are not supported yet"),
+    "abs": (lambda s, x: s.fc3(s.fc2(torch.abs(s.fc1(x)))),
+            r"node 'abs_1' \(torch\.abs\).* is piecewise linear but not a one-slope \(leaky\) ReLU: not supported yet"),
+    "hardtanh": (lambda s, x: s.fc3(s.fc2(F.hardtanh(s.fc1(x)))), r"F\.hardtanh.* not supported yet"),
+    "clamp_max": (lambda s, x: s.fc3(s.fc2(s.fc1(x).clamp(0, 1))), r"only clamp\(min=0\) \(a ReLU\) is supported"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_refusals_name_the_node_and_its_line(case):
+    forward, match = REFUSED[case]
+    with pytest.raises(spatial.UnsupportedLayerError, match=match):
+        parse(_Refused(forward))
+
+
+def test_activation_modules_in_a_traced_forward():
+    with pytest.raises(spatial.UnsupportedLayerError, match=r"node 'act' \(Tanh\).* is not piecewise linear"):
+        parse(MLP(L.Tanh()))
+    with pytest.raises(spatial.UnsupportedLayerError, match=r"node 'act' \(ReLU6\).* not supported yet"):
+        parse(MLP(L.ReLU6()))
+    with pytest.raises(spatial.UnsupportedLayerError, match=r"layer act \(PReLU\) has 6 slopes"):
+        parse(MLP(L.PReLU(6)))
+    with pytest.raises(spatial.UnsupportedLayerError, match=r"F\.dropout\).* in training mode"):
+        parse(_Refused(lambda s, x: s.fc3(s.fc2(F.dropout(s.fc1(x), 0.5)))))
+    assert parse(_Refused(lambda s, x: s.fc3(s.fc2(F.dropout(s.fc1(x), 0.5, training=False))))).out_features == 2
+
+
+class Branchy(MLP):
+    def forward(self, x):
+        if x.sum() > 0:
+            x = -x
+        return self.fc3(self.fc2(self.fc1(x)))
+
+
+def test_an_untraceable_forward_names_the_class():
+    with pytest.raises(spatial.UnsupportedLayerError, match=r"^Branchy could not be traced with torch\.fx .*"
+                                                            r"control flow"):
+        parse(Branchy())
+
+
+def test_shape_errors_and_nonfinite_weights_name_the_layer():
+    m = _Refused(lambda s, x: s.fc3(s.fc1(x)))
+    with pytest.raises(ValueError, match=r"layer fc3 \(Linear\) expects 5 inputs but receives 6"):
+        parse(m)
+    m = MLP()
+    with torch.no_grad():
+        m.fc2.bias[0] = float("inf")
+    with pytest.raises(spatial.NonFiniteWeightsError, match=r"^layer fc2 \(Linear\) has non-finite weights"):
+        parse(m)
+    with pytest.raises(spatial.UnsupportedLayerError, match=r"forward takes 2 inputs \(x, y\)"):
+        parse(_TwoInputs())
+
+
+class _TwoInputs(MLP):
+    def forward(self, x, y):
+        return self.fc1(x)
+
+
+ARCH = '''
+import torch
+L = torch.nn
+
+
+class Net(L.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2, self.out = L.Linear(2, 8), L.Linear(8, 8), L.Linear(8, 1)
+        self.act = L.ReLU()
+
+    def forward(self, x):
+        return self.out(self.act(self.fc2(self.act(self.fc1(x)))))
+
+
+def factory():
+    return Net()
+'''
+
+
+def test_the_command_line_counts_a_subclass(tmp_path, capsys):
+    from splinescope.render.cli import main
+
+    arch = tmp_path / "arch_mlp.py"
+    arch.write_text(ARCH)
+    from splinescope.spatial.checkpoints import resolve_arch
+
+    torch.manual_seed(1)
+    m = resolve_arch(f"{arch}:factory")()
+    sd = tmp_path / "net.pt"
+    torch.save(m.state_dict(), sd)
+    twin = L.Sequential(m.fc1, L.ReLU(), m.fc2, L.ReLU(), m.out)
+    want = len(spatial.partition(twin, bounds=BOX))
+    assert main(["count", str(sd), "--arch", f"{arch}:factory", "--bounds", "-1", "1", "-1", "1"]) == 0
+    assert capsys.readouterr().out.strip() == str(want)
+
+
+def test_local_complexity_reads_a_subclass_as_its_twin():
+    from splinescope.spatial.local_complexity import local_complexity, random_frame
+
+    torch.manual_seed(2)
+    m = Functional().double()
+    twin = _twin(m, "functional")
+    x = torch.rand(50, 2, dtype=torch.float64) * 2 - 1
+    frame = random_frame(2, 2, 0, dtype=torch.float64)
+    assert torch.equal(local_complexity(m, x, 0.3, frame), local_complexity(twin, x, 0.3, frame))
