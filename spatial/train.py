@@ -125,8 +125,10 @@ def train(model: torch.nn.Module, X, y, *, steps: int, lr: float = 3e-3, batch_s
     batch_size : int, optional
         Mini-batch size (batches drawn by a generator seeded with ``seed``); None: full batch.
     checkpoints : int or sequence of int, optional
-        The steps to keep (0 is the initial model); an int ``n`` means :func:`log_schedule(steps, n)
-        <log_schedule>`; default ``log_schedule(steps, 40)``.
+        The schedule: at which steps to keep a copy (0 is the initial model); an int ``n`` means
+        :func:`log_schedule(steps, n) <log_schedule>`; default ``log_schedule(steps, 40)``. Steps,
+        not models: the copies are what ``train`` returns (``(step, model)`` pairs, named ``ckpts``
+        in this package) and what :func:`spatial.checkpoints.load_checkpoints` reads back.
     out_dir : path, optional
         Folder to write ``step_{step:06d}.pt`` state_dicts (and ``data.npz``) into, atomically.
     arch : dict, optional
