@@ -271,8 +271,12 @@ def _read_module(fold: _Fold, m: torch.nn.Module, label: str, kind: str) -> None
 def _is_chain_of_modules(model: torch.nn.Module) -> bool:
     """A Sequential (TorchScript too), a TorchScript module, or one torch.nn layer: read as modules;
     anything else (a subclass with its own forward) is traced."""
-    return (_name(model) == "Sequential" or isinstance(model, torch.jit.ScriptModule)
-            or type(model).__module__.startswith("torch.nn."))
+    def library(m):  # a torch.nn layer, or TorchScript: read as a module, never traced
+        return isinstance(m, torch.jit.ScriptModule) or type(m).__module__.startswith("torch.nn.")
+
+    if _name(model) == "Sequential":  # traced when it holds a block of the user's (with its own forward)
+        return all(library(m) or _name(m) == "Sequential" for _, m in _flatten(model))
+    return library(model)
 
 
 def _parse_traced(model: torch.nn.Module, fold: _Fold) -> Network:

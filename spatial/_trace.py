@@ -148,6 +148,20 @@ def _arg(node: torch.fx.Node, i: int, key: str, default: Any = None) -> Any:
     return node.kwargs.get(key, default)
 
 
+def _shape_query(node: torch.fx.Node, name: str, first: Optional[str]) -> Optional[str]:
+    """"batch" for the batch size (``x.size(0)``, ``len(x)``, ``x.shape[0]``), "shape" for another
+    part of the shape (``x.shape``, ``x.size(1)``), None for a call that is not a shape query."""
+    if first == "data" and name == "len":
+        return "batch"
+    if first == "data" and name == "size":
+        return "batch" if _arg(node, 1, "dim") == 0 else "shape"
+    if first == "data" and name == "getattr" and node.args[1:] == ("shape",):
+        return "shape"
+    if first == "shape" and name == "getitem":
+        return "batch" if node.args[1] == 0 else "shape"
+    return None
+
+
 def _number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
@@ -180,7 +194,7 @@ def chain(model: torch.nn.Module) -> List[Step]:
     """
     graph = _trace(model)
     cls = type(model).__name__
-    kind: Dict[torch.fx.Node, str] = {}  # "data" (depends on the input), "shape", "const"
+    kind: Dict[torch.fx.Node, str] = {}  # "data" (depends on the input), "batch", "shape", "const"
     inputs = [n for n in graph.nodes if n.op == "placeholder"]
     if len(inputs) != 1:
         raise UnsupportedLayerError(f"{cls}.forward takes {len(inputs)} inputs "
@@ -209,9 +223,9 @@ def chain(model: torch.nn.Module) -> List[Step]:
         else:
             family, name, shown = _op(node)
             first = kind.get(node.args[0]) if node.args and isinstance(node.args[0], torch.fx.Node) else None
-            if (first == "data" and (name in ("size", "len") or (name == "getattr" and node.args[1:] == ("shape",))))\
-                    or (first == "shape" and name == "getitem"):
-                kind[node] = "shape"  # x.size(0), len(x), x.shape[0]: only a reshape may read them
+            shape = _shape_query(node, name, first)
+            if shape is not None:
+                kind[node] = shape  # x.size(0), len(x), x.shape[0]: only a reshape may read them
                 continue
         kind[node] = "data" if data_in else "const"
         where = f"{cls}.forward: node {node.name!r} ({shown}){_where(node)}"
@@ -297,7 +311,7 @@ def _read(node, model, shown, where, kind, data_in) -> Optional[Step]:
         shape = tuple(node.args[1:]) if len(node.args) > 2 else tuple(node.args[1]) if len(node.args) == 2 \
             else tuple(node.kwargs.get("shape", ()))
         if len(shape) == 2 and shape[1] == -1 and isinstance(shape[0], torch.fx.Node) \
-                and kind.get(shape[0]) == "shape":
+                and kind.get(shape[0]) == "batch":
             return None
         if len(shape) == 2 and shape[0] == -1 and isinstance(shape[1], int) and shape[1] > 0:
             return Step("width", label, value=shape[1])

@@ -232,3 +232,32 @@ def test_local_complexity_reads_a_subclass_as_its_twin():
     x = torch.rand(50, 2, dtype=torch.float64) * 2 - 1
     frame = random_frame(2, 2, 0, dtype=torch.float64)
     assert torch.equal(local_complexity(m, x, 0.3, frame), local_complexity(twin, x, 0.3, frame))
+
+
+class Block(L.Module):
+    def __init__(self, lin):
+        super().__init__()
+        self.lin = lin
+
+    def forward(self, x):
+        return F.relu(self.lin(x))
+
+
+def test_a_sequential_of_blocks_is_traced():
+    torch.manual_seed(3)
+    m = MLP().double()
+    net = L.Sequential(Block(m.fc1), Block(m.fc2), m.fc3)
+    a, b = parse(net), parse(_twin(m, "reused"))
+    assert all(np.array_equal(la.weight, lb.weight) and la.slope == lb.slope for la, lb in zip(a.layers, b.layers))
+    with pytest.raises(spatial.UnsupportedLayerError, match=r"node '_1_act' \(Tanh\).* is not piecewise linear"):
+        parse(L.Sequential(Block(m.fc1), MLP(L.Tanh())))
+
+
+def test_only_a_reshape_that_keeps_the_batch_is_read():
+    bad = _Refused(lambda s, x: s.fc3(s.fc2(s.fc1(x).view(x.size(1), -1))))
+    with pytest.raises(spatial.UnsupportedLayerError, match=r"only a reshape to \(batch, -1\) or \(-1, n\)"):
+        parse(bad)
+    ok = _Refused(lambda s, x: s.fc3(s.fc2(s.fc1(x.view(x.shape[0], -1)).view(-1, 6))))
+    assert [l.width for l in parse(ok).layers] == [2]  # no activation: one affine map
+    with pytest.raises(ValueError, match=r"reshapes to 4 features but receives 6"):
+        parse(_Refused(lambda s, x: s.fc3(s.fc2(s.fc1(x).reshape(-1, 4)))))
