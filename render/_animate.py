@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, List, Optional, Sequence, Tuple, Union
+from typing import Any, List, Optional, Sequence, Tuple, Union, cast
 
 import numpy as np
 
@@ -57,6 +57,7 @@ def _resolve(checkpoints, arch, **load) -> Sequence[Tuple[Optional[int], Any]]:
 
     from splinescope.spatial.checkpoints import CheckpointSequence, load_checkpoints
 
+    pairs: Sequence[Tuple[Optional[int], Any]]
     if isinstance(checkpoints, CheckpointSequence):
         pairs = checkpoints
     elif isinstance(checkpoints, (str, os.PathLike)):
@@ -249,7 +250,7 @@ def draw_frames(partitions, table=None, steps=None, *, data=None, distances=None
             dots[1].set_data([xs[i]], [table.density_data[i]])
             dots[2].set_data([xs[i]], [table.density_boundary[i]])
         fig.canvas.draw()
-        images.append(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
+        images.append(np.asarray(cast(Any, fig.canvas).buffer_rgba())[..., :3].copy())
     return images
 
 
@@ -342,7 +343,7 @@ def _write(imgs: List[np.ndarray], path: str, ext: str, fps: float, hold: float)
         with iio2.get_writer(path, format="FFMPEG", fps=fps, codec="libx264", quality=8,
                              pixelformat="yuv420p", macro_block_size=1) as w:
             for im in imgs:
-                w.append_data(np.pad(im, pad, mode="edge"))
+                cast(Any, w).append_data(np.pad(im, pad, mode="edge"))
 
 
 def animate(checkpoints, bounds=(-1, 1, -1, 1), out="run.gif", *, arch=None, glob=None, prefix=None,
@@ -414,6 +415,7 @@ def animate(checkpoints, bounds=(-1, 1, -1, 1), out="run.gif", *, arch=None, glo
     a = frames(checkpoints, bounds, arch=arch, glob=glob, prefix=prefix, trust=trust, plane=plane,
                data=data, color=color, stats=stats,
                figsize=figsize, dpi=dpi, radius=radius, label=label, progress=progress, **kwargs)
+    assert a.images is not None  # frames() keeps its images
     a.path = save(a.images, out, fps=fps)
     a.images = None
     return a

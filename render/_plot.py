@@ -9,7 +9,7 @@ numbers to colours and marks.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any, List, Optional, Sequence, Union, cast
 
 import numpy as np
 
@@ -158,7 +158,7 @@ def plot_partition(p, ax=None, *, data=None, color="pattern", cmap="viridis", no
     regions = PolyCollection(verts, closed=True, edgecolors=edgecolor, linewidths=linewidth,
                              antialiaseds=True, zorder=1, **kwargs)
     if vals is None:
-        regions.set_facecolor(region_colors(p.region_keys()))
+        regions.set_facecolor(cast(Any, region_colors(p.region_keys())))
     else:
         finite = vals[np.isfinite(vals)]
         if norm is None:
@@ -171,13 +171,14 @@ def plot_partition(p, ax=None, *, data=None, color="pattern", cmap="viridis", no
         regions.set_norm(norm)
     ax.add_collection(regions)
     from matplotlib import patheffects
-    boundary = LineCollection(np.asarray(p.boundary).reshape(-1, 2, 2), colors=boundary_color,
+    boundary = LineCollection(cast(Any, np.asarray(p.boundary).reshape(-1, 2, 2)), colors=boundary_color,
                               linewidths=boundary_width, capstyle="round", zorder=2)
     # a white halo tells the boundary apart from bundles of thin region edges
     boundary.set_path_effects([patheffects.Stroke(linewidth=boundary_width + 2.0, foreground="white"),
                                patheffects.Normal()])
     ax.add_collection(boundary)
     pts = None
+    c: Union[str, List[str]]
     if X is not None:
         if y is None:
             c = "white"

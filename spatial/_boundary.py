@@ -49,10 +49,10 @@ def _boundary(X, offsets, indices, vals, scale, layer, rtol) -> np.ndarray:
         sub = _engine.split_all(X, s_offsets, s_indices, np.concatenate([D, vals], 1), scale, ca, cb,
                                 allowed=np.packbits(allow, axis=1))
         Xa, Za, Sa = sub.X, sub.Z, sub.scale
+        assert Za is not None  # stored values (not affine): split_all returns them
         keep = ~split
-        f_indices = [indices[np.repeat(keep, deg)], sub.indices]
+        f_indices = np.concatenate([indices[np.repeat(keep, deg)], sub.indices])
         f_offsets_parts = [deg[keep], np.diff(sub.offsets)]
-        f_indices = np.concatenate(f_indices)
         f_offsets = np.zeros(sum(len(x) for x in f_offsets_parts) + 1, np.int64)
         np.cumsum(np.concatenate(f_offsets_parts), out=f_offsets[1:])
         D, vals = Za[:, :P], Za[:, P:]

@@ -83,7 +83,7 @@ def certify(p: "Partition", *, regions: Optional[Sequence[int]] = None,
             M = np.where(act[:, None], Z * (1 << Es), Z * sl.numerator)
             D = Dz + Es
             col += n
-        mat = cdd.gmp.matrix_from_array(rows, rep_type=cdd.RepType.INEQUALITY)
+        mat = cdd.gmp.matrix_from_array(rows, rep_type=cdd.RepType.INEQUALITY)  # type: ignore[arg-type]
         gen = cdd.gmp.copy_generators(cdd.gmp.polyhedron_from_matrix(mat)).array
         exact = np.array([[float(g[1]), float(g[2])] for g in gen if g[0] == 1], dtype=np.float64)
         poly = p.polygon(i)

@@ -27,7 +27,7 @@ edges create no vertex and no sliver face.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Protocol, Tuple
+from typing import Any, List, Optional, Protocol, Tuple
 
 import numpy as np
 
@@ -171,7 +171,7 @@ class _Values(Protocol):
         ...
 
     def add(self, u: np.ndarray, w: np.ndarray, t: np.ndarray,
-            zero: List[Tuple[np.ndarray, np.ndarray]]) -> None:
+            zero: List[Tuple[Any, np.ndarray]]) -> None:
         """Values for the n vertices just appended, in order, at ``X[u] + t (X[w] - X[u])``: the
         same interpolation of their edges' values, and exactly 0 at each ``(rows, cols)`` of
         ``zero`` (rows among the new vertices, on those columns' lines by construction)."""
@@ -204,7 +204,7 @@ class _StoredValues(_Values):
     def at(self, X: np.ndarray, v: np.ndarray, k: np.ndarray) -> np.ndarray:
         return self.rows.a.reshape(-1)[v * self.m + k]
 
-    def add(self, u: np.ndarray, w: np.ndarray, t: np.ndarray, zero: List[Tuple[np.ndarray, np.ndarray]]):
+    def add(self, u: np.ndarray, w: np.ndarray, t: np.ndarray, zero: List[Tuple[Any, np.ndarray]]):
         ids = _interpolate_into(self.rows, u, w, t)
         for rows, cols in zero:  # on these lines by construction: exactly 0
             self.rows.a[ids[rows], cols] = 0.0
@@ -302,12 +302,18 @@ def split_all(X: np.ndarray, offsets: np.ndarray, indices: np.ndarray, Z, scale:
     -------
     Subdivision with the new vertices appended after the old ones (old indices are kept).
     """
-    vals = _AffineValues(*affine) if affine is not None else _StoredValues(Z)
+    vals: _Values
+    stored: Optional[_StoredValues] = None
+    if affine is not None:
+        vals = _AffineValues(*affine)
+    else:
+        vals = stored = _StoredValues(Z)
     m = vals.m
     F = len(offsets) - 1
     Xs = _Rows(X.copy())
     Ss = _Rows(scale.astype(np.float64).copy())
-    ctx = _Exact(exact[0], exact[1], lines, vals, ca, cb) if exact is not None else None
+    ctx = _Exact(exact[0], exact[1], lines if lines is not None else np.zeros((len(X), 2), np.int64), vals, ca, cb) \
+        if exact is not None else None
     if signs is None:
         signs = _packed_signs(vals.full(X), scale, ca, cb, exact=None if ctx is None else ctx.block(np.arange(m)))
     if F == 0:
@@ -339,7 +345,7 @@ def split_all(X: np.ndarray, offsets: np.ndarray, indices: np.ndarray, Z, scale:
                                                           org, slot_line)
             org = org[o]
     return Subdivision(Xs.view.copy(), offsets, indices, org,
-                       None if affine is not None else vals.rows.view, Ss.view.copy(),
+                       None if stored is None else stored.rows.view, Ss.view.copy(),
                        None if ctx is None else ctx.Ls.view.copy(), slot_line)
 
 
@@ -396,7 +402,7 @@ class _Batch:
     ca: np.ndarray  # (m_all,) tolerance coefficients: tol(v, k) = scale[v] ca[k] + cb[k]
     cb: np.ndarray
     ctx: Optional[_Exact]  # exact mode: doubtful signs decided exactly, lines kept
-    org_map: Optional[np.ndarray]  # (F,) the layer-start face of each face of the batch's start
+    org_map: np.ndarray  # (F,) the layer-start face of each face of the batch's start
     F: int  # faces at the batch's start
 
     @property
@@ -430,11 +436,11 @@ class _EdgeCrossings:
     slot_edge: np.ndarray  # (E,) the edge of each batch-start slot (to the next slot)
     key: np.ndarray  # (C,) sorted: edge * m + local column, one per strict crossing
     vid: np.ndarray  # (C,) the vertex made there
-    line: Optional[np.ndarray]  # (Ed,) exact mode: the line each edge lies on
+    line: np.ndarray  # (Ed,) exact mode: the line each edge lies on (empty otherwise)
 
 
 def _new_vertices(b: _Batch, u: np.ndarray, w: np.ndarray, k: np.ndarray,
-                  zero: List[Tuple[np.ndarray, np.ndarray]], lines: Optional[np.ndarray]) -> np.ndarray:
+                  zero: List[Tuple[Any, np.ndarray]], lines: Optional[np.ndarray]) -> np.ndarray:
     """Append, for each i, the point where global column ``k[i]`` is 0 on the edge ``(u[i], w[i])``
     (its values, 0 on ``k`` and at ``zero``; in exact mode its two ``lines`` (n, 2)); returns their ids."""
     Xs, Ss = b.Xs, b.Ss
@@ -446,7 +452,7 @@ def _new_vertices(b: _Batch, u: np.ndarray, w: np.ndarray, k: np.ndarray,
     ids = Xs.extend(Xs.a[u] + t[:, None] * (Xs.a[w] - Xs.a[u]))  # (n, 2)
     Ss.extend(np.maximum(Ss.a[u], Ss.a[w]))
     b.vals.add(u, w, t, [(slice(None), k)] + zero)
-    if b.ctx is not None:
+    if b.ctx is not None and lines is not None:
         b.ctx.new_vertices(Xs, ids, lines, tu + tw, zu - zw)
     return ids
 
@@ -463,7 +469,7 @@ def _edge_crossings(b: _Batch, offsets: np.ndarray, indices: np.ndarray, signs: 
     slot_edge = slot_edge.reshape(-1).astype(np.int64)
     eu, ev = ekeys // V, ekeys % V
     ee, ek = _bit_pairs((pos[eu] & neg[ev]) | (neg[eu] & pos[ev]), m)  # (C,) edge, local column
-    edge_line = slot_line[e_slot] if b.ctx is not None else None
+    edge_line = slot_line[e_slot] if b.ctx is not None and slot_line is not None else np.zeros(0, np.int64)
     if len(ee):
         lines = None
         if b.ctx is not None:
@@ -617,7 +623,7 @@ def _split_batch(Xs: _Rows, Ss: _Rows, vals: _Values, offsets: np.ndarray, indic
     the lines of the new vertices and edges are kept; ``org_map`` takes these faces to the faces
     of the layer's start. Returns (offsets, indices, origin, slot_line) of the new faces."""
     F = len(offsets) - 1
-    b = _Batch(Xs, Ss, vals, cols, ca, cb, ctx, org_map, F)
+    b = _Batch(Xs, Ss, vals, cols, ca, cb, ctx, np.arange(F) if org_map is None else org_map, F)
     cf, cand = _bit_pairs(cross, b.m)  # every (face, local column) crossing, by face then column
     cnt = np.bincount(cf, minlength=F).astype(np.int64)  # (F,) columns crossing each face
     cand_off = np.zeros(F + 1, np.int64)  # CSR into cand

@@ -39,7 +39,7 @@ affine map of the flattened input) and their own switching functions.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import numpy as np
 import torch
@@ -132,7 +132,8 @@ def _flatten(model: torch.nn.Module, prefix: str = ""):
     ``named_children`` would skip the second use of one ReLU, which forward applies)."""
     if _name(model) == "Sequential":
         for key, child in model._modules.items():
-            yield from _flatten(child, f"{prefix}{key}.")
+            if child is not None:
+                yield from _flatten(child, f"{prefix}{key}.")
     else:
         yield prefix.rstrip(".") or "0", model
 
@@ -221,12 +222,15 @@ class _Fold:
         if self.w is None:
             # ends with an activation: its output is the network's output, through an identity map
             self._pending("output")
+        assert self.w is not None and self.b is not None  # _pending made the identity map
         self.layers.append(Layer(self.w, self.b, None, self.names))
         return Network(self.layers)
 
 
-def _read_module(fold: _Fold, m: torch.nn.Module, label: str, kind: str) -> None:
-    """Fold one supported layer (a kind of :data:`MODULE_KINDS`) into ``fold``."""
+def _read_module(fold: _Fold, m: Any, label: str, kind: str) -> None:
+    """Fold one supported layer (a kind of :data:`MODULE_KINDS`) into ``fold``.
+
+    ``m`` is a ``torch.nn.Module`` whose attributes (weight, eps, ...) depend on ``kind``."""
     width = fold.width
     if kind == "Linear":
         wt = _f64(m.weight)
@@ -289,7 +293,7 @@ def _parse_traced(model: torch.nn.Module, fold: _Fold) -> Network:
             if t is not None and not bool(torch.isfinite(t.detach()).all()):
                 raise NonFiniteWeightsError(f"layer {s.label} has non-finite weights (NaN or inf)")
     for s in steps:
-        if s.kind == "module":
+        if s.kind == "module" and s.module is not None:
             _read_module(fold, s.module, s.label, _name(s.module))
         elif s.kind == "linear":
             wt = _f64(s.weight)
@@ -304,7 +308,7 @@ def _parse_traced(model: torch.nn.Module, fold: _Fold) -> Network:
         elif s.kind == "width":
             if fold.width is not None and fold.width != s.value:
                 raise ValueError(f"layer {s.label} reshapes to {s.value} features but receives {fold.width}")
-            fold.width = s.value
+            fold.width = None if s.value is None else int(s.value)
         else:
             fold.constant(s.kind, s.value, s.label)
     return fold.finish()

@@ -35,7 +35,7 @@ def _check_bounds(bounds) -> Tuple[float, float, float, float]:
         raise ValueError(f"bounds must be finite, got {b}")
     if not (b[0] < b[1] and b[2] < b[3]):
         raise ValueError(f"bounds must satisfy xmin < xmax and ymin < ymax, got {b}")
-    return b  # type: ignore[return-value]
+    return b[0], b[1], b[2], b[3]
 
 
 def _engine_layer_local(layer, center: np.ndarray):
@@ -78,12 +78,14 @@ class Partition:
         self.plane = plane
         self.network = network  # the network restricted to the slice (2 inputs)
         self.rtol = rtol
-        self._affine = None
+        self._affine: Optional[np.ndarray] = None
         # coordinates local to the slice (vertices = local + center) for areas and centroids
+        self._local: np.ndarray
+        self._center: np.ndarray
         self._local, self._center = local if local is not None else (vertices, np.zeros(2))
         self.vertex_lines = vertex_lines  # (V, 2) the two lines each vertex lies on (exact mode)
         self._exact = exact_net
-        self._areas = None
+        self._areas: Optional[np.ndarray] = None
 
     # ---- views
     def __len__(self) -> int:
@@ -118,7 +120,7 @@ class Partition:
             a = self._float_areas()
             sub = self.subresolution
             for i in np.nonzero(sub)[0]:  # too thin for float64 coordinates: the exact area
-                a[i] = float(_exact_area(self.exact_polygon(i, local=True)))
+                a[i] = float(_exact_area(self.exact_polygon(int(i), local=True)))
             self._areas = a
         return self._areas.copy()
 
@@ -185,7 +187,7 @@ class Partition:
         a[sub] = 1.0  # their centroids come from the exact polygons
         c = np.stack([cx, cy], 1) / (3 * a[:, None]) + self._local[self.indices[self.offsets[:-1]]]
         for i in np.nonzero(sub)[0]:
-            c[i] = [float(x) for x in _exact_centroid(self.exact_polygon(i, local=True))]
+            c[i] = [float(x) for x in _exact_centroid(self.exact_polygon(int(i), local=True))]
         return c + self._center
 
     def region_keys(self) -> np.ndarray:
@@ -384,8 +386,8 @@ def partition(model, bounds, *, plane: Optional[Plane] = None, rtol: float = _en
     Z = X @ layers[0].weight.T + layers[0].bias
     signs = None
     ex = _predicates.ExactNet(net.layers, center, b) if exact else None
-    lines = np.array([[0, 2], [1, 2], [1, 3], [0, 3]], np.int64)  # box corners on box sides
-    slot_line = np.array([2, 1, 3, 0], np.int64)  # bottom, right, top, left
+    lines: Optional[np.ndarray] = np.array([[0, 2], [1, 2], [1, 3], [0, 3]], np.int64)  # corners on box sides
+    slot_line: Optional[np.ndarray] = np.array([2, 1, 3, 0], np.int64)  # bottom, right, top, left
     pats: List[np.ndarray] = []  # per layer: packed bits of the faces at that layer's end
     lineage: List[np.ndarray] = []  # per layer: the face each face at its end came from
     sizes = []
@@ -402,10 +404,10 @@ def partition(model, bounds, *, plane: Optional[Plane] = None, rtol: float = _en
                                                 slot_line=slot_line))
         X, offsets, indices, lines, slot_line = sub.X, sub.offsets, sub.indices, sub.lines, sub.slot_line
         nxt = layers[li + 1]
-        tol_next = _engine.layer_tol(nxt, rtol) if nxt.slope is not None else (None, None)
+        ca_next, cb_next = _engine.layer_tol(nxt, rtol) if nxt.slope is not None else (None, None)
         zin = (X, layer.weight, layer.bias) if li == 0 else sub.Z
         pos, Z, scale, signs = _engine.transition(zin, sub.scale, ca, cb, layer.slope, nxt.weight, nxt.bias,
-                                                  *tol_next, capacity=4 * len(X) + 1024, device=device,
+                                                  ca_next, cb_next, capacity=4 * len(X) + 1024, device=device,
                                                   exact=None if ex is None else (ex, li, lines))
         pats.append(_engine._reduce_or(pos, offsets, indices))
         lineage.append(sub.origin)

@@ -19,7 +19,7 @@ import linecache
 import operator
 import os
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.fx
@@ -84,7 +84,7 @@ def _len(x):
 def _trace(model: torch.nn.Module) -> torch.fx.Graph:
     # ``len(proxy)`` raises in torch.fx unless ``len`` is wrapped where forward() looks it up: wrap it in
     # the globals of each forward() for the time of the trace (a module that defines its own len keeps it)
-    patched = []
+    patched: List[Any] = []
     for m in model.modules():
         g = getattr(type(m).forward, "__globals__", None)
         if g is not None and "len" not in g and all(g is not p for p in patched):
@@ -127,7 +127,7 @@ def _where(node: torch.fx.Node) -> str:
 def _op(node: torch.fx.Node):
     """(family, name, shown) of a call: family 'method', 'torch', 'F', 'operator', 'builtins'."""
     if node.op == "call_method":
-        name = node.target
+        name = str(node.target)
         return "method", name.rstrip("_"), f"x.{name}()"
     t = node.target
     name = getattr(t, "__name__", str(t))
@@ -253,7 +253,7 @@ def chain(model: torch.nn.Module) -> List[Step]:
     return steps
 
 
-def _read(node, model, shown, where, kind, data_in) -> Optional[Step]:
+def _read(node, model, shown, where, kind, data_in) -> Union[None, Step, Tuple[Step, Step]]:
     """The step of one call on the input's value (None: a step that changes nothing)."""
     label = f"{node.target if node.op == 'call_module' else node.name} ({shown})"
     not_pl = f"{where} is not piecewise linear; supported: {SUPPORTED}"

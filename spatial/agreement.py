@@ -28,7 +28,7 @@ from ._validate import option
 __all__ = ["agreement"]
 
 
-def _extend(net: Network, slopes: List[float]) -> Tuple[List[Tuple[np.ndarray, np.ndarray]], Tuple[np.ndarray, np.ndarray]]:
+def _extend(net: Network, slopes: Sequence[Optional[float]]) -> Tuple[List[Tuple[np.ndarray, np.ndarray]], Tuple[np.ndarray, np.ndarray]]:
     """The network's hidden maps padded to ``len(slopes)`` layers, and its output map.
 
     Past its own depth the output logits ``z`` are carried as the pair ``(z, -z)``: with the
@@ -38,7 +38,7 @@ def _extend(net: Network, slopes: List[float]) -> Tuple[List[Tuple[np.ndarray, n
     for i in range(len(hidden), len(slopes)):
         hidden.append((np.vstack([W, -W]), np.r_[b, -b]))
         K = len(b)
-        W = np.hstack([np.eye(K), -np.eye(K)]) / (1.0 + slopes[i])
+        W = np.hstack([np.eye(K), -np.eye(K)]) / (1.0 + float(slopes[i] or 0.0))
         b = np.zeros(K)
     return hidden, (W, b)
 

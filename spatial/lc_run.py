@@ -9,7 +9,7 @@ labels. Following Humayun, Balestriero and Baraniuk, "Deep Networks Always Grok 
 """
 from __future__ import annotations
 
-from typing import Dict, Iterable, Iterator, Optional, Tuple
+from typing import Dict, Iterable, Iterator, Optional, Tuple, cast
 
 import numpy as np
 import torch
@@ -73,5 +73,5 @@ def lc_over_training(checkpoints: Iterable, sets: Dict[str, PointSet], radius: f
             for k, v in enumerate(per_layer.tolist()):
                 row[f"lc_{name}_layer{k}"] = v
             if y is not None:
-                row[f"acc_{name}"] = accuracy(model, x.to(est.frame.device), y)
+                row[f"acc_{name}"] = accuracy(model, x.to(cast(torch.Tensor, est.frame).device), y)
         yield row

@@ -235,6 +235,7 @@ def _sequential_counts(plan: _Plan, x: torch.Tensor, F: torch.Tensor, radius: fl
                        center: bool, upto: int) -> torch.Tensor:
     """Counts of the hidden layers ``0 .. upto-1`` for a chunk: (n, upto) int64."""
     n = x.shape[0]
+    assert plan.layers is not None  # a Sequential plan
     (w0, b0, slope0) = plan.layers[0]
     z0 = torch.addmm(b0, x, w0)  # (n, H1): pre-activations at the centres
     d = (radius * F) @ w0  # (P, H1): the same for the directions, without the bias
@@ -245,14 +246,14 @@ def _sequential_counts(plan: _Plan, x: torch.Tensor, F: torch.Tensor, radius: fl
     steps = [d, -d] + ([torch.zeros_like(d[:1])] if center else [])
     dd = torch.cat(steps)  # (V, H1)
     V = dd.shape[0]
-    h = _activate_(z0[:, None, :] + dd, slope0)  # (n, V, H1): first activations at the vertices
+    h = _activate_(z0[:, None, :] + dd, float(slope0 or 0.0))  # (n, V, H1): first activations at the vertices
     h = h.reshape(n * V, -1)
     for k in range(1, upto):
         w, b, slope = plan.layers[k]
         z = torch.addmm(b, h, w)  # (n V, H)
         out.append(_straddle(z.view(n, V, -1)))
         if k + 1 < upto:
-            h = _activate_(z, slope)
+            h = _activate_(z, float(slope or 0.0))
     return torch.stack(out, 1)
 
 
@@ -310,7 +311,7 @@ def _prepare_x(plan: _Plan, x) -> Tuple[torch.Tensor, Tuple[int, ...]]:
         raise ValueError(f"x of shape {tuple(x.shape)} is not a batch: (N, D) or (N, C, H, W)")
     shape = tuple(x.shape[1:])
     x = x.detach().to(device=plan.device, dtype=plan.dtype).reshape(x.shape[0], math.prod(shape))
-    if plan.sequential and x.shape[1] != plan.layers[0][0].shape[0]:
+    if plan.sequential and plan.layers is not None and x.shape[1] != plan.layers[0][0].shape[0]:
         raise ValueError(f"x has {x.shape[1]} features per point but the model takes "
                          f"{plan.layers[0][0].shape[0]}")
     return x, shape
@@ -324,7 +325,7 @@ def _chunk(plan: _Plan, n_vertices: int, max_memory: int, batch_size: Optional[i
     if int(max_memory) < 1:
         raise ValueError(f"max_memory={max_memory} must be a positive number of bytes")
     itemsize = torch.empty((), dtype=plan.dtype).element_size()
-    if plan.sequential:
+    if plan.sequential and plan.layers is not None:
         width = max(w.shape[1] for w, _, _ in plan.layers)
         per_point = 2 * n_vertices * width * itemsize  # a layer's input and output
     else:
@@ -345,6 +346,7 @@ def _lc_update(plan: _Plan, x: torch.Tensor, shape: Tuple[int, ...], F: torch.Te
     step = _chunk(plan, V, max_memory, batch_size)
     with torch.no_grad():
         if plan.sequential:
+            assert plan.widths is not None
             L = len(plan.widths)
             sel = _select(layers, L)
             upto = max(sel) + 1 if sel else 0
@@ -355,6 +357,7 @@ def _lc_update(plan: _Plan, x: torch.Tensor, shape: Tuple[int, ...], F: torch.Te
         else:
             parts = [_hooked_counts(plan, x[i:i + step], shape, F, radius, center)
                      for i in range(0, N, step)]
+            assert plan.widths is not None  # known once the hooks ran
             sel = _select(layers, len(plan.widths))
     if not parts:  # N == 0
         return torch.zeros(0, len(sel), dtype=torch.int64, device=plan.device)

@@ -17,7 +17,7 @@ through).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Union, cast
 
 import numpy as np
 
@@ -230,10 +230,11 @@ def migration_table(partitions, data=None, *, bins: Union[int, Sequence[float]] 
     if not radius > 0:
         raise ValueError(f"radius must be > 0, got {radius}")
     X = _data_xy(data)
+    dists: List[Optional[np.ndarray]]
     if distances is None:
         dists = [None] * len(parts)
     else:
-        dists = [distances] if single else list(distances)
+        dists = [cast(np.ndarray, distances)] if single else list(distances)
         if len(dists) != len(parts):
             raise ValueError(f"distances has {len(dists)} arrays for {len(parts)} partitions")
     from tqdm.auto import tqdm

@@ -5,6 +5,8 @@
 """
 from __future__ import annotations
 
+from typing import Any, Dict
+
 import argparse
 
 from ._common import add_loading_args, add_quiet_arg, add_threads_arg, loading_kwargs, set_threads
@@ -50,8 +52,8 @@ def run(args) -> int:
     set_threads(args)
     out = _check_out(args.out)  # a bad output fails before any work
     ck = args.checkpoints[0] if len(args.checkpoints) == 1 else list(args.checkpoints)
-    data = None if args.no_data else "auto"
-    extra = {}
+    data: Any = None if args.no_data else "auto"
+    extra: Dict[str, Any] = {}
     if args.data is not None and not args.no_data:
         from splinescope.spatial.runs import read_points
         d = read_points(args.data)
