@@ -6,7 +6,8 @@ For each width w the network is ``torch.manual_seed(0)``, default init, 2 -> [w,
 LeakyReLU(0.01), on the box [-1, 1]^2 (a width -w: one ReLU layer of w neurons). In the same run it times the float32 forward pass of the
 1000x1000 grid through the same network (what a sampling approximation costs) and prints
 partition / grid, the peak memory of one partition call, and the cost floor (a float64 forward
-pass of the final vertices through the network) with partition / floor. Goals: <= 0.10x at w=128, <= 0.15x
+pass of the final vertices through the network) with partition / floor, and the same partition with
+``exact=False`` (float decisions only), timed alternately, with exact / fast. Goals: <= 0.10x at w=128, <= 0.15x
 at w=256, peak memory under 1 GB.
 Reference counts (exact rational computation): w=32: 1,235; w=64: 6,674; w=128: 20,609.
 """
@@ -68,14 +69,20 @@ def main():
     torch.set_num_threads(1)
     goals = {128: 0.10, 256: 0.15}
     print(f"{'width':>6} {'regions':>8} {'expected':>8} {'partition s':>11} {'grid s':>7} {'ratio':>6} {'goal':>5} "
-          f"{'peak MB':>8} {'floor s':>8} {'x floor':>7}")
+          f"{'peak MB':>8} {'floor s':>8} {'x floor':>7} {'exact=False s':>13} {'x fast':>6}")
     with threadpool_limits(1):
         for w in args.widths:
             net = net_for(w)
             tg, _ = best(lambda: grid_forward(net, args.device), args.repeat)
             net = net.cpu()
             dev = None if args.device == "cpu" else args.device
-            tp, p = best(lambda: spatial.partition(net, bounds=(-1, 1, -1, 1), device=dev), args.repeat)
+            # the exact signs' cost: the same partition with exact=False, timed alternately with it
+            tp = tq = float("inf")
+            for _ in range(args.repeat):
+                t, p = best(lambda: spatial.partition(net, bounds=(-1, 1, -1, 1), device=dev), 1)
+                tp = min(tp, t)
+                t, q = best(lambda: spatial.partition(net, bounds=(-1, 1, -1, 1), device=dev, exact=False), 1)
+                tq = min(tq, t)
             # the cost floor of any exact method: a float64 forward pass of the vertices (an upper
             # bound on it: every layer here sees the final vertices, the engine sees fewer early on)
             from splinescope.spatial._net import parse
@@ -88,7 +95,8 @@ def main():
             exp = EXPECTED.get(w)
             goal = goals.get(w)
             print(f"{w if w > 0 else f'1x{-w}':>6} {len(p):>8,} {exp if exp else '-':>8} {tp:>11.3f} {tg:>7.3f} "
-                  f"{tp / tg:>6.3f} {goal if goal else '-':>5} {peak:>8.0f} {tf:>8.3f} {tp / tf:>7.1f}", flush=True)
+                  f"{tp / tg:>6.3f} {goal if goal else '-':>5} {peak:>8.0f} {tf:>8.3f} {tp / tf:>7.1f} {tq:>13.3f} "
+                  f"{tp / tq:>6.2f}", flush=True)
             if exp is not None and len(p) != exp:
                 print(f"  COUNT MISMATCH at w={w}: {len(p)} != {exp}")
 

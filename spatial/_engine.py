@@ -652,9 +652,9 @@ def transition(Z, scale: np.ndarray, ca: np.ndarray, cb: np.ndarray, slope: floa
         out = _transition_torch(Z, scale, ca, cb, slope, W, b, ca_next, cb_next, capacity, device)
     else:
         out = _transition_np(Z, scale, ca, cb, slope, W, b, ca_next, cb_next, capacity, chunk)
-    pos, neg, Zn, scn, nsigns = out
+    pos, und, Zn, scn, nsigns = out
     if exact is not None:
-        _exact_transition(exact, Z, scale, ca, cb, slope, W, b, ca_next, cb_next, pos, neg, Zn, scn, nsigns)
+        _exact_transition(exact, Z, scale, ca, cb, slope, W, b, ca_next, cb_next, pos, und, Zn, scn, nsigns)
     return pos, Zn, scn, nsigns
 
 
@@ -663,21 +663,35 @@ def _undecided(pos: np.ndarray, neg: np.ndarray, m: int) -> np.ndarray:
     return m - _POPCOUNT[pos | neg].sum(1, dtype=np.int64)
 
 
-def _exact_transition(exact, Z, scale, ca, cb, slope, W, b, ca_next, cb_next, pos, neg, Zn, scn, nsigns):
+def _exact_transition(exact, Z, scale, ca, cb, slope, W, b, ca_next, cb_next, pos, und, Zn, scn, nsigns):
     """Redo, exactly, the rows of ``transition`` that hold a doubtful value (in place).
 
     A row's values on the lines its vertex was made on are 0 in the fast pass and exactly; any
     other value the fast pass left at 0 (within its rounding bound) is decided exactly here, the
-    row's activation and next values recomputed, and the next layer's doubtful values fixed."""
+    row's activation and next values recomputed, and the next layer's doubtful values fixed.
+    ``und = (starts, counts)``: how many values the fast pass left at 0 in each block of rows."""
     ex, layer, lines = exact
     computed = _AffineValues(Z[1], Z[2]) if isinstance(Z, tuple) else None
     m = len(ca)
+    V = len(scale)
     lay, col = ex.decode(lines.reshape(-1))
-    n_own = ((lay == layer) & (col < m)).reshape(-1, 2).sum(1)
-    r = np.nonzero(_undecided(pos, neg, m) > n_own)[0]
+    own = np.where((lay == layer) & (col < m), col, -1).reshape(-1, 2)  # (V, 2) the columns made on
+    starts, counts = und
+    if V:  # blocks with more zeros than their vertices' own lines hold a doubtful value
+        suspect = counts > np.add.reduceat((own >= 0).sum(1), starts)
+        rows = np.concatenate([np.arange(s, e) for s, e in zip(starts[suspect], np.r_[starts[1:], V][suspect])]
+                              + [np.zeros(0, np.int64)])
+    else:
+        rows = np.zeros(0, np.int64)
+    r = rows
+    if len(rows):
+        z = computed.rows(Z[0][rows]) if computed is not None else np.array(Z[rows], copy=True)
+        t = scale[rows, None] * ca + cb
+        d = np.abs(z) <= t
+        cols = np.arange(m)
+        keep = (d & (cols != own[rows, :1]) & (cols != own[rows, 1:])).any(1)
+        r, z, t = rows[keep], z[keep], t[keep]
     if len(r):
-        z = computed.rows(Z[0][r]) if computed is not None else np.array(Z[r], copy=True)
-        t = scale[r, None] * ca + cb
         rr, cc = np.nonzero(np.abs(z) <= t)
         z[rr, cc] = ex.fix(layer, lines, r[rr], cc, z[rr, cc], t[rr, cc])
         p = z > 0
@@ -712,7 +726,8 @@ def _transition_np(Z, scale, ca, cb, slope, W, b, ca_next, cb_next, capacity, ch
     n = W.shape[0]
     chunk = max(32, min(chunk, (1 << 18) // max(m, n, 1)))  # temporaries of ~2 MB stay in cache
     pos = np.empty((V, (m + 7) // 8), np.uint8)
-    neg = np.empty((V, (m + 7) // 8), np.uint8)
+    starts = np.arange(0, V, chunk)
+    zeros = np.empty(len(starts), np.int64)  # values left at 0 (within the bound) per chunk
     Zn = _Rows(np.empty((max(capacity, V), n)))
     Zn.n = V
     scn = np.empty(V)
@@ -729,7 +744,7 @@ def _transition_np(Z, scale, ca, cb, slope, W, b, ca_next, cb_next, capacity, ch
         np.negative(t, out=t)
         q = z < t
         pos[s: s + chunk] = np.packbits(p, axis=1)
-        neg[s: s + chunk] = np.packbits(q, axis=1)
+        zeros[s // chunk] = z.size - np.count_nonzero(p) - np.count_nonzero(q)
         h = np.where(p, z, 0.0)
         if slope:
             h += np.where(q, slope * z, 0.0)
@@ -744,7 +759,7 @@ def _transition_np(Z, scale, ca, cb, slope, W, b, ca_next, cb_next, capacity, ch
             pn[s: s + chunk] = np.packbits(zn > tn, axis=1)
             np.negative(tn, out=tn)
             nn[s: s + chunk] = np.packbits(zn < tn, axis=1)
-    return pos, neg, Zn, scn, ((pn, nn) if split_next else None)
+    return pos, (starts, zeros), Zn, scn, ((pn, nn) if split_next else None)
 
 
 def _transition_torch(Z, scale, ca, cb, slope, W, b, ca_next, cb_next, capacity, device):
@@ -764,7 +779,7 @@ def _transition_torch(Z, scale, ca, cb, slope, W, b, ca_next, cb_next, capacity,
         pn = np.empty((V, (n + 7) // 8), np.uint8)
         nn = np.empty((V, (n + 7) // 8), np.uint8)
     pos = np.empty((V, (m + 7) // 8), np.uint8)
-    neg = np.empty((V, (m + 7) // 8), np.uint8)
+    zeros = np.empty(V, np.int64)  # per row: values left at 0 (within the bound)
     Zn = _Rows(np.empty((max(capacity, V), n)))
     Zn.n = V
     scn = np.empty(V)
@@ -780,7 +795,7 @@ def _transition_torch(Z, scale, ca, cb, slope, W, b, ca_next, cb_next, capacity,
         sc = h.abs().sum(1)
         zn = h @ Wt + bt
         pos[s: s + chunk] = np.packbits(p.cpu().numpy(), axis=1)
-        neg[s: s + chunk] = np.packbits(q.cpu().numpy(), axis=1)
+        zeros[s: s + chunk] = (~(p | q)).sum(1).cpu().numpy()
         Zn.a[s: s + len(z_np)] = zn.cpu().numpy()
         sc_np = sc.cpu().numpy()
         scn[s: s + chunk] = sc_np
@@ -789,7 +804,7 @@ def _transition_torch(Z, scale, ca, cb, slope, W, b, ca_next, cb_next, capacity,
             tn = torch.as_tensor(sc_np, **f64)[:, None] * can + cbn
             pn[s: s + chunk] = np.packbits((zn > tn).cpu().numpy(), axis=1)
             nn[s: s + chunk] = np.packbits((zn < -tn).cpu().numpy(), axis=1)
-    return pos, neg, Zn, scn, ((pn, nn) if split_next else None)
+    return pos, (np.arange(V), zeros), Zn, scn, ((pn, nn) if split_next else None)
 
 
 def compact(sub: Subdivision) -> Subdivision:
