@@ -169,7 +169,7 @@ def _grid(ma: torch.nn.Module, mb: torch.nn.Module, bounds, plane: Optional[Plan
 
 
 def _in_shape(m, plane: Optional[Plane]):
-    return tuple(plane.shape) if plane is not None and hasattr(plane, "shape") else (-1,)
+    return tuple(plane.shape) if plane is not None else (-1,)
 
 
 def agreement(model_a: torch.nn.Module, model_b: torch.nn.Module, bounds: Sequence[float], *,
