@@ -60,7 +60,6 @@ class ExactNet:
         self._maps: Dict[Tuple[int, bytes], np.ndarray] = {}
         self._points: Dict[Tuple[int, int], Tuple[Fraction, Fraction]] = {}
         self._forward: Dict[Tuple[int, int], List[np.ndarray]] = {}
-        self.calls = 0  # exact evaluations made (for tests and benchmarks)
 
     # ---- bookkeeping of the layers (called by the driver)
     def begin_layer(self, layer: int, faces: int) -> None:
@@ -158,18 +157,22 @@ class ExactNet:
         key = (min(l1, l2), max(l1, l2))
         fw = self._forward.setdefault(key, [])
         if not fw:
-            s, t = self.point(*key)
-            W, b = self._weights(0)
-            fw.append(W[:, 0] * s + W[:, 1] * t + b)
-            self.calls += 1
+            fw.append(self._first(self.point(*key)))
         while len(fw) <= layer:
-            i = len(fw)
-            z = fw[-1]
-            slope = self._slopes[i - 1]
-            h = np.array([v if v > 0 else v * slope for v in z], dtype=object)
-            W, b = self._weights(i)
-            fw.append(W.dot(h) + b)
+            fw.append(self._next(fw[-1], len(fw)))
         return fw[layer]
+
+    def _first(self, point: Tuple[Fraction, Fraction]) -> np.ndarray:
+        """Exact pre-activations of layer 0 at a local point."""
+        W, b = self._weights(0)
+        return W[:, 0] * point[0] + W[:, 1] * point[1] + b
+
+    def _next(self, z: np.ndarray, i: int) -> np.ndarray:
+        """Exact pre-activations of layer ``i`` from those of layer ``i - 1``."""
+        slope = self._slopes[i - 1]
+        h = np.array([v if v > 0 else v * slope for v in z], dtype=object)
+        W, b = self._weights(i)
+        return W.dot(h) + b
 
     # ---- what the engine calls
     def fix(self, layer: int, lines: np.ndarray, v: np.ndarray, k: np.ndarray, z: np.ndarray,
@@ -206,12 +209,9 @@ class ExactNet:
 
     def pattern(self, point: Tuple[Fraction, Fraction]) -> np.ndarray:
         """Exact activation pattern (bool over all hidden neurons) at a local point."""
-        W, b = self._weights(0)
-        z = W[:, 0] * point[0] + W[:, 1] * point[1] + b
+        z = self._first(point)
         bits = []
         for i in range(len(self.hidden)):
             bits.append(np.array([v > 0 for v in z], bool))
-            h = np.array([v if v > 0 else v * self._slopes[i] for v in z], dtype=object)
-            W, b = self._weights(i + 1)
-            z = W.dot(h) + b
+            z = self._next(z, i + 1)
         return np.concatenate(bits) if bits else np.zeros(0, bool)
