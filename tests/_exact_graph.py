@@ -412,6 +412,15 @@ def _linear(x, weight, bias=None):
     return Aff(np.ascontiguousarray(out))
 
 
+def _matmul(x, y):
+    """``x @ W`` for an affine ``x`` and a constant 1-D or 2-D ``W``."""
+    assert isinstance(x, Aff) and not isinstance(y, Aff), "only affine @ constant is affine"
+    W = y.fr if isinstance(y, Const) else _fr_arr(_f64(y))
+    assert W.ndim in (1, 2), "matmul by a batched constant"
+    out = np.tensordot(x.v, W, axes=([len(x.shape) - 1], [0]))  # (..., 3[, n])
+    return Aff(np.ascontiguousarray(np.moveaxis(out, len(x.shape) - 1, -1) if W.ndim == 2 else out))
+
+
 def _weights(w):
     return w.fr if isinstance(w, Const) else _fr_arr(_f64(w))
 
@@ -821,7 +830,8 @@ _FUNCTIONS = {
     torch.permute: _permute, torch.transpose: _transpose, torch.squeeze: _squeeze,
     torch.unsqueeze: _unsqueeze, F.linear: _linear, F.conv1d: _conv, F.conv2d: _conv,
     F.conv3d: _conv, F.conv_transpose1d: _conv_transpose, F.conv_transpose2d: _conv_transpose,
-    F.conv_transpose3d: _conv_transpose, F.dropout: _f_dropout,
+    F.conv_transpose3d: _conv_transpose, F.dropout: _f_dropout, operator.matmul: _matmul,
+    torch.matmul: _matmul,
 }
 _FUNCTIONS[F.avg_pool1d] = lambda x, *a, **k: _avg_pool(x, 1, *a, **k)
 _FUNCTIONS[F.avg_pool2d] = lambda x, *a, **k: _avg_pool(x, 2, *a, **k)
@@ -833,7 +843,7 @@ _METHODS = {
     "div": _div, "neg": _neg, "view": _reshape, "reshape": _reshape, "flatten": _flatten,
     "unflatten": _unflatten, "size": _size, "dim": lambda x: _ndim_full(x), "permute": _permute,
     "transpose": _transpose, "squeeze": _squeeze, "unsqueeze": _unsqueeze, "mean": _mean,
-    "sum": _sum, "contiguous": _identity, "clone": _identity, "double": _identity,
+    "sum": _sum, "matmul": _matmul, "contiguous": _identity, "clone": _identity, "double": _identity,
     "float": _identity, "to": _identity, "detach": _identity,
 }
 

@@ -331,3 +331,38 @@ def test_kitchen_sink_ops():
     plane = _plane(imgs[0], [imgs[1] - imgs[0], imgs[2] - imgs[0]], (1, 4, 4))
     regions = _check(net, (0, 1, 0, 1), plane, n=40)
     assert len(regions) > 1
+
+
+class _Kitchen2(nn.Module):
+    """More ops: get_attr parameters with ``@``, Conv1d, LeakyReLU, PReLU(1), clamp_max,
+    AvgPool2d counting the padding, uneven AdaptiveAvgPool2d, F.leaky_relu, AdaptiveMaxPool1d."""
+
+    def __init__(self, rng):
+        super().__init__()
+        self.W = nn.Parameter(_t(_dyadic(rng, (2, 6))))
+        self.b = nn.Parameter(_t(_dyadic(rng, (6,))))
+        self.c1d = nn.Conv1d(1, 2, 3, padding=1).double()
+        self.lrelu = nn.LeakyReLU(0.25)
+        self.pr = nn.PReLU().double()
+        self.avg = nn.AvgPool2d(2, stride=1, padding=1, count_include_pad=True)
+        self.aap = nn.AdaptiveAvgPool2d((2, 3))
+        self.amp = nn.AdaptiveMaxPool1d(2)
+        self.head = nn.Linear(2 * 2 + 12, 1).double()
+        _set_dyadic(self, rng)
+        with torch.no_grad():
+            self.pr.weight.fill_(0.5)
+        self.eval()
+
+    def forward(self, x):
+        h = x @ self.W + self.b                                   # (6,)
+        c = self.lrelu(self.c1d(h.unsqueeze(1)))                  # (2, 6)
+        p = self.amp(F.leaky_relu(c, 0.125))                      # (2, 2)
+        im = self.pr(c.reshape(-1, 2, 2, 3)).clamp_max(1.5)       # (2, 2, 3)
+        a = self.aap(self.avg(im))                                # (2, 2, 3)
+        return self.head(torch.cat([p.flatten(1), a.flatten(1)], 1))
+
+
+def test_kitchen_sink_ops_2():
+    rng = np.random.default_rng(11)
+    regions = _check(_Kitchen2(rng), (-1, 1, -1, 1), n=40)
+    assert len(regions) > 1
