@@ -94,8 +94,9 @@ def next_in_face(offsets: np.ndarray) -> np.ndarray:
 
 
 def layer_tol(layer, rtol: float) -> Tuple[np.ndarray, np.ndarray]:
-    """Per-neuron tolerance coefficients: tol(v, k) = |a(v)|_1 * ca[k] + cb[k]."""
-    return rtol * np.abs(layer.weight).max(axis=1), rtol * np.abs(layer.bias)
+    """Per-neuron tolerance coefficients: tol(v, k) = |a(v)|_1 * ca[k] + cb[k] (the units only)."""
+    m = layer.units
+    return rtol * layer.absmax()[:m], rtol * layer.const_abs()[:m]
 
 
 def _signs(z: np.ndarray, tol: np.ndarray) -> np.ndarray:
@@ -197,12 +198,13 @@ class _StoredValues(_Values):
     ``Z`` is a (V, m) array (copied) or a :class:`_Rows` store (shared: rows are appended to it).
     """
 
-    def __init__(self, Z):
+    def __init__(self, Z, m: Optional[int] = None):
         self.rows = Z if isinstance(Z, _Rows) else _Rows(np.ascontiguousarray(Z, dtype=np.float64).copy())
-        self.m = self.rows.a.shape[1]
+        self.stride = self.rows.a.shape[1]  # every stored column: the units, then carried values
+        self.m = self.stride if m is None else m
 
     def at(self, X: np.ndarray, v: np.ndarray, k: np.ndarray) -> np.ndarray:
-        return self.rows.a.reshape(-1)[v * self.m + k]
+        return self.rows.a.reshape(-1)[v * self.stride + k]
 
     def add(self, u: np.ndarray, w: np.ndarray, t: np.ndarray, zero: List[Tuple[Any, np.ndarray]]):
         ids = _interpolate_into(self.rows, u, w, t)
@@ -213,7 +215,7 @@ class _StoredValues(_Values):
         self.rows.a[ids] = Z
 
     def full(self, X: np.ndarray) -> np.ndarray:
-        return self.rows.view
+        return self.rows.view[:, :self.m]
 
     def block(self, X: np.ndarray, cols: np.ndarray, rows: slice) -> np.ndarray:
         return self.rows.view[rows, cols[0]: cols[-1] + 1]
@@ -227,9 +229,10 @@ class _AffineValues(_Values):
     so a vertex's value, and the decision taken on it, is the same wherever it is asked for.
     """
 
-    def __init__(self, W: np.ndarray, b: np.ndarray):
+    def __init__(self, W: np.ndarray, b: np.ndarray, m: Optional[int] = None):
         self.W0, self.W1, self.b = W[:, 0].copy(), W[:, 1].copy(), b.copy()
-        self.m = len(b)
+        self.width = len(b)  # every column: the units, then carried values
+        self.m = self.width if m is None else m
 
     def at(self, X: np.ndarray, v: np.ndarray, k: np.ndarray) -> np.ndarray:
         return X[v, 0] * self.W0[k] + X[v, 1] * self.W1[k] + self.b[k]
@@ -245,7 +248,7 @@ class _AffineValues(_Values):
         return X[:, :1] * self.W0 + X[:, 1:2] * self.W1 + self.b
 
     def full(self, X: np.ndarray) -> np.ndarray:
-        return self.rows(X)
+        return self.rows(X)[:, :self.m]
 
     def block(self, X: np.ndarray, cols: np.ndarray, rows: slice) -> np.ndarray:
         X = X[rows]
@@ -275,7 +278,7 @@ def split_all(X: np.ndarray, offsets: np.ndarray, indices: np.ndarray, Z, scale:
               signs: Optional[Tuple[np.ndarray, np.ndarray]] = None,
               affine: Optional[Tuple[np.ndarray, np.ndarray]] = None, batch: int = 64,
               exact=None, lines: Optional[np.ndarray] = None,
-              slot_line: Optional[np.ndarray] = None) -> Subdivision:
+              slot_line: Optional[np.ndarray] = None, m: Optional[int] = None) -> Subdivision:
     """Split every face by every column of ``Z`` that crosses it.
 
     Parameters
@@ -289,6 +292,7 @@ def split_all(X: np.ndarray, offsets: np.ndarray, indices: np.ndarray, Z, scale:
     signs : optional packed (pos, neg) signs of Z at the vertices, when the caller has them.
     affine : optional (W (m, 2), b (m,)): the columns are ``W x + b`` of the coordinates; Z is
         then ignored and no values are stored (``Subdivision.Z`` is None).
+    m : the columns that split (default all); the others are carried: interpolated, never split.
     batch : when a face is crossed by more than ``2 * batch`` columns (a wide first layer: every
         line crosses the box), the columns are applied ``batch`` at a time, each batch to the
         faces the previous ones made: a face of an arrangement of N lines meets few of the next
@@ -305,9 +309,9 @@ def split_all(X: np.ndarray, offsets: np.ndarray, indices: np.ndarray, Z, scale:
     vals: _Values
     stored: Optional[_StoredValues] = None
     if affine is not None:
-        vals = _AffineValues(*affine)
+        vals = _AffineValues(*affine, m=m)
     else:
-        vals = stored = _StoredValues(Z)
+        vals = stored = _StoredValues(Z, m=m)
     m = vals.m
     F = len(offsets) - 1
     Xs = _Rows(X.copy())
@@ -318,7 +322,7 @@ def split_all(X: np.ndarray, offsets: np.ndarray, indices: np.ndarray, Z, scale:
         signs = _packed_signs(vals.full(X), scale, ca, cb, exact=None if ctx is None else ctx.block(np.arange(m)))
     if F == 0:
         return Subdivision(Xs.view.copy(), offsets, indices, np.zeros(0, np.int64),
-                           None if affine is not None else vals.full(X), Ss.view.copy(),
+                           None if stored is None else stored.rows.view, Ss.view.copy(),
                            None if ctx is None else ctx.Ls.view.copy(), slot_line)
     cross = _reduce_or(signs[0], offsets, indices) & _reduce_or(signs[1], offsets, indices)
     if allowed is not None:
@@ -633,28 +637,32 @@ def _split_batch(Xs: _Rows, Ss: _Rows, vals: _Values, offsets: np.ndarray, indic
     return _finish(b, _rounds(b, faces, cnt, cand_off, cand, edges), edges)
 
 
-def transition(Z, scale: np.ndarray, ca: np.ndarray, cb: np.ndarray, slope: float,
-               W: np.ndarray, b: np.ndarray, ca_next: Optional[np.ndarray], cb_next: Optional[np.ndarray],
+def transition(Z, scale: np.ndarray, ca: np.ndarray, cb: np.ndarray, slope,
+               nxt, ca_next: Optional[np.ndarray], cb_next: Optional[np.ndarray],
                capacity: int = 0, chunk: int = 1024, device=None, exact=None):
     """From one layer's pre-activations at the vertices to the next layer's, in one pass.
 
-    Per chunk of vertices: the signs of ``Z`` under the tolerance rule (a value on the line is
-    exactly 0, so the activation there is exactly 0), the activation ``h``, its scale
-    ``|h|_1``, the next pre-activations ``h W^T + b`` and, when the next layer splits too, their
-    packed signs. Returns (pos bits of Z, next Z as a row store, next scale, next (pos, neg)).
-    ``Z`` is an array, or ``(X, W1, b1)`` for values computed from the coordinates (first layer).
-    With a torch ``device`` the work after the current values (signs, activation, the matrix
-    product, the next signs) runs there in float64, in large chunks; every formula is the one the
-    splitting uses, so the decisions agree. With ``exact = (ExactNet, layer, lines)`` every
-    doubtful sign, of this layer and of the next, is decided exactly (a pass after the fast one).
+    Per chunk of vertices: the signs of the units of ``Z`` (its first ``len(ca)`` columns; the
+    others are carried) under the tolerance rule (a value on the line is exactly 0, so the
+    activation there is exactly 0), the activation ``h`` (``slope``: a number or one per unit;
+    carried columns unchanged), its scale ``|h|_1``, the next layer's values ``nxt.rows(h)``
+    (``nxt``: a ``_net.Layer``, a dense matrix or an operation) and, when the next layer splits
+    too, the packed signs of its units. Returns (pos bits of the units, next Z as a row store,
+    next scale, next (pos, neg)). ``Z`` is an array, or ``(X, W1, b1)`` for values computed from
+    the coordinates (first layer). With a torch ``device`` the work after the current values
+    (signs, activation, the next map, the next signs) runs there in float64, in large chunks;
+    every formula is the one the splitting uses, so the decisions agree. With
+    ``exact = (ExactNet, layer, lines)`` every doubtful sign, of this layer and of the next, is
+    decided exactly (a pass after the fast one).
     """
+    sl = np.broadcast_to(np.asarray(slope, np.float64), (len(ca),))
     if device is not None:
-        out = _transition_torch(Z, scale, ca, cb, slope, W, b, ca_next, cb_next, capacity, device)
+        out = _transition_torch(Z, scale, ca, cb, sl, nxt, ca_next, cb_next, capacity, device)
     else:
-        out = _transition_np(Z, scale, ca, cb, slope, W, b, ca_next, cb_next, capacity, chunk)
+        out = _transition_np(Z, scale, ca, cb, sl, nxt, ca_next, cb_next, capacity, chunk)
     pos, und, Zn, scn, nsigns = out
     if exact is not None:
-        _exact_transition(exact, Z, scale, ca, cb, slope, W, b, ca_next, cb_next, pos, und, Zn, scn, nsigns)
+        _exact_transition(exact, Z, scale, ca, cb, sl, nxt, ca_next, cb_next, pos, und, Zn, scn, nsigns)
     return pos, Zn, scn, nsigns
 
 
@@ -663,7 +671,18 @@ def _undecided(pos: np.ndarray, neg: np.ndarray, m: int) -> np.ndarray:
     return m - _POPCOUNT[pos | neg].sum(1, dtype=np.int64)
 
 
-def _exact_transition(exact, Z, scale, ca, cb, slope, W, b, ca_next, cb_next, pos, und, Zn, scn, nsigns):
+def _activate(z: np.ndarray, p: np.ndarray, q: np.ndarray, sl: np.ndarray, m: int) -> np.ndarray:
+    """The activation of the units (the first ``m`` columns; ``p``/``q``: their strict signs), the
+    carried columns unchanged."""
+    h = np.where(p, z[:, :m], 0.0)
+    if sl.any():
+        h += np.where(q, sl * z[:, :m], 0.0)
+    if z.shape[1] > m:
+        h = np.concatenate([h, z[:, m:]], axis=1)
+    return h
+
+
+def _exact_transition(exact, Z, scale, ca, cb, sl, nxt, ca_next, cb_next, pos, und, Zn, scn, nsigns):
     """Redo, exactly, the rows of ``transition`` that hold a doubtful value (in place).
 
     A row's values on the lines its vertex was made on are 0 in the fast pass and exactly; any
@@ -687,20 +706,18 @@ def _exact_transition(exact, Z, scale, ca, cb, slope, W, b, ca_next, cb_next, po
     if len(rows):
         z = computed.rows(Z[0][rows]) if computed is not None else np.array(Z[rows], copy=True)
         t = scale[rows, None] * ca + cb
-        d = np.abs(z) <= t
+        d = np.abs(z[:, :m]) <= t
         cols = np.arange(m)
         keep = (d & (cols != own[rows, :1]) & (cols != own[rows, 1:])).any(1)
         r, z, t = rows[keep], z[keep], t[keep]
     if len(r):
-        rr, cc = np.nonzero(np.abs(z) <= t)
+        rr, cc = np.nonzero(np.abs(z[:, :m]) <= t)
         z[rr, cc] = ex.fix(layer, lines, r[rr], cc, z[rr, cc], t[rr, cc])
-        p = z > 0
-        h = np.where(p, z, 0.0)
-        if slope:
-            h += np.where(z < 0, slope * z, 0.0)
+        p = z[:, :m] > 0
+        h = _activate(z, p, z[:, :m] < 0, sl, m)
         pos[r] = np.packbits(p, axis=1)
         scn[r] = np.abs(h).sum(1)
-        Zn.a[r] = h @ W.T + b
+        Zn.a[r] = nxt.rows(h)
     if nsigns is None:
         return
     n = len(ca_next)
@@ -709,22 +726,28 @@ def _exact_transition(exact, Z, scale, ca, cb, slope, W, b, ca_next, cb_next, po
         return
     zn = Zn.a[redo]
     tn = scn[redo, None] * ca_next + cb_next
-    dn = np.abs(zn) <= tn
+    dn = np.abs(zn[:, :n]) <= tn
     rr, cc = np.nonzero(dn)
     zn[rr, cc] = ex.fix(layer + 1, lines, redo[rr], cc, zn[rr, cc], tn[rr, cc])
     Zn.a[redo] = zn
+    zu = zn[:, :n]
     # doubtful entries are exact now: their sign is np.sign
-    nsigns[0][redo] = np.packbits(np.where(dn, zn > 0, zn > tn), axis=1)
-    nsigns[1][redo] = np.packbits(np.where(dn, zn < 0, zn < -tn), axis=1)
+    nsigns[0][redo] = np.packbits(np.where(dn, zu > 0, zu > tn), axis=1)
+    nsigns[1][redo] = np.packbits(np.where(dn, zu < 0, zu < -tn), axis=1)
 
 
-def _transition_np(Z, scale, ca, cb, slope, W, b, ca_next, cb_next, capacity, chunk):
-    """The fast pass of :func:`transition` in numpy."""
+def _transition_np(Z, scale, ca, cb, sl, nxt, ca_next, cb_next, capacity, chunk):
+    """The fast pass of :func:`transition` in numpy (an operation's map through torch on the CPU)."""
     computed = _AffineValues(Z[1], Z[2]) if isinstance(Z, tuple) else None
     X = Z[0] if computed is not None else None
-    V, m = (len(X), computed.m) if computed is not None else Z.shape
-    n = W.shape[0]
-    chunk = max(32, min(chunk, (1 << 18) // max(m, n, 1)))  # temporaries of ~2 MB stay in cache
+    V, width = (len(X), computed.width) if computed is not None else Z.shape
+    m = len(ca)
+    n = nxt.width
+    if nxt.dense:
+        chunk = max(32, min(chunk, (1 << 18) // max(width, n, 1)))  # temporaries of ~2 MB stay in cache
+        Wt = np.ascontiguousarray(nxt.weight.T)
+    else:
+        chunk = max(256, (1 << 21) // max(width, n, 1))  # fewer, larger calls of the operations
     pos = np.empty((V, (m + 7) // 8), np.uint8)
     starts = np.arange(0, V, chunk)
     zeros = np.empty(len(starts), np.int64)  # values left at 0 (within the bound) per chunk
@@ -733,67 +756,78 @@ def _transition_np(Z, scale, ca, cb, slope, W, b, ca_next, cb_next, capacity, ch
     scn = np.empty(V)
     split_next = ca_next is not None
     if split_next:
-        pn = np.empty((V, (n + 7) // 8), np.uint8)
-        nn = np.empty((V, (n + 7) // 8), np.uint8)
-    Wt = np.ascontiguousarray(W.T)
+        mn = len(ca_next)
+        pn = np.empty((V, (mn + 7) // 8), np.uint8)
+        nn = np.empty((V, (mn + 7) // 8), np.uint8)
     for s in range(0, V, chunk):
         z = computed.rows(X[s: s + chunk]) if computed is not None else Z[s: s + chunk]
+        zs = z[:, :m]
         t = scale[s: s + chunk, None] * ca
         t += cb
-        p = z > t
+        p = zs > t
         np.negative(t, out=t)
-        q = z < t
+        q = zs < t
         pos[s: s + chunk] = np.packbits(p, axis=1)
-        zeros[s // chunk] = z.size - np.count_nonzero(p) - np.count_nonzero(q)
-        h = np.where(p, z, 0.0)
-        if slope:
-            h += np.where(q, slope * z, 0.0)
+        zeros[s // chunk] = zs.size - np.count_nonzero(p) - np.count_nonzero(q)
+        h = _activate(z, p, q, sl, m)
         sc = np.abs(h).sum(1)
         scn[s: s + chunk] = sc
         zn = Zn.a[s: s + len(z)]
-        np.matmul(h, Wt, out=zn)
-        zn += b
+        if nxt.dense:
+            np.matmul(h, Wt, out=zn)
+            zn += nxt.bias
+        else:
+            zn[:] = nxt.rows(h)
         if split_next:
+            zu = zn[:, :mn]
             tn = sc[:, None] * ca_next
             tn += cb_next
-            pn[s: s + chunk] = np.packbits(zn > tn, axis=1)
+            pn[s: s + chunk] = np.packbits(zu > tn, axis=1)
             np.negative(tn, out=tn)
-            nn[s: s + chunk] = np.packbits(zn < tn, axis=1)
+            nn[s: s + chunk] = np.packbits(zu < tn, axis=1)
     return pos, (starts, zeros), Zn, scn, ((pn, nn) if split_next else None)
 
 
-def _transition_torch(Z, scale, ca, cb, slope, W, b, ca_next, cb_next, capacity, device):
+def _transition_torch(Z, scale, ca, cb, sl, nxt, ca_next, cb_next, capacity, device):
     import torch
 
     computed = _AffineValues(Z[1], Z[2]) if isinstance(Z, tuple) else None
     X = Z[0] if computed is not None else None
-    V, m = (len(X), computed.m) if computed is not None else Z.shape
-    n = W.shape[0]
+    V, width = (len(X), computed.width) if computed is not None else Z.shape
+    m = len(ca)
+    n = nxt.width
     dev = torch.device(device)
     f64 = dict(dtype=torch.float64, device=dev)
-    Wt, bt = torch.as_tensor(np.ascontiguousarray(W.T), **f64), torch.as_tensor(b, **f64)
+    if nxt.dense:
+        Wt, bt = torch.as_tensor(np.ascontiguousarray(nxt.weight.T), **f64), torch.as_tensor(nxt.bias, **f64)
     cat, cbt = torch.as_tensor(ca, **f64), torch.as_tensor(cb, **f64)
+    slt = torch.as_tensor(np.ascontiguousarray(sl), **f64)
+    any_slope = bool(sl.any())
     split_next = ca_next is not None
     if split_next:
+        mn = len(ca_next)
         can, cbn = torch.as_tensor(ca_next, **f64), torch.as_tensor(cb_next, **f64)
-        pn = np.empty((V, (n + 7) // 8), np.uint8)
-        nn = np.empty((V, (n + 7) // 8), np.uint8)
+        pn = np.empty((V, (mn + 7) // 8), np.uint8)
+        nn = np.empty((V, (mn + 7) // 8), np.uint8)
     pos = np.empty((V, (m + 7) // 8), np.uint8)
     zeros = np.empty(V, np.int64)  # per row: values left at 0 (within the bound)
     Zn = _Rows(np.empty((max(capacity, V), n)))
     Zn.n = V
     scn = np.empty(V)
-    chunk = max(256, (1 << 22) // max(m, n, 1))  # ~32 MB per temporary on the device
+    chunk = max(256, (1 << 22) // max(width, n, 1))  # ~32 MB per temporary on the device
     for s in range(0, V, chunk):
         z_np = computed.rows(X[s: s + chunk]) if computed is not None else Z[s: s + chunk]
         z = torch.as_tensor(np.ascontiguousarray(z_np), **f64)
+        zs = z[:, :m]
         t = torch.as_tensor(scale[s: s + chunk], **f64)[:, None] * cat + cbt
-        p, q = z > t, z < -t
-        h = torch.where(p, z, torch.zeros((), **f64))
-        if slope:
-            h = h + torch.where(q, slope * z, torch.zeros((), **f64))
+        p, q = zs > t, zs < -t
+        h = torch.where(p, zs, torch.zeros((), **f64))
+        if any_slope:
+            h = h + torch.where(q, slt * zs, torch.zeros((), **f64))
+        if width > m:
+            h = torch.cat([h, z[:, m:]], 1)
         sc = h.abs().sum(1)
-        zn = h @ Wt + bt
+        zn = h @ Wt + bt if nxt.dense else nxt.op.rows_torch(h)
         pos[s: s + chunk] = np.packbits(p.cpu().numpy(), axis=1)
         zeros[s: s + chunk] = (~(p | q)).sum(1).cpu().numpy()
         Zn.a[s: s + len(z_np)] = zn.cpu().numpy()
@@ -801,9 +835,10 @@ def _transition_torch(Z, scale, ca, cb, slope, W, b, ca_next, cb_next, capacity,
         scn[s: s + chunk] = sc_np
         if split_next:
             # the next layer's tolerance from the scale as stored (what the splitting will use)
+            zu = zn[:, :mn]
             tn = torch.as_tensor(sc_np, **f64)[:, None] * can + cbn
-            pn[s: s + chunk] = np.packbits((zn > tn).cpu().numpy(), axis=1)
-            nn[s: s + chunk] = np.packbits((zn < -tn).cpu().numpy(), axis=1)
+            pn[s: s + chunk] = np.packbits((zu > tn).cpu().numpy(), axis=1)
+            nn[s: s + chunk] = np.packbits((zu < -tn).cpu().numpy(), axis=1)
     return pos, (np.arange(V), zeros), Zn, scn, ((pn, nn) if split_next else None)
 
 

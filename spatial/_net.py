@@ -48,10 +48,19 @@ from ._errors import NonFiniteWeightsError, UnsupportedLayerError
 
 __all__ = ["Layer", "MODULE_KINDS", "Network", "parse", "SUPPORTED", "check_finite"]
 
-SUPPORTED = ("Linear, ReLU, LeakyReLU, PReLU (one slope), Identity, Flatten, Dropout, "
-             "BatchNorm1d (eval mode), nested Sequential; in a traced forward() also F.relu, torch.relu, "
-             "x.relu(), clamp(min=0), F.leaky_relu, F.linear, torch.flatten(x, 1), x.view(x.size(0), -1), "
-             "x * c, x / c, x + c (c a number), as a chain (no residual or branching yet)")
+SUPPORTED = (
+    "Linear, Conv1d, Conv2d, ConvTranspose1d/2d (zeros padding), AvgPool1d/2d, AdaptiveAvgPool1d/2d, "
+    "MaxPool1d/2d, AdaptiveMaxPool1d/2d, BatchNorm1d/2d (eval), Flatten, Unflatten, Identity, Dropout (eval), "
+    "ReLU, LeakyReLU, PReLU, Hardtanh, ReLU6, registered activations (spatial.register_activation); in a "
+    "traced forward() also F.relu / torch.relu / x.relu(), F.leaky_relu, F.hardtanh, F.relu6, torch.abs, "
+    "clamp(min, max), F.linear, F.conv1d/2d, F.max_pool1d/2d, F.avg_pool1d/2d, F.adaptive_avg_pool1d/2d, "
+    "F.adaptive_max_pool1d/2d, x.amax(dim), x.max(dim)[0], x.mean(dims), x.sum(dims), reshapes (view, reshape, "
+    "flatten, unflatten, squeeze, unsqueeze), x + y, x - y, torch.cat, and constants: x * c, x / c, x + c")
+# the modules the graph reader knows (besides MODULE_KINDS)
+GRAPH_MODULES = frozenset({"Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "AvgPool1d", "AvgPool2d",
+                           "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "MaxPool1d", "MaxPool2d", "AdaptiveMaxPool1d",
+                           "AdaptiveMaxPool2d", "BatchNorm2d", "Unflatten", "Hardtanh", "ReLU6", "Dropout1d",
+                           "Dropout2d"})
 # the layers read as modules (by their class name; TorchScript keeps it in ``original_name``)
 MODULE_KINDS = frozenset({"Linear", "ReLU", "LeakyReLU", "PReLU", "Identity", "Flatten", "Dropout", "BatchNorm1d"})
 
@@ -60,41 +69,111 @@ MODULE_KINDS = frozenset({"Linear", "ReLU", "LeakyReLU", "PReLU", "Identity", "F
 class Layer:
     """An affine map followed by an optional piecewise-linear activation.
 
-    ``z = h @ weight.T + bias``; then ``a = where(z > 0, z, slope * z)`` when ``slope`` is not
-    None (0.0 for ReLU), and the layer is the output when it is None.
+    ``z = h @ weight.T + bias`` (or ``op``, an affine map applied without a dense matrix: a
+    stage of a traced graph, :mod:`._graph`); then ``a = where(z > 0, z, slope * z)`` on the
+    first ``units`` columns when ``slope`` is not None (0.0 for ReLU; a number, or one per unit),
+    while the last ``carry`` columns pass unchanged (values a later layer reads: a skip
+    connection, a running max). The layer is the output when ``slope`` is None.
     """
 
-    weight: np.ndarray  # (out, in) float64
-    bias: np.ndarray  # (out,) float64
-    slope: Optional[float]  # negative-side slope of the activation; None: no activation
+    weight: Optional[np.ndarray]  # (out, in) float64; None when ``op`` is given
+    bias: Optional[np.ndarray]  # (out,) float64
+    slope: Any  # None (output), a float, or (units,) float64
     names: List[str] = field(default_factory=list)  # the modules folded into this layer
+    op: Any = None  # a _graph.StageOp, or None: the dense weight and bias
+    carry: int = 0  # the trailing columns that are carried, not split
+
+    @property
+    def dense(self) -> bool:
+        return self.op is None
 
     @property
     def width(self) -> int:
-        return self.weight.shape[0]
+        """All output columns (units, then carried values)."""
+        return self.op.out_features if self.op is not None else self.weight.shape[0]
+
+    @property
+    def units(self) -> int:
+        """The columns that split (the neurons)."""
+        return self.width - self.carry
+
+    @property
+    def in_features(self) -> int:
+        return self.op.in_features if self.op is not None else self.weight.shape[1]
+
+    def rows(self, H: np.ndarray, c: Optional[np.ndarray] = None) -> np.ndarray:
+        """(V, width) the map at the rows of ``H`` (V, in); ``c`` (V,) multiplies the constant (default 1)."""
+        if self.op is not None:
+            return self.op.rows(H, c)
+        out = H @ self.weight.T
+        out += self.bias if c is None else np.asarray(c, np.float64)[:, None] * self.bias
+        return out
+
+    def bound(self, S: np.ndarray, c: Optional[np.ndarray] = None) -> np.ndarray:
+        """The map with absolute weights and constants, at the rows of ``S`` >= 0 (rounding bounds)."""
+        if self.op is not None:
+            return self.op.bound(S, c)
+        cb = 1.0 if c is None else np.asarray(c, np.float64)[:, None]
+        return S @ np.abs(self.weight).T + cb * np.abs(self.bias)
+
+    def exact(self, M: np.ndarray, c) -> np.ndarray:
+        """Exact map (object Fractions) at the rows of ``M`` (k, in); ``c`` (k,) 0/1 constant multipliers."""
+        if self.op is not None:
+            return self.op.exact(M, c)
+        if getattr(self, "_wfr", None) is None:
+            from fractions import Fraction
+            fr = np.frompyfunc(lambda v: Fraction(float(v)), 1, 1)
+            self._wfr = (np.asarray(fr(self.weight), dtype=object), np.asarray(fr(self.bias), dtype=object))
+        W, b = self._wfr
+        return M.dot(W.T) + np.asarray(c, dtype=object)[:, None] * b[None, :]
+
+    def absmax(self) -> np.ndarray:
+        """(width,) a bound of each row's largest |weight| (the tolerance's factor)."""
+        return self.op.absmax() if self.op is not None else np.abs(self.weight).max(axis=1)
+
+    def const_abs(self) -> np.ndarray:
+        """(width,) the size of each row's constant terms."""
+        return self.op.const_abs() if self.op is not None else np.abs(self.bias)
+
+    def slopes(self) -> np.ndarray:
+        """(units,) the negative-side slope of each unit."""
+        return np.broadcast_to(np.asarray(self.slope, np.float64), (self.units,))
 
     def activate(self, z):
-        """The activation applied to pre-activations (numpy or torch)."""
+        """The activation applied to pre-activations (numpy or torch), carried columns unchanged."""
         if self.slope is None:
             return z
+        m = self.units
         if isinstance(z, torch.Tensor):
-            return torch.where(z > 0, z, self.slope * z)
-        return np.where(z > 0, z, self.slope * z)
+            s = torch.as_tensor(self.slopes(), dtype=z.dtype, device=z.device)
+            head = torch.where(z[..., :m] > 0, z[..., :m], s * z[..., :m])
+            return torch.cat([head, z[..., m:]], -1) if self.carry else head
+        head = np.where(z[..., :m] > 0, z[..., :m], self.slopes() * z[..., :m])
+        return np.concatenate([head, z[..., m:]], -1) if self.carry else head
 
 
 @dataclass
 class Network:
-    """A chain of :class:`Layer`; the last one has no activation."""
+    """A chain of :class:`Layer`; the last one has no activation.
+
+    ``max_info``: for a network with max-pooling, where each tournament's units sit
+    (:class:`~splinescope.spatial._graph.MaxInfo`), to merge the cells that share every argmax."""
 
     layers: List[Layer]
+    max_info: List[Any] = field(default_factory=list)
 
     @property
     def in_features(self) -> int:
-        return self.layers[0].weight.shape[1]
+        return self.layers[0].in_features
 
     @property
     def out_features(self) -> int:
-        return self.layers[-1].weight.shape[0]
+        return self.layers[-1].width
+
+    @property
+    def dense(self) -> bool:
+        """Every layer a dense matrix, nothing carried, no pooling (the plain MLP form)."""
+        return all(l.op is None and l.carry == 0 for l in self.layers) and not self.max_info
 
     @property
     def hidden(self) -> List[Layer]:
@@ -102,18 +181,25 @@ class Network:
         return [l for l in self.layers if l.slope is not None]
 
     def restrict(self, origin: np.ndarray, basis: np.ndarray) -> "Network":
-        """The same network on the plane ``x = origin + basis.T @ (s, t)``: a 2-input network."""
+        """The same network on the plane ``x = origin + basis.T @ (s, t)``: a 2-input network.
+
+        The first map becomes a dense (width, 2) matrix in float64 (its values on the plane)."""
         first = self.layers[0]
-        w = first.weight @ basis.T  # (out, 2)
-        b = first.bias + first.weight @ origin
-        return Network([Layer(w, b, first.slope, first.names)] + self.layers[1:])
+        if first.op is None:
+            w = first.weight @ basis.T  # (out, 2)
+            b = first.bias + first.weight @ origin
+        else:
+            w = first.op.rows(np.asarray(basis, np.float64), np.zeros(2)).T.copy()
+            b = first.op.rows(np.asarray(origin, np.float64)[None, :])[0]
+        return Network([Layer(w, b, first.slope, first.names, carry=first.carry)] + self.layers[1:],
+                       max_info=self.max_info)
 
     def forward(self, x: np.ndarray, upto: Optional[int] = None) -> List[np.ndarray]:
-        """Pre-activations of every layer (float64) at the rows of ``x``."""
+        """Pre-activations of every layer (float64; carried columns included) at the rows of ``x``."""
         out = []
         h = np.asarray(x, dtype=np.float64)
         for layer in self.layers[:upto]:
-            z = h @ layer.weight.T + layer.bias
+            z = layer.rows(h)
             out.append(z)
             h = layer.activate(z)
         return out
@@ -314,7 +400,7 @@ def _parse_traced(model: torch.nn.Module, fold: _Fold) -> Network:
     return fold.finish()
 
 
-def parse(model: torch.nn.Module, in_features: Optional[int] = None) -> Network:
+def parse(model: torch.nn.Module, in_features: Optional[int] = None, in_shape=None) -> Network:
     """Read a network into its internal form, refusing what is not piecewise linear.
 
     Parameters
@@ -325,6 +411,9 @@ def parse(model: torch.nn.Module, in_features: Optional[int] = None) -> Network:
         operations (read by tracing it with ``torch.fx``; see the module docstring).
     in_features : int, optional
         The input width, needed only when the network starts with an activation.
+    in_shape : tuple of int, optional
+        One input's shape (e.g. ``(1, 8, 8)``), needed for a network that starts with a
+        convolution (``partition`` passes the plane's).
 
     Examples
     --------
@@ -335,15 +424,55 @@ def parse(model: torch.nn.Module, in_features: Optional[int] = None) -> Network:
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    fold = _Fold(in_features)
-    if not _is_chain_of_modules(model):
-        return _parse_traced(model, fold)
-    check_finite(_flatten(model))
-    for pos, m in _flatten(model):
-        kind = _name(m)
-        if kind not in MODULE_KINDS:
-            raise UnsupportedLayerError(
-                f"layer {pos} ({kind}) is not supported (not a known piecewise-linear layer); "
-                f"supported: {SUPPORTED}")
-        _read_module(fold, m, f"{pos} ({kind})", kind)
-    return fold.finish()
+    if _plain(model):
+        fold = _Fold(in_features)
+        if not _is_chain_of_modules(model):
+            return _parse_traced(model, fold)
+        check_finite(_flatten(model))
+        for pos, m in _flatten(model):
+            kind = _name(m)
+            if kind not in MODULE_KINDS:
+                raise UnsupportedLayerError(
+                    f"layer {pos} ({kind}) is not supported (not a known piecewise-linear layer); "
+                    f"supported: {SUPPORTED}")
+            _read_module(fold, m, f"{pos} ({kind})", kind)
+        return fold.finish()
+    if isinstance(model, torch.jit.ScriptModule) or (_name(model) == "Sequential" and any(
+            isinstance(m, torch.jit.ScriptModule) for _, m in _flatten(model))):
+        bad = next(((p, _name(m)) for p, m in _flatten(model) if _name(m) not in MODULE_KINDS), ("?", "?"))
+        raise UnsupportedLayerError(
+            f"layer {bad[0]} ({bad[1]}) is not supported in a TorchScript model (TorchScript is read as a "
+            f"Sequential of {SUPPORTED}); load the state_dict into the model's class instead")
+    from . import _graph
+
+    shape = tuple(in_shape) if in_shape is not None else ((in_features,) if in_features is not None else None)
+    return _graph.compile(model, shape)
+
+
+def _plain(model: torch.nn.Module) -> bool:
+    """Whether the chain reader (dense matrices, folded in float64) reads the model: a Sequential of
+    :data:`MODULE_KINDS` (one-slope PReLU), or a traced forward that is such a chain. Anything else
+    (convolutions, pooling, skip connections, other activations) is read as a graph (``_graph``)."""
+    if isinstance(model, torch.jit.ScriptModule):
+        return True
+    if _is_chain_of_modules(model):
+        from ._graph import registered
+
+        kinds = [(_name(m), m) for _, m in _flatten(model)]
+        if any(k not in MODULE_KINDS and k not in GRAPH_MODULES and registered(type(m)) is None for k, m in kinds):
+            return True  # refused by the chain reader, naming the layer
+        return all(k in MODULE_KINDS and not (k == "PReLU" and m.weight.numel() != 1) for k, m in kinds)
+    from . import _trace
+    from ._graph import registered
+
+    if any(registered(type(m)) is not None for m in model.modules()):
+        return False
+    try:
+        _trace.chain(model)
+    except UnsupportedLayerError as e:
+        msg = str(e)
+        if any(k in msg for k in ("could not be traced", "is not piecewise linear", "does not depend on the input",
+                                  "must return one tensor", "inputs (")):
+            raise
+        return False
+    return True

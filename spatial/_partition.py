@@ -44,7 +44,7 @@ def _engine_layer_local(layer, center: np.ndarray):
 
     if not center.any():
         return layer
-    return Layer(layer.weight, layer.bias + layer.weight @ center, layer.slope, layer.names)
+    return Layer(layer.weight, layer.bias + layer.weight @ center, layer.slope, layer.names, carry=layer.carry)
 
 
 class Partition:
@@ -277,10 +277,12 @@ class Partition:
 
 
 def _compose(net: Network, bits: np.ndarray, sizes: Sequence[int], chunk: int = 4096) -> np.ndarray:
-    """Per-region affine maps of the output, from the patterns, by one matrix product per layer."""
+    """Per-region affine maps of the output, from the patterns, by one map per layer."""
     R = len(bits)
     K = net.out_features
     out = np.empty((R, K, 3))
+    widest = max(l.width for l in net.layers)
+    chunk = max(1, min(chunk, (1 << 22) // (3 * widest)))
     for s in range(0, R, chunk):
         B = bits[s: s + chunk]
         r = len(B)
@@ -288,15 +290,19 @@ def _compose(net: Network, bits: np.ndarray, sizes: Sequence[int], chunk: int = 
         M[:, 0, 0] = M[:, 1, 1] = 1.0
         col = 0
         for layer in net.layers:
-            # (r, out, 3) = W @ M, plus the bias on the constant column
-            Z = np.einsum("oi,rij->roj", layer.weight, M, optimize=True)
-            Z[:, :, 2] += layer.bias
+            if layer.dense:  # (r, out, 3) = W @ M, plus the bias on the constant column
+                Z = np.einsum("oi,rij->roj", layer.weight, M, optimize=True)
+                Z[:, :, 2] += layer.bias
+            else:
+                rows = M.transpose(0, 2, 1).reshape(r * 3, -1)
+                Z = layer.rows(rows, np.tile([0.0, 0.0, 1.0], r)).reshape(r, 3, -1).transpose(0, 2, 1)
             if layer.slope is None:
                 M = Z
                 break
-            n = layer.width
-            d = np.where(B[:, col: col + n], 1.0, layer.slope)
-            M = Z * d[:, :, None]
+            n = layer.units
+            d = np.where(B[:, col: col + n], 1.0, layer.slopes())
+            M = np.array(Z, copy=True)
+            M[:, :n, :] *= d[:, :, None]
             col += n
         out[s: s + chunk] = M
     return out
@@ -360,7 +366,7 @@ def partition(model, bounds, *, plane: Optional[Plane] = None, rtol: float = _en
     (8, 4.0)
     """
     b = _check_bounds(bounds)
-    net = model if isinstance(model, Network) else parse(model)
+    net = model if isinstance(model, Network) else parse(model, in_shape=plane.shape if isinstance(plane, Plane) else None)
     if plane is not None:
         if not isinstance(plane, Plane):
             raise TypeError(f"plane must be a spatial.Plane, got {type(plane).__name__}")
@@ -368,6 +374,8 @@ def partition(model, bounds, *, plane: Optional[Plane] = None, rtol: float = _en
             raise ValueError(f"the plane lives in {plane.dim} dimensions but the network has "
                              f"{net.in_features} inputs")
         net = net.restrict(plane.origin, plane.basis)
+    elif net.in_features == 2 and not net.layers[0].dense:
+        net = net.restrict(np.zeros(2), np.eye(2))  # the first map as a dense (width, 2) matrix
     elif net.in_features != 2:
         raise ValueError(f"the network has {net.in_features} inputs; pass plane=spatial.Plane(...) "
                          "(or Plane.through(a, b, c); on the command line --through A B C) to take a "
@@ -393,25 +401,26 @@ def partition(model, bounds, *, plane: Optional[Plane] = None, rtol: float = _en
     sizes = []
     for li, layer in enumerate(layers[:-1]):
         ca, cb = _engine.layer_tol(layer, rtol)
+        m = layer.units
         if li == 0:  # the shift to local coordinates rounds the bias: its terms set the tolerance
-            cb = rtol * (np.abs(net.layers[0].bias) + np.abs(net.layers[0].weight) @ np.abs(center))
+            cb = rtol * (np.abs(net.layers[0].bias) + np.abs(net.layers[0].weight) @ np.abs(center))[:m]
         # the first layer is affine in (s, t): its values are computed, never stored
         first = (layer.weight, layer.bias) if li == 0 else None
         if ex is not None:
             ex.begin_layer(li, len(offsets) - 1)
         sub = _engine.compact(_engine.split_all(X, offsets, indices, Z, scale, ca, cb, signs=signs, affine=first,
                                                 exact=None if ex is None else (ex, li), lines=lines,
-                                                slot_line=slot_line))
+                                                slot_line=slot_line, m=m))
         X, offsets, indices, lines, slot_line = sub.X, sub.offsets, sub.indices, sub.lines, sub.slot_line
         nxt = layers[li + 1]
         ca_next, cb_next = _engine.layer_tol(nxt, rtol) if nxt.slope is not None else (None, None)
         zin = (X, layer.weight, layer.bias) if li == 0 else sub.Z
-        pos, Z, scale, signs = _engine.transition(zin, sub.scale, ca, cb, layer.slope, nxt.weight, nxt.bias,
+        pos, Z, scale, signs = _engine.transition(zin, sub.scale, ca, cb, layer.slope, nxt,
                                                   ca_next, cb_next, capacity=4 * len(X) + 1024, device=device,
                                                   exact=None if ex is None else (ex, li, lines))
         pats.append(_engine._reduce_or(pos, offsets, indices))
         lineage.append(sub.origin)
-        sizes.append(layer.width)
+        sizes.append(m)
         if ex is not None:
             ex.end_layer(pats[-1], sub.origin)
     vals = Z.view if isinstance(Z, _engine._Rows) else Z

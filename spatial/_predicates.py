@@ -44,7 +44,7 @@ class ExactNet:
     def __init__(self, layers, center, bounds):
         self.layers = layers
         self.hidden = [l for l in layers if l.slope is not None]
-        self.sizes = [l.width for l in self.hidden]
+        self.sizes = [l.units for l in self.hidden]  # the units (the lines); values are full width
         cx, cy = (Fraction(float(c)) for c in center)
         x0, x1, y0, y1 = (Fraction(float(v)) for v in bounds)
         self.sides: List[Line] = [(Fraction(1), Fraction(0), cx - x0), (Fraction(1), Fraction(0), cx - x1),
@@ -52,7 +52,8 @@ class ExactNet:
         self._center = (cx, cy)
         self._W: List[Optional[np.ndarray]] = [None] * len(layers)  # exact weights, made on first use
         self._b: List[Optional[np.ndarray]] = [None] * len(layers)
-        self._slopes = [None if l.slope is None else Fraction(float(l.slope)) for l in layers]
+        self._slopes = [None if l.slope is None else np.array([Fraction(float(v)) for v in l.slopes()], dtype=object)
+                        for l in layers]
         self.base: List[int] = [4]  # line-id base of each hidden layer
         self.faces: List[int] = []  # faces at each hidden layer's start (known when it begins)
         self.pats: List[np.ndarray] = []  # per finished layer: packed bits of the faces at its end
@@ -125,10 +126,10 @@ class ExactNet:
             else:
                 prev = self._map(layer - 1, bits[: sum(self.sizes[: layer - 1])])
                 act = np.frombuffer(bits, np.uint8)[sum(self.sizes[: layer - 1]):].astype(bool)
-                H = np.where(act[:, None], prev, prev * self._slopes[layer - 1])
-                W, b = self._weights(layer)
-                M = W.dot(H)
-                M[:, 2] = M[:, 2] + b
+                n = len(act)
+                H = np.array(prev, copy=True)  # the carried rows pass unchanged
+                H[:n] = np.where(act[:, None], prev[:n], prev[:n] * self._slopes[layer - 1][:, None])
+                M = self.layers[layer].exact(H.T, [0, 0, 1]).T
             self._maps[key] = M
         return self._maps[key]
 
@@ -168,11 +169,11 @@ class ExactNet:
         return W[:, 0] * point[0] + W[:, 1] * point[1] + b
 
     def _next(self, z: np.ndarray, i: int) -> np.ndarray:
-        """Exact pre-activations of layer ``i`` from those of layer ``i - 1``."""
+        """Exact values of layer ``i`` from those of layer ``i - 1`` (carried values pass unchanged)."""
         slope = self._slopes[i - 1]
-        h = np.array([v if v > 0 else v * slope for v in z], dtype=object)
-        W, b = self._weights(i)
-        return W.dot(h) + b
+        n = len(slope)
+        h = np.array([v if v > 0 else v * s for v, s in zip(z[:n], slope)] + list(z[n:]), dtype=object)
+        return self.layers[i].exact(h[None, :], [1])[0]
 
     # ---- what the engine calls
     def fix(self, layer: int, lines: np.ndarray, v: np.ndarray, k: np.ndarray, z: np.ndarray,
@@ -196,7 +197,7 @@ class ExactNet:
     def exact_rows(self, lines: np.ndarray, layer: int) -> Tuple[np.ndarray, np.ndarray]:
         """Rounded exact coordinates (n, 2) and pre-activations (n, m) of vertices given by line pairs."""
         X = np.empty((len(lines), 2))
-        Z = np.empty((len(lines), self.sizes[layer] if layer < len(self.sizes) else self.layers[-1].width))
+        Z = np.empty((len(lines), self.layers[layer].width))
         for i, (l1, l2) in enumerate(lines):
             s, t = self.point(int(l1), int(l2))
             X[i] = float(s), float(t)
@@ -212,6 +213,6 @@ class ExactNet:
         z = self._first(point)
         bits = []
         for i in range(len(self.hidden)):
-            bits.append(np.array([v > 0 for v in z], bool))
+            bits.append(np.array([v > 0 for v in z[: self.sizes[i]]], bool))
             z = self._next(z, i + 1)
         return np.concatenate(bits) if bits else np.zeros(0, bool)

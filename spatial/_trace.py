@@ -69,9 +69,13 @@ class Step:
 
 
 class _Tracer(torch.fx.Tracer):
-    def __init__(self):
+    def __init__(self, leaf=None):
         super().__init__()
         self.record_stack_traces = True  # node.stack_trace: the line of forward() behind each node
+        self.leaf = leaf
+
+    def is_leaf_module(self, m, qualname):  # the user's registered activations are read, not traced
+        return (self.leaf is not None and self.leaf(m)) or super().is_leaf_module(m, qualname)
 
 
 def _len(x):
@@ -81,7 +85,7 @@ def _len(x):
     return len(x)
 
 
-def _trace(model: torch.nn.Module) -> torch.fx.Graph:
+def _trace(model: torch.nn.Module, leaf=None) -> torch.fx.Graph:
     # ``len(proxy)`` raises in torch.fx unless ``len`` is wrapped where forward() looks it up: wrap it in
     # the globals of each forward() for the time of the trace (a module that defines its own len keeps it)
     patched: List[Any] = []
@@ -91,7 +95,7 @@ def _trace(model: torch.nn.Module) -> torch.fx.Graph:
             g["len"] = _len
             patched.append(g)
     try:
-        return _Tracer().trace(model)
+        return _Tracer(leaf).trace(model)
     except Exception as e:  # noqa: BLE001 -- any failure of the trace is the same answer to the user
         reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".rstrip(": ")
         raise UnsupportedLayerError(

@@ -45,22 +45,23 @@ def _abs_scales(hidden, pts, box_scale):
     S = np.abs(pts) + box_scale
     h = pts
     for layer in hidden:
-        z = h @ layer.weight.T + layer.bias
-        S = S @ np.abs(layer.weight).T + np.abs(layer.bias)
-        yield z, S
+        z = layer.rows(h)
+        S = layer.bound(S)
+        yield z[:, :layer.units], S[:, :layer.units]
         h = layer.activate(z)
-        S = S * max(1.0, abs(layer.slope))
+        S = np.array(S, copy=True)
+        S[:, :layer.units] *= max(1.0, float(np.abs(layer.slopes()).max(initial=0.0)))
 
 
 def _sign_violation(hidden, pts, box_scale, bits) -> float:
     """Largest relative amount by which a point's pre-activation is on the wrong side of ``bits``."""
     worst, col = 0.0, 0
     for layer, (z, S) in zip(hidden, _abs_scales(hidden, pts, box_scale)):
-        b = bits[:, col: col + layer.width]
+        b = bits[:, col: col + layer.units]
         zi = z / (S + 1e-300)
         wrong = np.where(b, np.maximum(-zi, 0), np.maximum(zi, 0))
         worst = max(worst, float(wrong.max(initial=0.0)))
-        col += layer.width
+        col += layer.units
     return worst
 
 
@@ -97,9 +98,9 @@ def verify(p: "Partition", *, raise_on_error: bool = True) -> VerifyReport:
         sl = slice(s0, s0 + 16384)
         for layer, (z, S) in zip(hidden, _abs_scales(hidden, c[sl], box_scale)):
             tol = 1e3 * p.rtol * S
-            b = bits[sl, col: col + layer.width]
+            b = bits[sl, col: col + layer.units]
             mism_rows[sl] |= ((b & (z < tol)) | (~b & (z > tol))).any(axis=1)
-            col += layer.width
+            col += layer.units
     # a thin region's centroid is closer to its sides than float64 can tell: decide it exactly
     suspect = np.nonzero(mism_rows)[0]
     mism_rows[suspect] = ~_exact_check(p, suspect, bits)

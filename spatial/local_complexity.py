@@ -186,8 +186,10 @@ def _plan(model: torch.nn.Module, hooks: bool = False) -> _Plan:
     if not hooks:
         try:
             net = parse(model)
-        except UnsupportedLayerError:
+        except (UnsupportedLayerError, ValueError):
             net = None  # not a plain chain: read the activations through hooks
+        if net is not None and not net.dense:
+            net = None  # convolutions, pooling, skip connections: the hooks read them
     if net is None:
         _check_hookable(model)
         return _Plan(model, device, dtype, None, None)

@@ -125,14 +125,7 @@ REFUSED = {
     "gelu": (lambda s, x: s.fc3(s.fc2(F.gelu(s.fc1(x)))), r"node 'gelu' \(F\.gelu\).* is not piecewise linear"),
     "square": (lambda s, x: s.fc3(s.fc2(s.fc1(x) * s.fc1(x))), r"node 'mul' \(\*\).* is not piecewise linear"),
     "sigmoid": (lambda s, x: s.fc3(s.fc2(s.fc1(x).sigmoid())), r"x\.sigmoid\(\).* is not piecewise linear"),
-    "residual": (lambda s, x: s.fc3(s.act(s.fc2(s.act(s.fc1(x)))) + s.fc1(x)[:, :5]),
-                 r"node 'add' \(\+\).* combines 2 values .*residual/branching graphs are not supported yet"),
-    "concat": (lambda s, x: s.fc3(s.fc2(torch.cat([s.fc1(x)[:, :3], s.fc1(x)[:, 3:]], 1))),
-               r"residual/branching graphs are not supported yet"),
-    "abs": (lambda s, x: s.fc3(s.fc2(torch.abs(s.fc1(x)))),
-            r"node 'abs_1' \(torch\.abs\).* is piecewise linear but not a one-slope \(leaky\) ReLU: not supported yet"),
-    "hardtanh": (lambda s, x: s.fc3(s.fc2(F.hardtanh(s.fc1(x)))), r"F\.hardtanh.* not supported yet"),
-    "clamp_max": (lambda s, x: s.fc3(s.fc2(s.fc1(x).clamp(0, 1))), r"only clamp\(min=0\) \(a ReLU\) is supported"),
+    "quotient": (lambda s, x: s.fc3(s.fc2(s.fc1(x) / s.fc1(x).relu())), r"node 'truediv' .* is not piecewise linear"),
 }
 
 
@@ -146,10 +139,8 @@ def test_refusals_name_the_node_and_its_line(case):
 def test_activation_modules_in_a_traced_forward():
     with pytest.raises(spatial.UnsupportedLayerError, match=r"node 'act' \(Tanh\).* is not piecewise linear"):
         parse(MLP(L.Tanh()))
-    with pytest.raises(spatial.UnsupportedLayerError, match=r"node 'act' \(ReLU6\).* not supported yet"):
-        parse(MLP(L.ReLU6()))
-    with pytest.raises(spatial.UnsupportedLayerError, match=r"layer act \(PReLU\) has 6 slopes"):
-        parse(MLP(L.PReLU(6)))
+    # ReLU6 (two breakpoints) and a PReLU per unit are read as a graph (spatial._graph)
+    assert [l.units for l in parse(MLP(L.ReLU6())).layers] == [12, 10, 2]
     with pytest.raises(spatial.UnsupportedLayerError, match=r"F\.dropout\).* in training mode"):
         parse(_Refused(lambda s, x: s.fc3(s.fc2(F.dropout(s.fc1(x), 0.5)))))
     assert parse(_Refused(lambda s, x: s.fc3(s.fc2(F.dropout(s.fc1(x), 0.5, training=False))))).out_features == 2
@@ -254,8 +245,8 @@ def test_a_sequential_of_blocks_is_traced():
 
 
 def test_only_a_reshape_that_keeps_the_batch_is_read():
-    bad = _Refused(lambda s, x: s.fc3(s.fc2(s.fc1(x).view(x.size(1), -1))))
-    with pytest.raises(spatial.UnsupportedLayerError, match=r"only a reshape to \(batch, -1\) or \(-1, n\)"):
+    bad = _Refused(lambda s, x: s.fc3(s.fc2(s.fc1(x).view(-1, 3))))
+    with pytest.raises(ValueError, match=r"reshapes to 3 features but receives 6"):
         parse(bad)
     ok = _Refused(lambda s, x: s.fc3(s.fc2(s.fc1(x.view(x.shape[0], -1)).view(-1, 6))))
     assert [l.width for l in parse(ok).layers] == [2]  # no activation: one affine map

@@ -1,0 +1,1139 @@
+"""Any piecewise-linear module graph, read into the engine's stages.
+
+``compile(model, in_shape)`` traces ``model.forward`` with ``torch.fx`` and reads it into a
+:class:`~splinescope.spatial._net.Network` whose layers are *stages*. Convolutions, pooling,
+batch norm, reshapes, skip connections (``x + f(x)``), concatenation and constants are affine
+(:mod:`._ops`); the piecewise-linear operations split the input space:
+
+* an elementwise activation with breakpoints ``b_1 < ... < b_k`` and slopes ``s_0 .. s_k``
+  (ReLU, LeakyReLU, PReLU per channel too, Hardtanh, ReLU6, abs, clamp, and the user's own,
+  :func:`register_activation`) becomes ``k`` units per element, one per breakpoint:
+  ``sigma(z) = sigma(b_1) + s_1 leaky(z - b_1; s_0/s_1) + sum_{j>=2} (s_j - s_{j-1}) relu(z - b_j)``
+  (when ``s_1 = 0`` the first unit is ``-s_0 relu(b_1 - z)``); each unit's zero line is where
+  ``z`` crosses its breakpoint, so the regions are those of the activation's pieces;
+* a max over windows (MaxPool, AdaptiveMaxPool, ``x.amax(dim)``) becomes a tournament, one stage
+  per round: ``max(a, b) = b + relu(a - b)``. A tournament also cuts where the losers of one round
+  swap places, so the driver merges the cells that share every region's argmax (``Network.merge``).
+
+Stage ``l`` maps the state after stage ``l - 1`` (the post-activations of its units, then the
+values it carries: the outputs still needed later, a skip connection's input, the tournament's
+running maxima) to the pre-activations of its own units and the values it carries on. The
+engine splits by the first ``units`` columns and carries the others untouched (their
+activation is the identity), so every value is affine on every face, and a skip connection
+costs its width in columns, never a dense matrix.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
+
+import numpy as np
+import torch
+import torch.fx
+import torch.nn.functional as F
+
+from . import _ops
+from ._errors import NonFiniteWeightsError, UnsupportedLayerError
+from ._net import SUPPORTED
+
+__all__ = ["compile", "register_activation", "registered", "StageOp", "MaxInfo"]
+
+_REGISTRY: Dict[type, Tuple[Tuple[float, ...], Tuple[float, ...]]] = {}
+
+SUPPORTED_GRAPH = SUPPORTED
+
+
+def register_activation(module_type: type, breakpoints: Sequence[float], slopes: Sequence[float]) -> None:
+    """Declare a module type as a continuous piecewise-linear activation, so networks using it are read.
+
+    Parameters
+    ----------
+    module_type : type
+        A ``torch.nn.Module`` subclass applied elementwise.
+    breakpoints : sequence of float
+        Where the slope changes, increasing.
+    slopes : sequence of float
+        ``len(breakpoints) + 1`` slopes: left of the first breakpoint, between them, right of the
+        last. The value at the first breakpoint is read from the module; the module is checked
+        against the pieces when a network using it is read.
+
+    Examples
+    --------
+    >>> class Abs(torch.nn.Module):
+    ...     def forward(self, x):
+    ...         return x.abs()
+    >>> register_activation(Abs, breakpoints=(0.0,), slopes=(-1.0, 1.0))
+    >>> registered(Abs)
+    ((0.0,), (-1.0, 1.0))
+    """
+    if not (isinstance(module_type, type) and issubclass(module_type, torch.nn.Module)):
+        raise TypeError(f"module_type must be a torch.nn.Module subclass, got {module_type!r}")
+    bp = tuple(float(b) for b in breakpoints)
+    sl = tuple(float(s) for s in slopes)
+    if not bp:
+        raise ValueError("breakpoints must hold at least one breakpoint (an activation without one is affine)")
+    if len(sl) != len(bp) + 1:
+        raise ValueError(f"slopes must have len(breakpoints) + 1 = {len(bp) + 1} entries (left of the first "
+                         f"breakpoint, between, right of the last), got {len(sl)}")
+    if not all(math.isfinite(v) for v in bp + sl):
+        raise ValueError(f"breakpoints and slopes must be finite, got {bp} and {sl}")
+    if any(b2 <= b1 for b1, b2 in zip(bp, bp[1:])):
+        raise ValueError(f"breakpoints must be strictly increasing, got {bp}")
+    _REGISTRY[module_type] = (bp, sl)
+
+
+def registered(module_type: type) -> Optional[Tuple[Tuple[float, ...], Tuple[float, ...]]]:
+    """The (breakpoints, slopes) registered for a module type, or None."""
+    for t in type.mro(module_type) if isinstance(module_type, type) else ():
+        if t in _REGISTRY:
+            return _REGISTRY[t]
+    return None
+
+
+# ---- the graph read from torch.fx
+
+
+@dataclass
+class _Node:
+    kind: str  # "input", "affine", "act", "max"
+    args: List["_Node"]
+    shape: Tuple[int, ...]  # one sample's shape
+    label: str
+    op: Optional[_ops.Op] = None  # affine
+    bp: Optional[np.ndarray] = None  # act: (k,) breakpoints
+    slopes: Optional[np.ndarray] = None  # act: (k + 1, numel) slopes per element
+    value0: Optional[np.ndarray] = None  # act: (numel,) sigma(b_1) per element
+    table: Optional[List[List[int]]] = None  # max: candidates (flat input indices) of each output
+    level: int = 0
+    end: int = 0
+
+    @property
+    def numel(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+
+@dataclass
+class MaxInfo:
+    """Where a tournament's units sit among a network's units: for each round (stage, first unit,
+    and per unit the (window, left, right) positions it compares), to read back each window's argmax."""
+
+    stages: List[int]
+    starts: List[int]
+    pairs: List[np.ndarray]  # per round: (units, 2) candidate positions compared (left wins when bit set)
+    sizes: np.ndarray  # (out,) candidates per window
+    label: str
+
+
+def _f64(t) -> torch.Tensor:
+    return t.detach().to("cpu", torch.float64)
+
+
+class _Refuse(Exception):
+    def __init__(self, rank: int, msg: str):
+        super().__init__(msg)
+        self.rank = rank
+
+
+def _pair(v, n: int) -> Tuple[int, ...]:
+    return tuple(v) if isinstance(v, (tuple, list)) else (int(v),) * n
+
+
+def _pool_table(in_shape, kernel, stride, padding, dilation, ceil_mode, adaptive_out=None):
+    """(out_shape, table (out_elems, k) with -1 for padding) of a pooling over the last dims."""
+    nd = len(kernel) if adaptive_out is None else len(adaptive_out)
+    spatial_in = in_shape[-nd:]
+    lead = in_shape[:-nd]
+    per_dim = []
+    for d in range(nd):
+        if adaptive_out is not None:
+            per_dim.append(_ops.adaptive_windows(spatial_in[d], adaptive_out[d]))
+        else:
+            per_dim.append(_ops.windows(spatial_in[d], kernel[d], stride[d], padding[d], dilation[d], ceil_mode))
+    out_sp = tuple(len(w) for w in per_dim)
+    strides = np.cumprod((1,) + tuple(spatial_in[::-1]))[:-1][::-1]
+    lead_n = int(np.prod(lead, dtype=np.int64))
+    sp_n = int(np.prod(spatial_in, dtype=np.int64))
+    rows: List[List[int]] = []
+    import itertools
+    for c in range(lead_n):
+        for pos in itertools.product(*per_dim):
+            cand = []
+            for combo in itertools.product(*pos):
+                if any(p < 0 for p in combo):
+                    cand.append(-1)
+                else:
+                    cand.append(c * sp_n + int(sum(p * s for p, s in zip(combo, strides))))
+            rows.append(cand)
+    return tuple(lead) + out_sp, rows
+
+
+class _Reader:
+    """Turns the fx graph into :class:`_Node` s, refusing what cannot be read (named by node and line)."""
+
+    def __init__(self, model: torch.nn.Module, gm: torch.fx.GraphModule, in_shape):
+        from . import _trace
+
+        self.model, self.gm, self.in_shape = model, gm, tuple(in_shape)
+        self.t = _trace
+        self.cls = type(model).__name__
+
+    def where(self, node, shown):
+        return f"{self.cls}.forward: node {node.name!r} ({shown}){self.t._where(node)}"
+
+    def read(self) -> _Node:
+        t = self.t
+        nodes: Dict[Any, Any] = {}
+        kinds: Dict[Any, str] = {}
+        refusals: List[_Refuse] = []
+        out_node = None
+        for node in self.gm.graph.nodes:
+            args: List[torch.fx.Node] = []
+            torch.fx.node.map_arg((node.args, node.kwargs), args.append)
+            data_in = [a for a in args if kinds.get(a) == "data"]
+            if node.op == "placeholder":
+                if "data" in kinds.values():
+                    refusals.append(_Refuse(2, f"{self.cls}.forward takes more than one input; only one is supported"))
+                kinds[node] = "data"
+                nodes[node] = _Node("input", [], self.in_shape, "input")
+                continue
+            if node.op == "get_attr":
+                kinds[node] = "const"
+                continue
+            if node.op == "output":
+                out = node.args[0]
+                if not (isinstance(out, torch.fx.Node) and kinds.get(out) == "data"):
+                    refusals.append(_Refuse(2, f"{self.cls}.forward must return one tensor computed from its "
+                                               f"input, not {type(out).__name__}"))
+                else:
+                    out_node = nodes.get(out)
+                continue
+            if node.op == "call_module":
+                shown = self.t._name(self.model.get_submodule(node.target))
+            else:
+                family, name, shown = t._op(node)
+                first = kinds.get(node.args[0]) if node.args and isinstance(node.args[0], torch.fx.Node) else None
+                q = t._shape_query(node, name, first)
+                if q is not None:
+                    kinds[node] = q
+                    continue
+            if not data_in:
+                kinds[node] = "const"
+                continue
+            kinds[node] = "data"
+            if any(nodes.get(a) is None for a in data_in):
+                nodes[node] = None  # after a refusal
+                continue
+            try:
+                nodes[node] = self.node(node, shown, [nodes[a] for a in data_in], data_in, kinds)
+            except _Refuse as r:
+                refusals.append(r)
+                nodes[node] = None
+        if refusals:
+            raise UnsupportedLayerError(str(min(refusals, key=lambda r: r.rank)))
+        assert out_node is not None
+        return out_node
+
+    def shape(self, node) -> Tuple[int, ...]:
+        tm = node.meta.get("tensor_meta")
+        from torch.fx.passes.shape_prop import TensorMetadata
+        if not isinstance(tm, TensorMetadata) and isinstance(tm, (tuple, list)) and tm:
+            tm = tm[0]  # x.max(dim): (values, indices)
+        if tm is None or not hasattr(tm, "shape"):
+            raise _Refuse(2, f"{self.where(node, node.name)}: its value is not one tensor")
+        s = tuple(int(v) for v in tm.shape)
+        if not s or s[0] != 2:
+            raise _Refuse(2, f"{self.where(node, node.name)} mixes the batch dimension into the features "
+                             f"(shape {s} for a batch of 2); the batch must stay the first dimension")
+        return s[1:]
+
+    def node(self, node, shown, ins: List[_Node], data_in, kinds) -> _Node:
+        t = self.t
+        where = self.where(node, shown)
+        shape = self.shape(node)
+        label = f"{node.target if node.op == 'call_module' else node.name} ({shown})"
+        not_pl = f"{where} is not piecewise linear; supported: {SUPPORTED_GRAPH}"
+        unknown = f"{where} is not supported (not a known piecewise-linear operation); supported: {SUPPORTED_GRAPH}"
+
+        def affine(op, args=None):
+            return _Node("affine", args if args is not None else [ins[0]], shape, label, op=op)
+
+        def act(bp, slopes, value0, per_channel=None):
+            n = int(np.prod(shape, dtype=np.int64))
+            sl = np.asarray(slopes, np.float64)
+            if sl.ndim == 1:
+                sl = np.repeat(sl[:, None], n, axis=1)
+            v0 = np.broadcast_to(np.asarray(value0, np.float64), (n,)).copy()
+            return _Node("act", [ins[0]], shape, label, bp=np.asarray(bp, np.float64), slopes=sl, value0=v0)
+
+        def maxpool(table):
+            if max(len(r) for r in table) == 1:
+                return affine(_ops.Gather(np.array([r[0] for r in table]), shape))
+            return _Node("max", [ins[0]], shape, label, table=table)
+
+        if node.op == "call_module":
+            m = self.model.get_submodule(node.target)
+            return self.module(node, m, shown, where, ins, shape, label, affine, act, maxpool)
+        family, name, _ = t._op(node)
+        if name in t._NOT_PL:
+            raise _Refuse(0, not_pl)
+        x = data_in[0]
+        if len(data_in) > 1:
+            if family == "operator" and name in ("add", "sub") and len(data_in) == 2 and len(node.args) == 2:
+                if tuple(ins[0].shape) != shape or tuple(ins[1].shape) != shape:
+                    raise _Refuse(2, f"{where} broadcasts {ins[0].shape} and {ins[1].shape}; only tensors of "
+                                     "one shape can be added")
+                return affine(_ops.Add() if name == "add" else _ops.Sub(), ins)
+            if name in ("cat", "concat", "concatenate"):
+                dim = t._arg(node, 1, "dim", 0)
+                dim = dim if dim >= 0 else dim + len(shape) + 1
+                if dim == 0:
+                    raise _Refuse(2, f"{where} concatenates along the batch dimension")
+                seq = node.args[0]
+                order = [nodes for nodes in seq] if isinstance(seq, (list, tuple)) else []
+                if not all(isinstance(a, torch.fx.Node) and kinds.get(a) == "data" for a in order):
+                    raise _Refuse(2, f"{where}: only tensors computed from the input can be concatenated")
+                by = {id(a): n for a, n in zip(data_in, ins)}
+                return affine(_ops.Cat(dim, len(order)), [by[id(a)] for a in order])
+            if name in ("mul", "truediv", "div", "matmul", "pow", "bmm", "mm"):
+                raise _Refuse(0, f"{where} is not piecewise linear (a product or quotient of two values that "
+                                 f"depend on the input); supported: {SUPPORTED_GRAPH}")
+            raise _Refuse(2, unknown)
+        if family == "operator" and name == "truediv" and node.args[1] is x:
+            raise _Refuse(0, f"{where} divides by a value that depends on the input: it is not piecewise linear")
+        if name in ("cat", "concat", "concatenate"):  # one tensor
+            return affine(_ops.Reshape(shape))
+        if node.args[:1] != (x,) and not (family == "operator" and name in ("mul", "add", "sub")
+                                          and node.args[1:2] == (x,)):
+            raise _Refuse(2, unknown)
+        if name == "relu":
+            return act([0.0], [0.0, 1.0], 0.0)
+        if name == "leaky_relu":
+            s = float(t._arg(node, 1, "negative_slope", 0.01))
+            return act([0.0], [s, 1.0], 0.0)
+        if name in ("abs", "absolute"):
+            return act([0.0], [-1.0, 1.0], 0.0)
+        if name == "relu6":
+            return act([0.0, 6.0], [0.0, 1.0, 0.0], 0.0)
+        if name == "hardtanh":
+            lo, hi = float(t._arg(node, 1, "min_val", -1.0)), float(t._arg(node, 2, "max_val", 1.0))
+            return self.clamp(where, lo, hi, act)
+        if name in ("clamp", "clip", "clamp_min", "clamp_max"):
+            lo = None if name == "clamp_max" else t._arg(node, 1, "min", None)
+            hi = t._arg(node, 1, "max", None) if name == "clamp_max" else None if name == "clamp_min" \
+                else t._arg(node, 2, "max", None)
+            for v in (lo, hi):
+                if v is not None and not t._number(v):
+                    raise _Refuse(2, f"{where}: clamp bounds must be numbers (a tensor bound is not supported)")
+            return self.clamp(where, None if lo is None else float(lo), None if hi is None else float(hi), act)
+        if name == "linear" and family == "F":
+            w, b = t._arg(node, 1, "weight"), t._arg(node, 2, "bias")
+            return affine(self.weighted_linear(where, self.attr(where, w), None if b is None else self.attr(where, b)))
+        if name in ("conv1d", "conv2d") and family in ("F", "torch"):
+            w, b = t._arg(node, 1, "weight"), t._arg(node, 2, "bias")
+            nd = 1 if name == "conv1d" else 2
+            return affine(self.conv(where, nd, self.attr(where, w), None if b is None else self.attr(where, b),
+                                    _pair(t._arg(node, 3, "stride", 1), nd), t._arg(node, 4, "padding", 0),
+                                    _pair(t._arg(node, 5, "dilation", 1), nd), int(t._arg(node, 6, "groups", 1)),
+                                    ins[0].shape, shape))
+        if name in ("max_pool1d", "max_pool2d", "max_pool1d_with_indices", "max_pool2d_with_indices"):
+            nd = 2 if "2d" in name else 1
+            if t._arg(node, 6, "return_indices", False):
+                raise _Refuse(2, f"{where}: return_indices=True is not supported")
+            k = _pair(t._arg(node, 1, "kernel_size"), nd)
+            s = t._arg(node, 2, "stride", None)
+            s = k if s is None or s == [] or s == () else _pair(s, nd)
+            _, table = _pool_table(ins[0].shape, k, s, _pair(t._arg(node, 3, "padding", 0), nd),
+                                   _pair(t._arg(node, 4, "dilation", 1), nd), bool(t._arg(node, 5, "ceil_mode", False)))
+            return maxpool(table)
+        if name in ("adaptive_max_pool1d", "adaptive_max_pool2d"):
+            nd = 2 if "2d" in name else 1
+            out = _pair(t._arg(node, 1, "output_size"), nd)
+            out = tuple(ins[0].shape[-nd + i] if o is None else int(o) for i, o in enumerate(out))
+            _, table = _pool_table(ins[0].shape, None, None, None, None, False, adaptive_out=out)
+            return maxpool(table)
+        if name in ("avg_pool1d", "avg_pool2d") and family in ("F", "torch"):
+            nd = 2 if "2d" in name else 1
+            k = _pair(t._arg(node, 1, "kernel_size"), nd)
+            s = t._arg(node, 2, "stride", None)
+            s = k if s is None or s == [] or s == () else _pair(s, nd)
+            p = _pair(t._arg(node, 3, "padding", 0), nd)
+            cm, cip = bool(t._arg(node, 4, "ceil_mode", False)), bool(t._arg(node, 5, "count_include_pad", True))
+            dov = t._arg(node, 6, "divisor_override", None) if nd == 2 else None
+            return affine(self.avgpool(nd, k, s, p, cm, cip, dov, ins[0].shape, shape))
+        if name in ("adaptive_avg_pool1d", "adaptive_avg_pool2d"):
+            nd = 2 if "2d" in name else 1
+            out = _pair(t._arg(node, 1, "output_size"), nd)
+            out = tuple(ins[0].shape[-nd + i] if o is None else int(o) for i, o in enumerate(out))
+            return affine(self.adaptive_avg(nd, out, ins[0].shape, shape))
+        if name in ("amax", "max") and family in ("torch", "method"):
+            dim = t._arg(node, 1, "dim", None)
+            if dim is None or isinstance(dim, torch.fx.Node):
+                raise _Refuse(2, f"{where}: only a max over given dimensions (x.amax(dim), x.max(dim)[0]) is "
+                                 "supported, not a max of everything or of two tensors")
+            dims = tuple(dim) if isinstance(dim, (tuple, list)) else (dim,)
+            keep = bool(t._arg(node, 2, "keepdim", False))
+            if name == "max":
+                if len(dims) != 1:
+                    raise _Refuse(2, f"{where}: x.max takes one dimension")
+                users = list(node.users)
+                if not all(u.op == "call_function" and getattr(u.target, "__name__", "") == "getitem"
+                           and u.args[1] in (0,) for u in users):
+                    raise _Refuse(2, f"{where}: only the values of x.max(dim) are supported (x.max(dim)[0] or "
+                                     ".values), not its indices")
+                out_shape = self.reduced_shape(ins[0].shape, dims, keep)
+            else:
+                out_shape = shape
+            return self.max_over(ins[0], dims, keep, out_shape, label)
+        if name == "getitem" and node.args[1] == 0 and x.op in ("call_method", "call_function") \
+                and t._op(x)[1] == "max":
+            return ins[0]
+        if name in ("getattr",) and node.args[1:] == ("values",) and ins[0].kind == "max":
+            return ins[0]
+        if name in ("mean", "sum"):
+            dim = t._arg(node, 1, "dim", None)
+            keep = bool(t._arg(node, 2, "keepdim", False))
+            if dim is None:
+                raise _Refuse(2, f"{where}: a {name} over the batch is not a map of one sample; give dim=")
+            dims = tuple(dim) if isinstance(dim, (tuple, list)) else (dim,)
+            dims = tuple(d if d >= 0 else d + len(ins[0].shape) + 1 for d in dims)
+            if 0 in dims:
+                raise _Refuse(2, f"{where}: a {name} over the batch dimension is not a map of one sample")
+            count = int(np.prod([ins[0].shape[d - 1] for d in dims]))
+            return affine(_ops.Reduce(dims, keep, name == "mean", count))
+        if name in ("view", "reshape", "flatten", "unflatten", "squeeze", "unsqueeze", "contiguous"):
+            if name == "flatten" and t._arg(node, 1, "start_dim", 0) == 0:
+                raise _Refuse(2, f"{where}: flatten(x) merges the batch; use flatten(x, 1)")
+            return affine(_ops.Reshape(shape))
+        if name == "dropout":
+            if t._arg(node, 2, "training", True):
+                raise _Refuse(2, f"{where} is in training mode (a random mask is not a fixed map); pass "
+                                 "training=self.training and call model.eval() first")
+            return affine(_ops.Reshape(shape))
+        if name in t._ARITH:
+            if name in ("neg", "pos"):
+                return affine(_ops.Scale(-1.0 if name == "neg" else 1.0))
+            c = node.args[0] if node.args[1:2] == (x,) else t._arg(node, 1, "other")
+            if isinstance(c, torch.fx.Node) and c.op == "get_attr":
+                c = self.attr(where, c).detach().to(torch.float64).numpy()
+                if name not in ("add", "sub"):
+                    raise _Refuse(2, f"{where}: only a number may scale the value (x * 2, x / 4); a tensor "
+                                     "may only be added")
+            elif not t._number(c):
+                raise _Refuse(2, f"{where}: only a constant may scale or shift the value (x * 2, x + 1.0, x / 4); "
+                                 f"supported: {SUPPORTED_GRAPH}")
+            if name == "sub":
+                if node.args[0] is x:
+                    return affine(_ops.AddConst(-np.asarray(c, np.float64)))
+                neg = _Node("affine", [ins[0]], shape, label, op=_ops.Scale(-1.0))
+                return _Node("affine", [neg], shape, label, op=_ops.AddConst(np.asarray(c, np.float64)))
+            if name == "add":
+                return affine(_ops.AddConst(np.asarray(c, np.float64)))
+            return affine(_ops.Scale(float(c), divide=name in ("truediv", "div")))
+        raise _Refuse(2, not_pl if name in t._NOT_PL else unknown)
+
+    @staticmethod
+    def reduced_shape(shape, dims, keep):
+        dims = {d if d >= 0 else d + len(shape) + 1 for d in dims}
+        return tuple((1 if i + 1 in dims else s) for i, s in enumerate(shape) if keep or i + 1 not in dims)
+
+    def max_over(self, src: _Node, dims, keep, out_shape, label) -> _Node:
+        nd = len(src.shape)
+        dims = sorted({d if d >= 0 else d + nd + 1 for d in dims})
+        if 0 in dims:
+            raise _Refuse(2, f"{label}: a max over the batch dimension is not a map of one sample")
+        idx = np.arange(src.numel).reshape(src.shape)
+        axes = [d - 1 for d in dims]
+        keep_axes = [a for a in range(nd) if a not in axes]
+        moved = np.transpose(idx, keep_axes + axes).reshape(-1, int(np.prod([src.shape[a] for a in axes])))
+        table = [list(map(int, r)) for r in moved]
+        if moved.shape[1] == 1:
+            return _Node("affine", [src], out_shape, label, op=_ops.Gather(moved[:, 0], out_shape))
+        return _Node("max", [src], out_shape, label, table=table)
+
+    def attr(self, where, n):
+        if not (isinstance(n, torch.fx.Node) and n.op == "get_attr"):
+            raise _Refuse(2, f"{where}: weights must be attributes of the module (parameters or buffers)")
+        import functools
+        return functools.reduce(getattr, n.target.split("."), self.model)
+
+    def clamp(self, where, lo, hi, act):
+        if lo is None and hi is None:
+            raise _Refuse(2, f"{where}: clamp without bounds")
+        if lo is not None and hi is not None:
+            if not lo < hi:
+                raise _Refuse(2, f"{where}: clamp needs min < max, got {lo} and {hi}")
+            return act([lo, hi], [0.0, 1.0, 0.0], lo)
+        if lo is not None:
+            return act([lo], [0.0, 1.0], lo)
+        return act([hi], [1.0, 0.0], hi)
+
+    def weighted_linear(self, where, w, b) -> _ops.Op:
+        w = _f64(w)
+        if w.ndim != 2:
+            raise _Refuse(2, f"{where}: the weight must be (out, in), got {tuple(w.shape)}")
+        return _ops.Weighted(lambda x, ww: F.linear(x, ww), w, b, w.shape[1], (-1,))
+
+    def conv(self, where, nd, w, b, stride, padding, dilation, groups, in_shape, out_shape,
+             transpose=False, output_padding=0) -> _ops.Op:
+        w = _f64(w)
+        if isinstance(padding, str):
+            raise _Refuse(2, f"{where}: padding={padding!r} is not supported; give the padding as numbers")
+        padding = _pair(padding, nd)
+        if transpose:
+            fn = F.conv_transpose1d if nd == 1 else F.conv_transpose2d
+            op_ = _pair(output_padding, nd)
+
+            def f(x, ww):
+                return fn(x, ww, None, stride, padding, op_, groups, dilation)
+            fan = (w.shape[0] // groups) * int(np.prod(w.shape[2:]))
+        else:
+            fn = F.conv1d if nd == 1 else F.conv2d
+
+            def f(x, ww):
+                return fn(x, ww, None, stride, padding, dilation, groups)
+            fan = int(np.prod(w.shape[1:]))
+        return _ops.Weighted(f, w, b, fan, (-1,) + (1,) * nd)
+
+    def avgpool(self, nd, k, s, p, ceil_mode, count_include_pad, divisor_override, in_shape, out_shape):
+        _, table = _pool_table(in_shape, k, s, p, (1,) * nd, ceil_mode)
+        tab = np.array(table, np.int64)
+        if divisor_override:
+            div = np.full(len(tab), int(divisor_override))
+        elif count_include_pad:
+            # torch counts the padded positions inside the padded input, not those past it (ceil_mode)
+            div = []
+            import itertools
+            per = [_ops.windows(in_shape[-nd + d], k[d], s[d], p[d], 1, ceil_mode) for d in range(nd)]
+            lead = int(np.prod(in_shape[:-nd], dtype=np.int64))
+            for _c in range(lead):
+                for pos in itertools.product(*range_lists(per)):
+                    cnt = 1
+                    for d in range(nd):
+                        i = pos[d]
+                        start = i * s[d] - p[d]
+                        end = min(start + k[d], in_shape[-nd + d] + p[d])
+                        cnt *= end - start
+                    div.append(cnt)
+            div = np.array(div)
+        else:
+            div = (tab >= 0).sum(1)
+        fn_ = F.avg_pool1d if nd == 1 else F.avg_pool2d
+        kw: Dict[str, Any] = dict(kernel_size=k, stride=s, padding=p, ceil_mode=ceil_mode,
+                                  count_include_pad=count_include_pad)
+        if nd == 2:
+            kw["divisor_override"] = divisor_override
+        return _ops.Pool(lambda x: fn_(x, **kw), tab, div)
+
+    def adaptive_avg(self, nd, out, in_shape, out_shape):
+        _, table = _pool_table(in_shape, None, None, None, None, False, adaptive_out=out)
+        width = max(len(r) for r in table)
+        tab = np.array([r + [-1] * (width - len(r)) for r in table], np.int64)
+        div = np.array([len(r) for r in table])
+        fn_ = F.adaptive_avg_pool1d if nd == 1 else F.adaptive_avg_pool2d
+        return _ops.Pool(lambda x: fn_(x, out), tab, div)
+
+    def module(self, node, m, kind, where, ins, shape, label, affine, act, maxpool) -> _Node:
+        t = self.t
+        for tensor in list(m.parameters(recurse=False)) + list(m.buffers(recurse=False)):
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor.detach()).all()):
+                raise NonFiniteWeightsError(f"layer {node.target} ({kind}) has non-finite weights (NaN or inf)")
+        reg = registered(type(m))
+        if reg is not None:
+            return self.registered_act(where, m, reg, shape, act)
+        if kind == "Linear":
+            return affine(self.weighted_linear(where, m.weight, m.bias))
+        if kind in ("Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d"):
+            if m.padding_mode != "zeros":
+                raise _Refuse(2, f"{where}: padding_mode={m.padding_mode!r} is not supported (only 'zeros')")
+            nd = 1 if kind.endswith("1d") else 2
+            return affine(self.conv(where, nd, m.weight, m.bias, m.stride, m.padding, m.dilation, m.groups,
+                                    ins[0].shape, shape, transpose=kind.startswith("ConvTranspose"),
+                                    output_padding=getattr(m, "output_padding", 0)))
+        if kind in ("BatchNorm1d", "BatchNorm2d"):
+            if m.training:
+                raise _Refuse(2, f"{where} is in training mode (batch statistics are not a fixed map); "
+                                 "call model.eval() first")
+            if m.running_mean is None:
+                raise _Refuse(2, f"{where} keeps no running statistics (track_running_stats=False)")
+            f64 = lambda v: v.detach().to("cpu", torch.float64).numpy()  # noqa: E731
+            scale = 1.0 / np.sqrt(f64(m.running_var) + float(m.eps))
+            if m.affine:
+                scale = scale * f64(m.weight)
+                shift = f64(m.bias) - scale * f64(m.running_mean)
+            else:
+                shift = -scale * f64(m.running_mean)
+            extra = (1,) * (len(shape) - 1)
+            return affine(_ops.ChannelAffine(scale.reshape((-1,) + extra), shift.reshape((-1,) + extra)))
+        if kind in ("Flatten", "Unflatten", "Identity"):
+            return affine(_ops.Reshape(shape))
+        if kind in ("Dropout", "Dropout1d", "Dropout2d", "AlphaDropout"):
+            if m.training and m.p > 0:
+                raise _Refuse(2, f"{where} is in training mode (a random mask is not a fixed map); "
+                                 "call model.eval() first")
+            return affine(_ops.Reshape(shape))
+        if kind == "ReLU":
+            return act([0.0], [0.0, 1.0], 0.0)
+        if kind == "LeakyReLU":
+            return act([0.0], [float(m.negative_slope), 1.0], 0.0)
+        if kind == "PReLU":
+            a = m.weight.detach().to("cpu", torch.float64).numpy().reshape(-1)
+            n = int(np.prod(shape, dtype=np.int64))
+            if len(a) == 1:
+                per = np.full(n, a[0])
+            else:
+                if len(shape) < 1 or shape[0] != len(a):
+                    raise _Refuse(2, f"{where} has {len(a)} slopes but its input has {shape[0] if shape else 1} "
+                                     "channels")
+                per = np.repeat(a, n // len(a))
+            return act([0.0], np.stack([per, np.ones(n)]), 0.0)
+        if kind == "ReLU6":
+            return act([0.0, 6.0], [0.0, 1.0, 0.0], 0.0)
+        if kind == "Hardtanh":
+            return self.clamp(where, float(m.min_val), float(m.max_val), act)
+        if kind in ("MaxPool1d", "MaxPool2d"):
+            nd = 1 if kind.endswith("1d") else 2
+            if m.return_indices:
+                raise _Refuse(2, f"{where}: return_indices=True is not supported")
+            k = _pair(m.kernel_size, nd)
+            s = _pair(m.stride if m.stride is not None else m.kernel_size, nd)
+            _, table = _pool_table(ins[0].shape, k, s, _pair(m.padding, nd), _pair(m.dilation, nd), m.ceil_mode)
+            return maxpool(table)
+        if kind in ("AdaptiveMaxPool1d", "AdaptiveMaxPool2d"):
+            nd = 1 if kind.endswith("1d") else 2
+            if m.return_indices:
+                raise _Refuse(2, f"{where}: return_indices=True is not supported")
+            out = _pair(m.output_size, nd)
+            out = tuple(ins[0].shape[-nd + i] if o is None else int(o) for i, o in enumerate(out))
+            _, table = _pool_table(ins[0].shape, None, None, None, None, False, adaptive_out=out)
+            return maxpool(table)
+        if kind in ("AvgPool1d", "AvgPool2d"):
+            nd = 1 if kind.endswith("1d") else 2
+            k = _pair(m.kernel_size, nd)
+            s = _pair(m.stride if m.stride is not None else m.kernel_size, nd)
+            return affine(self.avgpool(nd, k, s, _pair(m.padding, nd), m.ceil_mode, m.count_include_pad,
+                                       getattr(m, "divisor_override", None), ins[0].shape, shape))
+        if kind in ("AdaptiveAvgPool1d", "AdaptiveAvgPool2d"):
+            nd = 1 if kind.endswith("1d") else 2
+            out = _pair(m.output_size, nd)
+            out = tuple(ins[0].shape[-nd + i] if o is None else int(o) for i, o in enumerate(out))
+            return affine(self.adaptive_avg(nd, out, ins[0].shape, shape))
+        if kind in t._NONLINEAR_MODULES:
+            raise _Refuse(0, f"{where} is not piecewise linear; supported: {SUPPORTED_GRAPH}")
+        raise _Refuse(2, f"{where} is not supported (not a known piecewise-linear layer; a continuous "
+                         "piecewise-linear activation of your own can be declared with "
+                         f"spatial.register_activation); supported: {SUPPORTED_GRAPH}")
+
+    def registered_act(self, where, m, reg, shape, act):
+        bp, sl = reg
+        n = int(np.prod(shape, dtype=np.int64))
+        dtype = next((p.dtype for p in m.parameters()), torch.float64)
+        dtype = torch.float64 if not dtype.is_floating_point else dtype
+
+        def f(v):
+            with torch.no_grad():
+                return m(torch.full((1,) + tuple(shape), float(v), dtype=torch.float64 if dtype == torch.float64
+                                    else dtype)).detach().to(torch.float64).reshape(-1).numpy()
+        v0 = f(bp[0])
+        # check the pieces: the module must be the declared function at points of every piece
+        pts = [bp[0] - 1.0] + [(a + b) / 2 for a, b in zip(bp, bp[1:])] + [bp[-1] + 1.0] + list(bp)
+        for z in pts:
+            expect = v0 + _pl_value(z, bp, sl)
+            got = f(z)
+            tol = 1e-6 * (1 + np.abs(expect)) if dtype != torch.float64 else 1e-12 * (1 + np.abs(expect))
+            if not np.all(np.abs(got - expect) <= tol):
+                raise UnsupportedLayerError(
+                    f"{where}: the activation registered for {type(m).__name__} (breakpoints {bp}, slopes {sl}) "
+                    f"does not match the module at z = {z}: it gives {float(got.reshape(-1)[0])}, the declared "
+                    f"pieces give {float(np.reshape(expect, -1)[0])}")
+        return act(bp, sl, v0)
+
+
+def range_lists(per):
+    return [range(len(w)) for w in per]
+
+
+def _pl_value(z, bp, sl) -> float:
+    """sigma(z) - sigma(b_1) of the declared pieces."""
+    v = 0.0
+    if z <= bp[0]:
+        return sl[0] * (z - bp[0])
+    for j in range(len(bp)):
+        hi = bp[j + 1] if j + 1 < len(bp) else math.inf
+        v += sl[j + 1] * (min(z, hi) - bp[j])
+        if z <= hi:
+            break
+    return v
+
+
+# ---- stages
+
+
+@dataclass
+class _Group:
+    """Units of one PL node at one stage (in the split part of the state)."""
+
+    node: _Node
+    round: int  # tournament round (0 for an activation)
+    start: int = 0  # first unit in the stage
+    size: int = 0
+    # activation: per unit (k * numel): sign a_j, breakpoint b_j, leaky slope alpha, multiplier m (exact)
+    a: Optional[np.ndarray] = None
+    b: Optional[np.ndarray] = None
+    alpha: Optional[np.ndarray] = None
+    mult: Optional[np.ndarray] = None  # object Fractions
+    mult_f: Optional[np.ndarray] = None
+    # tournament round: per unit (window, left pos, right pos) into the current candidates
+    pairs: Optional[np.ndarray] = None
+    cand_in: Optional[List[List[int]]] = None  # per window: candidate slots entering this round
+    cand_out: Optional[List[List[int]]] = None  # per window: slots after (winners, leftover)
+
+
+def _hinges(node: _Node) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per unit of an activation node (breakpoint-major): sign a, breakpoint b, leaky slope, multiplier."""
+    bp, sl = node.bp, node.slopes
+    assert bp is not None and sl is not None
+    k, n = len(bp), sl.shape[1]
+    A, B, AL, M = [], [], [], []
+    s0, s1 = sl[0], sl[1]
+    a1 = np.where(s1 != 0, 1.0, -1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        al1 = np.where(s1 != 0, s0 / np.where(s1 != 0, s1, 1.0), 0.0)
+    bad = (s1 != 0) & (al1 * s1 != s0)
+    if bad.any() or any(Fraction(float(x)) * Fraction(float(y)) != Fraction(float(z))
+                        for x, y, z in zip(al1[s1 != 0][:64], s1[s1 != 0][:64], s0[s1 != 0][:64])):
+        raise UnsupportedLayerError(
+            f"{node.label}: the slopes {float(s0[0])} and {float(s1[0])} around the first breakpoint have a ratio "
+            "that is not exact in float64; only ratios such as 0, 0.01 with a slope 1 after, -1, 0.5 are supported")
+    m1 = [Fraction(float(v)) if s != 0 else -Fraction(float(u)) for v, s, u in zip(s1, s1, s0)]
+    A.append(a1)
+    B.append(np.full(n, bp[0]))
+    AL.append(al1)
+    M.append(np.array(m1, dtype=object))
+    for j in range(1, k):
+        A.append(np.ones(n))
+        B.append(np.full(n, bp[j]))
+        AL.append(np.zeros(n))
+        M.append(np.array([Fraction(float(x)) - Fraction(float(y)) for x, y in zip(sl[j + 1], sl[j])], dtype=object))
+    mult = np.concatenate(M)
+    return np.concatenate(A), np.concatenate(B), np.concatenate(AL), mult
+
+
+def _sources(node: _Node, memo: Dict[int, Set[int]], byid: Dict[int, _Node]) -> Set[int]:
+    """The ids of the input / PL nodes an affine expression reads."""
+    if id(node) in memo:
+        return memo[id(node)]
+    byid[id(node)] = node
+    if node.kind in ("input", "act", "max"):
+        out = {id(node)}
+    else:
+        out = set()
+        for a in node.args:
+            out |= _sources(a, memo, byid)
+    memo[id(node)] = out
+    return out
+
+
+class StageOp:
+    """The affine map of one stage: previous state -> (units' pre-activations, carried values).
+
+    ``rows(H)``: float64 numpy rows (V, in) -> (V, out); ``rows_torch(H, c)`` on a torch tensor;
+    ``bound(S)``: the same map with absolute weights (a bound of the terms' size); ``exact(M, c)``:
+    object Fractions (k, in) -> (k, out), ``c`` (k,) 0/1 multipliers of the constants.
+    """
+
+    def __init__(self, program, in_features: int, out_features: int):
+        self.program = program  # a function (backend, state (N, in), c) -> (N, out)
+        self.in_features, self.out_features = in_features, out_features
+        self._absmax: Optional[np.ndarray] = None
+        self._cabs: Optional[np.ndarray] = None
+
+    @property
+    def shape(self) -> Tuple[int, int]:
+        return (self.out_features, self.in_features)
+
+    def rows_torch(self, H: torch.Tensor, c: Optional[torch.Tensor] = None) -> torch.Tensor:
+        if c is None:
+            c = torch.ones(len(H), dtype=H.dtype, device=H.device)
+        return self.program(_TORCH, H, c)
+
+    def rows(self, H: np.ndarray, c: Optional[np.ndarray] = None) -> np.ndarray:
+        Ht = torch.from_numpy(np.ascontiguousarray(H, dtype=np.float64))
+        ct = None if c is None else torch.from_numpy(np.asarray(c, np.float64))
+        return self.rows_torch(Ht, ct).numpy()
+
+    def bound(self, S: np.ndarray, c: Optional[np.ndarray] = None) -> np.ndarray:
+        St = torch.from_numpy(np.ascontiguousarray(S, dtype=np.float64))
+        ct = torch.ones(len(S), dtype=torch.float64) if c is None else torch.from_numpy(np.asarray(c, np.float64))
+        return self.program(_BOUND, St, ct).numpy()
+
+    def exact(self, M: np.ndarray, c: Sequence[int]) -> np.ndarray:
+        return self.program(_EXACT, M, np.asarray([int(v) for v in c], dtype=object))
+
+    def absmax(self) -> np.ndarray:
+        """(out,) a bound of each output's largest |weight| (its row sum of |weights|)."""
+        if self._absmax is None:
+            self._absmax = self.bound(np.ones((1, self.in_features)), np.zeros(1))[0]
+        return self._absmax
+
+    def const_abs(self) -> np.ndarray:
+        """(out,) the size of each output's constant terms."""
+        if self._cabs is None:
+            self._cabs = self.bound(np.zeros((1, self.in_features)), np.ones(1))[0]
+        return self._cabs
+
+
+class _Backend:
+    def __init__(self, kind: str):
+        self.kind = kind
+
+    def apply(self, op: _ops.Op, args, c):
+        if self.kind == "torch":
+            return op.run(args, c)
+        if self.kind == "bound":
+            return op.bound(args, c)
+        return op.exact(args, c)
+
+    def cat(self, parts, n):
+        if self.kind == "exact":
+            return np.concatenate(parts, axis=1) if parts else np.zeros((n, 0), dtype=object)
+        return torch.cat(parts, 1) if parts else torch.zeros((n, 0), dtype=torch.float64)
+
+    def const(self, values, c):
+        """(N, len(values)) the constants times c (exact: Fractions; bound: |values|)."""
+        if self.kind == "exact":
+            return c.reshape(-1, 1) * values[None, :]
+        v = values if self.kind == "torch" else np.abs(values)
+        return c.reshape(-1, 1) * torch.as_tensor(v, dtype=c.dtype, device=c.device)[None, :]
+
+    def mul(self, x, values):
+        if self.kind == "exact":
+            return x * values[None, :]
+        v = values if self.kind == "torch" else np.abs(values)
+        return x * torch.as_tensor(v, dtype=x.dtype, device=x.device)[None, :]
+
+    def sub(self, a, b):
+        return a + b if self.kind == "bound" else a - b
+
+
+_TORCH, _BOUND, _EXACT = _Backend("torch"), _Backend("bound"), _Backend("exact")
+
+
+@dataclass
+class _Layout:
+    """Where the values live in one stage's output: units first, then carries."""
+
+    groups: List[_Group] = field(default_factory=list)
+    units: int = 0
+    carries: List[Tuple[str, Any, int, int]] = field(default_factory=list)  # (what, key, start, size)
+    width: int = 0
+
+
+def compile(model: torch.nn.Module, in_shape: Optional[Sequence[int]] = None):
+    """Read ``model`` into a staged :class:`~splinescope.spatial._net.Network` (see the module doc)."""
+    from . import _trace
+    from ._net import Layer, Network
+
+    graph = _trace._trace(model, leaf=lambda m: registered(type(m)) is not None)
+    gm = torch.fx.GraphModule(model, graph)
+    if in_shape is None:
+        in_shape = _guess_shape(model)
+        if in_shape is None:
+            raise ValueError(f"{type(model).__name__}: the input shape is needed to read this network; pass a plane "
+                             "(spatial.Plane.through(a, b, c) with points shaped like one input, e.g. (1, 8, 8)) "
+                             "or in_shape=")
+    in_shape = tuple(int(s) for s in in_shape)
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+    from torch.fx.passes.shape_prop import ShapeProp
+    try:
+        with torch.no_grad():
+            ShapeProp(gm).propagate(torch.zeros((2,) + in_shape, dtype=dtype))
+    except Exception as e:  # noqa: BLE001 -- any failure is the same answer
+        raise ValueError(f"{type(model).__name__} does not accept inputs of shape {in_shape} "
+                         f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+    out = _Reader(model, gm, in_shape).read()
+    return _stages(out, in_shape, Layer, Network)
+
+
+def _guess_shape(model) -> Optional[Tuple[int, ...]]:
+    for m in model.modules():
+        if isinstance(m, torch.nn.Linear):
+            return (m.in_features,)
+        if isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+            return None
+    return None
+
+
+def _stages(out: _Node, in_shape, Layer, Network):
+    memo: Dict[int, Set[int]] = {}
+    byid: Dict[int, _Node] = {}
+    _sources(out, memo, byid)
+    # every PL node the output depends on, in dependency order
+    order: List[_Node] = []
+    seen: Set[int] = set()
+
+    def visit(n: _Node):
+        if id(n) in seen:
+            return
+        seen.add(id(n))
+        byid[id(n)] = n
+        for a in n.args:
+            visit(a)
+        if n.kind in ("act", "max"):
+            order.append(n)
+    visit(out)
+    inp = next((n for n in byid.values() if n.kind == "input"), None)
+    src_memo: Dict[int, Set[int]] = {}
+    for n in order:
+        srcs = _sources(n.args[0], src_memo, byid) - ({id(inp)} if inp is not None else set())
+        n.level = 0 if not srcs else max(byid[s].end for s in srcs) + 1
+        if n.kind == "act":
+            n.end = n.level
+        else:
+            k = max(len(r) for r in n.table or [[0]])
+            n.end = n.level + math.ceil(math.log2(k)) - 1
+    L = 1 + max((n.end for n in order), default=-1)  # hidden stages; stage L is the output map
+    # uses: the stages that read each source (L: the output)
+    uses: Dict[int, int] = {}
+    for n in order:
+        for s in _sources(n.args[0], src_memo, byid):
+            uses[s] = max(uses.get(s, -1), n.level)
+    for s in _sources(out, src_memo, byid):
+        uses[s] = max(uses.get(s, -1), L)
+    end_of = {id(n): n.end for n in order}
+    if inp is not None:
+        end_of[id(inp)] = -1
+    # tournament bookkeeping: per max node, its windows' candidate slots per round
+    tour: Dict[int, List[Dict[str, Any]]] = {}
+    for n in order:
+        if n.kind != "max":
+            continue
+        tab = n.table or []
+        cands = [[c for c in r if c >= 0] or [r[0]] for r in tab]
+        rounds = []
+        cur = [list(range(len(c))) for c in cands]  # slot ids per window: slots index the running values
+        nslots = [len(c) for c in cands]
+        while max(len(c) for c in cur) > 1:
+            pairs, nxt = [], []
+            for w, c in enumerate(cur):
+                new = []
+                for i in range(0, len(c) - 1, 2):
+                    pairs.append((w, c[i], c[i + 1]))
+                    new.append(nslots[w])
+                    nslots[w] += 1
+                if len(c) % 2:
+                    new.append(c[-1])
+                nxt.append(new)
+            rounds.append({"pairs": np.array(pairs, np.int64).reshape(-1, 3), "after": nxt})
+            cur = nxt
+        tour[id(n)] = rounds
+        n._cands = cands  # type: ignore[attr-defined]
+    # layouts
+    layouts: List[_Layout] = []
+    for s in range(L):
+        lay = _Layout()
+        for n in order:
+            if n.kind == "act" and n.level == s:
+                a, b, al, mult = _hinges(n)
+                g = _Group(n, 0, lay.units, len(a), a=a, b=b, alpha=al, mult=mult,
+                           mult_f=np.array([float(v) for v in mult]))
+                lay.groups.append(g)
+                lay.units += g.size
+            elif n.kind == "max" and n.level <= s <= n.end:
+                r = s - n.level
+                pr = tour[id(n)][r]["pairs"]
+                g = _Group(n, r, lay.units, len(pr), pairs=pr)
+                lay.groups.append(g)
+                lay.units += g.size
+        pos = lay.units
+        for sid, last in uses.items():
+            if end_of[sid] < s <= last - 1:
+                size = byid[sid].numel
+                lay.carries.append(("value", sid, pos, size))
+                pos += size
+        for n in order:  # a tournament's running values (every slot still alive after the round)
+            if n.kind == "max" and n.level <= s <= n.end:
+                lay.carries.append(("slots", id(n), pos, 0))
+                r = s - n.level
+                alive = tour[id(n)][r]["after"]
+                # the losers' values are not needed: carry the right operand of each pair and leftovers
+                size = len(tour[id(n)][r]["pairs"]) + sum(1 for w, c in enumerate(alive)
+                                                          for slot in c if slot < _first_new(tour[id(n)], r, w, n))
+                lay.carries[-1] = ("slots", id(n), pos, size)
+                pos += size
+        lay.width = pos
+        layouts.append(lay)
+    info: List[MaxInfo] = []
+    for n in order:
+        if n.kind == "max":
+            info.append(MaxInfo(stages=list(range(n.level, n.end + 1)),
+                                starts=[next(g.start for g in layouts[s].groups if g.node is n)
+                                        for s in range(n.level, n.end + 1)],
+                                pairs=[r["pairs"] for r in tour[id(n)]],
+                                sizes=np.array([len(c) for c in n._cands]), label=n.label))  # type: ignore
+    layers = []
+    in_features = int(np.prod(in_shape, dtype=np.int64))
+    prev_width = in_features
+    for s in range(L + 1):
+        prog = _program(s, layouts, out if s == L else None, tour, byid, inp, in_shape)
+        width = layouts[s].width if s < L else out.numel
+        op = StageOp(prog, prev_width, width)
+        if s < L:
+            lay = layouts[s]
+            slope = np.zeros(lay.units)
+            for g in lay.groups:
+                if g.alpha is not None:
+                    slope[g.start: g.start + g.size] = g.alpha
+            names = [g.node.label for g in lay.groups]
+            layers.append(Layer(None, None, slope, list(dict.fromkeys(names)), op=op, carry=lay.width - lay.units))
+        else:
+            layers.append(Layer(None, None, None, ["output"], op=op))
+        prev_width = width
+    net = Network(layers)
+    net.max_info = info
+    return net
+
+
+def _first_new(rounds, r, w, n) -> int:
+    """The first slot id made in round ``r`` for window ``w`` (slots below it existed before)."""
+    base = len(n._cands[w])
+    for rr in range(r):
+        base += int((rounds[rr]["pairs"][:, 0] == w).sum())
+    return base
+
+
+def _program(s: int, layouts: List[_Layout], out: Optional[_Node], tour, byid, inp, in_shape):
+    """The function computing stage ``s``'s outputs from the state after stage ``s - 1``."""
+    prev = layouts[s - 1] if s > 0 else None
+    lay = layouts[s] if out is None else None
+
+    def program(bk: _Backend, X, c):
+        N = X.shape[0]
+        env: Dict[int, Any] = {}  # values of sources (flat (N, numel))
+        slots: Dict[int, Dict[Tuple[int, int], Any]] = {}  # tournament running values: (window, slot) -> (N,)
+
+        def source(sid):
+            if sid in env:
+                return env[sid]
+            node = byid[sid]
+            if prev is None:
+                assert node is inp
+                v = X
+            else:
+                v = None
+                for what, key, start, size in prev.carries:
+                    if what == "value" and key == sid:
+                        v = X[:, start: start + size]
+                if v is None:  # made at the previous stage
+                    g = [g for g in prev.groups if g.node is node]
+                    if node.kind == "act":
+                        (g0,) = g
+                        h = X[:, g0.start: g0.start + g0.size]
+                        n = node.numel
+                        k = g0.size // n
+                        v = bk.const(node.value0, c) if bk.kind != "bound" else bk.const(node.value0, c)
+                        hm = bk.mul(h, g0.mult if bk.kind == "exact" else g0.mult_f)
+                        for j in range(k):
+                            v = v + hm[:, j * n: (j + 1) * n]
+                    else:
+                        vals = tournament(node, g[0])
+                        # the winner's slot: after the last round each window holds one slot
+                        last = tour[id(node)][-1]["after"]
+                        v = bk.cat([vals[(w, last[w][0])] for w in range(len(last))], N)
+            env[sid] = v
+            return v
+
+        def tournament(node, g):
+            """The running values after the previous stage's round of this tournament."""
+            if id(node) in slots:
+                return slots[id(node)]
+            assert prev is not None
+            carry = next((st, sz) for what, key, st, sz in prev.carries if what == "slots" and key == id(node))
+            r = g.round
+            rounds = tour[id(node)]
+            vals: Dict[Tuple[int, int], Any] = {}
+            # carried: the right operands (in pair order) then the leftovers that existed before
+            st = carry[0]
+            pr = rounds[r]["pairs"]
+            h = X[:, g.start: g.start + g.size]
+            for i, (w, left, right) in enumerate(pr):
+                rv = X[:, st + i: st + i + 1]
+                vals[(w, int(_made(rounds, r, w, node, i)))] = rv + h[:, i: i + 1]
+            j = st + len(pr)
+            for w, cs in enumerate(rounds[r]["after"]):
+                for slot in cs:
+                    if slot < _first_new(rounds, r, w, node):
+                        vals[(w, slot)] = X[:, j: j + 1]
+                        j += 1
+            slots[id(node)] = vals
+            return vals
+
+        def evaluate(node: _Node, memo: Dict[int, Any]):
+            if id(node) in memo:
+                return memo[id(node)]
+            if node.kind in ("input", "act", "max"):
+                v = source(id(node))
+                v = v.reshape((N,) + node.shape)
+            else:
+                args = [evaluate(a, memo) for a in node.args]
+                v = bk.apply(node.op, args, c)
+            memo[id(node)] = v
+            return v
+
+        memo: Dict[int, Any] = {}
+        if out is not None:
+            v = evaluate(out, memo)
+            return v.reshape(N, -1)
+        parts = []
+        for g in lay.groups:
+            node = g.node
+            if node.kind == "act":
+                z = evaluate(node.args[0], memo).reshape(N, -1)
+                n = node.numel
+                k = g.size // n
+                zz = bk.cat([z] * k, N)
+                # u = a (z - b): a in {1, -1}
+                u = bk.sub(zz, bk.const(_exact_or_float(g.b, bk), c)) if True else zz
+                parts.append(bk.mul(u, _exact_or_float(g.a, bk)))
+            else:
+                if g.round == 0:
+                    z = evaluate(node.args[0], memo).reshape(N, -1)
+                    cur = {(w, i): z[:, cand: cand + 1] for w, cs in enumerate(node._cands) for i, cand in enumerate(cs)}
+                else:
+                    pg = next(p for p in prev.groups if p.node is node)
+                    cur = tournament(node, pg)
+                pr = g.pairs
+                parts.append(bk.cat([bk.sub(cur[(int(w), int(a))], cur[(int(w), int(b))]) for w, a, b in pr], N))
+                g._cur = cur  # type: ignore[attr-defined]
+        for what, key, start, size in lay.carries:
+            if what == "value":
+                parts.append(source(key))
+            else:
+                node = byid[key]
+                g = next(g for g in lay.groups if g.node is node)
+                cur = g._cur  # type: ignore[attr-defined]
+                rounds = tour[key]
+                pr = rounds[g.round]["pairs"]
+                cols = [cur[(int(w), int(b))] for w, a, b in pr]
+                for w, cs in enumerate(rounds[g.round]["after"]):
+                    for slot in cs:
+                        if slot < _first_new(rounds, g.round, w, node):
+                            cols.append(cur[(w, slot)])
+                parts.append(bk.cat(cols, N))
+        return bk.cat(parts, N)
+
+    return program
+
+
+def _made(rounds, r, w, node, i) -> int:
+    """The slot id made by the ``i``-th pair (overall) of round ``r`` (for its window ``w``)."""
+    pr = rounds[r]["pairs"]
+    before = int((pr[:i, 0] == w).sum())
+    return _first_new(rounds, r, w, node) + before
+
+
+def _exact_or_float(v: np.ndarray, bk: _Backend):
+    if bk.kind == "exact":
+        return np.array([Fraction(float(x)) for x in v], dtype=object)
+    return v

@@ -1,0 +1,370 @@
+"""Affine operations of a network, applied without a dense matrix: float64, bounds, and exact.
+
+A convolution, a pooling, a batch norm or a reshape is an affine map of the flattened input, but
+its dense matrix (outputs x inputs) can be far larger than the network: a 16-channel 3x3 conv on
+a 3x32x32 input is a 16384 x 3072 matrix. The engine never needs the matrix, only the map applied
+to the rows it holds (the hidden values at the vertices), so each operation here is applied the
+way torch applies it, in three ways:
+
+* ``run(args, c)``: float64 torch tensors ``(N, *shape)``; ``c`` (N,) multiplies the constant
+  terms (1: the value of the map, 0: its linear part, for the directions of a plane);
+* ``bound(args, c)``: the same with every weight and constant replaced by its absolute value,
+  so that ``bound(|h|, 1)`` bounds the size of the terms behind each value (its rounding);
+* ``exact(args, c)``: numpy object arrays of ``Fraction`` ``(N, *shape)``, exact.
+
+The exact product of a weighted operation (Linear, Conv, ConvTranspose) is computed by torch
+itself, in float64, on integers small enough that every product and partial sum is exact
+(:func:`exact_bilinear`): inputs and weights are scaled to integers and cut into limbs of ``B``
+bits, with ``fan_in * 2**(2B) < 2**53``; the limb products are summed back in Python integers.
+Pooling windows are read from explicit index tables (:func:`windows`), checked against torch in
+the tests.
+"""
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = ["Op", "Weighted", "Pool", "ChannelAffine", "AddConst", "Add", "Sub", "Scale", "Cat", "Reshape",
+           "Reduce", "Gather", "exact_bilinear", "windows", "to_fractions"]
+
+_fr = np.frompyfunc(lambda v: Fraction(float(v)), 1, 1)
+
+
+def to_fractions(a) -> np.ndarray:
+    """A float array (numpy or torch) as an object array of exact Fractions of its float64 values."""
+    if isinstance(a, torch.Tensor):
+        a = a.detach().to("cpu", torch.float64).numpy()
+    a = np.asarray(a, dtype=np.float64)
+    return np.asarray(_fr(a), dtype=object).reshape(a.shape)
+
+
+def _bshape(c, ndim: int):
+    """``c`` (N,) reshaped to broadcast over a batch of rank ``ndim``."""
+    return c.reshape((-1,) + (1,) * (ndim - 1))
+
+
+# ---- exact products through torch, on integers
+
+
+def _to_ints(x: np.ndarray) -> Tuple[np.ndarray, int]:
+    """An object array of Fractions (or ints) as integers over one common denominator: (X, D)."""
+    flat = x.reshape(-1)
+    D = 1
+    for v in flat:
+        d = v.denominator if isinstance(v, Fraction) else 1
+        if D % d:
+            D = D * d // math.gcd(D, d)
+    X = np.empty(flat.shape, dtype=object)
+    for i, v in enumerate(flat):
+        X[i] = v.numerator * (D // v.denominator) if isinstance(v, Fraction) else int(v) * D
+    return X.reshape(x.shape), D
+
+
+def _weight_ints(w: np.ndarray) -> Tuple[np.ndarray, int]:
+    """float64 weights as integers times ``2**E``: (W, E)."""
+    m, e = np.frexp(w)
+    mi = (m * float(1 << 53)).astype(np.int64)  # exact: 53-bit mantissas
+    ex = e.astype(np.int64) - 53
+    nz = mi != 0
+    E = int(ex[nz].min()) if nz.any() else 0
+    W = np.empty(w.shape, dtype=object)
+    Wf, mf, xf = W.reshape(-1), mi.reshape(-1), ex.reshape(-1)
+    for i in range(len(Wf)):
+        Wf[i] = int(mf[i]) << int(xf[i] - E) if mf[i] else 0
+    return W, E
+
+
+def _limbs(A: np.ndarray, bits: int) -> List[np.ndarray]:
+    """Signed limbs of an integer object array: ``A = sum_i limb_i * 2**(bits*i)``, |limb| < 2**bits."""
+    sign = np.where(A < 0, -1, 1)
+    mag = np.abs(A)
+    mask = (1 << bits) - 1
+    out = []
+    while True:
+        out.append(((mag & mask) * sign).astype(np.float64))
+        mag = mag >> bits
+        if not mag.any():
+            return out
+
+
+def exact_bilinear(f, x: np.ndarray, w: np.ndarray, fan_in: int) -> np.ndarray:
+    """``f(x, w)`` exactly, for ``f`` linear in ``x`` and in ``w`` (a torch float64 function).
+
+    ``x``: object array of Fractions ``(N, *in_shape)``; ``w``: float64 numpy weights;
+    ``fan_in``: the most products summed into one output. Returns an object array of Fractions.
+
+    >>> import torch.nn.functional as F
+    >>> x = np.array([[Fraction(1, 3), Fraction(2)]], dtype=object)
+    >>> exact_bilinear(lambda a, b: F.linear(a, b), x, np.array([[0.1, 1.0]]), 2)[0, 0] == Fraction(0.1) / 3 + 2
+    True
+    """
+    X, D = _to_ints(x)
+    W, E = _weight_ints(w)
+    bits = max(1, (52 - math.ceil(math.log2(fan_in + 1))) // 2)
+    xl, wl = _limbs(X, bits), _limbs(W, bits)
+    N = x.shape[0]
+    xs = torch.from_numpy(np.concatenate(xl, axis=0))
+    R: Optional[np.ndarray] = None
+    for j, wj in enumerate(wl):
+        out = f(xs, torch.from_numpy(np.ascontiguousarray(wj))).numpy()
+        ints = np.rint(out).astype(np.int64).astype(object)
+        for i in range(len(xl)):
+            part = ints[i * N: (i + 1) * N] * (1 << (bits * (i + j)))
+            R = part if R is None else R + part
+    assert R is not None
+    den = D << -E if E < 0 else D
+    num_shift = E if E > 0 else 0
+    make = np.frompyfunc(lambda r: Fraction(r << num_shift, den), 1, 1)
+    return np.asarray(make(R), dtype=object).reshape(R.shape)
+
+
+# ---- the operations
+
+
+class Op:
+    """An affine operation on one or more tensors (batch first)."""
+
+    arity = 1
+
+    def run(self, args: Sequence[torch.Tensor], c: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def bound(self, args: Sequence[torch.Tensor], c: torch.Tensor) -> torch.Tensor:
+        return self.run(args, c)  # the operations without signed weights
+
+    def exact(self, args: Sequence[np.ndarray], c: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class Weighted(Op):
+    """``f(x, w) + bias`` for a torch function linear in ``x`` and ``w`` (Linear, Conv*, ConvTranspose*).
+
+    ``bias_shape`` is how the (out_channels,) bias broadcasts over one output (e.g. (C, 1, 1))."""
+
+    def __init__(self, f, weight: torch.Tensor, bias: Optional[torch.Tensor], fan_in: int, bias_shape):
+        self.f = f
+        self.w = weight.detach().to("cpu", torch.float64).clone()
+        self.b = None if bias is None else bias.detach().to("cpu", torch.float64).reshape(bias_shape).clone()
+        self.fan_in = int(fan_in)
+        self._cache: dict = {}
+
+    def _on(self, x: torch.Tensor, name: str, t: torch.Tensor) -> torch.Tensor:
+        key = (name, x.device, x.dtype)
+        if key not in self._cache:
+            self._cache[key] = t.to(x.device, x.dtype)
+        return self._cache[key]
+
+    def run(self, args, c):
+        (x,) = args
+        y = self.f(x, self._on(x, "w", self.w))
+        if self.b is not None:
+            y = y + _bshape(c, y.ndim) * self._on(x, "b", self.b)
+        return y
+
+    def bound(self, args, c):
+        (x,) = args
+        y = self.f(x, self._on(x, "|w|", self.w.abs()))
+        if self.b is not None:
+            y = y + _bshape(c, y.ndim) * self._on(x, "|b|", self.b.abs())
+        return y
+
+    def exact(self, args, c):
+        (x,) = args
+        y = exact_bilinear(self.f, x, self.w.numpy(), self.fan_in)
+        if self.b is not None:
+            if not hasattr(self, "_bfr"):
+                self._bfr = to_fractions(self.b)
+            y = y + _bshape(c, y.ndim) * self._bfr
+        return y
+
+
+def windows(size: int, kernel: int, stride: int, padding: int, dilation: int = 1,
+            ceil_mode: bool = False) -> List[List[int]]:
+    """The input positions (-1: padding) of each output position of a 1-D pooling window, as torch.
+
+    >>> windows(4, 2, 2, 0)
+    [[0, 1], [2, 3]]
+    >>> windows(5, 2, 2, 0, ceil_mode=True)
+    [[0, 1], [2, 3], [4, -1]]
+    """
+    eff = dilation * (kernel - 1) + 1
+    num = size + 2 * padding - eff
+    out = (-(-num // stride) if ceil_mode else num // stride) + 1
+    if ceil_mode and (out - 1) * stride >= size + padding:
+        out -= 1
+    rows = []
+    for i in range(out):
+        start = i * stride - padding
+        rows.append([p if 0 <= p < size else -1 for p in (start + k * dilation for k in range(kernel))])
+    return rows
+
+
+def adaptive_windows(size: int, out: int) -> List[List[int]]:
+    """The input positions of each output of an adaptive pooling (torch's start/end rule)."""
+    return [list(range((i * size) // out, -(-((i + 1) * size) // out))) for i in range(out)]
+
+
+class Pool(Op):
+    """Average pooling: ``run`` is torch's own function; ``exact`` sums the window table and divides.
+
+    ``table``: (out_elems, k) input indices into one flattened sample, -1 for padding or nothing;
+    ``divisor``: (out_elems,) the divisor of each output."""
+
+    def __init__(self, fn, table: np.ndarray, divisor: np.ndarray):
+        self.fn = fn
+        self.table = table
+        self.divisor = np.asarray([Fraction(int(d)) for d in divisor], dtype=object)
+
+    def run(self, args, c):
+        return self.fn(args[0])
+
+    def exact(self, args, c):
+        (x,) = args
+        N = x.shape[0]
+        flat = np.concatenate([x.reshape(N, -1), np.zeros((N, 1), dtype=object)], axis=1)  # index -1: zero
+        s = flat[:, self.table].sum(axis=2)
+        return s / self.divisor
+
+
+class Gather(Op):
+    """Selected elements of the flattened input (a max over one candidate; a slice)."""
+
+    def __init__(self, index: np.ndarray, shape):
+        self.index = np.asarray(index, np.int64)
+        self.shape = tuple(shape)
+        self._t = torch.from_numpy(self.index)
+
+    def run(self, args, c):
+        x = args[0]
+        return x.reshape(len(x), -1)[:, self._t.to(x.device)].reshape((len(x),) + self.shape)
+
+    def exact(self, args, c):
+        x = args[0]
+        return x.reshape(len(x), -1)[:, self.index].reshape((len(x),) + self.shape)
+
+
+class ChannelAffine(Op):
+    """``x * scale + shift`` with ``scale``, ``shift`` broadcast over one sample (BatchNorm in eval)."""
+
+    def __init__(self, scale: np.ndarray, shift: np.ndarray):
+        self.scale = torch.from_numpy(np.asarray(scale, np.float64))
+        self.shift = torch.from_numpy(np.asarray(shift, np.float64))
+        self._s, self._t = to_fractions(self.scale), to_fractions(self.shift)
+
+    def run(self, args, c):
+        x = args[0]
+        return x * self.scale.to(x.device) + _bshape(c, x.ndim) * self.shift.to(x.device)
+
+    def bound(self, args, c):
+        x = args[0]
+        return x * self.scale.abs().to(x.device) + _bshape(c, x.ndim) * self.shift.abs().to(x.device)
+
+    def exact(self, args, c):
+        return args[0] * self._s + _bshape(c, args[0].ndim) * self._t
+
+
+class Scale(Op):
+    """``x * k`` or ``x / k`` for a number ``k`` (exact: ``x / Fraction(k)``, not ``x * (1/k)``)."""
+
+    def __init__(self, k: float, divide: bool = False):
+        self.k, self.divide = float(k), divide
+        self._k = Fraction(self.k)
+
+    def run(self, args, c):
+        return args[0] / self.k if self.divide else args[0] * self.k
+
+    def bound(self, args, c):
+        return args[0] / abs(self.k) if self.divide else args[0] * abs(self.k)
+
+    def exact(self, args, c):
+        return args[0] / self._k if self.divide else args[0] * self._k
+
+
+class AddConst(Op):
+    """``x + t`` for a constant ``t`` (a number or a tensor broadcast over one sample)."""
+
+    def __init__(self, t):
+        self.t = torch.as_tensor(np.asarray(t, np.float64))
+        self._t = to_fractions(self.t)
+
+    def run(self, args, c):
+        x = args[0]
+        return x + _bshape(c, x.ndim) * self.t.to(x.device)
+
+    def bound(self, args, c):
+        x = args[0]
+        return x + _bshape(c, x.ndim) * self.t.abs().to(x.device)
+
+    def exact(self, args, c):
+        return args[0] + _bshape(c, args[0].ndim) * self._t
+
+
+class Add(Op):
+    arity = 2
+
+    def run(self, args, c):
+        return args[0] + args[1]
+
+    def exact(self, args, c):
+        return args[0] + args[1]
+
+
+class Sub(Op):
+    arity = 2
+
+    def run(self, args, c):
+        return args[0] - args[1]
+
+    def bound(self, args, c):
+        return args[0] + args[1]
+
+    def exact(self, args, c):
+        return args[0] - args[1]
+
+
+class Cat(Op):
+    """Concatenation along a dimension of the batch tensor (1: the first feature dimension)."""
+
+    def __init__(self, dim: int, arity: int):
+        self.dim, self.arity = dim, arity
+
+    def run(self, args, c):
+        return torch.cat(list(args), dim=self.dim)
+
+    def exact(self, args, c):
+        return np.concatenate(list(args), axis=self.dim)
+
+
+class Reshape(Op):
+    """Any reshape that keeps the batch first and each sample's elements in order."""
+
+    def __init__(self, shape):
+        self.shape = tuple(int(s) for s in shape)
+
+    def run(self, args, c):
+        x = args[0]
+        return x.reshape((len(x),) + self.shape)
+
+    def exact(self, args, c):
+        x = args[0]
+        return x.reshape((len(x),) + self.shape)
+
+
+class Reduce(Op):
+    """``x.mean(dims)`` or ``x.sum(dims)`` over feature dimensions (batch not reduced)."""
+
+    def __init__(self, dims: Tuple[int, ...], keepdim: bool, mean: bool, count: int):
+        self.dims, self.keepdim, self.mean, self.count = dims, keepdim, mean, count
+
+    def run(self, args, c):
+        x = args[0]
+        return x.mean(self.dims, keepdim=self.keepdim) if self.mean else x.sum(self.dims, keepdim=self.keepdim)
+
+    def exact(self, args, c):
+        s = args[0].sum(axis=self.dims, keepdims=self.keepdim)
+        return s / Fraction(self.count) if self.mean else s
