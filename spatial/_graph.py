@@ -130,10 +130,7 @@ def _f64(t) -> torch.Tensor:
     return t.detach().to("cpu", torch.float64)
 
 
-class _Refuse(Exception):
-    def __init__(self, rank: int, msg: str):
-        super().__init__(msg)
-        self.rank = rank
+from ._trace import _Refusal as _Refuse  # noqa: E402 -- one refusal type (rank, message) for both readers
 
 
 def _pair(v, n: int) -> Tuple[int, ...]:
@@ -508,7 +505,7 @@ class _Reader:
             per = [_ops.windows(in_shape[-nd + d], k[d], s[d], p[d], 1, ceil_mode) for d in range(nd)]
             lead = int(np.prod(in_shape[:-nd], dtype=np.int64))
             for _c in range(lead):
-                for pos in itertools.product(*range_lists(per)):
+                for pos in itertools.product(*[range(len(w)) for w in per]):
                     cnt = 1
                     for d in range(nd):
                         i = pos[d]
@@ -648,10 +645,6 @@ class _Reader:
                     f"does not match the module at z = {z}: it gives {float(got.reshape(-1)[0])}, the declared "
                     f"pieces give {float(np.reshape(expect, -1)[0])}")
         return act(bp, sl, v0)
-
-
-def range_lists(per):
-    return [range(len(w)) for w in per]
 
 
 def _pl_value(z, bp, sl) -> float:
@@ -954,13 +947,12 @@ def _stages(out: _Node, in_shape, Layer, Network):
                 pos += size
         for n in order:  # a tournament's running values (every slot still alive after the round)
             if n.kind == "max" and n.level <= s <= n.end:
-                lay.carries.append(("slots", id(n), pos, 0))
                 r = s - n.level
                 alive = tour[id(n)][r]["after"]
                 # the losers' values are not needed: carry the right operand of each pair and leftovers
                 size = len(tour[id(n)][r]["pairs"]) + sum(1 for w, c in enumerate(alive)
                                                           for slot in c if slot < _first_new(tour[id(n)], r, w, n))
-                lay.carries[-1] = ("slots", id(n), pos, size)
+                lay.carries.append(("slots", id(n), pos, size))
                 pos += size
         lay.width = pos
         layouts.append(lay)
@@ -1032,7 +1024,7 @@ def _program(s: int, layouts: List[_Layout], out: Optional[_Node], tour, byid, i
                         h = X[:, g0.start: g0.start + g0.size]
                         n = node.numel
                         k = g0.size // n
-                        v = bk.const(node.value0, c) if bk.kind != "bound" else bk.const(node.value0, c)
+                        v = bk.const(node.value0, c)
                         hm = bk.mul(h, g0.mult if bk.kind == "exact" else g0.mult_f)
                         for j in range(k):
                             v = v + hm[:, j * n: (j + 1) * n]
@@ -1094,7 +1086,7 @@ def _program(s: int, layouts: List[_Layout], out: Optional[_Node], tour, byid, i
                 k = g.size // n
                 zz = bk.cat([z] * k, N)
                 # u = a (z - b): a in {1, -1}
-                u = bk.sub(zz, bk.const(_exact_or_float(g.b, bk), c)) if True else zz
+                u = bk.sub(zz, bk.const(_exact_or_float(g.b, bk), c))
                 parts.append(bk.mul(u, _exact_or_float(g.a, bk)))
             else:
                 if g.round == 0:
