@@ -6,6 +6,8 @@ partition(model, bounds, *, plane=None, exact=True)   every linear region of a n
 Partition                                 its result: regions, patterns, boundary, checks (verify, certify),
                                           sub-resolution regions (subresolution, exact_polygon)
 Plane(origin, u, v), Plane.through(a, b, c)   a 2-D slice of a high-dimensional input space
+register_activation(module_type, breakpoints=(...), slopes=(...))   a user's own continuous
+                                          piecewise-linear activation module, read exactly
 
 Local complexity
 ----------------
@@ -60,6 +62,7 @@ No module here imports matplotlib (spatial.cka does, through
 torchmetrics, so the package never imports spatial.cka itself).
 """
 from .agreement import agreement
+from ._graph import register_activation
 from ._errors import (CheckpointError, MissingDependencyError, NonFiniteWeightsError, SplinescopeError,
                       UnsupportedLayerError, VerificationError)
 from ._partition import CertifyReport, Partition, VerifyReport, partition
@@ -87,4 +90,5 @@ __all__ = [
     "local_complexity",
     "partition",
     "random_frame",
+    "register_activation",
 ]

@@ -49,6 +49,11 @@ def certify(p: "Partition", *, regions: Optional[Sequence[int]] = None,
             "against libcdd-dev and libgmp-dev)") from e
     from fractions import Fraction
 
+    if not p.network.dense:
+        raise ValueError(
+            "certify() supports chains of dense Linear layers and scalar-slope activations; this "
+            "network has operation layers (convolution, pooling, skip connections or multi-piece "
+            "activations): use verify(), which decides thin regions in exact arithmetic")
     sel = range(len(p)) if regions is None else [int(i) for i in regions]
     bits = p.pattern_bits()
     layers = [(*_dyadic(l.weight), *_dyadic(l.bias), l.slope) for l in p.network.layers]

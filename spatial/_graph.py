@@ -795,8 +795,8 @@ class _Backend:
 
     def const(self, values, c):
         """(N, len(values)) the constants times c (exact: Fractions; bound: |values|)."""
-        if self.kind == "exact":
-            return c.reshape(-1, 1) * values[None, :]
+        if self.kind == "exact":  # (float values would turn the Fractions into floats)
+            return c.reshape(-1, 1) * np.array([Fraction(float(x)) for x in np.ravel(values)], dtype=object)[None, :]
         v = values if self.kind == "torch" else np.abs(values)
         return c.reshape(-1, 1) * torch.as_tensor(v, dtype=c.dtype, device=c.device)[None, :]
 

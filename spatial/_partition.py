@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from . import _certify, _engine, _predicates, _verify
+from . import _certify, _engine, _maxpool, _predicates, _verify
 from ._boundary import _boundary
 from ._certify import CertifyReport
 from ._net import Network, parse
@@ -222,8 +222,12 @@ class Partition:
     def locate(self, points) -> np.ndarray:
         """(N,) index of the region holding each (s, t) point (by its activation pattern), -1 outside."""
         pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-        zs = self.network.forward(pts)[:-1]
-        bits = np.packbits(np.concatenate([z > 0 for z in zs], axis=1), axis=1) if zs else np.zeros((len(pts), 0), np.uint8)
+        net = self.network
+        zs = [z[:, :layer.units] > 0 for z, layer in zip(net.forward(pts)[:-1], net.layers)]
+        if not zs:
+            bits = np.zeros((len(pts), 0), np.uint8)
+        else:  # (the bits a max-pooling region's cells share: see _maxpool.canonical)
+            bits = np.packbits(_maxpool.canonical(np.concatenate(zs, axis=1), net, self.layer_sizes), axis=1)
         table = {row.tobytes(): i for i, row in enumerate(self.patterns)}
         out = np.array([table.get(row.tobytes(), -1) for row in bits], dtype=np.int64)
         x0, x1, y0, y1 = self.bounds
@@ -331,8 +335,13 @@ def partition(model, bounds, *, plane: Optional[Plane] = None, rtol: float = _en
     Parameters
     ----------
     model : torch.nn.Module
-        A ``torch.nn.Sequential`` (nested too, TorchScript too) of Linear, ReLU, LeakyReLU, PReLU
-        (one slope), Identity, Flatten, Dropout and BatchNorm1d (eval mode) layers.
+        A piecewise-linear network: a ``torch.nn.Sequential`` (nested too, TorchScript too) or
+        any module whose forward ``torch.fx`` traces (subclasses, functional calls, skip
+        connections, concatenation) of affine layers (Linear, Conv, ConvTranspose, average
+        pooling, BatchNorm in eval mode, reshapes), max-pooling (``MaxPool``,
+        ``AdaptiveMaxPool``, ``amax``) and piecewise-linear activations (ReLU, LeakyReLU, PReLU,
+        Hardtanh, ReLU6, abs, clamp, :func:`register_activation`). Anything else is refused,
+        naming the node and its source line. Max-pooling cells with one argmax are one region.
     bounds : (xmin, xmax, ymin, ymax)
         The box of the slice, in the network's two inputs or in the plane's (s, t).
     plane : Plane, optional
@@ -426,6 +435,11 @@ def partition(model, bounds, *, plane: Optional[Plane] = None, rtol: float = _en
     vals = Z.view if isinstance(Z, _engine._Rows) else Z
     patterns = _final_patterns(pats, lineage, sizes, len(offsets) - 1)
     seg = _boundary(X, offsets, indices, vals, scale, net.layers[-1], rtol) if boundary else np.zeros((0, 2, 2))
+    if net.max_info:  # the cells of one argmax are one linear region
+        corner = (X[:, None, :] == np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]]) - center).all(2).any(1)
+        mg = _maxpool.merge(X, offsets, indices, patterns, net, sizes, np.nonzero(corner)[0], lines)
+        X, offsets, indices, patterns, lines = mg.X, mg.offsets, mg.indices, mg.patterns, mg.lines
+        vals = np.asarray(vals)[mg.keep]
     return Partition(vertices=X + center, offsets=offsets, indices=indices, patterns=patterns, layer_sizes=sizes,
                      vertex_values=vals, boundary=seg + center, bounds=b, plane=plane, network=net, rtol=rtol,
                      local=(X, center), vertex_lines=lines, exact_net=ex)

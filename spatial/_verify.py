@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import _engine
+from . import _engine, _maxpool
 from ._errors import VerificationError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -53,13 +53,14 @@ def _abs_scales(hidden, pts, box_scale):
         S[:, :layer.units] *= max(1.0, float(np.abs(layer.slopes()).max(initial=0.0)))
 
 
-def _sign_violation(hidden, pts, box_scale, bits) -> float:
-    """Largest relative amount by which a point's pre-activation is on the wrong side of ``bits``."""
+def _sign_violation(hidden, pts, box_scale, bits, rel) -> float:
+    """Largest relative amount by which a point's pre-activation is on the wrong side of ``bits``
+    (where ``rel``: the bits the function depends on)."""
     worst, col = 0.0, 0
     for layer, (z, S) in zip(hidden, _abs_scales(hidden, pts, box_scale)):
         b = bits[:, col: col + layer.units]
         zi = z / (S + 1e-300)
-        wrong = np.where(b, np.maximum(-zi, 0), np.maximum(zi, 0))
+        wrong = np.where(b, np.maximum(-zi, 0), np.maximum(zi, 0)) * rel[:, col: col + layer.units]
         worst = max(worst, float(wrong.max(initial=0.0)))
         col += layer.units
     return worst
@@ -80,11 +81,13 @@ def verify(p: "Partition", *, raise_on_error: bool = True) -> VerifyReport:
     # coordinates are made by interpolation across the box: uncertain by eps times its size
     box_scale = np.array([max(abs(x0), abs(x1), x1 - x0), max(abs(y0), abs(y1), y1 - y0)])
     region_of_slot = np.repeat(np.arange(R), np.diff(p.offsets))
+    # a max-pooling comparison between two losers splits nothing: its sign is free in the region
+    rel = _maxpool.relevant(bits, p.network, p.layer_sizes)
     worst = 0.0
     for s0 in range(0, len(p.indices), 16384):  # chunks of region corners: bounded memory
         v = p.indices[s0: s0 + 16384]
         worst = max(worst, _sign_violation(hidden, p.vertices[v], box_scale,
-                                           bits[region_of_slot[s0: s0 + 16384]]))
+                                           bits[region_of_slot[s0: s0 + 16384]], rel[region_of_slot[s0: s0 + 16384]]))
     areas = p.areas()
     box = (x1 - x0) * (y1 - y0)
     area_err = abs(areas.sum() - box) / box
@@ -99,7 +102,8 @@ def verify(p: "Partition", *, raise_on_error: bool = True) -> VerifyReport:
         for layer, (z, S) in zip(hidden, _abs_scales(hidden, c[sl], box_scale)):
             tol = 1e3 * p.rtol * S
             b = bits[sl, col: col + layer.units]
-            mism_rows[sl] |= ((b & (z < tol)) | (~b & (z > tol))).any(axis=1)
+            wrong = (b & (z < tol)) | (~b & (z > tol))
+            mism_rows[sl] |= (wrong & rel[sl, col: col + layer.units]).any(axis=1)
             col += layer.units
     # a thin region's centroid is closer to its sides than float64 can tell: decide it exactly
     suspect = np.nonzero(mism_rows)[0]
@@ -139,7 +143,8 @@ def _exact_check(p: "Partition", regions: np.ndarray, bits: np.ndarray) -> np.nd
         poly = _exact_distinct(p.exact_polygon(int(i), local=True))
         if len(poly) < 3 or _exact_area(poly) <= 0 or not _exact_convex(poly):
             continue
-        ok[n] = bool((p._exact.pattern(_exact_centroid(poly)) == bits[i]).all())
+        exact = _maxpool.canonical(p._exact.pattern(_exact_centroid(poly))[None], p.network, p.layer_sizes)[0]
+        ok[n] = bool((exact == bits[i]).all())
     return ok
 
 

@@ -1,0 +1,187 @@
+"""Max-pooling cells: from tournament bits to argmax, and the merge of cells that share it.
+
+A max over ``k`` candidates is computed by ``_graph`` as a tournament of ``k - 1`` pairwise
+comparisons (``max(a, b) = b + relu(a - b)``), one hinge unit each. The engine splits along every
+comparison's line, but a comparison neither of whose operands is the window's argmax does not
+change the network's function: the cells on its two sides are one linear region. This module
+reads each window's argmax back from the bits (:func:`argmax`), gives the bits every cell of one
+region shares (:func:`canonical`: on the winner's path a comparison is won by the winner, off it
+the right operand goes on), says which bits the function depends on (:func:`relevant`) and merges
+the faces whose canonical patterns are equal (:func:`merge`).
+
+Within one canonical pattern every earlier layer is affine, so the region is an intersection of
+half-planes: convex, and its pieces meet along edges the engine made twice (once per side), which
+the merge cancels.
+"""
+from __future__ import annotations
+
+from typing import List, NamedTuple, Optional, Sequence, Tuple
+
+import numpy as np
+
+from . import _engine
+
+__all__ = ["argmax", "canonical", "relevant", "merge"]
+
+
+class _Tour(NamedTuple):
+    """One tournament in a partition's pattern columns."""
+
+    cols: List[np.ndarray]  # per round: the pattern column of each comparison
+    win: List[np.ndarray]  # per round: the window of each comparison
+    left: List[np.ndarray]  # per round: global slot ids of the operands and of the slot made
+    right: List[np.ndarray]
+    made: List[np.ndarray]
+    last: np.ndarray  # (windows,) the global slot of each window's winner
+    base: np.ndarray  # (windows,) first global slot of each window
+    slots: int
+
+
+def _tours(net, sizes: Sequence[int]) -> List[_Tour]:
+    first = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    out = []
+    for info in net.max_info:
+        k = np.asarray(info.sizes, np.int64)
+        base = np.concatenate([[0], np.cumsum(2 * k - 1)[:-1]]).astype(np.int64)
+        count = k.copy()  # per window: the next slot id to be made
+        cols, win, left, right, made = [], [], [], [], []
+        for stage, start, pairs in zip(info.stages, info.starts, info.pairs):
+            pairs = np.asarray(pairs, np.int64).reshape(-1, 3)
+            w = pairs[:, 0]
+            new = np.empty(len(pairs), np.int64)
+            for i, wi in enumerate(w):  # slots are numbered per window in the order they are made
+                new[i] = count[wi]
+                count[wi] += 1
+            cols.append(first[stage] + start + np.arange(len(pairs)))
+            win.append(w)
+            left.append(base[w] + pairs[:, 1])
+            right.append(base[w] + pairs[:, 2])
+            made.append(base[w] + new)
+        out.append(_Tour(cols, win, left, right, made, base + 2 * k - 2, base, int((2 * k - 1).sum())))
+    return out
+
+
+def _start(t: _Tour, R: int) -> np.ndarray:
+    """(R, slots) the candidate in each slot before any round: slot i of a window holds candidate i."""
+    C = np.zeros((R, t.slots), np.int32)
+    for w, b in enumerate(t.base):
+        n = (t.last[w] - b) // 2 + 1
+        C[:, b: b + n] = np.arange(n, dtype=np.int32)
+    return C
+
+
+def argmax(bits: np.ndarray, net, sizes: Sequence[int]) -> List[np.ndarray]:
+    """Per tournament, (R, windows) the argmax candidate of each window under the bits.
+
+    ``bits``: (R, N) bool patterns over the hidden units (layer sizes ``sizes``); a comparison's bit
+    is set where its left operand won."""
+    out = []
+    for t in _tours(net, sizes):
+        C = _start(t, len(bits))
+        for cols, left, right, made in zip(t.cols, t.left, t.right, t.made):
+            C[:, made] = np.where(bits[:, cols], C[:, left], C[:, right])
+        out.append(C[:, t.last])
+    return out
+
+
+def _replay(bits: np.ndarray, net, sizes: Sequence[int]):
+    """The canonical bits and the relevance mask, by replaying each tournament with its argmax."""
+    canon = np.array(bits, dtype=bool, copy=True)
+    mask = np.ones(bits.shape, bool)
+    for t, A in zip(_tours(net, sizes), argmax(bits, net, sizes)):
+        C = _start(t, len(bits))
+        for cols, w, left, right, made in zip(t.cols, t.win, t.left, t.right, t.made):
+            cl, cr = C[:, left], C[:, right]
+            won = cl == A[:, w]
+            canon[:, cols] = won
+            mask[:, cols] = won | (cr == A[:, w])
+            C[:, made] = np.where(won, cl, cr)
+    return canon, mask
+
+
+def canonical(bits: np.ndarray, net, sizes: Sequence[int]) -> np.ndarray:
+    """(R, N) the bits every cell of the same linear region shares: each tournament replayed with
+    its argmax (the winner wins its comparisons; a comparison without it goes to its right operand).
+
+    For a network without max-pooling, the bits themselves."""
+    if not net.max_info:
+        return bits
+    return _replay(bits, net, sizes)[0]
+
+
+def relevant(bits: np.ndarray, net, sizes: Sequence[int]) -> np.ndarray:
+    """(R, N) bool: the bits the network's function depends on (False: a comparison of two
+    candidates neither of which is its window's argmax)."""
+    if not net.max_info:
+        return np.ones(bits.shape, bool)
+    return _replay(bits, net, sizes)[1]
+
+
+class Merged(NamedTuple):
+    X: np.ndarray
+    offsets: np.ndarray
+    indices: np.ndarray
+    patterns: np.ndarray
+    keep: np.ndarray  # the old index of each kept vertex
+    lines: Optional[np.ndarray]
+
+
+def merge(X: np.ndarray, offsets: np.ndarray, indices: np.ndarray, patterns: np.ndarray, net,
+          sizes: Sequence[int], corners: np.ndarray, lines: Optional[np.ndarray] = None) -> Merged:
+    """Merge the faces of one linear region (equal canonical patterns) into one polygon.
+
+    The edges two faces of one group share (each directed once per face) cancel; the rest is the
+    region's outer loop, walked from its first remaining edge. Vertices left with two edges (a
+    collinear point where a cancelled edge ended; not a box corner) are dropped, unused vertices
+    removed. Regions keep the order of their first face. ``corners``: the box's corner vertices."""
+    N = int(sum(sizes))
+    bits = np.unpackbits(patterns, axis=1, count=N).astype(bool)
+    canon = np.packbits(canonical(bits, net, sizes), axis=1)
+    _, first, group = np.unique(canon, axis=0, return_index=True, return_inverse=True)
+    group = group.reshape(-1)
+    rank = np.empty(len(first), np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(len(first))
+    group = rank[group]  # group ids in the order of their first face
+    G = len(first)
+    V = len(X)
+    a = indices.astype(np.int64)
+    b = a[_engine.next_in_face(offsets)]
+    g = group[np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))]
+    # an edge is internal where its twin (b, a) lies in a face of the same group
+    code = a * V + b
+    o = np.argsort(code)
+    rev = b * V + a
+    twin = o[np.minimum(np.searchsorted(code[o], rev), len(code) - 1)]
+    internal = (code[twin] == rev) & (g[twin] == g)
+    a, b, g = a[~internal], b[~internal], g[~internal]
+    E = len(a)
+    # the loop of each group: the successor of (u, v) is the group's edge starting at v
+    # (a convex loop passes each vertex once)
+    key = g * V + a
+    o = np.argsort(key)
+    succ = o[np.searchsorted(key[o], g * V + b)]
+    pred = np.empty(E, np.int64)
+    pred[succ] = np.arange(E)
+    start = np.full(G, E, np.int64)
+    np.minimum.at(start, g, np.arange(E))
+    is_start = np.zeros(E, bool)
+    is_start[start] = True
+    # list ranking by pointer doubling: steps from the loop's start
+    dist = (~is_start).astype(np.int64)
+    ptr = np.where(is_start, np.arange(E), pred)
+    while not is_start[ptr].all():
+        dist, ptr = dist + dist[ptr], ptr[ptr]
+    idx = a[np.lexsort((dist, g))]
+    fg = np.sort(g)
+    # drop vertices of degree two (collinear points), except the box's corners
+    und = np.unique(np.stack([np.minimum(a, b), np.maximum(a, b)], 1), axis=0)
+    drop = np.bincount(und.ravel(), minlength=V) == 2
+    drop[corners] = False
+    keep_slot = ~drop[idx]
+    idx, fg = idx[keep_slot], fg[keep_slot]
+    new_off = np.concatenate([[0], np.cumsum(np.bincount(fg, minlength=G))]).astype(np.int64)
+    used = np.unique(idx)
+    remap = np.full(V, -1, np.int64)
+    remap[used] = np.arange(len(used))
+    return Merged(X[used], new_off, remap[idx], canon[np.sort(first)],
+                  used, None if lines is None else lines[used])
