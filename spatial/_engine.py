@@ -318,6 +318,8 @@ def split_all(X: np.ndarray, offsets: np.ndarray, indices: np.ndarray, Z, scale:
     Ss = _Rows(scale.astype(np.float64).copy())
     ctx = _Exact(exact[0], exact[1], lines if lines is not None else np.zeros((len(X), 2), np.int64), vals, ca, cb) \
         if exact is not None else None
+    if ctx is not None:
+        ctx.Xs = Xs
     if signs is None:
         signs = _packed_signs(vals.full(X), scale, ca, cb, exact=None if ctx is None else ctx.block(np.arange(m)))
     if F == 0:
@@ -361,12 +363,13 @@ class _Exact:
     def __init__(self, ex, layer: int, lines: np.ndarray, vals: _Values, ca: np.ndarray, cb: np.ndarray):
         self.ex, self.layer, self.vals, self.ca, self.cb = ex, layer, vals, ca, cb
         self.Ls = _Rows(np.asarray(lines, np.int64).copy())
+        self.Xs: Optional[_Rows] = None  # the coordinate store of the splitting (set by split_all)
 
     def value(self, Xs: "_Rows", Ss: "_Rows", v: np.ndarray, k: np.ndarray):
         """Values of global columns ``k`` at vertices ``v``, doubtful ones exact; and their tolerances."""
         z = self.vals.at(Xs.a, v, k)
         tol = Ss.a[v] * self.ca[k] + self.cb[k]
-        return self.ex.fix(self.layer, self.Ls.a, v, k, z, tol), tol
+        return self.ex.fix(self.layer, self.Ls.a, v, k, z, tol, X=Xs.a), tol
 
     def block(self, cols: np.ndarray):
         """A fixer for ``_packed_signs`` over the columns ``cols``."""
@@ -376,7 +379,8 @@ class _Exact:
                 return z
             r, c = np.nonzero(d)
             z = np.array(z, copy=True)
-            z[r, c] = self.ex.fix(self.layer, self.Ls.a, rows[r], cols[c], z[r, c], t[r, c])
+            z[r, c] = self.ex.fix(self.layer, self.Ls.a, rows[r], cols[c], z[r, c], t[r, c],
+                                  X=None if self.Xs is None else self.Xs.a)
             return z
         return fix
 
@@ -689,7 +693,8 @@ def _exact_transition(exact, Z, scale, ca, cb, sl, nxt, ca_next, cb_next, pos, u
     other value the fast pass left at 0 (within its rounding bound) is decided exactly here, the
     row's activation and next values recomputed, and the next layer's doubtful values fixed.
     ``und = (starts, counts)``: how many values the fast pass left at 0 in each block of rows."""
-    ex, layer, lines = exact
+    ex, layer, lines = exact[:3]
+    X = exact[3] if len(exact) > 3 else None  # the vertices' coordinates (for ExactNet.fix)
     computed = _AffineValues(Z[1], Z[2]) if isinstance(Z, tuple) else None
     m = len(ca)
     V = len(scale)
@@ -712,7 +717,7 @@ def _exact_transition(exact, Z, scale, ca, cb, sl, nxt, ca_next, cb_next, pos, u
         r, z, t = rows[keep], z[keep], t[keep]
     if len(r):
         rr, cc = np.nonzero(np.abs(z[:, :m]) <= t)
-        z[rr, cc] = ex.fix(layer, lines, r[rr], cc, z[rr, cc], t[rr, cc])
+        z[rr, cc] = ex.fix(layer, lines, r[rr], cc, z[rr, cc], t[rr, cc], X=X)
         p = z[:, :m] > 0
         h = _activate(z, p, z[:, :m] < 0, sl, m)
         pos[r] = np.packbits(p, axis=1)
@@ -728,7 +733,7 @@ def _exact_transition(exact, Z, scale, ca, cb, sl, nxt, ca_next, cb_next, pos, u
     tn = scn[redo, None] * ca_next + cb_next
     dn = np.abs(zn[:, :n]) <= tn
     rr, cc = np.nonzero(dn)
-    zn[rr, cc] = ex.fix(layer + 1, lines, redo[rr], cc, zn[rr, cc], tn[rr, cc])
+    zn[rr, cc] = ex.fix(layer + 1, lines, redo[rr], cc, zn[rr, cc], tn[rr, cc], X=X)
     Zn.a[redo] = zn
     zu = zn[:, :n]
     # doubtful entries are exact now: their sign is np.sign

@@ -426,7 +426,7 @@ def partition(model, bounds, *, plane: Optional[Plane] = None, rtol: float = _en
         zin = (X, layer.weight, layer.bias) if li == 0 else sub.Z
         pos, Z, scale, signs = _engine.transition(zin, sub.scale, ca, cb, layer.slope, nxt,
                                                   ca_next, cb_next, capacity=4 * len(X) + 1024, device=device,
-                                                  exact=None if ex is None else (ex, li, lines))
+                                                  exact=None if ex is None else (ex, li, lines, X))
         pats.append(_engine._reduce_or(pos, offsets, indices))
         lineage.append(sub.origin)
         sizes.append(m)

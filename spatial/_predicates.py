@@ -175,12 +175,43 @@ class ExactNet:
         h = np.array([v if v > 0 else v * s for v, s in zip(z[:n], slope)] + list(z[n:]), dtype=object)
         return self.layers[i].exact(h[None, :], [1])[0]
 
+    MARGIN = 2.0 ** -20  # relative: far above float64's rounding of the coordinates and values
+
+    def structural_zero(self, layer: int, X: np.ndarray) -> np.ndarray:
+        """(n, width) bool: which values of ``layer`` are exactly 0 at the exact vertex near ``X[i]``
+        because every one of its terms is: it reads only activations certainly 0 (a unit below
+        its slope-0 piece by far more than float64's rounding, ``MARGIN``) or values that are
+        themselves zero this way, and no constant.
+
+        A float64 forward pass of the rows with, beside it, the absolute-value form of each map
+        on a 0/1 mask of the values that may be nonzero (``Layer.bound``): a sum of nonnegative
+        terms, 0 only where every term is."""
+        cx, cy = (float(c) for c in self._center)
+        h = np.asarray(X, np.float64) + np.array([cx, cy])
+        S = np.abs(h) + 1.0  # the size of the terms behind each value (coordinates: the box)
+        may = np.ones(h.shape)  # 1: the value may be nonzero
+        for i in range(layer):
+            L = self.layers[i]
+            z = L.rows(h)
+            S = L.bound(S)
+            struct = L.bound(may, np.zeros(len(h))) == 0  # reads only zeros (constants aside)
+            struct &= L.bound(np.zeros_like(may), np.ones(len(h))) == 0  # and no constant
+            m = L.units
+            dead = np.zeros(z.shape, bool)
+            dead[:, :m] = (L.slopes() == 0) & (z[:, :m] < -self.MARGIN * S[:, :m])
+            may = (~(struct | dead)).astype(np.float64)
+            h = L.activate(z)
+        L = self.layers[layer]
+        zero = (L.bound(may, np.zeros(len(h))) == 0) & (L.bound(np.zeros_like(may), np.ones(len(h))) == 0)
+        return zero
+
     # ---- what the engine calls
     def fix(self, layer: int, lines: np.ndarray, v: np.ndarray, k: np.ndarray, z: np.ndarray,
-            tol: np.ndarray) -> np.ndarray:
+            tol: np.ndarray, X: Optional[np.ndarray] = None) -> np.ndarray:
         """``z`` (values of columns ``k`` at vertices ``v``) with every doubtful entry (|z| <= tol)
         replaced by its exact value rounded to float64 (0.0 exactly on the line), so that
-        ``np.sign`` of the result is the exact sign. ``lines`` is the (V, 2) vertex-line table."""
+        ``np.sign`` of the result is the exact sign. ``lines`` is the (V, 2) vertex-line table;
+        ``X`` (optional) the vertices' local coordinates, for the structural-zero test."""
         d = np.nonzero(np.abs(z) <= tol)[0]
         if not len(d):
             return z
@@ -189,6 +220,11 @@ class ExactNet:
         # on a line it was made on: exactly 0 by construction
         own = self.own(layer, lines[dv], dk)
         z[d[own]] = 0.0
+        if X is not None:  # every term certainly 0 (e.g. a max-pool comparison of two dead units)
+            rest = np.nonzero(~own & (z[d] == 0.0))[0]
+            if len(rest):
+                rows, inv = np.unique(dv[rest], return_inverse=True)
+                own[rest[self.structural_zero(layer, X[rows])[inv.reshape(-1), dk[rest]]]] = True
         for i in np.nonzero(~own)[0]:
             l1, l2 = lines[dv[i]]
             z[d[i]] = float(self.values(int(l1), int(l2), layer)[dk[i]])

@@ -1,0 +1,228 @@
+"""Module graphs (spatial/_graph.py, spatial/_ops.py) through the engine, against the independent
+exact reference (tests/_exact_graph.py): equal counts, areas and output maps on every region,
+verify() passing; subclass and functional forms equal to their Sequential twins; refusals."""
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from _exact_graph import exact_graph_regions
+from splinescope import spatial
+
+torch.set_num_threads(1)
+D = torch.float64
+
+
+def _dyadic(model, seed, den=4):
+    rng = np.random.default_rng(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            v = rng.integers(-4, 5, size=tuple(p.shape)) / den
+            if "bn" in name and name.endswith("weight"):
+                v = np.abs(v) + 0.5
+            p.copy_(torch.tensor(v, dtype=D))
+        for name, b in model.named_buffers():
+            if name.endswith("running_mean"):
+                b.copy_(torch.tensor(rng.integers(-2, 3, size=tuple(b.shape)) / 4, dtype=D))
+            elif name.endswith("running_var"):
+                b.copy_(torch.tensor(rng.integers(1, 3, size=tuple(b.shape)) * 1.0, dtype=D))
+    return model.double().eval()
+
+
+def _images(seed, shape):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(-4, 5, size=shape).astype(np.float64) / 4 for _ in range(3)]
+
+
+class Residual(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 2, 2, padding=1)
+        self.conv2 = nn.Conv2d(2, 1, 2)
+        self.act = nn.ReLU()
+        self.fc = nn.Linear(9, 2)
+
+    def forward(self, x):
+        h = self.conv2(self.act(self.conv1(x)))
+        return self.fc(self.act(x + h).flatten(1))
+
+
+class Concat(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(2, 3)
+        self.b = nn.Linear(2, 2)
+        self.out = nn.Linear(5, 2)
+
+    def forward(self, x):
+        return self.out(torch.cat([F.relu(self.a(x)), torch.abs(self.b(x))], dim=1))
+
+
+class Functional(nn.Module):
+    """Functional calls and constants: clamp, hardtanh, relu6, scaling, adding."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(2, 4)
+        self.fc2 = nn.Linear(4, 3)
+        self.fc3 = nn.Linear(3, 1)
+
+    def forward(self, x):
+        h = self.fc1(x).clamp(min=0)
+        h = F.hardtanh(self.fc2(h) * 2.0 + 0.5)
+        return self.fc3(F.relu6(h * 4.0))
+
+
+class Step(nn.Module):  # a user's own activation: 0 below -1, slope 1/2 to 1, slope 1 above
+    def forward(self, x):
+        return torch.where(x < -1, torch.zeros_like(x), torch.where(x < 1, (x + 1) / 2, x))
+
+
+def _conv_strided():
+    return nn.Sequential(nn.Conv2d(1, 2, 2, stride=2, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(8, 2))
+
+
+def _conv_dilated_groups():
+    return nn.Sequential(nn.Conv2d(2, 2, 2, dilation=2, padding=1, groups=2), nn.LeakyReLU(0.25),
+                         nn.Flatten(), nn.Linear(18, 1))
+
+
+def _conv_transpose_avg():
+    return nn.Sequential(nn.ConvTranspose2d(1, 1, 2, stride=1), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(),
+                         nn.Linear(4, 2))
+
+
+def _batchnorm_adaptive_prelu():
+    m = nn.Sequential(nn.Conv2d(1, 2, 2), nn.BatchNorm2d(2), nn.PReLU(2), nn.AdaptiveAvgPool2d(1),
+                      nn.Flatten(), nn.Linear(2, 2))
+    return m
+
+
+def _conv1d():
+    return nn.Sequential(nn.Conv1d(1, 2, 3, padding=1), nn.Hardtanh(), nn.Flatten(), nn.Linear(8, 1))
+
+
+def _mlp_custom():
+    spatial.register_activation(Step, breakpoints=(-1.0, 1.0), slopes=(0.0, 0.5, 1.0))
+    return nn.Sequential(nn.Linear(2, 4), Step(), nn.Linear(4, 3), nn.ReLU6(), nn.Linear(3, 2))
+
+
+CASES = {  # name: (model, seed, plane input shape or None, bounds)
+    "conv_strided": (_conv_strided, 1, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
+    "conv_dilated_groups": (_conv_dilated_groups, 2, (2, 3, 3), (-1.0, 1.0, -1.0, 1.0)),
+    "convtranspose_avgpool": (_conv_transpose_avg, 3, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
+    "batchnorm_prelu_adaptive": (_batchnorm_adaptive_prelu, 4, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
+    "conv1d_hardtanh": (_conv1d, 5, (1, 4), (-2.0, 2.0, -2.0, 2.0)),
+    "residual": (Residual, 6, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
+    "concat_abs": (Concat, 7, None, (-2.0, 2.0, -2.0, 2.0)),
+    "functional_clamp_hardtanh_relu6": (Functional, 8, None, (-2.0, 2.0, -2.0, 2.0)),
+    "registered_activation": (_mlp_custom, 9, None, (-2.0, 2.0, -2.0, 2.0)),
+}
+
+
+def _case(name):
+    make, seed, shape, bounds = CASES[name]
+    model = _dyadic(make(), seed)
+    plane = None if shape is None else spatial.Plane.through(*_images(seed, shape))
+    return model, plane, bounds
+
+
+def _activations(name):
+    return {Step: ((-1.0, 1.0), (0.0, 0.5, 1.0))} if name == "registered_activation" else None
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_regions_equal_exact_reference(name):
+    model, plane, bounds = _case(name)
+    p = spatial.partition(model, bounds, plane=plane)
+    ref = exact_graph_regions(model, bounds, plane=plane, activations=_activations(name))
+    assert len(ref) > 3  # the case splits the slice
+    assert len(p) == len(ref)
+    np.testing.assert_allclose(np.sort(p.areas()), np.sort([float(r["area"]) for r in ref]),
+                               rtol=1e-12, atol=1e-15)
+    # each exact region's vertex centroid is in its own engine region, with the exact output map
+    cen = np.array([[float(sum(v[k] for v in r["polygon"]) / len(r["polygon"])) for k in (0, 1)]
+                    for r in ref])
+    idx = p.locate(cen)
+    assert (idx >= 0).all() and len(np.unique(idx)) == len(ref)
+    A = p.affine_maps()[idx]
+    for a, r in zip(A, ref):
+        np.testing.assert_allclose(a, np.vectorize(float)(r["output"]).reshape(a.shape), atol=1e-12)
+    assert p.verify().ok
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_affine_maps_equal_model_at_centroids(name):
+    model, plane, bounds = _case(name)
+    p = spatial.partition(model, bounds, plane=plane)
+    c = p.centroids()
+    x = c if plane is None else plane.lift(c).reshape((-1,) + plane.shape)
+    with torch.no_grad():
+        y = model(torch.tensor(x, dtype=D)).reshape(len(c), -1).numpy()
+    A = p.affine_maps()
+    np.testing.assert_allclose(A[:, :, 0] * c[:, :1] + A[:, :, 1] * c[:, 1:] + A[:, :, 2], y,
+                               rtol=1e-10, atol=1e-10)
+
+
+class MLP(nn.Module):
+    """The most common MLP: fc1..fc3 and one activation module used twice."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2, self.fc3 = nn.Linear(2, 6), nn.Linear(6, 5), nn.Linear(5, 3)
+        self.act = nn.ReLU()
+
+    def forward(self, x):
+        return self.fc3(self.act(self.fc2(self.act(self.fc1(x)))))
+
+
+class MLPFunctional(MLP):
+    def forward(self, x):
+        return self.fc3(torch.relu(F.linear(F.relu(self.fc1(x)), self.fc2.weight, self.fc2.bias)))
+
+
+@pytest.mark.parametrize("cls", [MLP, MLPFunctional])
+def test_subclass_and_functional_forms_equal_their_sequential_twin(cls):
+    m = _dyadic(cls(), 11)
+    seq = nn.Sequential(m.fc1, nn.ReLU(), m.fc2, nn.ReLU(), m.fc3).double().eval()
+    bounds = (-2.0, 2.0, -2.0, 2.0)
+    a = spatial.partition(m, bounds)
+    b = spatial.partition(seq, bounds)
+    assert len(a) == len(b)
+    np.testing.assert_array_equal(a.patterns, b.patterns)
+    np.testing.assert_allclose(a.vertices, b.vertices, atol=1e-13)
+
+
+def test_conv_equals_its_dense_twin():
+    # the conv net against the same net written as one dense Linear on the flattened image
+    model, plane, bounds = _case("conv_strided")
+    conv = model[0]
+    eye = torch.eye(9, dtype=D).reshape(9, 1, 3, 3)
+    with torch.no_grad():
+        cols = conv(eye) - conv.bias.reshape(1, -1, 1, 1)  # (9, 2, 2, 2): the response to each pixel
+    dense = nn.Linear(9, 8).double()
+    with torch.no_grad():
+        dense.weight.copy_(cols.reshape(9, 8).T)
+        dense.bias.copy_(conv.bias.repeat_interleave(4))
+    twin = nn.Sequential(nn.Flatten(), dense, nn.ReLU(), model[3]).double().eval()
+    flat = spatial.Plane(plane.origin.ravel(), plane.basis[0].ravel(), plane.basis[1].ravel())
+    a = spatial.partition(model, bounds, plane=plane)
+    b = spatial.partition(twin, bounds, plane=flat)
+    assert len(a) == len(b)
+    np.testing.assert_array_equal(a.patterns, b.patterns)
+    np.testing.assert_allclose(np.sort(a.areas()), np.sort(b.areas()), rtol=1e-12)
+
+
+class Softplus(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(2, 3)
+
+    def forward(self, x):
+        return F.softplus(self.fc(x))
+
+
+def test_a_non_piecewise_linear_operation_is_refused_naming_node_and_line():
+    with pytest.raises(spatial.UnsupportedLayerError, match=r"softplus.*line \d+ of .*test_graph\.py"):
+        spatial.partition(Softplus().double(), (-1.0, 1.0, -1.0, 1.0))
