@@ -764,10 +764,24 @@ class StageOp:
     def exact(self, M: np.ndarray, c: Sequence[int]) -> np.ndarray:
         return self.program(_EXACT, M, np.asarray([int(v) for v in c], dtype=object))
 
+    EXACT_ABSMAX = 8192  # inputs up to which absmax() is each output's largest |weight| itself
+
     def absmax(self) -> np.ndarray:
-        """(out,) a bound of each output's largest |weight| (its row sum of |weights|)."""
+        """(out,) a bound of each output's largest |weight|: the largest itself (the map with
+        absolute weights on each unit input, in chunks) up to ``EXACT_ABSMAX`` inputs, else the
+        row sum of |weights|. (The tolerance ``|h|_1 * absmax`` is a fan-in tighter with the first.)"""
         if self._absmax is None:
-            self._absmax = self.bound(np.ones((1, self.in_features)), np.zeros(1))[0]
+            n = self.in_features
+            if n > self.EXACT_ABSMAX:
+                self._absmax = self.bound(np.ones((1, n)), np.zeros(1))[0]
+            else:
+                out = np.zeros(self.out_features)
+                step = max(1, (1 << 22) // max(self.out_features, 1))
+                for s in range(0, n, step):
+                    E = np.zeros((min(step, n - s), n))
+                    E[np.arange(len(E)), s + np.arange(len(E))] = 1.0
+                    np.maximum(out, self.bound(E, np.zeros(len(E))).max(axis=0), out=out)
+                self._absmax = out
         return self._absmax
 
     def const_abs(self) -> np.ndarray:

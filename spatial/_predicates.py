@@ -50,6 +50,7 @@ class ExactNet:
         self.sides: List[Line] = [(Fraction(1), Fraction(0), cx - x0), (Fraction(1), Fraction(0), cx - x1),
                                   (Fraction(0), Fraction(1), cy - y0), (Fraction(0), Fraction(1), cy - y1)]
         self._center = (cx, cy)
+        self._box = 2.0 * max(abs(float(v)) for v in bounds) + 1.0  # the size of the coordinates' rounding
         self._W: List[Optional[np.ndarray]] = [None] * len(layers)  # exact weights, made on first use
         self._b: List[Optional[np.ndarray]] = [None] * len(layers)
         self._slopes = [None if l.slope is None else np.array([Fraction(float(v)) for v in l.slopes()], dtype=object)
@@ -177,32 +178,35 @@ class ExactNet:
 
     MARGIN = 2.0 ** -20  # relative: far above float64's rounding of the coordinates and values
 
-    def structural_zero(self, layer: int, X: np.ndarray) -> np.ndarray:
+    def structural_zero(self, layer: int, X: np.ndarray, lines: Optional[np.ndarray] = None) -> np.ndarray:
         """(n, width) bool: which values of ``layer`` are exactly 0 at the exact vertex near ``X[i]``
-        because every one of its terms is: it reads only activations certainly 0 (a unit below
-        its slope-0 piece by far more than float64's rounding, ``MARGIN``) or values that are
-        themselves zero this way, and no constant.
+        (made on the two lines ``lines[i]``) because every one of its terms is: it reads only
+        activations certainly 0 (a unit below its slope-0 piece by far more than float64's
+        rounding, ``MARGIN``, or on its own line at this vertex) or values that are themselves
+        zero this way, and no constant.
 
         A float64 forward pass of the rows with, beside it, the absolute-value form of each map
         on a 0/1 mask of the values that may be nonzero (``Layer.bound``): a sum of nonnegative
         terms, 0 only where every term is."""
         cx, cy = (float(c) for c in self._center)
         h = np.asarray(X, np.float64) + np.array([cx, cy])
-        S = np.abs(h) + 1.0  # the size of the terms behind each value (coordinates: the box)
         may = np.ones(h.shape)  # 1: the value may be nonzero
         for i in range(layer):
             L = self.layers[i]
             z = L.rows(h)
-            S = L.bound(S)
-            struct = L.bound(may, np.zeros(len(h))) == 0  # reads only zeros (constants aside)
-            struct &= L.bound(np.zeros_like(may), np.ones(len(h))) == 0  # and no constant
+            S = (np.abs(h).sum(1) + (self._box if i == 0 else 0.0))[:, None] * L.absmax() + L.const_abs()
+            struct = (L.bound(may, np.zeros(len(h))) == 0) & (L.const_abs() == 0)  # only zeros read
             m = L.units
             dead = np.zeros(z.shape, bool)
             dead[:, :m] = (L.slopes() == 0) & (z[:, :m] < -self.MARGIN * S[:, :m])
+            if lines is not None:  # a unit whose line the vertex was made on is 0 there, exactly
+                lay, col = self.decode(lines.reshape(-1))
+                on = (lay == i) & (col < m)
+                dead[np.repeat(np.arange(len(h)), 2)[on], col[on]] = True
             may = (~(struct | dead)).astype(np.float64)
             h = L.activate(z)
         L = self.layers[layer]
-        zero = (L.bound(may, np.zeros(len(h))) == 0) & (L.bound(np.zeros_like(may), np.ones(len(h))) == 0)
+        zero = (L.bound(may, np.zeros(len(h))) == 0) & (L.const_abs() == 0)
         return zero
 
     # ---- what the engine calls
@@ -224,7 +228,8 @@ class ExactNet:
             rest = np.nonzero(~own & (z[d] == 0.0))[0]
             if len(rest):
                 rows, inv = np.unique(dv[rest], return_inverse=True)
-                own[rest[self.structural_zero(layer, X[rows])[inv.reshape(-1), dk[rest]]]] = True
+                zero = self.structural_zero(layer, X[rows], lines[rows])
+                own[rest[zero[inv.reshape(-1), dk[rest]]]] = True
         for i in np.nonzero(~own)[0]:
             l1, l2 = lines[dv[i]]
             z[d[i]] = float(self.values(int(l1), int(l2), layer)[dk[i]])
