@@ -64,3 +64,67 @@ def assert_matches_exact(model, bounds=(-1.0, 1.0, -1.0, 1.0), plane=None, rel=1
         assert a == pytest.approx(ref_area[tuple(bits)], rel=rel, abs=tol)
     p.verify()
     return p, ref
+
+
+# ---- module graphs against the exact graph reference (tests/_exact_graph.py)
+
+def dyadic_model(model, seed, den=4):
+    """``model`` in float64, eval mode, with small dyadic parameters (BatchNorm: positive scales,
+    dyadic running statistics), so that float64 and exact arithmetic see the same network."""
+    rng = np.random.default_rng(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            v = rng.integers(-4, 5, size=tuple(p.shape)) / den
+            if "bn" in name and name.endswith("weight"):
+                v = np.abs(v) + 0.5
+            p.copy_(torch.tensor(v, dtype=torch.float64))
+        for name, b in model.named_buffers():
+            if name.endswith("running_mean"):
+                b.copy_(torch.tensor(rng.integers(-2, 3, size=tuple(b.shape)) / 4, dtype=torch.float64))
+            elif name.endswith("running_var"):
+                b.copy_(torch.tensor(rng.integers(1, 3, size=tuple(b.shape)) * 1.0, dtype=torch.float64))
+    return model.double().eval()
+
+
+def dyadic_images(seed, shape):
+    """Three dyadic inputs of ``shape`` (for ``Plane.through``)."""
+    rng = np.random.default_rng(seed)
+    return [rng.integers(-4, 5, size=shape).astype(np.float64) / 4 for _ in range(3)]
+
+
+def assert_graph_matches_exact(model, bounds, plane=None, activations=None):
+    """The engine's partition against ``exact_graph_regions``: equal counts and sorted areas, each
+    exact region's vertex centroid in its own engine region with the exact output map, verify() ok.
+    Returns (partition, exact regions)."""
+    from _exact_graph import exact_graph_regions
+    from splinescope import spatial
+
+    p = spatial.partition(model, bounds, plane=plane)
+    ref = exact_graph_regions(model, bounds, plane=plane, activations=activations)
+    assert len(p) == len(ref)
+    np.testing.assert_allclose(np.sort(p.areas()), np.sort([float(r["area"]) for r in ref]),
+                               rtol=1e-12, atol=1e-15)
+    cen = np.array([[float(sum(v[k] for v in r["polygon"]) / len(r["polygon"])) for k in (0, 1)]
+                    for r in ref])
+    idx = p.locate(cen)
+    assert (idx >= 0).all() and len(np.unique(idx)) == len(ref)
+    A = p.affine_maps()[idx]
+    for a, r in zip(A, ref):
+        np.testing.assert_allclose(a, np.vectorize(float)(r["output"]).reshape(a.shape), atol=1e-12)
+    assert p.verify().ok
+    return p, ref
+
+
+def assert_maps_equal_model(model, bounds, plane=None):
+    """Each region's affine map equals the model's float64 forward pass at the region's centroid."""
+    from splinescope import spatial
+
+    p = spatial.partition(model, bounds, plane=plane)
+    c = p.centroids()
+    x = c if plane is None else plane.lift(c).reshape((-1,) + plane.shape)
+    with torch.no_grad():
+        y = model(torch.tensor(x, dtype=torch.float64)).reshape(len(c), -1).numpy()
+    A = p.affine_maps()
+    np.testing.assert_allclose(A[:, :, 0] * c[:, :1] + A[:, :, 1] * c[:, 1:] + A[:, :, 2], y,
+                               rtol=1e-10, atol=1e-10)
+    return p

@@ -7,32 +7,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from _exact_graph import exact_graph_regions
+from common import assert_graph_matches_exact, assert_maps_equal_model, dyadic_images, dyadic_model
 from splinescope import spatial
 
 torch.set_num_threads(1)
 D = torch.float64
-
-
-def _dyadic(model, seed, den=4):
-    rng = np.random.default_rng(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            v = rng.integers(-4, 5, size=tuple(p.shape)) / den
-            if "bn" in name and name.endswith("weight"):
-                v = np.abs(v) + 0.5
-            p.copy_(torch.tensor(v, dtype=D))
-        for name, b in model.named_buffers():
-            if name.endswith("running_mean"):
-                b.copy_(torch.tensor(rng.integers(-2, 3, size=tuple(b.shape)) / 4, dtype=D))
-            elif name.endswith("running_var"):
-                b.copy_(torch.tensor(rng.integers(1, 3, size=tuple(b.shape)) * 1.0, dtype=D))
-    return model.double().eval()
-
-
-def _images(seed, shape):
-    rng = np.random.default_rng(seed)
-    return [rng.integers(-4, 5, size=shape).astype(np.float64) / 4 for _ in range(3)]
 
 
 class Residual(nn.Module):
@@ -123,8 +102,8 @@ CASES = {  # name: (model, seed, plane input shape or None, bounds)
 
 def _case(name):
     make, seed, shape, bounds = CASES[name]
-    model = _dyadic(make(), seed)
-    plane = None if shape is None else spatial.Plane.through(*_images(seed, shape))
+    model = dyadic_model(make(), seed)
+    plane = None if shape is None else spatial.Plane.through(*dyadic_images(seed, shape))
     return model, plane, bounds
 
 
@@ -135,34 +114,14 @@ def _activations(name):
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_regions_equal_exact_reference(name):
     model, plane, bounds = _case(name)
-    p = spatial.partition(model, bounds, plane=plane)
-    ref = exact_graph_regions(model, bounds, plane=plane, activations=_activations(name))
+    p, ref = assert_graph_matches_exact(model, bounds, plane=plane, activations=_activations(name))
     assert len(ref) > 3  # the case splits the slice
-    assert len(p) == len(ref)
-    np.testing.assert_allclose(np.sort(p.areas()), np.sort([float(r["area"]) for r in ref]),
-                               rtol=1e-12, atol=1e-15)
-    # each exact region's vertex centroid is in its own engine region, with the exact output map
-    cen = np.array([[float(sum(v[k] for v in r["polygon"]) / len(r["polygon"])) for k in (0, 1)]
-                    for r in ref])
-    idx = p.locate(cen)
-    assert (idx >= 0).all() and len(np.unique(idx)) == len(ref)
-    A = p.affine_maps()[idx]
-    for a, r in zip(A, ref):
-        np.testing.assert_allclose(a, np.vectorize(float)(r["output"]).reshape(a.shape), atol=1e-12)
-    assert p.verify().ok
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_affine_maps_equal_model_at_centroids(name):
     model, plane, bounds = _case(name)
-    p = spatial.partition(model, bounds, plane=plane)
-    c = p.centroids()
-    x = c if plane is None else plane.lift(c).reshape((-1,) + plane.shape)
-    with torch.no_grad():
-        y = model(torch.tensor(x, dtype=D)).reshape(len(c), -1).numpy()
-    A = p.affine_maps()
-    np.testing.assert_allclose(A[:, :, 0] * c[:, :1] + A[:, :, 1] * c[:, 1:] + A[:, :, 2], y,
-                               rtol=1e-10, atol=1e-10)
+    assert_maps_equal_model(model, bounds, plane=plane)
 
 
 class MLP(nn.Module):
@@ -184,7 +143,7 @@ class MLPFunctional(MLP):
 
 @pytest.mark.parametrize("cls", [MLP, MLPFunctional])
 def test_subclass_and_functional_forms_equal_their_sequential_twin(cls):
-    m = _dyadic(cls(), 11)
+    m = dyadic_model(cls(), 11)
     seq = nn.Sequential(m.fc1, nn.ReLU(), m.fc2, nn.ReLU(), m.fc3).double().eval()
     bounds = (-2.0, 2.0, -2.0, 2.0)
     a = spatial.partition(m, bounds)

@@ -4,28 +4,14 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from _exact_graph import exact_graph_regions
+from common import assert_graph_matches_exact, assert_maps_equal_model, dyadic_images, dyadic_model
 from splinescope import spatial
 from splinescope.spatial import _maxpool
 from splinescope.spatial._net import parse
 
 torch.set_num_threads(1)
 D = torch.float64
-
-
-def _dyadic(model, seed, den=4):
-    rng = np.random.default_rng(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.tensor(rng.integers(-4, 5, size=tuple(p.shape)) / den, dtype=D))
-    return model.double().eval()
-
-
-def _images(seed, shape):
-    rng = np.random.default_rng(seed)
-    return [rng.integers(-4, 5, size=shape).astype(np.float64) / 4 for _ in range(3)]
 
 
 class Amax(nn.Module):
@@ -60,42 +46,22 @@ CASES = {  # name: (model, seed, plane input shape or None, bounds)
 
 def _case(name):
     make, seed, shape, bounds = CASES[name]
-    model = _dyadic(make(), seed)
-    plane = None if shape is None else spatial.Plane.through(*_images(seed, shape))
+    model = dyadic_model(make(), seed)
+    plane = None if shape is None else spatial.Plane.through(*dyadic_images(seed, shape))
     return model, plane, bounds
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_regions_equal_exact_reference(name):
     model, plane, bounds = _case(name)
-    p = spatial.partition(model, bounds, plane=plane)
-    ref = exact_graph_regions(model, bounds, plane=plane)
+    p, ref = assert_graph_matches_exact(model, bounds, plane=plane)
     assert p.network.max_info  # the max is read as a tournament, not refused
-    assert len(p) == len(ref)
-    np.testing.assert_allclose(np.sort(p.areas()), np.sort([float(r["area"]) for r in ref]),
-                               rtol=1e-12, atol=1e-15)
-    # every exact region's centroid lies in exactly one engine region, with the same output map
-    cen = np.array([[float(sum(v[k] for v in r["polygon"]) / len(r["polygon"])) for k in (0, 1)]
-                    for r in ref])
-    idx = p.locate(cen)
-    assert (idx >= 0).all() and len(np.unique(idx)) == len(ref)
-    A = p.affine_maps()[idx]
-    for a, r in zip(A, ref):
-        np.testing.assert_allclose(a, np.vectorize(float)(r["output"]).reshape(a.shape), atol=1e-12)
-    assert p.verify().ok
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_affine_maps_equal_model_at_centroids(name):
     model, plane, bounds = _case(name)
-    p = spatial.partition(model, bounds, plane=plane)
-    c = p.centroids()
-    x = c if plane is None else plane.lift(c).reshape((-1,) + plane.shape)
-    with torch.no_grad():
-        y = model(torch.tensor(x, dtype=D)).reshape(len(c), -1).numpy()
-    A = p.affine_maps()
-    np.testing.assert_allclose(A[:, :, 0] * c[:, :1] + A[:, :, 1] * c[:, 1:] + A[:, :, 2], y,
-                               rtol=1e-10, atol=1e-10)
+    assert_maps_equal_model(model, bounds, plane=plane)
 
 
 def test_merge_is_needed():
