@@ -316,10 +316,8 @@ def split_all(X: np.ndarray, offsets: np.ndarray, indices: np.ndarray, Z, scale:
     F = len(offsets) - 1
     Xs = _Rows(X.copy())
     Ss = _Rows(scale.astype(np.float64).copy())
-    ctx = _Exact(exact[0], exact[1], lines if lines is not None else np.zeros((len(X), 2), np.int64), vals, ca, cb) \
-        if exact is not None else None
-    if ctx is not None:
-        ctx.Xs = Xs
+    ctx = _Exact(exact[0], exact[1], lines if lines is not None else np.zeros((len(X), 2), np.int64), vals, ca, cb,
+                 Xs) if exact is not None else None
     if signs is None:
         signs = _packed_signs(vals.full(X), scale, ca, cb, exact=None if ctx is None else ctx.block(np.arange(m)))
     if F == 0:
@@ -360,10 +358,11 @@ class _Exact:
 
     COND = 2.0 ** -20  # a crossing whose t is less certain than this gets its exact vertex
 
-    def __init__(self, ex, layer: int, lines: np.ndarray, vals: _Values, ca: np.ndarray, cb: np.ndarray):
+    def __init__(self, ex, layer: int, lines: np.ndarray, vals: _Values, ca: np.ndarray, cb: np.ndarray,
+                 Xs: "_Rows"):
         self.ex, self.layer, self.vals, self.ca, self.cb = ex, layer, vals, ca, cb
         self.Ls = _Rows(np.asarray(lines, np.int64).copy())
-        self.Xs: Optional[_Rows] = None  # the coordinate store of the splitting (set by split_all)
+        self.Xs = Xs  # the splitting's coordinate store (for the structural-zero test of ExactNet.fix)
 
     def value(self, Xs: "_Rows", Ss: "_Rows", v: np.ndarray, k: np.ndarray):
         """Values of global columns ``k`` at vertices ``v``, doubtful ones exact; and their tolerances."""
@@ -379,8 +378,7 @@ class _Exact:
                 return z
             r, c = np.nonzero(d)
             z = np.array(z, copy=True)
-            z[r, c] = self.ex.fix(self.layer, self.Ls.a, rows[r], cols[c], z[r, c], t[r, c],
-                                  X=None if self.Xs is None else self.Xs.a)
+            z[r, c] = self.ex.fix(self.layer, self.Ls.a, rows[r], cols[c], z[r, c], t[r, c], X=self.Xs.a)
             return z
         return fix
 
@@ -656,7 +654,7 @@ def transition(Z, scale: np.ndarray, ca: np.ndarray, cb: np.ndarray, slope,
     the coordinates (first layer). With a torch ``device`` the work after the current values
     (signs, activation, the next map, the next signs) runs there in float64, in large chunks;
     every formula is the one the splitting uses, so the decisions agree. With
-    ``exact = (ExactNet, layer, lines)`` every doubtful sign, of this layer and of the next, is
+    ``exact = (ExactNet, layer, lines, X)`` (X: the vertices' coordinates) every doubtful sign, of this layer and of the next, is
     decided exactly (a pass after the fast one).
     """
     sl = np.broadcast_to(np.asarray(slope, np.float64), (len(ca),))
@@ -693,8 +691,7 @@ def _exact_transition(exact, Z, scale, ca, cb, sl, nxt, ca_next, cb_next, pos, u
     other value the fast pass left at 0 (within its rounding bound) is decided exactly here, the
     row's activation and next values recomputed, and the next layer's doubtful values fixed.
     ``und = (starts, counts)``: how many values the fast pass left at 0 in each block of rows."""
-    ex, layer, lines = exact[:3]
-    X = exact[3] if len(exact) > 3 else None  # the vertices' coordinates (for ExactNet.fix)
+    ex, layer, lines, X = exact  # X: the vertices' local coordinates (for ExactNet.fix)
     computed = _AffineValues(Z[1], Z[2]) if isinstance(Z, tuple) else None
     m = len(ca)
     V = len(scale)

@@ -809,8 +809,8 @@ class _Backend:
 
     def const(self, values, c):
         """(N, len(values)) the constants times c (exact: Fractions; bound: |values|)."""
-        if self.kind == "exact":  # (float values would turn the Fractions into floats)
-            return c.reshape(-1, 1) * np.array([Fraction(float(x)) for x in np.ravel(values)], dtype=object)[None, :]
+        if self.kind == "exact":
+            return c.reshape(-1, 1) * values[None, :]
         v = values if self.kind == "torch" else np.abs(values)
         return c.reshape(-1, 1) * torch.as_tensor(v, dtype=c.dtype, device=c.device)[None, :]
 
@@ -1038,7 +1038,7 @@ def _program(s: int, layouts: List[_Layout], out: Optional[_Node], tour, byid, i
                         h = X[:, g0.start: g0.start + g0.size]
                         n = node.numel
                         k = g0.size // n
-                        v = bk.const(node.value0, c)
+                        v = bk.const(_exact_or_float(node.value0, bk), c)  # (floats would turn Fractions to floats)
                         hm = bk.mul(h, g0.mult if bk.kind == "exact" else g0.mult_f)
                         for j in range(k):
                             v = v + hm[:, j * n: (j + 1) * n]

@@ -70,25 +70,27 @@ def _start(t: _Tour, R: int) -> np.ndarray:
     return C
 
 
+def _argmax(t: _Tour, bits: np.ndarray) -> np.ndarray:
+    C = _start(t, len(bits))
+    for cols, left, right, made in zip(t.cols, t.left, t.right, t.made):
+        C[:, made] = np.where(bits[:, cols], C[:, left], C[:, right])
+    return C[:, t.last]
+
+
 def argmax(bits: np.ndarray, net, sizes: Sequence[int]) -> List[np.ndarray]:
     """Per tournament, (R, windows) the argmax candidate of each window under the bits.
 
     ``bits``: (R, N) bool patterns over the hidden units (layer sizes ``sizes``); a comparison's bit
     is set where its left operand won."""
-    out = []
-    for t in _tours(net, sizes):
-        C = _start(t, len(bits))
-        for cols, left, right, made in zip(t.cols, t.left, t.right, t.made):
-            C[:, made] = np.where(bits[:, cols], C[:, left], C[:, right])
-        out.append(C[:, t.last])
-    return out
+    return [_argmax(t, bits) for t in _tours(net, sizes)]
 
 
 def _replay(bits: np.ndarray, net, sizes: Sequence[int]):
     """The canonical bits and the relevance mask, by replaying each tournament with its argmax."""
     canon = np.array(bits, dtype=bool, copy=True)
     mask = np.ones(bits.shape, bool)
-    for t, A in zip(_tours(net, sizes), argmax(bits, net, sizes)):
+    for t in _tours(net, sizes):
+        A = _argmax(t, bits)
         C = _start(t, len(bits))
         for cols, w, left, right, made in zip(t.cols, t.win, t.left, t.right, t.made):
             cl, cr = C[:, left], C[:, right]
