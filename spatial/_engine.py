@@ -94,9 +94,10 @@ def next_in_face(offsets: np.ndarray) -> np.ndarray:
 
 
 def layer_tol(layer, rtol: float) -> Tuple[np.ndarray, np.ndarray]:
-    """Per-neuron tolerance coefficients: tol(v, k) = |a(v)|_1 * ca[k] + cb[k] (the units only)."""
+    """Per-neuron tolerance coefficients: tol(v, k) = scale(v) * ca[k] + cb[k] (the units only;
+    the scale is ``layer.scale`` of the layer's input, ``|h|_1`` or ``|h|_inf``)."""
     m = layer.units
-    return rtol * layer.absmax()[:m], rtol * layer.const_abs()[:m]
+    return rtol * layer.tol_coef()[:m], rtol * layer.const_abs()[:m]
 
 
 def _signs(z: np.ndarray, tol: np.ndarray) -> np.ndarray:
@@ -647,7 +648,7 @@ def transition(Z, scale: np.ndarray, ca: np.ndarray, cb: np.ndarray, slope,
     Per chunk of vertices: the signs of the units of ``Z`` (its first ``len(ca)`` columns; the
     others are carried) under the tolerance rule (a value on the line is exactly 0, so the
     activation there is exactly 0), the activation ``h`` (``slope``: a number or one per unit;
-    carried columns unchanged), its scale ``|h|_1``, the next layer's values ``nxt.rows(h)``
+    carried columns unchanged), its scale ``nxt.scale(h)``, the next layer's values ``nxt.rows(h)``
     (``nxt``: a ``_net.Layer``, a dense matrix or an operation) and, when the next layer splits
     too, the packed signs of its units. Returns (pos bits of the units, next Z as a row store,
     next scale, next (pos, neg)). ``Z`` is an array, or ``(X, W1, b1)`` for values computed from
@@ -718,7 +719,7 @@ def _exact_transition(exact, Z, scale, ca, cb, sl, nxt, ca_next, cb_next, pos, u
         p = z[:, :m] > 0
         h = _activate(z, p, z[:, :m] < 0, sl, m)
         pos[r] = np.packbits(p, axis=1)
-        scn[r] = np.abs(h).sum(1)
+        scn[r] = nxt.scale(h)
         Zn.a[r] = nxt.rows(h)
     if nsigns is None:
         return
@@ -772,7 +773,7 @@ def _transition_np(Z, scale, ca, cb, sl, nxt, ca_next, cb_next, capacity, chunk)
         pos[s: s + chunk] = np.packbits(p, axis=1)
         zeros[s // chunk] = zs.size - np.count_nonzero(p) - np.count_nonzero(q)
         h = _activate(z, p, q, sl, m)
-        sc = np.abs(h).sum(1)
+        sc = nxt.scale(h)
         scn[s: s + chunk] = sc
         zn = Zn.a[s: s + len(z)]
         if nxt.dense:
@@ -828,7 +829,7 @@ def _transition_torch(Z, scale, ca, cb, sl, nxt, ca_next, cb_next, capacity, dev
             h = h + torch.where(q, slt * zs, torch.zeros((), **f64))
         if width > m:
             h = torch.cat([h, z[:, m:]], 1)
-        sc = h.abs().sum(1)
+        sc = nxt.scale(h)
         zn = h @ Wt + bt if nxt.dense else nxt.op.rows_torch(h)
         pos[s: s + chunk] = np.packbits(p.cpu().numpy(), axis=1)
         zeros[s: s + chunk] = (~(p | q)).sum(1).cpu().numpy()

@@ -35,6 +35,7 @@ import torch.fx
 import torch.nn.functional as F
 
 from . import _ops
+from ._rational import Q
 from ._errors import NonFiniteWeightsError, UnsupportedLayerError
 from ._net import SUPPORTED
 
@@ -675,7 +676,7 @@ class _Group:
     a: Optional[np.ndarray] = None
     b: Optional[np.ndarray] = None
     alpha: Optional[np.ndarray] = None
-    mult: Optional[np.ndarray] = None  # object Fractions
+    mult: Optional[Q] = None  # exact
     mult_f: Optional[np.ndarray] = None
     # tournament round: per unit (window, left pos, right pos) into the current candidates
     pairs: Optional[np.ndarray] = None
@@ -740,6 +741,7 @@ class StageOp:
         self.program = program  # a function (backend, state (N, in), c) -> (N, out)
         self.in_features, self.out_features = in_features, out_features
         self._absmax: Optional[np.ndarray] = None
+        self._rowsum: Optional[np.ndarray] = None
         self._cabs: Optional[np.ndarray] = None
 
     @property
@@ -762,7 +764,11 @@ class StageOp:
         return self.program(_BOUND, St, ct).numpy()
 
     def exact(self, M: np.ndarray, c: Sequence[int]) -> np.ndarray:
-        return self.program(_EXACT, M, np.asarray([int(v) for v in c], dtype=object))
+        """The map at the rows of ``M`` (object Fractions), exactly, in Fractions (the program
+        runs on integers over one denominator, :class:`~._rational.Q`)."""
+        cc = np.empty(len(c), dtype=object)
+        cc[:] = [int(v) for v in c]
+        return self.program(_EXACT, Q.of(M), cc).fractions()
 
     EXACT_ABSMAX = 8192  # inputs up to which absmax() is each output's largest |weight| itself
 
@@ -773,7 +779,7 @@ class StageOp:
         if self._absmax is None:
             n = self.in_features
             if n > self.EXACT_ABSMAX:
-                self._absmax = self.bound(np.ones((1, n)), np.zeros(1))[0]
+                self._absmax = self.rowsum()
             else:
                 out = np.zeros(self.out_features)
                 step = max(1, (1 << 22) // max(self.out_features, 1))
@@ -783,6 +789,12 @@ class StageOp:
                     np.maximum(out, self.bound(E, np.zeros(len(E))).max(axis=0), out=out)
                 self._absmax = out
         return self._absmax
+
+    def rowsum(self) -> np.ndarray:
+        """(out,) each output's sum of |weights| (the map with absolute weights on a row of ones)."""
+        if self._rowsum is None:
+            self._rowsum = self.bound(np.ones((1, self.in_features)), np.zeros(1))[0]
+        return self._rowsum
 
     def const_abs(self) -> np.ndarray:
         """(out,) the size of each output's constant terms."""
@@ -804,11 +816,11 @@ class _Backend:
 
     def cat(self, parts, n):
         if self.kind == "exact":
-            return np.concatenate(parts, axis=1) if parts else np.zeros((n, 0), dtype=object)
+            return Q.cat(parts, axis=1) if parts else Q.zeros((n, 0))
         return torch.cat(parts, 1) if parts else torch.zeros((n, 0), dtype=torch.float64)
 
     def const(self, values, c):
-        """(N, len(values)) the constants times c (exact: Fractions; bound: |values|)."""
+        """(N, len(values)) the constants times c (exact: Q; bound: |values|)."""
         if self.kind == "exact":
             return c.reshape(-1, 1) * values[None, :]
         v = values if self.kind == "torch" else np.abs(values)
@@ -943,7 +955,7 @@ def _stages(out: _Node, in_shape, Layer, Network):
         for n in order:
             if n.kind == "act" and n.level == s:
                 a, b, al, mult = _hinges(n)
-                g = _Group(n, 0, lay.units, len(a), a=a, b=b, alpha=al, mult=mult,
+                g = _Group(n, 0, lay.units, len(a), a=a, b=b, alpha=al, mult=Q.of(mult),
                            mult_f=np.array([float(v) for v in mult]))
                 lay.groups.append(g)
                 lay.units += g.size
@@ -1038,7 +1050,7 @@ def _program(s: int, layouts: List[_Layout], out: Optional[_Node], tour, byid, i
                         h = X[:, g0.start: g0.start + g0.size]
                         n = node.numel
                         k = g0.size // n
-                        v = bk.const(_exact_or_float(node.value0, bk), c)  # (floats would turn Fractions to floats)
+                        v = bk.const(_exact_or_float(node.value0, bk), c)  # (floats would make the exact side inexact)
                         hm = bk.mul(h, g0.mult if bk.kind == "exact" else g0.mult_f)
                         for j in range(k):
                             v = v + hm[:, j * n: (j + 1) * n]
@@ -1141,5 +1153,5 @@ def _made(rounds, r, w, node, i) -> int:
 
 def _exact_or_float(v: np.ndarray, bk: _Backend):
     if bk.kind == "exact":
-        return np.array([Fraction(float(x)) for x in v], dtype=object)
+        return Q.of(np.asarray(v, np.float64))
     return v

@@ -128,8 +128,33 @@ class Layer:
         return M.dot(W.T) + np.asarray(c, dtype=object)[:, None] * b[None, :]
 
     def absmax(self) -> np.ndarray:
-        """(width,) a bound of each row's largest |weight| (the tolerance's factor)."""
+        """(width,) a bound of each row's largest |weight|."""
         return self.op.absmax() if self.op is not None else np.abs(self.weight).max(axis=1)
+
+    def tol_inf(self) -> bool:
+        """Whether the rounding bound of this map is taken as ``|h|_inf * sum_j |w_kj|`` rather
+        than ``|h|_1 * max_j |w_kj|`` (both bound ``sum_j |w_kj| |h_j|``): for operations whose
+        outputs each read few of many inputs (a convolution reads a patch), where the first is a
+        fan-in-to-width ratio tighter."""
+        if self.op is None:
+            return False
+        if getattr(self, "_inf", None) is None:
+            amax, rsum = self.op.absmax(), self.op.rowsum()
+            fan = np.divide(rsum, amax, out=np.zeros_like(rsum), where=amax > 0)
+            self._inf = bool(np.array_equal(amax, rsum) or 16 * fan.max(initial=0.0) <= self.in_features)
+        return self._inf
+
+    def tol_coef(self) -> np.ndarray:
+        """(width,) each row's factor of the rounding bound: ``tol = rtol (scale(h) coef + const)``."""
+        return self.op.rowsum() if self.tol_inf() else self.absmax()
+
+    def scale(self, h):
+        """(V,) the input's size the bound multiplies (``|h|_inf`` or ``|h|_1``, see ``tol_inf``):
+        numpy or torch rows."""
+        a = abs(h)
+        if isinstance(a, np.ndarray):
+            return a.max(1, initial=0.0) if self.tol_inf() else a.sum(1)
+        return (a.amax(1) if a.shape[1] else a.sum(1)) if self.tol_inf() else a.sum(1)
 
     def const_abs(self) -> np.ndarray:
         """(width,) the size of each row's constant terms."""

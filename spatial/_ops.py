@@ -10,7 +10,8 @@ way torch applies it, in three ways:
   terms (1: the value of the map, 0: its linear part, for the directions of a plane);
 * ``bound(args, c)``: the same with every weight and constant replaced by its absolute value,
   so that ``bound(|h|, 1)`` bounds the size of the terms behind each value (its rounding);
-* ``exact(args, c)``: numpy object arrays of ``Fraction`` ``(N, *shape)``, exact.
+* ``exact(args, c)``: exact rational arrays (:class:`~._rational.Q`, integers over one
+  denominator) ``(N, *shape)``; ``c`` an object array of ints.
 
 The exact product of a weighted operation (Linear, Conv, ConvTranspose) is computed by torch
 itself, in float64, on integers small enough that every product and partial sum is exact
@@ -28,6 +29,8 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from ._rational import Q
 
 __all__ = ["Op", "Weighted", "Pool", "ChannelAffine", "AddConst", "Add", "Sub", "Scale", "Cat", "Reshape",
            "Reduce", "Gather", "exact_bilinear", "windows", "to_fractions"]
@@ -49,20 +52,6 @@ def _bshape(c, ndim: int):
 
 
 # ---- exact products through torch, on integers
-
-
-def _to_ints(x: np.ndarray) -> Tuple[np.ndarray, int]:
-    """An object array of Fractions (or ints) as integers over one common denominator: (X, D)."""
-    flat = x.reshape(-1)
-    D = 1
-    for v in flat:
-        d = v.denominator if isinstance(v, Fraction) else 1
-        if D % d:
-            D = D * d // math.gcd(D, d)
-    X = np.empty(flat.shape, dtype=object)
-    for i, v in enumerate(flat):
-        X[i] = v.numerator * (D // v.denominator) if isinstance(v, Fraction) else int(v) * D
-    return X.reshape(x.shape), D
 
 
 def _weight_ints(w: np.ndarray) -> Tuple[np.ndarray, int]:
@@ -92,18 +81,21 @@ def _limbs(A: np.ndarray, bits: int) -> List[np.ndarray]:
             return out
 
 
-def exact_bilinear(f, x: np.ndarray, w: np.ndarray, fan_in: int) -> np.ndarray:
+def exact_bilinear(f, x, w: np.ndarray, fan_in: int):
     """``f(x, w)`` exactly, for ``f`` linear in ``x`` and in ``w`` (a torch float64 function).
 
-    ``x``: object array of Fractions ``(N, *in_shape)``; ``w``: float64 numpy weights;
-    ``fan_in``: the most products summed into one output. Returns an object array of Fractions.
+    ``x``: a :class:`~._rational.Q` ``(N, *in_shape)`` (or an object array of Fractions, then
+    the result is one too); ``w``: float64 numpy weights; ``fan_in``: the most products summed
+    into one output.
 
     >>> import torch.nn.functional as F
     >>> x = np.array([[Fraction(1, 3), Fraction(2)]], dtype=object)
     >>> exact_bilinear(lambda a, b: F.linear(a, b), x, np.array([[0.1, 1.0]]), 2)[0, 0] == Fraction(0.1) / 3 + 2
     True
     """
-    X, D = _to_ints(x)
+    if not isinstance(x, Q):
+        return exact_bilinear(f, Q.of(x), w, fan_in).fractions()
+    X, D = x.num, x.den
     W, E = _weight_ints(w)
     bits = max(1, (52 - math.ceil(math.log2(fan_in + 1))) // 2)
     xl, wl = _limbs(X, bits), _limbs(W, bits)
@@ -117,10 +109,9 @@ def exact_bilinear(f, x: np.ndarray, w: np.ndarray, fan_in: int) -> np.ndarray:
             part = ints[i * N: (i + 1) * N] * (1 << (bits * (i + j)))
             R = part if R is None else R + part
     assert R is not None
-    den = D << -E if E < 0 else D
-    num_shift = E if E > 0 else 0
-    make = np.frompyfunc(lambda r: Fraction(r << num_shift, den), 1, 1)
-    return np.asarray(make(R), dtype=object).reshape(R.shape)
+    if E > 0:
+        R = R * (1 << E)
+    return Q(R, D << -E if E < 0 else D)
 
 
 # ---- the operations
@@ -178,7 +169,7 @@ class Weighted(Op):
         y = exact_bilinear(self.f, x, self.w.numpy(), self.fan_in)
         if self.b is not None:
             if not hasattr(self, "_bfr"):
-                self._bfr = to_fractions(self.b)
+                self._bfr = Q.of(to_fractions(self.b))
             y = y + _bshape(c, y.ndim) * self._bfr
         return y
 
@@ -218,7 +209,7 @@ class Pool(Op):
     def __init__(self, fn, table: np.ndarray, divisor: np.ndarray):
         self.fn = fn
         self.table = table
-        self.divisor = np.asarray([Fraction(int(d)) for d in divisor], dtype=object)
+        self.divisor = np.asarray([int(d) for d in divisor], dtype=object)
 
     def run(self, args, c):
         return self.fn(args[0])
@@ -226,7 +217,7 @@ class Pool(Op):
     def exact(self, args, c):
         (x,) = args
         N = x.shape[0]
-        flat = np.concatenate([x.reshape(N, -1), np.zeros((N, 1), dtype=object)], axis=1)  # index -1: zero
+        flat = Q.cat([x.reshape(N, -1), Q.zeros((N, 1))], axis=1)  # index -1: zero
         s = flat[:, self.table].sum(axis=2)
         return s / self.divisor
 
@@ -254,7 +245,7 @@ class ChannelAffine(Op):
     def __init__(self, scale: np.ndarray, shift: np.ndarray):
         self.scale = torch.from_numpy(np.asarray(scale, np.float64))
         self.shift = torch.from_numpy(np.asarray(shift, np.float64))
-        self._s, self._t = to_fractions(self.scale), to_fractions(self.shift)
+        self._s, self._t = Q.of(to_fractions(self.scale)), Q.of(to_fractions(self.shift))
 
     def run(self, args, c):
         x = args[0]
@@ -290,7 +281,7 @@ class AddConst(Op):
 
     def __init__(self, t):
         self.t = torch.as_tensor(np.asarray(t, np.float64))
-        self._t = to_fractions(self.t)
+        self._t = Q.of(to_fractions(self.t))
 
     def run(self, args, c):
         x = args[0]
@@ -337,7 +328,7 @@ class Cat(Op):
         return torch.cat(list(args), dim=self.dim)
 
     def exact(self, args, c):
-        return np.concatenate(list(args), axis=self.dim)
+        return Q.cat(list(args), axis=self.dim)
 
 
 class Reshape(Op):

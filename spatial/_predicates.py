@@ -194,7 +194,7 @@ class ExactNet:
         for i in range(layer):
             L = self.layers[i]
             z = L.rows(h)
-            S = (np.abs(h).sum(1) + (self._box if i == 0 else 0.0))[:, None] * L.absmax() + L.const_abs()
+            S = (L.scale(h) + (self._box if i == 0 else 0.0))[:, None] * L.tol_coef() + L.const_abs()
             struct = (L.bound(may, np.zeros(len(h))) == 0) & (L.const_abs() == 0)  # only zeros read
             m = L.units
             dead = np.zeros(z.shape, bool)
