@@ -1,13 +1,21 @@
-"""Exact partition of a digits CNN on a plane through three digits, against the float32 forward
-pass of a 1000x1000 grid of the same plane, on one CPU thread, in the same run.
+"""Exact partitions of a digits CNN and of a 3x32x32 residual net on planes through three inputs,
+against the float32 forward pass of a 1000x1000 grid of the same plane, on one CPU thread, in
+the same run.
 
-Run: ``python benchmarks/bench_cnn.py [--half 0.25 0.5 1.0] [--repeat 2]``
+Run: ``python benchmarks/bench_cnn.py [--half 0.25 0.5 1.0] [--res-half 0.004 0.008] [--repeat 2]``
 
 The CNN (issue 10): 1x8x8 -> Conv 16 (3x3, pad 1) -> ReLU -> MaxPool 2 -> Conv 32 (3x3, pad 1)
 -> ReLU -> Linear 10, ``torch.manual_seed(0)`` default init; the plane through sklearn digits
 0, 1, 2 (scaled to [0, 1]); the box ``(0, h, 0, h)`` in plane coordinates for each ``--half`` h
 (h = 1 is the triangle of the three digits and its mirror). Target: partition / grid <= 0.1x.
 Prints regions, seconds, and the ratio partition / grid.
+
+The residual net (issue 10): 3x32x32 -> Conv 16 (3x3, pad 1) -> ReLU -> two blocks
+``relu(x + conv(relu(conv(x))))`` of 16 channels -> AdaptiveAvgPool 1 -> Linear 10,
+``torch.manual_seed(0)``; the plane through three uniform random images (seed 1); boxes
+``(0, h, 0, h)`` for each ``--res-half`` h. Its float32 grid pass costs minutes on one thread, so
+it is timed on ``--res-grid`` of the 10^6 grid points (in the same batches of 50,000 or fewer)
+and scaled to 10^6 (the forward pass costs the same per point; printed as ``grid s*``).
 """
 from __future__ import annotations
 
@@ -28,36 +36,77 @@ def cnn() -> torch.nn.Sequential:
                         L.ReLU(), L.Flatten(), L.Linear(32 * 16, 10)).eval()
 
 
-def grid_forward(net, plane, h) -> float:
+class Block(torch.nn.Module):
+    def __init__(self, c: int):
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(c, c, 3, padding=1)
+        self.conv2 = torch.nn.Conv2d(c, c, 3, padding=1)
+        self.act = torch.nn.ReLU()
+
+    def forward(self, x):
+        return self.act(x + self.conv2(self.act(self.conv1(x))))
+
+
+class ResNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = torch.nn.Conv2d(3, 16, 3, padding=1)
+        self.act = torch.nn.ReLU()
+        self.block1, self.block2 = Block(16), Block(16)
+        self.pool = torch.nn.AdaptiveAvgPool2d(1)
+        self.fc = torch.nn.Linear(16, 10)
+
+    def forward(self, x):
+        return self.fc(self.pool(self.block2(self.block1(self.act(self.stem(x))))).flatten(1))
+
+
+def resnet() -> ResNet:
+    torch.manual_seed(0)
+    return ResNet().eval()
+
+
+def grid_forward(net, plane, h, points: int = 1_000_000) -> float:
+    """Seconds of the float32 forward pass of the 1000x1000 grid of (0, h)^2 (its first ``points``
+    points, scaled to all of them)."""
     g = torch.linspace(0, h, 1000, dtype=torch.float64)
-    st = torch.stack(torch.meshgrid(g, g, indexing="xy"), -1).reshape(-1, 2).numpy()
+    st = torch.stack(torch.meshgrid(g, g, indexing="xy"), -1).reshape(-1, 2)[:points].numpy()
     X = torch.tensor(plane.lift(st), dtype=torch.float32).reshape((-1,) + plane.shape)
     with torch.no_grad():
         t = time.perf_counter()
         for c in X.split(50_000):
             net(c)
-        return time.perf_counter() - t
+        return (time.perf_counter() - t) * (1_000_000 / len(X))
+
+
+def run(name, net, plane, halves, repeat, points=1_000_000) -> None:
+    spatial.partition(net, (0, halves[0] / 10, 0, halves[0] / 10), plane=plane)  # warm: tracing, imports
+    star = "*" if points < 1_000_000 else ""
+    print(f"{name}\n{'box':>14} {'regions':>8} {'partition s':>12} {'grid s' + star:>8} {'ratio':>7}")
+    for h in halves:
+        tp, tg, n = [], [], 0
+        for _ in range(repeat):
+            t = time.perf_counter()
+            n = len(spatial.partition(net, (0, h, 0, h), plane=plane))
+            tp.append(time.perf_counter() - t)
+            tg.append(grid_forward(net, plane, h, points))
+        print(f"{f'(0,{h})^2':>14} {n:>8} {min(tp):>12.2f} {min(tg):>8.2f} {min(tp) / min(tg):>7.3f}x")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--half", type=float, nargs="+", default=[0.25, 0.5])
+    ap.add_argument("--res-half", type=float, nargs="*", default=[0.004, 0.008])
+    ap.add_argument("--res-grid", type=int, default=20_000, help="grid points timed for the residual net")
     ap.add_argument("--repeat", type=int, default=2)
     a = ap.parse_args()
     torch.set_num_threads(1)
     d = load_digits().data.reshape(-1, 1, 8, 8) / 16.0
-    plane = spatial.Plane.through(d[0], d[1], d[2])
-    net = cnn()
-    spatial.partition(net, (0, 0.05, 0, 0.05), plane=plane)  # warm: tracing, imports
-    print(f"{'box':>12} {'regions':>8} {'partition s':>12} {'grid s':>8} {'ratio':>7}")
-    for h in a.half:
-        tp, tg, n = [], [], 0
-        for _ in range(a.repeat):
-            t = time.perf_counter()
-            n = len(spatial.partition(net, (0, h, 0, h), plane=plane))
-            tp.append(time.perf_counter() - t)
-            tg.append(grid_forward(net, plane, h))
-        print(f"{f'(0,{h})^2':>12} {n:>8} {min(tp):>12.2f} {min(tg):>8.2f} {min(tp) / min(tg):>7.2f}x")
+    run("digits CNN 1x8x8, plane through digits 0, 1, 2", cnn(), spatial.Plane.through(d[0], d[1], d[2]),
+        a.half, a.repeat)
+    if a.res_half:
+        X = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(1), dtype=torch.float64).numpy()
+        run("residual net 3x32x32 (two blocks of 16 channels), plane through three random images", resnet(),
+            spatial.Plane.through(X[0], X[1], X[2]), a.res_half, a.repeat, a.res_grid)
 
 
 if __name__ == "__main__":

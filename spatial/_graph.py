@@ -768,7 +768,11 @@ class StageOp:
         runs on integers over one denominator, :class:`~._rational.Q`)."""
         cc = np.empty(len(c), dtype=object)
         cc[:] = [int(v) for v in c]
-        return self.program(_EXACT, Q.of(M), cc).fractions()
+        return self.program_exact(Q.of(M), cc).fractions()
+
+    def program_exact(self, M: Q, c: np.ndarray) -> Q:
+        """The map at the rows of ``M``, exactly; ``c`` (k,) an object array of 0/1 ints."""
+        return self.program(_EXACT, M, c)
 
     EXACT_ABSMAX = 8192  # inputs up to which absmax() is each output's largest |weight| itself
 

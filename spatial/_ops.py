@@ -68,17 +68,69 @@ def _weight_ints(w: np.ndarray) -> Tuple[np.ndarray, int]:
     return W, E
 
 
+_WEIGHT_LIMBS: "dict" = {}  # id of a weight array -> (the array, its limbs, E, bits)
+
+
+def _weight_limbs(w: np.ndarray, bits: int) -> Tuple[List[np.ndarray], int]:
+    """The limbs of ``w`` as integers times ``2**E`` with no common power of two (float32
+    weights in float64 have 29 zero bits each): (limbs, E); the last few weights' are kept."""
+    hit = _WEIGHT_LIMBS.get(id(w))
+    if hit is not None and hit[0] is w and hit[3] == bits:
+        return hit[1], hit[2]
+    W, E = _weight_ints(w)
+    nz = [v for v in W.reshape(-1).tolist() if v]
+    if nz:
+        tz = min((v & -v).bit_length() - 1 for v in nz)
+        if tz:
+            W, E = W // (1 << tz), E + tz
+    out = (_limbs(W, bits), E)
+    if len(_WEIGHT_LIMBS) > 64:
+        _WEIGHT_LIMBS.clear()
+    _WEIGHT_LIMBS[id(w)] = (w, out[0], out[1], bits)
+    return out
+
+
 def _limbs(A: np.ndarray, bits: int) -> List[np.ndarray]:
-    """Signed limbs of an integer object array: ``A = sum_i limb_i * 2**(bits*i)``, |limb| < 2**bits."""
-    sign = np.where(A < 0, -1, 1)
-    mag = np.abs(A)
-    mask = (1 << bits) - 1
-    out = []
-    while True:
-        out.append(((mag & mask) * sign).astype(np.float64))
-        mag = mag >> bits
-        if not mag.any():
-            return out
+    """Signed limbs of an integer object array, as float64: ``A = sum_i limb_i * 2**(bits*i)``,
+    |limb| < 2**bits (the magnitudes' bytes unpacked to bits and regrouped, in numpy)."""
+    flat = A.reshape(-1).tolist()
+    neg = np.fromiter((v < 0 for v in flat), bool, len(flat))
+    mags = [-v if v < 0 else v for v in flat]
+    nb = max(1, (max((v.bit_length() for v in mags), default=0) + 7) // 8)
+    buf = b"".join(v.to_bytes(nb, "little") for v in mags)
+    B = np.unpackbits(np.frombuffer(buf, np.uint8).reshape(len(flat), nb), axis=1, bitorder="little")
+    L = -(-B.shape[1] // bits)
+    B = np.pad(B, ((0, 0), (0, L * bits - B.shape[1]))).reshape(len(flat), L, bits)
+    limbs = B.astype(np.int64) @ (np.int64(1) << np.arange(bits, dtype=np.int64))  # (n, L)
+    limbs[neg] *= -1
+    while L > 1 and not limbs[:, L - 1].any():
+        L -= 1
+    return [limbs[:, i].astype(np.float64).reshape(A.shape) for i in range(L)]
+
+
+def _combine(S: List[np.ndarray], bits: int) -> np.ndarray:
+    """``sum_s S[s] * 2**(bits*s)`` as Python integers (an object array), for int64 arrays ``S``
+    (|entries| < 2**62): carries in numpy, then one ``int.from_bytes`` per entry."""
+    shape = S[0].shape
+    carry = np.zeros(S[0].size, np.int64)
+    digits = []
+    for s in S:
+        t = s.reshape(-1) + carry
+        d = t & ((1 << bits) - 1)  # in [0, 2**bits): floor modulo for negatives too
+        carry = (t - d) >> bits
+        digits.append(d)
+    D = np.stack(digits, 1)  # (n, len(S)) nonnegative digits
+    bitsarr = ((D[:, :, None] >> np.arange(bits, dtype=np.int64)) & 1).astype(np.uint8).reshape(len(D), -1)
+    by = np.packbits(bitsarr, axis=1, bitorder="little")
+    nb = by.shape[1]
+    buf = by.tobytes()
+    top = bits * len(S)
+    out = np.empty(len(D), dtype=object)
+    cl = carry.tolist()
+    for i in range(len(D)):
+        v = int.from_bytes(buf[i * nb: (i + 1) * nb], "little")
+        out[i] = v + (cl[i] << top) if cl[i] else v
+    return out.reshape(shape)
 
 
 def exact_bilinear(f, x, w: np.ndarray, fan_in: int):
@@ -95,20 +147,20 @@ def exact_bilinear(f, x, w: np.ndarray, fan_in: int):
     """
     if not isinstance(x, Q):
         return exact_bilinear(f, Q.of(x), w, fan_in).fractions()
+    x = x.reduced()
     X, D = x.num, x.den
-    W, E = _weight_ints(w)
     bits = max(1, (52 - math.ceil(math.log2(fan_in + 1))) // 2)
-    xl, wl = _limbs(X, bits), _limbs(W, bits)
+    wl, E = _weight_limbs(w, bits)
+    xl = _limbs(X, bits)
     N = x.shape[0]
     xs = torch.from_numpy(np.concatenate(xl, axis=0))
-    R: Optional[np.ndarray] = None
+    S: List[Optional[np.ndarray]] = [None] * (len(xl) + len(wl) - 1)  # S[i + j]: limb products, int64
     for j, wj in enumerate(wl):
-        out = f(xs, torch.from_numpy(np.ascontiguousarray(wj))).numpy()
-        ints = np.rint(out).astype(np.int64).astype(object)
+        out = np.rint(f(xs, torch.from_numpy(np.ascontiguousarray(wj))).numpy()).astype(np.int64)
         for i in range(len(xl)):
-            part = ints[i * N: (i + 1) * N] * (1 << (bits * (i + j)))
-            R = part if R is None else R + part
-    assert R is not None
+            part = out[i * N: (i + 1) * N]
+            S[i + j] = part if S[i + j] is None else S[i + j] + part  # at most 3 terms < 2**53: no overflow
+    R = _combine([v for v in S if v is not None], bits)
     if E > 0:
         R = R * (1 << E)
     return Q(R, D << -E if E < 0 else D)
@@ -166,7 +218,9 @@ class Weighted(Op):
 
     def exact(self, args, c):
         (x,) = args
-        y = exact_bilinear(self.f, x, self.w.numpy(), self.fan_in)
+        if not hasattr(self, "_wnp"):
+            self._wnp = self.w.numpy()  # one array, so its limbs are made once
+        y = exact_bilinear(self.f, x, self._wnp, self.fan_in)
         if self.b is not None:
             if not hasattr(self, "_bfr"):
                 self._bfr = Q.of(to_fractions(self.b))

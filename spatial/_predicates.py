@@ -22,6 +22,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ._rational import Q
+
 __all__ = ["ExactNet"]
 
 Line = Tuple[Fraction, Fraction, Fraction]  # a s + b t + c
@@ -51,17 +53,16 @@ class ExactNet:
                                   (Fraction(0), Fraction(1), cy - y0), (Fraction(0), Fraction(1), cy - y1)]
         self._center = (cx, cy)
         self._box = 2.0 * max(abs(float(v)) for v in bounds) + 1.0  # the size of the coordinates' rounding
-        self._W: List[Optional[np.ndarray]] = [None] * len(layers)  # exact weights, made on first use
-        self._b: List[Optional[np.ndarray]] = [None] * len(layers)
-        self._slopes = [None if l.slope is None else np.array([Fraction(float(v)) for v in l.slopes()], dtype=object)
-                        for l in layers]
+        self._W: Optional[Q] = None  # the first layer's exact weights (made on first use)
+        self._b: Optional[Q] = None
+        self._slopes = [None if l.slope is None else Q.of(l.slopes()) for l in layers]
         self.base: List[int] = [4]  # line-id base of each hidden layer
         self.faces: List[int] = []  # faces at each hidden layer's start (known when it begins)
         self.pats: List[np.ndarray] = []  # per finished layer: packed bits of the faces at its end
         self.lineage: List[np.ndarray] = []  # per finished layer: face -> face of the layer's start
-        self._maps: Dict[Tuple[int, bytes], np.ndarray] = {}
+        self._maps: Dict[Tuple[int, bytes], Q] = {}
         self._points: Dict[Tuple[int, int], Tuple[Fraction, Fraction]] = {}
-        self._forward: Dict[Tuple[int, int], List[np.ndarray]] = {}
+        self._forward: Dict[Tuple[int, int], List[Q]] = {}
 
     # ---- bookkeeping of the layers (called by the driver)
     def begin_layer(self, layer: int, faces: int) -> None:
@@ -97,16 +98,25 @@ class ExactNet:
         on = (pairs >= lo) & (pairs < hi) & ((pairs - lo) % m == np.asarray(k)[:, None])
         return on.any(1)
 
-    # ---- exact arithmetic
-    def _weights(self, i: int):
-        if self._W[i] is None:
-            l = self.layers[i]
-            self._W[i] = np.array(_fr(l.weight), dtype=object).reshape(l.weight.shape)
-            b = np.array(_fr(l.bias), dtype=object)
-            if i == 0:  # local coordinates: z = W (center + x) + b
-                b = b + self._W[i].dot(np.array(self._center, dtype=object))  # type: ignore[union-attr]
-            self._b[i] = b
-        return self._W[i], self._b[i]
+    # ---- exact arithmetic (integers over one denominator, ._rational.Q)
+    def _weights0(self) -> Tuple[Q, Q]:
+        """The first layer's exact weights (m, 2) and bias (m,) in local coordinates."""
+        if self._W is None:
+            l = self.layers[0]
+            W = Q.of(np.asarray(l.weight, np.float64))
+            cx, cy = self._center  # local coordinates: z = W (center + x) + b
+            self._W, self._b = W, Q.of(np.asarray(l.bias, np.float64)) + W[:, 0] * cx + W[:, 1] * cy
+        assert self._b is not None
+        return self._W, self._b
+
+    @staticmethod
+    def _act(z: Q, on: np.ndarray, slope: Q) -> Q:
+        """Units (the first ``len(on)`` entries along axis 0 of ``z``) times 1 where ``on``, else
+        their slope; the other entries unchanged."""
+        n = len(on)
+        f = Q(np.where(on, slope.den, slope.num), slope.den)  # 1 = den / den
+        fz = z[:n] * (f.reshape((n,) + (1,) * (z.ndim - 1)))
+        return Q.cat([fz, z[n:]], axis=0) if len(z) > n else fz
 
     def _prefix(self, layer: int, origin: int) -> bytes:
         rows = np.array([origin])
@@ -116,30 +126,42 @@ class ExactNet:
             rows = self.lineage[i][rows]
         return np.concatenate(parts[::-1]).astype(np.uint8).tobytes() if parts else b""
 
-    def _map(self, layer: int, bits: bytes) -> np.ndarray:
+    def _map(self, layer: int, bits: bytes) -> Q:
         """(m_layer, 3) exact [a, b, c] of layer ``layer``'s pre-activations under a pattern prefix."""
         key = (layer, bits)
         if key not in self._maps:
             if layer == 0:
-                W, b = self._weights(0)
-                M = np.empty((len(b), 3), dtype=object)
-                M[:, 0], M[:, 1], M[:, 2] = W[:, 0], W[:, 1], b
+                W, b = self._weights0()
+                M = Q.cat([W, b.reshape(-1, 1)], axis=1)
             else:
                 prev = self._map(layer - 1, bits[: sum(self.sizes[: layer - 1])])
                 act = np.frombuffer(bits, np.uint8)[sum(self.sizes[: layer - 1]):].astype(bool)
-                n = len(act)
-                H = np.array(prev, copy=True)  # the carried rows pass unchanged
-                H[:n] = np.where(act[:, None], prev[:n], prev[:n] * self._slopes[layer - 1][:, None])
-                M = self.layers[layer].exact(H.T, [0, 0, 1]).T
+                H = self._act(prev, act, self._slopes[layer - 1])  # the carried rows pass unchanged
+                M = self._exact(layer, H.T, [0, 0, 1]).T
             self._maps[key] = M
         return self._maps[key]
+
+    def _exact(self, i: int, M: Q, c: Sequence[int]) -> Q:
+        """Layer ``i``'s map at the rows of ``M`` (k, in), exactly; ``c`` (k,) 0/1 constant multipliers."""
+        L = self.layers[i]
+        cc = np.empty(len(c), dtype=object)
+        cc[:] = [int(v) for v in c]
+        if L.op is not None:
+            return L.op.program_exact(M, cc)
+        from . import _ops
+        import torch.nn.functional as F
+        y = _ops.exact_bilinear(lambda a, w: F.linear(a, w), M, np.asarray(L.weight, np.float64), L.in_features)
+        if getattr(L, "_bq", None) is None:
+            L._bq = Q.of(np.asarray(L.bias, np.float64))
+        return y + cc.reshape(-1, 1) * L._bq[None, :]
 
     def line(self, lid: int) -> Line:
         layer, col = (int(x[0]) for x in self.decode([lid]))
         if layer < 0:
             return self.sides[col]
         origin = 0 if layer == 0 else (lid - self.base[layer]) // self.sizes[layer]
-        a, b, c = self._map(layer, self._prefix(layer, origin) if layer else b"")[col]
+        row = self._map(layer, self._prefix(layer, origin) if layer else b"")[col]
+        a, b, c = (Fraction(int(n), row.den) for n in row.num)
         return a, b, c
 
     def point(self, l1: int, l2: int) -> Tuple[Fraction, Fraction]:
@@ -154,8 +176,8 @@ class ExactNet:
             self._points[key] = ((b1 * c2 - b2 * c1) / det, (a2 * c1 - a1 * c2) / det)
         return self._points[key]
 
-    def values(self, l1: int, l2: int, layer: int) -> np.ndarray:
-        """Exact pre-activations (object array of Fractions) of a layer at a vertex."""
+    def values(self, l1: int, l2: int, layer: int) -> Q:
+        """Exact pre-activations of a layer at a vertex."""
         key = (min(l1, l2), max(l1, l2))
         fw = self._forward.setdefault(key, [])
         if not fw:
@@ -164,17 +186,16 @@ class ExactNet:
             fw.append(self._next(fw[-1], len(fw)))
         return fw[layer]
 
-    def _first(self, point: Tuple[Fraction, Fraction]) -> np.ndarray:
+    def _first(self, point: Tuple[Fraction, Fraction]) -> Q:
         """Exact pre-activations of layer 0 at a local point."""
-        W, b = self._weights(0)
+        W, b = self._weights0()
         return W[:, 0] * point[0] + W[:, 1] * point[1] + b
 
-    def _next(self, z: np.ndarray, i: int) -> np.ndarray:
+    def _next(self, z: Q, i: int) -> Q:
         """Exact values of layer ``i`` from those of layer ``i - 1`` (carried values pass unchanged)."""
         slope = self._slopes[i - 1]
-        n = len(slope)
-        h = np.array([v if v > 0 else v * s for v, s in zip(z[:n], slope)] + list(z[n:]), dtype=object)
-        return self.layers[i].exact(h[None, :], [1])[0]
+        h = self._act(z, z.num[: len(slope)] > 0, slope)
+        return self._exact(i, h[None, :], [1])[0]
 
     MARGIN = 2.0 ** -20  # relative: far above float64's rounding of the coordinates and values
 
@@ -232,7 +253,7 @@ class ExactNet:
                 own[rest[zero[inv.reshape(-1), dk[rest]]]] = True
         for i in np.nonzero(~own)[0]:
             l1, l2 = lines[dv[i]]
-            z[d[i]] = float(self.values(int(l1), int(l2), layer)[dk[i]])
+            z[d[i]] = self.values(int(l1), int(l2), layer)[int(dk[i])].floats()
         return z
 
     def exact_rows(self, lines: np.ndarray, layer: int) -> Tuple[np.ndarray, np.ndarray]:
@@ -242,7 +263,7 @@ class ExactNet:
         for i, (l1, l2) in enumerate(lines):
             s, t = self.point(int(l1), int(l2))
             X[i] = float(s), float(t)
-            Z[i] = [float(x) for x in self.values(int(l1), int(l2), layer)]
+            Z[i] = self.values(int(l1), int(l2), layer).floats()
         return X, Z
 
     def polygon(self, lines: Sequence[Tuple[int, int]]) -> List[Tuple[Fraction, Fraction]]:
@@ -254,6 +275,6 @@ class ExactNet:
         z = self._first(point)
         bits = []
         for i in range(len(self.hidden)):
-            bits.append(np.array([v > 0 for v in z[: self.sizes[i]]], bool))
+            bits.append((z.num[: self.sizes[i]] > 0).astype(bool))
             z = self._next(z, i + 1)
         return np.concatenate(bits) if bits else np.zeros(0, bool)

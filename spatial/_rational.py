@@ -34,6 +34,10 @@ class Q:
     __array_ufunc__ = None  # ``ndarray op Q`` is Q's reflected operator, not an element-wise loop
 
     def __init__(self, num: np.ndarray, den: int = 1):
+        if not isinstance(num, np.ndarray):  # numpy gives 0-d results as scalars
+            e = np.empty((), dtype=object)
+            e[()] = num
+            num = e
         self.num = num
         self.den = int(den)
 
@@ -47,7 +51,7 @@ class Q:
             a = np.array([a], dtype=object).reshape(())
         arr = np.asarray(a)
         if arr.dtype != object:
-            arr = arr.astype(np.float64).astype(object)
+            return Q._of_floats(np.asarray(arr, np.float64))
         flat = [v if isinstance(v, (Fraction, int)) else Fraction(float(v)) for v in arr.reshape(-1)]
         D = 1
         for v in flat:
@@ -59,11 +63,39 @@ class Q:
             num[i] = v.numerator * (D // v.denominator) if isinstance(v, Fraction) else int(v) * D
         return Q(num.reshape(arr.shape), D)
 
+    @staticmethod
+    def _of_floats(a: np.ndarray) -> "Q":
+        """Finite float64 values exactly, over a power of two: ``a = m 2**e`` with 53-bit ``m``."""
+        if not np.isfinite(a).all():
+            raise ValueError("only finite values have an exact rational value")
+        m, e = np.frexp(a)
+        mi = (m * float(1 << 53)).astype(np.int64)  # exact
+        ex = e.astype(np.int64) - 53
+        nz = mi != 0
+        E = min(int(ex[nz].min()) if nz.any() else 0, 0)
+        ex[~nz] = E  # zeros: any exponent
+        num = mi.astype(object) * np.power(2, (ex - E).astype(object))
+        return Q(np.asarray(num, dtype=object).reshape(a.shape), 1 << -E)
+
     def fractions(self) -> np.ndarray:
         """The values as an object array of (reduced) Fractions."""
         d = self.den
         make = np.frompyfunc(lambda n: Fraction(n, d), 1, 1)
         return np.asarray(make(self.num), dtype=object).reshape(self.num.shape)
+
+    def floats(self):
+        """The values rounded to the nearest float64 (``int / int`` in Python rounds correctly):
+        a float for a 0-d Q, else a float64 array."""
+        d = self.den
+        if not self.num.shape:
+            return self.num[()] / d
+        return np.array([n / d for n in self.num.reshape(-1)], dtype=np.float64).reshape(self.num.shape)
+
+    def reduced(self) -> "Q":
+        """The same values over the smallest common denominator (all numerators and ``den``
+        divided by their gcd): fewer bits for the products that follow."""
+        g = math.gcd(*self.num.reshape(-1).tolist(), self.den)
+        return self if g == 1 else Q(self.num // g, self.den // g)
 
     # ---- shape
     @property
@@ -88,7 +120,7 @@ class Q:
         return Q(self.num[key], self.den)
 
     def sum(self, axis=None, keepdims: bool = False) -> "Q":
-        return Q(np.asarray(self.num.sum(axis=axis, keepdims=keepdims), dtype=object), self.den)
+        return Q(self.num.sum(axis=axis, keepdims=keepdims), self.den)
 
     @staticmethod
     def cat(parts: Sequence["Q"], axis: int = 0) -> "Q":

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from common import assert_graph_matches_exact, assert_maps_equal_model, dyadic_images, dyadic_model
 from splinescope import spatial
+from splinescope.spatial import _net
 
 torch.set_num_threads(1)
 D = torch.float64
@@ -87,6 +88,11 @@ def _mlp_custom():
     return nn.Sequential(nn.Linear(2, 4), Step(), nn.Linear(4, 3), nn.ReLU6(), nn.Linear(3, 2))
 
 
+def _conv_wide():  # the second conv reads 144 values, 9 each: its rounding bound is |h|_inf-based
+    return nn.Sequential(nn.Conv2d(1, 1, 3, padding=1), nn.ReLU(), nn.Conv2d(1, 1, 3, padding=1), nn.ReLU(),
+                         nn.Flatten(), nn.Linear(144, 2))
+
+
 CASES = {  # name: (model, seed, plane input shape or None, bounds)
     "conv_strided": (_conv_strided, 1, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
     "conv_dilated_groups": (_conv_dilated_groups, 2, (2, 3, 3), (-1.0, 1.0, -1.0, 1.0)),
@@ -97,6 +103,7 @@ CASES = {  # name: (model, seed, plane input shape or None, bounds)
     "concat_abs": (Concat, 7, None, (-2.0, 2.0, -2.0, 2.0)),
     "functional_clamp_hardtanh_relu6": (Functional, 8, None, (-2.0, 2.0, -2.0, 2.0)),
     "registered_activation": (_mlp_custom, 9, None, (-2.0, 2.0, -2.0, 2.0)),
+    "conv_wide_inf_norm": (_conv_wide, 10, (1, 12, 12), (0.0, 0.1875, 0.0, 0.1875)),
 }
 
 
@@ -151,6 +158,17 @@ def test_subclass_and_functional_forms_equal_their_sequential_twin(cls):
     assert len(a) == len(b)
     np.testing.assert_array_equal(a.patterns, b.patterns)
     np.testing.assert_allclose(a.vertices, b.vertices, atol=1e-13)
+
+
+def test_local_operations_take_the_inf_norm_bound():
+    # a conv whose outputs read 9 of 144 inputs: |h|_inf * row sums (tighter), a dense layer: |h|_1 * max
+    net = _net.parse(_case("conv_wide_inf_norm")[0], in_shape=(1, 12, 12))
+    conv2, fc = net.layers[1], net.layers[2]
+    assert conv2.tol_inf() and not fc.tol_inf()
+    h = np.abs(np.random.default_rng(0).standard_normal((5, conv2.in_features)))
+    np.testing.assert_array_equal(conv2.scale(h), h.max(1))
+    # the bound it stands for holds: sum_j |w_kj| |h_j| <= |h|_inf * coef_k
+    assert (conv2.bound(h, np.zeros(5)) <= conv2.scale(h)[:, None] * conv2.tol_coef() * (1 + 1e-12)).all()
 
 
 def test_conv_equals_its_dense_twin():
