@@ -274,6 +274,13 @@ class _Reader:
             m = self.model.get_submodule(node.target)
             return self.module(node, m, shown, where, ins, shape, label, affine, act, maxpool)
         family, name, _ = t._op(node)
+        if name in ("matmul", "mm") and len(data_in) == 1 and node.args[:1] == (data_in[0],) and len(node.args) == 2:
+            # x @ W with W a parameter or buffer: a Linear without bias (F.linear(x, W.T))
+            w = self.attr(where, node.args[1])
+            if w.ndim != 2:
+                raise _Refuse(2, f"{where}: only x @ W with a 2-D weight W is supported, got W of shape "
+                                 f"{tuple(w.shape)}")
+            return affine(self.weighted_linear(where, w.detach().T, None))
         if name in t._NOT_PL:
             raise _Refuse(0, not_pl)
         x = data_in[0]
@@ -870,13 +877,29 @@ def compile(model: torch.nn.Module, in_shape: Optional[Sequence[int]] = None):
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
     from torch.fx.passes.shape_prop import ShapeProp
     try:
-        with torch.no_grad():
+        import contextlib
+        import io
+        with torch.no_grad(), contextlib.redirect_stderr(io.StringIO()):  # ShapeProp prints the traceback
             ShapeProp(gm).propagate(torch.zeros((2,) + in_shape, dtype=dtype))
     except Exception as e:  # noqa: BLE001 -- any failure is the same answer
-        raise ValueError(f"{type(model).__name__} does not accept inputs of shape {in_shape} "
-                         f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+        raise ValueError(_shape_error(model, in_shape, e)) from None
     out = _Reader(model, gm, in_shape).read()
     return _stages(out, in_shape, Layer, Network)
+
+
+def _shape_error(model, in_shape, e: BaseException) -> str:
+    """One line: the module or function that failed on inputs of ``in_shape`` and torch's own
+    reason (``ShapeProp`` wraps it with the whole node and its stack in the message)."""
+    import re
+    cause = e.__cause__ or e
+    first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+    m = re.search(r"node=%\S+ : \[[^\]]*\] = (call_\w+)\[target=([^\]]+)\]", str(e))
+    at = ""
+    if m:
+        at = f" at module '{m.group(2)}'" if m.group(1) == "call_module" else f" at {m.group(2)}"
+    return (f"{type(model).__name__} does not accept inputs of shape {tuple(in_shape)}{at} "
+            f"({type(cause).__name__}: {first}); the plane's points (or in_shape=) must have the shape "
+            "of one input without the batch dimension")
 
 
 def _guess_shape(model) -> Optional[Tuple[int, ...]]:

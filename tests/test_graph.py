@@ -203,3 +203,33 @@ class Softplus(nn.Module):
 def test_a_non_piecewise_linear_operation_is_refused_naming_node_and_line():
     with pytest.raises(spatial.UnsupportedLayerError, match=r"softplus.*line \d+ of .*test_graph\.py"):
         spatial.partition(Softplus().double(), (-1.0, 1.0, -1.0, 1.0))
+
+
+class MatmulNet(nn.Module):  # x @ W with a parameter W: a Linear without bias
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(3, 4, generator=torch.Generator().manual_seed(0), dtype=D))
+
+    def forward(self, x):
+        return torch.relu(x @ self.w).sum(1, keepdim=True)
+
+
+def test_matmul_by_a_parameter_equals_its_linear_twin():
+    a = MatmulNet()
+    b = nn.Sequential(nn.Linear(3, 4, bias=False), nn.ReLU(), nn.Linear(4, 1, bias=False)).double()
+    with torch.no_grad():
+        b[0].weight.copy_(a.w.T)
+        b[2].weight.fill_(1.0)
+    plane = spatial.Plane.through(*np.random.default_rng(0).random((3, 3)))
+    pa, pb = (spatial.partition(m, (-3.0, 3.0, -3.0, 3.0), plane=plane) for m in (a, b))
+    assert len(pa) == len(pb) > 3
+    np.testing.assert_array_equal(pa.patterns, pb.patterns)
+
+
+def test_an_input_of_the_wrong_shape_names_the_module_and_torchs_reason(capsys):
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(5, 1))
+    plane = spatial.Plane.through(*np.random.default_rng(0).random((3, 1, 6, 6)))
+    with pytest.raises(ValueError, match=r"does not accept inputs of shape \(1, 6, 6\) at module '3' "
+                                         r"\(RuntimeError: mat1 and mat2 shapes cannot be multiplied"):
+        spatial.partition(model, (0.0, 1.0, 0.0, 1.0), plane=plane)
+    assert "Traceback" not in capsys.readouterr().err  # torch's ShapeProp prints one; not shown
