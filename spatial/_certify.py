@@ -1,7 +1,8 @@
 """``Partition.certify``: recompute each region's vertices in exact rational arithmetic (pycddlib).
 
 A region's H-representation (the box sides plus one half-plane per hidden neuron) comes from the
-exact composition of the float64 weights (dyadic rationals, ``_dyadic``) under its pattern;
+exact composition of the float64 weights (dyadic rationals, ``_dyadic``) under its pattern (for
+operation layers, through ``_predicates.ExactNet``'s maps);
 ``cdd.gmp`` turns it into vertices, which are compared with the float polygon's corners.
 """
 from __future__ import annotations
@@ -49,45 +50,22 @@ def certify(p: "Partition", *, regions: Optional[Sequence[int]] = None,
             "against libcdd-dev and libgmp-dev)") from e
     from fractions import Fraction
 
-    if not p.network.dense:
+    if p.network.max_info:
         raise ValueError(
-            "certify() supports chains of dense Linear layers and scalar-slope activations; this "
-            "network has operation layers (convolution, pooling, skip connections or multi-piece "
-            "activations): use verify(), which decides thin regions in exact arithmetic")
+            "certify() does not support max-pooling yet (a merged region's H-representation is its "
+            "window's argmax, not one pattern): use verify(), which decides thin regions in exact arithmetic")
     sel = range(len(p)) if regions is None else [int(i) for i in regions]
     bits = p.pattern_bits()
-    layers = [(*_dyadic(l.weight), *_dyadic(l.bias), l.slope) for l in p.network.layers]
+    rows_of = _rows_dense if p.network.dense else _rows_graph(p)
     x0, x1, y0, y1 = (Fraction(v) for v in p.bounds)
     box = [[-x0, 1, 0], [x1, -1, 0], [-y0, 0, 1], [y1, 0, -1]]
-    cache: Dict[Tuple[int, bytes], Tuple[np.ndarray, int]] = {}  # maps shared by a pattern prefix
+    cache: Dict = {}  # maps shared by a pattern prefix
     worst = 0.0
     mismatch = empty = 0
     count = 0
     for i in sel:
         count += 1
-        rows = [list(r) for r in box]
-        # exact integer maps [c, g1, g2] of the current layer's inputs, over a denominator 2**D
-        M = np.array([[0, 1, 0], [0, 0, 1]], dtype=object)
-        D = 0
-        col = 0
-        for li, (Wi, Ew, bi, Eb, slope) in enumerate(layers):
-            key = (li, np.packbits(bits[i, :col]).tobytes())
-            if key not in cache:
-                Dz = max(Ew + D, Eb)
-                Z = Wi.dot(M) * (1 << (Dz - Ew - D))
-                Z[:, 0] += bi * (1 << (Dz - Eb))
-                cache[key] = (Z, Dz)
-            Z, Dz = cache[key]
-            if slope is None:
-                break
-            n = len(Z)
-            act = bits[i, col: col + n]
-            rows.extend(np.where(act[:, None], Z, -Z).tolist())  # z >= 0 where active, <= 0 where not
-            sl = Fraction(float(slope))
-            Es = sl.denominator.bit_length() - 1
-            M = np.where(act[:, None], Z * (1 << Es), Z * sl.numerator)
-            D = Dz + Es
-            col += n
+        rows = [list(r) for r in box] + rows_of(p, bits[i], cache)
         mat = cdd.gmp.matrix_from_array(rows, rep_type=cdd.RepType.INEQUALITY)  # type: ignore[arg-type]
         gen = cdd.gmp.copy_generators(cdd.gmp.polyhedron_from_matrix(mat)).array
         exact = np.array([[float(g[1]), float(g[2])] for g in gen if g[0] == 1], dtype=np.float64)
@@ -107,6 +85,66 @@ def certify(p: "Partition", *, regions: Optional[Sequence[int]] = None,
     if raise_on_error and not ok:
         raise VerificationError(f"partition failed certification: {rep}")
     return rep
+
+
+def _rows_dense(p: "Partition", bits: np.ndarray, cache: Dict) -> list:
+    """The half-planes ``[c, g1, g2]`` (``c + g1 s + g2 t >= 0``) of one pattern's hidden neurons,
+    in exact integers, composing the dense layers under the pattern."""
+    from fractions import Fraction
+
+    if "layers" not in cache:
+        cache["layers"] = [(*_dyadic(l.weight), *_dyadic(l.bias), l.slope) for l in p.network.layers]
+    rows: list = []
+    # exact integer maps [c, g1, g2] of the current layer's inputs, over a denominator 2**D
+    M = np.array([[0, 1, 0], [0, 0, 1]], dtype=object)
+    D = 0
+    col = 0
+    for li, (Wi, Ew, bi, Eb, slope) in enumerate(cache["layers"]):
+        key = (li, np.packbits(bits[:col]).tobytes())
+        if key not in cache:
+            Dz = max(Ew + D, Eb)
+            Z = Wi.dot(M) * (1 << (Dz - Ew - D))
+            Z[:, 0] += bi * (1 << (Dz - Eb))
+            cache[key] = (Z, Dz)
+        Z, Dz = cache[key]
+        if slope is None:
+            break
+        n = len(Z)
+        act = bits[col: col + n]
+        rows.extend(np.where(act[:, None], Z, -Z).tolist())  # z >= 0 where active, <= 0 where not
+        sl = Fraction(float(slope))
+        Es = sl.denominator.bit_length() - 1
+        M = np.where(act[:, None], Z * (1 << Es), Z * sl.numerator)
+        D = Dz + Es
+        col += n
+    return rows
+
+
+def _rows_graph(p: "Partition"):
+    """``_rows_dense`` for networks of operation layers (convolutions, skips, multi-piece
+    activations): each stage's units under the pattern prefix, composed exactly by
+    ``_predicates.ExactNet`` (its maps are in coordinates local to the slice's center)."""
+    from fractions import Fraction
+
+    from . import _predicates
+
+    center = np.asarray(p._center, np.float64)
+    ex = _predicates.ExactNet(p.network.layers, center, p.bounds)
+    cx, cy = (Fraction(float(c)) for c in center)
+    sizes = list(p.layer_sizes)
+
+    def rows_of(p_, bits: np.ndarray, cache: Dict) -> list:
+        rows: list = []
+        col = 0
+        for li, n in enumerate(sizes):
+            M = ex._map(li, bits[:col].astype(np.uint8).tobytes())[:n].fractions()  # (n, 3): a s' + b t' + c
+            for k in range(n):
+                a, b, c = M[k]
+                r = [c - a * cx - b * cy, a, b]  # in global (s, t): s' = s - cx
+                rows.append(r if bits[col + k] else [-v for v in r])
+            col += n
+        return rows
+    return rows_of
 
 
 def _dyadic(a: np.ndarray) -> Tuple[np.ndarray, int]:

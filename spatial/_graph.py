@@ -335,6 +335,15 @@ class _Reader:
         if name == "linear" and family == "F":
             w, b = t._arg(node, 1, "weight"), t._arg(node, 2, "bias")
             return affine(self.weighted_linear(where, self.attr(where, w), None if b is None else self.attr(where, b)))
+        if name == "batch_norm" and family == "torch":  # torch.batch_norm / aten.batch_norm (torch.export)
+            w, b, mean, var = (t._arg(node, i, k) for i, k in ((1, "weight"), (2, "bias"), (3, "running_mean"),
+                                                               (4, "running_var")))
+            if t._arg(node, 5, "training", False) or mean is None or var is None:
+                raise _Refuse(2, f"{where}: batch norm in training mode (batch statistics are not a fixed map); "
+                                 "export the model after model.eval()")
+            return affine(_batchnorm(None if w is None else self.attr(where, w), None if b is None else self.attr(where, b),
+                                     self.attr(where, mean), self.attr(where, var), float(t._arg(node, 7, "eps", 1e-5)),
+                                     shape))
         if name in ("conv1d", "conv2d") and family in ("F", "torch"):
             w, b = t._arg(node, 1, "weight"), t._arg(node, 2, "bias")
             nd = 1 if name == "conv1d" else 2
@@ -562,15 +571,8 @@ class _Reader:
                                  "call model.eval() first")
             if m.running_mean is None:
                 raise _Refuse(2, f"{where} keeps no running statistics (track_running_stats=False)")
-            f64 = lambda v: v.detach().to("cpu", torch.float64).numpy()  # noqa: E731
-            scale = 1.0 / np.sqrt(f64(m.running_var) + float(m.eps))
-            if m.affine:
-                scale = scale * f64(m.weight)
-                shift = f64(m.bias) - scale * f64(m.running_mean)
-            else:
-                shift = -scale * f64(m.running_mean)
-            extra = (1,) * (len(shape) - 1)
-            return affine(_ops.ChannelAffine(scale.reshape((-1,) + extra), shift.reshape((-1,) + extra)))
+            return affine(_batchnorm(m.weight if m.affine else None, m.bias if m.affine else None,
+                                     m.running_mean, m.running_var, float(m.eps), shape))
         if kind in ("Flatten", "Unflatten", "Identity"):
             return affine(_ops.Reshape(shape))
         if kind in ("Dropout", "Dropout1d", "Dropout2d", "AlphaDropout"):
@@ -885,6 +887,17 @@ def compile(model: torch.nn.Module, in_shape: Optional[Sequence[int]] = None):
         raise ValueError(_shape_error(model, in_shape, e)) from None
     out = _Reader(model, gm, in_shape).read()
     return _stages(out, in_shape, Layer, Network)
+
+
+def _batchnorm(weight, bias, mean, var, eps: float, shape) -> _ops.ChannelAffine:
+    """Batch norm in eval mode as one per-channel ``x * scale + shift`` (float64)."""
+    f64 = lambda v: v.detach().to("cpu", torch.float64).numpy()  # noqa: E731
+    scale = 1.0 / np.sqrt(f64(var) + eps)
+    if weight is not None:
+        scale = scale * f64(weight)
+    shift = (0.0 if bias is None else f64(bias)) - scale * f64(mean)
+    extra = (1,) * (len(shape) - 1)
+    return _ops.ChannelAffine(scale.reshape((-1,) + extra), np.array(np.broadcast_to(shift, scale.shape)).reshape((-1,) + extra))
 
 
 def _shape_error(model, in_shape, e: BaseException) -> str:

@@ -447,8 +447,11 @@ def parse(model: torch.nn.Module, in_features: Optional[int] = None, in_shape=No
     >>> [(l.width, l.slope) for l in net.layers]
     [(3, 0.0), (1, None)]
     """
+    if isinstance(model, torch.export.ExportedProgram):  # torch.export: its program as a graph of ATen calls
+        model = model.module(check_guards=False)
     if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        raise TypeError(f"model must be a torch.nn.Module or a torch.export.ExportedProgram, got "
+                        f"{type(model).__name__}")
     if _plain(model):
         fold = _Fold(in_features)
         if not _is_chain_of_modules(model):

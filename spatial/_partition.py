@@ -334,10 +334,11 @@ def partition(model, bounds, *, plane: Optional[Plane] = None, rtol: float = _en
 
     Parameters
     ----------
-    model : torch.nn.Module
-        A piecewise-linear network: a ``torch.nn.Sequential`` (nested too, TorchScript too) or
+    model : torch.nn.Module or torch.export.ExportedProgram
+        A piecewise-linear network: a ``torch.nn.Sequential`` (nested too, TorchScript too),
         any module whose forward ``torch.fx`` traces (subclasses, functional calls, skip
-        connections, concatenation) of affine layers (Linear, Conv, ConvTranspose, average
+        connections, concatenation, ``x @ W``) or a ``torch.export`` program (its ATen calls; a
+        ``.pt2`` file through ``load_model(path, trust=True)``) of affine layers (Linear, Conv, ConvTranspose, average
         pooling, BatchNorm in eval mode, reshapes), max-pooling (``MaxPool``,
         ``AdaptiveMaxPool``, ``amax``) and piecewise-linear activations (ReLU, LeakyReLU, PReLU,
         Hardtanh, ReLU6, abs, clamp, :func:`register_activation`). Anything else is refused,

@@ -134,6 +134,8 @@ def _op(node: torch.fx.Node):
         name = str(node.target)
         return "method", name.rstrip("_"), f"x.{name}()"
     t = node.target
+    if isinstance(t, torch._ops.OpOverload):  # an ATen operation (torch.export, .pt2)
+        return _aten(t)
     name = getattr(t, "__name__", str(t))
     mod = getattr(t, "__module__", None) or ""
     if mod in ("_operator", "operator"):
@@ -143,6 +145,23 @@ def _op(node: torch.fx.Node):
         return "builtins", name, name
     family = "F" if mod.startswith(("torch.nn.functional", "torch._C._nn")) else "torch"
     return family, name.rstrip("_"), f"{family}.{name}"
+
+
+_ATEN_OPERATOR = {"add": "add", "sub": "sub", "mul": "mul", "div": "truediv", "neg": "neg", "rsub": "rsub"}
+_ATEN_F = frozenset({"conv1d", "conv2d", "linear", "relu", "leaky_relu", "hardtanh", "relu6", "max_pool1d",
+                     "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
+                     "adaptive_max_pool1d", "adaptive_max_pool2d", "conv_transpose1d", "conv_transpose2d",
+                     "prelu", "dropout", "gelu", "silu", "softplus", "elu", "sigmoid", "tanh"})
+
+
+def _aten(t) -> Tuple[str, str, str]:
+    """(family, name, shown) of an ATen operation, in the names of the torch calls it stands for
+    (``aten.conv2d.default`` is ``F.conv2d``, ``aten.add.Tensor`` is ``x + y``)."""
+    name = t._schema.name.split("::")[-1].rstrip("_")
+    shown = f"aten.{t._schema.name.split('::')[-1]}.{t._overloadname}"
+    if name in _ATEN_OPERATOR:
+        return "operator", _ATEN_OPERATOR[name], shown
+    return ("F" if name in _ATEN_F else "torch"), name, shown
 
 
 def _arg(node: torch.fx.Node, i: int, key: str, default: Any = None) -> Any:

@@ -16,7 +16,8 @@ A model file is one of:
   can run any code when it is loaded: it is read only with ``trust=True``.
 
 Every other file is read with ``torch.load(weights_only=True)`` (tensors and plain containers,
-no foreign code). torch.export ``.pt2`` archives are refused (not supported yet). A model whose
+no foreign code). A torch.export ``.pt2`` archive is read with ``trust=True`` only (torch
+unpickles parts of it), as the module of its program. A model whose
 weights hold NaN or inf is refused, naming the file and the layer.
 
 Architecture
@@ -74,7 +75,7 @@ from .runs import _ARCH_FORM, ARCH_FILE, read_arch
 __all__ = ["CHECKPOINT_SUFFIXES", "Checkpoint", "CheckpointSequence", "list_checkpoints",
            "load_checkpoints", "load_model", "resolve_arch"]
 
-CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".safetensors")
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".safetensors", ".pt2")
 """The files a folder is read for (without ``glob=``)."""
 STEP_KEYS = ("global_step", "step", "epoch")
 """Keys of a checkpoint dict (or of safetensors metadata) that hold its step, by preference."""
@@ -274,9 +275,14 @@ def _kind(path: Path) -> str:
 def _torch_load(path: Path, trust: bool, kind: str, *, mmap: bool = False):
     """What a torch file of this :func:`_kind` holds, unpickling Python objects only with ``trust``."""
     if kind == "export":
-        raise CheckpointError(f"{path}: is a torch.export program (.pt2), which is not supported yet; save "
-                              "the model's state_dict (torch.save(model.state_dict(), path)) and pass arch=, "
-                              "or save it as TorchScript (torch.jit.script(model).save(path))")
+        if not trust:
+            raise CheckpointError(f"{path}: is a torch.export program (.pt2), which torch.export.load reads "
+                                  f"with pickle (it can run code when loaded); {_TRUST}; or save the model's "
+                                  "state_dict (torch.save(model.state_dict(), path)) and pass arch=")
+        try:
+            return torch.export.load(str(path)).module(check_guards=False)
+        except Exception as e:
+            raise CheckpointError(f"{path}: is not a readable torch.export program: {_reason(e)}") from None
     if kind == "script":  # TorchScript's own restricted unpickler: no Python code runs
         try:
             return torch.jit.load(str(path), map_location="cpu")
@@ -440,7 +446,11 @@ def _load(path: Path, arch: Arch, prefix: Optional[str], trust: bool) -> Tuple[t
         model.load_state_dict({k: flat[chosen + k] for k in want})
         del flat
     check_finite(model.named_modules(), where=f"{path}: ")
-    return model.eval(), chosen
+    try:
+        model.eval()
+    except NotImplementedError:  # a torch.export program's module: its mode was fixed when it was exported
+        pass
+    return model, chosen
 
 
 def load_model(path: PathLike, arch: Arch = None, *, prefix: Optional[str] = None,

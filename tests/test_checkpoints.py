@@ -317,15 +317,21 @@ def test_bad_files(tmp_path):
             list_checkpoints([tmp_path / name], arch=ARCH)
 
 
-def test_a_torch_export_archive_is_refused_by_name(tmp_path):
-    net = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.ReLU(), torch.nn.Linear(3, 1))
-    torch.export.save(torch.export.export(net, (torch.zeros(1, 2),)), str(tmp_path / "m.pt2"))
+def test_a_torch_export_archive_is_read_only_with_trust(tmp_path):
+    net = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.ReLU(), torch.nn.Linear(3, 1)).double()
+    torch.export.save(torch.export.export(net, (torch.zeros(1, 2, dtype=torch.float64),)), str(tmp_path / "m.pt2"))
     shutil.copy(tmp_path / "m.pt2", tmp_path / "renamed.pt")
     for f in ("m.pt2", "renamed.pt"):
         with pytest.raises(spatial.CheckpointError,
-                           match=rf"{f}: is a torch.export program \(.pt2\), which is not supported yet; save the "
-                                 r"model's state_dict"):
-            load_model(tmp_path / f, trust=True)
+                           match=rf"{f}: is a torch.export program \(.pt2\), which torch.export.load reads with "
+                                 r"pickle \(it can run code when loaded\); pass trust=True"):
+            load_model(tmp_path / f)
+        got = load_model(tmp_path / f, trust=True)
+        a, b = spatial.partition(got, (-2, 2, -2, 2)), spatial.partition(net, (-2, 2, -2, 2))
+        assert len(a) == len(b) > 1 and (a.patterns == b.patterns).all()
+    (tmp_path / "bad.pt2").write_bytes(b"not a zip")
+    with pytest.raises(spatial.CheckpointError, match=r"bad.pt2: is not a readable torch.export program"):
+        load_model(tmp_path / "bad.pt2", trust=True)
 
 
 def test_errors(tmp_path):

@@ -92,7 +92,7 @@ def _bad_files(d):
         ("whole.pt", [], r"whole\.pt: holds pickled Python objects .*; pass trust=True \(--trust on the command "
                          r"line\) only if you trust this file"),
         ("evil.ckpt", ["--arch", ARCH], r"evil\.ckpt: holds pickled Python objects \([\w.]+\), which can run code"),
-        ("m.pt2", ["--trust"], r"m\.pt2: is a torch\.export program \(\.pt2\), which is not supported yet"),
+        ("m.pt2", [], r"m\.pt2: is a torch\.export program \(\.pt2\), which torch\.export\.load reads with pickle"),
         ("sd.pt", [], r"sd\.pt: holds a state_dict and no architecture: pass arch='pkg.module:factory' \(--arch"),
         ("sd.pt", ["--arch", "common:mlp(widths=[2, 3, 1])"],
          r"sd\.pt: the state_dict does not fit the architecture: '0.weight' is \(6, 2\) in the file but \(3, 2\)"),
@@ -111,6 +111,8 @@ def test_every_user_error_is_one_line_naming_the_file(tmp_path, capsys):
         assert err.count("\n") == 1 and "Traceback" not in err, err
         assert re.match(r"splinescope count: error: (.*/)?" + problem, err), (name, err)
     assert not (tmp_path / "MARKER").exists()  # the crafted file ran nothing
+    assert main(["count", str(tmp_path / "m.pt2"), "--trust"]) == 0  # a torch.export program, trusted
+    capsys.readouterr()
     (tmp_path / "a.npy").write_bytes(b"garbage")
     assert main(["count", str(tmp_path / "sd.pt"), "--arch", ARCH, "--through", *[str(tmp_path / "a.npy")] * 3]) == 2
     assert re.match(r"splinescope count: error: .*a\.npy: cannot be read as an array \(ValueError\)\n$",

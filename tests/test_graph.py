@@ -233,3 +233,41 @@ def test_an_input_of_the_wrong_shape_names_the_module_and_torchs_reason(capsys):
                                          r"\(RuntimeError: mat1 and mat2 shapes cannot be multiplied"):
         spatial.partition(model, (0.0, 1.0, 0.0, 1.0), plane=plane)
     assert "Traceback" not in capsys.readouterr().err  # torch's ShapeProp prints one; not shown
+
+
+class ExportNet(nn.Module):  # conv, batch norm, a skip, leaky ReLU, adaptive pooling, clamp, scaling
+    def __init__(self):
+        super().__init__()
+        self.c1, self.bn, self.c2 = nn.Conv2d(1, 2, 3, padding=1), nn.BatchNorm2d(2), nn.Conv2d(2, 1, 3, padding=1)
+        self.pool, self.fc = nn.MaxPool2d(2), nn.Linear(4, 3)
+
+    def forward(self, x):
+        h = torch.relu(self.bn(self.c1(x)))
+        h = F.leaky_relu(x + self.c2(h), 0.25)
+        return self.fc(F.adaptive_avg_pool2d(self.pool(h), 2).flatten(1).clamp(min=0.0) * 2.0)
+
+
+def test_a_torch_export_program_equals_its_module():
+    model = dyadic_model(ExportNet(), 11)
+    plane = spatial.Plane.through(*dyadic_images(11, (1, 8, 8)))
+    ep = torch.export.export(model, (torch.zeros(2, 1, 8, 8, dtype=D),))
+    a = spatial.partition(ep, (-1.0, 1.0, -1.0, 1.0), plane=plane)  # ATen calls: aten.conv2d, aten.batch_norm, ...
+    b = spatial.partition(model, (-1.0, 1.0, -1.0, 1.0), plane=plane)
+    assert len(a) == len(b) > 3
+    np.testing.assert_array_equal(a.patterns, b.patterns)
+    assert a.verify().ok
+
+
+@pytest.mark.parametrize("name", ["conv_strided", "residual", "batchnorm_prelu_adaptive", "registered_activation",
+                                  "concat_abs"])
+def test_certify_on_operation_layers(name):
+    # cdd's exact vertices of each region's H-representation (maps composed by ExactNet) are the engine's
+    model, plane, bounds = _case(name)
+    if name == "registered_activation":
+        _mlp_custom()  # registers the activation
+    p = spatial.partition(model, bounds, plane=plane)
+    rep = p.certify()
+    assert rep.ok and rep.regions > 3 and rep.max_deviation < 1e-12
+    v = p.indices[p.offsets[1]]  # a corner of region 1, moved: certify must see it
+    p.vertices[v] += 1e-6
+    assert not p.certify(regions=[1], raise_on_error=False).ok

@@ -102,10 +102,10 @@ def test_argmax_of_a_hand_tournament():
     assert _maxpool.relevant(bits, net, sizes).any(1).all()
 
 
-def test_certify_refuses_operation_layers():
+def test_certify_refuses_max_pooling():
     model, plane, bounds = _case("maxpool2d")
     p = spatial.partition(model, bounds, plane=plane)
-    with pytest.raises(ValueError, match="certify.. supports chains of dense Linear"):
+    with pytest.raises(ValueError, match=r"certify\(\) does not support max-pooling yet .* use verify\(\)"):
         p.certify()
 
 
