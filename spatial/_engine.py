@@ -731,12 +731,42 @@ def _exact_transition(exact, Z, scale, ca, cb, sl, nxt, ca_next, cb_next, pos, u
     tn = scn[redo, None] * ca_next + cb_next
     dn = np.abs(zn[:, :n]) <= tn
     rr, cc = np.nonzero(dn)
-    zn[rr, cc] = ex.fix(layer + 1, lines, redo[rr], cc, zn[rr, cc], tn[rr, cc], X=X)
+    ask = np.ones(len(rr), bool)  # the doubtful values still to decide
+    zero = zn[rr, cc] == 0.0
+    if zero.any() and not nxt.dense:
+        ask[zero] = ~_structural_zeros(Z, computed, r, z if len(r) else None, redo, rr[zero], cc[zero],
+                                       scale, ca, cb, sl, m, nxt)
+    if ask.any():
+        ra, ka = rr[ask], cc[ask]
+        zn[ra, ka] = ex.fix(layer + 1, lines, redo[ra], ka, zn[ra, ka], tn[ra, ka], X=X)
     Zn.a[redo] = zn
     zu = zn[:, :n]
     # doubtful entries are exact now: their sign is np.sign
     nsigns[0][redo] = np.packbits(np.where(dn, zu > 0, zu > tn), axis=1)
     nsigns[1][redo] = np.packbits(np.where(dn, zu < 0, zu < -tn), axis=1)
+
+
+def _structural_zeros(Z, computed, r, zr, redo, rows, cols, scale, ca, cb, sl, m, nxt) -> np.ndarray:
+    """Which next-layer values (``redo[rows]``, columns ``cols``), all exactly 0.0 in float64, are
+    exactly 0 because every term behind them is: no constant, and they read only units of this
+    layer whose activation is 0 with its sign decided (a dead unit, or one on its own line), the
+    carried columns counted as nonzero. One absolute-value pass of the next map on a 0/1 mask."""
+    u, inv = np.unique(rows, return_inverse=True)
+    vr = redo[u]
+    z = computed.rows(Z[0][vr]) if computed is not None else np.array(Z[vr], copy=True)
+    if zr is not None and len(r):  # rows redone exactly above: their fixed values
+        at = np.searchsorted(r, vr)
+        hit = (at < len(r)) & (r[np.minimum(at, len(r) - 1)] == vr)
+        z[hit] = zr[at[hit]]
+    t = scale[vr, None] * ca + cb
+    fixed = np.isin(vr, r)[:, None]  # exact rows: np.sign is the sign; others: outside the bound
+    p = np.where(fixed, z[:, :m] > 0, z[:, :m] > t)
+    q = np.where(fixed, z[:, :m] < 0, z[:, :m] < -t)
+    h = _activate(z, p, q, sl, m)
+    may = np.ones(h.shape)
+    may[:, :m] = h[:, :m] != 0
+    struct = (nxt.bound(may, np.zeros(len(vr))) == 0) & (nxt.const_abs() == 0)
+    return struct[inv.reshape(-1), cols]
 
 
 def _transition_np(Z, scale, ca, cb, sl, nxt, ca_next, cb_next, capacity, chunk):

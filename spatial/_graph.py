@@ -1066,6 +1066,8 @@ def _program(s: int, layouts: List[_Layout], out: Optional[_Node], tour, byid, i
     prev = layouts[s - 1] if s > 0 else None
     lay = layouts[s] if out is None else None
 
+    static: Dict[Any, Any] = {}  # index tables of the tournaments, made on the first call
+
     def program(bk: _Backend, X, c):
         N = X.shape[0]
         env: Dict[int, Any] = {}  # values of sources (flat (N, numel))
@@ -1095,37 +1097,28 @@ def _program(s: int, layouts: List[_Layout], out: Optional[_Node], tour, byid, i
                         for j in range(k):
                             v = v + hm[:, j * n: (j + 1) * n]
                     else:
-                        vals = tournament(node, g[0])
+                        mat, index = tournament(node, g[0])
                         # the winner's slot: after the last round each window holds one slot
                         last = tour[id(node)][-1]["after"]
-                        v = bk.cat([vals[(w, last[w][0])] for w in range(len(last))], N)
+                        v = _take(bk, mat, [index[(w, last[w][0])] for w in range(len(last))])
             env[sid] = v
             return v
 
         def tournament(node, g):
-            """The running values after the previous stage's round of this tournament."""
+            """The running values after the previous stage's round of this tournament: a matrix
+            (N, slots) and the column of each (window, slot)."""
             if id(node) in slots:
                 return slots[id(node)]
             assert prev is not None
             carry = next((st, sz) for what, key, st, sz in prev.carries if what == "slots" and key == id(node))
             r = g.round
-            rounds = tour[id(node)]
-            vals: Dict[Tuple[int, int], Any] = {}
+            made, left = _slot_keys(tour[id(node)], r, node, static)
             # carried: the right operands (in pair order) then the leftovers that existed before
-            st = carry[0]
-            pr = rounds[r]["pairs"]
-            h = X[:, g.start: g.start + g.size]
-            for i, (w, left, right) in enumerate(pr):
-                rv = X[:, st + i: st + i + 1]
-                vals[(w, int(_made(rounds, r, w, node, i)))] = rv + h[:, i: i + 1]
-            j = st + len(pr)
-            for w, cs in enumerate(rounds[r]["after"]):
-                for slot in cs:
-                    if slot < _first_new(rounds, r, w, node):
-                        vals[(w, slot)] = X[:, j: j + 1]
-                        j += 1
-            slots[id(node)] = vals
-            return vals
+            st, P = carry[0], len(made)
+            mat = bk.cat([X[:, st: st + P] + X[:, g.start: g.start + P], X[:, st + P: st + P + len(left)]], N)
+            index = {k: i for i, k in enumerate(made + left)}
+            slots[id(node)] = (mat, index)
+            return slots[id(node)]
 
         def evaluate(node: _Node, memo: Dict[int, Any]):
             if id(node) in memo:
@@ -1157,12 +1150,16 @@ def _program(s: int, layouts: List[_Layout], out: Optional[_Node], tour, byid, i
             else:
                 if g.round == 0:
                     z = evaluate(node.args[0], memo).reshape(N, -1)
-                    cur = {(w, i): z[:, cand: cand + 1] for w, cs in enumerate(node._cands) for i, cand in enumerate(cs)}
+                    key0 = ("round0", id(node))
+                    if key0 not in static:
+                        static[key0] = {(w, i): cand for w, cs in enumerate(node._cands) for i, cand in enumerate(cs)}
+                    cur = (z, static[key0])
                 else:
                     pg = next(p for p in prev.groups if p.node is node)
                     cur = tournament(node, pg)
-                pr = g.pairs
-                parts.append(bk.cat([bk.sub(cur[(int(w), int(a))], cur[(int(w), int(b))]) for w, a, b in pr], N))
+                mat, index = cur
+                ia, ib = _pair_cols(g, index, static)
+                parts.append(bk.sub(_take(bk, mat, ia), _take(bk, mat, ib)))
                 g._cur = cur  # type: ignore[attr-defined]
         for what, key, start, size in lay.carries:
             if what == "value":
@@ -1170,25 +1167,50 @@ def _program(s: int, layouts: List[_Layout], out: Optional[_Node], tour, byid, i
             else:
                 node = byid[key]
                 g = next(g for g in lay.groups if g.node is node)
-                cur = g._cur  # type: ignore[attr-defined]
-                rounds = tour[key]
-                pr = rounds[g.round]["pairs"]
-                cols = [cur[(int(w), int(b))] for w, a, b in pr]
-                for w, cs in enumerate(rounds[g.round]["after"]):
-                    for slot in cs:
-                        if slot < _first_new(rounds, g.round, w, node):
-                            cols.append(cur[(w, slot)])
-                parts.append(bk.cat(cols, N))
+                mat, index = g._cur  # type: ignore[attr-defined]
+                kc = ("carry", id(g))
+                if kc not in static:
+                    rounds = tour[key]
+                    keys = [(int(w), int(b)) for w, a, b in rounds[g.round]["pairs"]]
+                    keys += [(w, slot) for w, cs in enumerate(rounds[g.round]["after"]) for slot in cs
+                             if slot < _first_new(rounds, g.round, w, node)]
+                    static[kc] = [index[k] for k in keys]
+                parts.append(_take(bk, mat, static[kc]))
         return bk.cat(parts, N)
 
     return program
 
 
-def _made(rounds, r, w, node, i) -> int:
-    """The slot id made by the ``i``-th pair (overall) of round ``r`` (for its window ``w``)."""
-    pr = rounds[r]["pairs"]
-    before = int((pr[:i, 0] == w).sum())
-    return _first_new(rounds, r, w, node) + before
+def _slot_keys(rounds, r, node, static) -> Tuple[List[Tuple[int, int]], List[Tuple[int, int]]]:
+    """The (window, slot) of the values after round ``r``: the one made by each pair (in pair
+    order), then the leftovers that existed before it (in window order)."""
+    key = ("slots", id(node), r)
+    if key not in static:
+        pr = rounds[r]["pairs"]
+        seen: Dict[int, int] = {}
+        made = []
+        for w in pr[:, 0].tolist():
+            made.append((w, _first_new(rounds, r, w, node) + seen.get(w, 0)))
+            seen[w] = seen.get(w, 0) + 1
+        left = [(w, slot) for w, cs in enumerate(rounds[r]["after"]) for slot in cs
+                if slot < _first_new(rounds, r, w, node)]
+        static[key] = (made, left)
+    return static[key]
+
+
+def _pair_cols(g, index, static) -> Tuple[List[int], List[int]]:
+    """The columns of each pair's left and right operand in the running values."""
+    key = ("pairs", id(g))
+    if key not in static:
+        static[key] = ([index[(int(w), int(a))] for w, a, b in g.pairs], [index[(int(w), int(b))] for w, a, b in g.pairs])
+    return static[key]
+
+
+def _take(bk: _Backend, mat, cols: List[int]):
+    """``mat[:, cols]`` for a torch tensor or an exact Q."""
+    if bk.kind == "exact":
+        return mat[:, np.asarray(cols, np.int64)]
+    return mat[:, torch.as_tensor(cols, dtype=torch.long, device=mat.device)]
 
 
 def _exact_or_float(v: np.ndarray, bk: _Backend):
