@@ -280,6 +280,13 @@ class Partition:
         return _certify.certify(self, regions=regions, raise_on_error=raise_on_error)
 
 
+def _capacity(V: int, width: int, room: int = 1 << 28) -> int:
+    """Rows to reserve for the next layer's values: room for the vertices the splitting adds
+    (up to 3 V more), but at most ``room`` bytes beyond the V rows themselves, so a wide layer
+    (a 16-channel 32x32 convolution carries 32,768 columns) grows on demand instead."""
+    return V + min(3 * V + 1024, max(1024, room // (8 * max(width, 1))))
+
+
 def _compose(net: Network, bits: np.ndarray, sizes: Sequence[int], chunk: int = 4096) -> np.ndarray:
     """Per-region affine maps of the output, from the patterns, by one map per layer."""
     R = len(bits)
@@ -426,7 +433,7 @@ def partition(model, bounds, *, plane: Optional[Plane] = None, rtol: float = _en
         ca_next, cb_next = _engine.layer_tol(nxt, rtol) if nxt.slope is not None else (None, None)
         zin = (X, layer.weight, layer.bias) if li == 0 else sub.Z
         pos, Z, scale, signs = _engine.transition(zin, sub.scale, ca, cb, layer.slope, nxt,
-                                                  ca_next, cb_next, capacity=4 * len(X) + 1024, device=device,
+                                                  ca_next, cb_next, capacity=_capacity(len(X), nxt.width), device=device,
                                                   exact=None if ex is None else (ex, li, lines, X))
         pats.append(_engine._reduce_or(pos, offsets, indices))
         lineage.append(sub.origin)
