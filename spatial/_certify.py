@@ -93,7 +93,7 @@ def _rows_dense(p: "Partition", bits: np.ndarray, cache: Dict) -> list:
     from fractions import Fraction
 
     if "layers" not in cache:
-        cache["layers"] = [(*_dyadic(l.weight), *_dyadic(l.bias), l.slope) for l in p.network.layers]
+        cache["layers"] = [(*_dyadic(l.W), *_dyadic(l.b), l.slope) for l in p.network.layers]
     rows: list = []
     # exact integer maps [c, g1, g2] of the current layer's inputs, over a denominator 2**D
     M = np.array([[0, 1, 0], [0, 0, 1]], dtype=object)

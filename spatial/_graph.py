@@ -109,6 +109,7 @@ class _Node:
     table: Optional[List[List[int]]] = None  # max: candidates (flat input indices) of each output
     level: int = 0
     end: int = 0
+    _cands: Any = None  # max: the candidates of each window (padding dropped), set by _stages
 
     @property
     def numel(self) -> int:
@@ -325,13 +326,13 @@ class _Reader:
             lo, hi = float(t._arg(node, 1, "min_val", -1.0)), float(t._arg(node, 2, "max_val", 1.0))
             return self.clamp(where, lo, hi, act)
         if name in ("clamp", "clip", "clamp_min", "clamp_max"):
-            lo = None if name == "clamp_max" else t._arg(node, 1, "min", None)
-            hi = t._arg(node, 1, "max", None) if name == "clamp_max" else None if name == "clamp_min" \
+            cmin = None if name == "clamp_max" else t._arg(node, 1, "min", None)
+            cmax = t._arg(node, 1, "max", None) if name == "clamp_max" else None if name == "clamp_min" \
                 else t._arg(node, 2, "max", None)
-            for v in (lo, hi):
+            for v in (cmin, cmax):
                 if v is not None and not t._number(v):
                     raise _Refuse(2, f"{where}: clamp bounds must be numbers (a tensor bound is not supported)")
-            return self.clamp(where, None if lo is None else float(lo), None if hi is None else float(hi), act)
+            return self.clamp(where, None if cmin is None else float(cmin), None if cmax is None else float(cmax), act)
         if name == "linear" and family == "F":
             w, b = t._arg(node, 1, "weight"), t._arg(node, 2, "bias")
             return affine(self.weighted_linear(where, self.attr(where, w), None if b is None else self.attr(where, b)))
@@ -356,9 +357,9 @@ class _Reader:
             if t._arg(node, 6, "return_indices", False):
                 raise _Refuse(2, f"{where}: return_indices=True is not supported")
             k = _pair(t._arg(node, 1, "kernel_size"), nd)
-            s = t._arg(node, 2, "stride", None)
-            s = k if s is None or s == [] or s == () else _pair(s, nd)
-            _, table = _pool_table(ins[0].shape, k, s, _pair(t._arg(node, 3, "padding", 0), nd),
+            st = t._arg(node, 2, "stride", None)
+            st = k if st is None or st == [] or st == () else _pair(st, nd)
+            _, table = _pool_table(ins[0].shape, k, st, _pair(t._arg(node, 3, "padding", 0), nd),
                                    _pair(t._arg(node, 4, "dilation", 1), nd), bool(t._arg(node, 5, "ceil_mode", False)))
             return maxpool(table)
         if name in ("adaptive_max_pool1d", "adaptive_max_pool2d"):
@@ -370,12 +371,12 @@ class _Reader:
         if name in ("avg_pool1d", "avg_pool2d") and family in ("F", "torch"):
             nd = 2 if "2d" in name else 1
             k = _pair(t._arg(node, 1, "kernel_size"), nd)
-            s = t._arg(node, 2, "stride", None)
-            s = k if s is None or s == [] or s == () else _pair(s, nd)
+            st = t._arg(node, 2, "stride", None)
+            st = k if st is None or st == [] or st == () else _pair(st, nd)
             p = _pair(t._arg(node, 3, "padding", 0), nd)
             cm, cip = bool(t._arg(node, 4, "ceil_mode", False)), bool(t._arg(node, 5, "count_include_pad", True))
             dov = t._arg(node, 6, "divisor_override", None) if nd == 2 else None
-            return affine(self.avgpool(nd, k, s, p, cm, cip, dov, ins[0].shape, shape))
+            return affine(self.avgpool(nd, k, st, p, cm, cip, dov, ins[0].shape, shape))
         if name in ("adaptive_avg_pool1d", "adaptive_avg_pool2d"):
             nd = 2 if "2d" in name else 1
             out = _pair(t._arg(node, 1, "output_size"), nd)
@@ -503,7 +504,7 @@ class _Reader:
                 return fn(x, ww, None, stride, padding, op_, groups, dilation)
             fan = (w.shape[0] // groups) * int(np.prod(w.shape[2:]))
         else:
-            fn = F.conv1d if nd == 1 else F.conv2d
+            fn = F.conv1d if nd == 1 else F.conv2d  # type: ignore[assignment]
 
             def f(x, ww):
                 return fn(x, ww, None, stride, padding, dilation, groups)
@@ -689,6 +690,7 @@ class _Group:
     mult_f: Optional[np.ndarray] = None
     # tournament round: per unit (window, left pos, right pos) into the current candidates
     pairs: Optional[np.ndarray] = None
+    _cur: Any = None  # tournament: (running values, column of each slot) during one program call
     cand_in: Optional[List[List[int]]] = None  # per window: candidate slots entering this round
     cand_out: Optional[List[List[int]]] = None  # per window: slots after (winners, leftover)
 
@@ -987,7 +989,7 @@ def _stages(out: _Node, in_shape, Layer, Network):
             rounds.append({"pairs": np.array(pairs, np.int64).reshape(-1, 3), "after": nxt})
             cur = nxt
         tour[id(n)] = rounds
-        n._cands = cands  # type: ignore[attr-defined]
+        n._cands = cands
     # layouts
     layouts: List[_Layout] = []
     for s in range(L):
@@ -1128,6 +1130,7 @@ def _program(s: int, layouts: List[_Layout], out: Optional[_Node], tour, byid, i
                 v = v.reshape((N,) + node.shape)
             else:
                 args = [evaluate(a, memo) for a in node.args]
+                assert node.op is not None
                 v = bk.apply(node.op, args, c)
             memo[id(node)] = v
             return v
@@ -1136,6 +1139,7 @@ def _program(s: int, layouts: List[_Layout], out: Optional[_Node], tour, byid, i
         if out is not None:
             v = evaluate(out, memo)
             return v.reshape(N, -1)
+        assert lay is not None
         parts = []
         for g in lay.groups:
             node = g.node
@@ -1145,6 +1149,7 @@ def _program(s: int, layouts: List[_Layout], out: Optional[_Node], tour, byid, i
                 k = g.size // n
                 zz = bk.cat([z] * k, N)
                 # u = a (z - b): a in {1, -1}
+                assert g.a is not None and g.b is not None
                 u = bk.sub(zz, bk.const(_exact_or_float(g.b, bk), c))
                 parts.append(bk.mul(u, _exact_or_float(g.a, bk)))
             else:
@@ -1155,19 +1160,20 @@ def _program(s: int, layouts: List[_Layout], out: Optional[_Node], tour, byid, i
                         static[key0] = {(w, i): cand for w, cs in enumerate(node._cands) for i, cand in enumerate(cs)}
                     cur = (z, static[key0])
                 else:
+                    assert prev is not None
                     pg = next(p for p in prev.groups if p.node is node)
                     cur = tournament(node, pg)
                 mat, index = cur
                 ia, ib = _pair_cols(g, index, static)
                 parts.append(bk.sub(_take(bk, mat, ia), _take(bk, mat, ib)))
-                g._cur = cur  # type: ignore[attr-defined]
+                g._cur = cur
         for what, key, start, size in lay.carries:
             if what == "value":
                 parts.append(source(key))
             else:
                 node = byid[key]
                 g = next(g for g in lay.groups if g.node is node)
-                mat, index = g._cur  # type: ignore[attr-defined]
+                mat, index = g._cur
                 kc = ("carry", id(g))
                 if kc not in static:
                     rounds = tour[key]

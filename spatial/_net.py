@@ -88,9 +88,23 @@ class Layer:
         return self.op is None
 
     @property
+    def W(self) -> np.ndarray:
+        """The dense weight (out, in) of a dense layer."""
+        if self.weight is None:
+            raise TypeError("an operation layer (a stage of a module graph) has no dense weight")
+        return self.weight
+
+    @property
+    def b(self) -> np.ndarray:
+        """The dense bias (out,) of a dense layer."""
+        if self.bias is None:
+            raise TypeError("an operation layer (a stage of a module graph) has no dense bias")
+        return self.bias
+
+    @property
     def width(self) -> int:
         """All output columns (units, then carried values)."""
-        return self.op.out_features if self.op is not None else self.weight.shape[0]
+        return self.op.out_features if self.op is not None else self.W.shape[0]
 
     @property
     def units(self) -> int:
@@ -99,14 +113,14 @@ class Layer:
 
     @property
     def in_features(self) -> int:
-        return self.op.in_features if self.op is not None else self.weight.shape[1]
+        return self.op.in_features if self.op is not None else self.W.shape[1]
 
     def rows(self, H: np.ndarray, c: Optional[np.ndarray] = None) -> np.ndarray:
         """(V, width) the map at the rows of ``H`` (V, in); ``c`` (V,) multiplies the constant (default 1)."""
         if self.op is not None:
             return self.op.rows(H, c)
-        out = H @ self.weight.T
-        out += self.bias if c is None else np.asarray(c, np.float64)[:, None] * self.bias
+        out = H @ self.W.T
+        out += self.b if c is None else np.asarray(c, np.float64)[:, None] * self.b
         return out
 
     def bound(self, S: np.ndarray, c: Optional[np.ndarray] = None) -> np.ndarray:
@@ -114,7 +128,7 @@ class Layer:
         if self.op is not None:
             return self.op.bound(S, c)
         cb = 1.0 if c is None else np.asarray(c, np.float64)[:, None]
-        return S @ np.abs(self.weight).T + cb * np.abs(self.bias)
+        return S @ np.abs(self.W).T + cb * np.abs(self.b)
 
     def exact(self, M: np.ndarray, c) -> np.ndarray:
         """Exact map (object Fractions) at the rows of ``M`` (k, in); ``c`` (k,) 0/1 constant multipliers."""
@@ -129,7 +143,7 @@ class Layer:
 
     def absmax(self) -> np.ndarray:
         """(width,) a bound of each row's largest |weight|."""
-        return self.op.absmax() if self.op is not None else np.abs(self.weight).max(axis=1)
+        return self.op.absmax() if self.op is not None else np.abs(self.W).max(axis=1)
 
     def tol_inf(self) -> bool:
         """Whether the rounding bound of this map is taken as ``|h|_inf * sum_j |w_kj|`` rather
@@ -158,7 +172,7 @@ class Layer:
 
     def const_abs(self) -> np.ndarray:
         """(width,) the size of each row's constant terms."""
-        return self.op.const_abs() if self.op is not None else np.abs(self.bias)
+        return self.op.const_abs() if self.op is not None else np.abs(self.b)
 
     def slopes(self) -> np.ndarray:
         """(units,) the negative-side slope of each unit."""

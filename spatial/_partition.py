@@ -302,8 +302,8 @@ def _compose(net: Network, bits: np.ndarray, sizes: Sequence[int], chunk: int = 
         col = 0
         for layer in net.layers:
             if layer.dense:  # (r, out, 3) = W @ M, plus the bias on the constant column
-                Z = np.einsum("oi,rij->roj", layer.weight, M, optimize=True)
-                Z[:, :, 2] += layer.bias
+                Z = np.einsum("oi,rij->roj", layer.W, M, optimize=True)
+                Z[:, :, 2] += layer.b
             else:
                 rows = M.transpose(0, 2, 1).reshape(r * 3, -1)
                 Z = layer.rows(rows, np.tile([0.0, 0.0, 1.0], r)).reshape(r, 3, -1).transpose(0, 2, 1)
@@ -420,7 +420,7 @@ def partition(model, bounds, *, plane: Optional[Plane] = None, rtol: float = _en
         ca, cb = _engine.layer_tol(layer, rtol)
         m = layer.units
         if li == 0:  # the shift to local coordinates rounds the bias: its terms set the tolerance
-            cb = rtol * (np.abs(net.layers[0].bias) + np.abs(net.layers[0].weight) @ np.abs(center))[:m]
+            cb = rtol * (np.abs(net.layers[0].b) + np.abs(net.layers[0].W) @ np.abs(center))[:m]
         # the first layer is affine in (s, t): its values are computed, never stored
         first = (layer.weight, layer.bias) if li == 0 else None
         if ex is not None:

@@ -33,8 +33,8 @@ def _extend(net: Network, slopes: Sequence[Optional[float]]) -> Tuple[List[Tuple
 
     Past its own depth the output logits ``z`` are carried as the pair ``(z, -z)``: with the
     activation ``act`` of slope ``s``, ``act(z) - act(-z) = (1 + s) z``."""
-    hidden = [(l.weight, l.bias) for l in net.layers[:-1]]
-    W, b = net.layers[-1].weight, net.layers[-1].bias
+    hidden = [(l.W, l.b) for l in net.layers[:-1]]
+    W, b = net.layers[-1].W, net.layers[-1].b
     for i in range(len(hidden), len(slopes)):
         hidden.append((np.vstack([W, -W]), np.r_[b, -b]))
         K = len(b)

@@ -198,8 +198,8 @@ def _plan(model: torch.nn.Module, hooks: bool = False) -> _Plan:
 
 def _read_layers(net: Network, device: torch.device, dtype: torch.dtype):
     """The parsed layers as torch (W^T, b, slope) in the plan's dtype on its device."""
-    return [(torch.as_tensor(l.weight.T, dtype=dtype, device=device).contiguous(),
-             torch.as_tensor(l.bias, dtype=dtype, device=device), l.slope) for l in net.layers]
+    return [(torch.as_tensor(l.W.T, dtype=dtype, device=device).contiguous(),
+             torch.as_tensor(l.b, dtype=dtype, device=device), l.slope) for l in net.layers]
 
 
 def _refresh_(plan: _Plan) -> None:
