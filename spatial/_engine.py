@@ -152,6 +152,7 @@ def _interpolate_into(Zs: _Rows, u: np.ndarray, w: np.ndarray, t: np.ndarray, ch
         np.subtract(zw, zu, out=zw)
         zw *= t[s: s + chunk, None]
         zw += zu
+        zw += 0.0  # -0.0 marks a value decided exactly 0 (ExactNet.fix): an interpolation is not one
         a[base + s: base + s + len(zw)] = zw
     return ids
 
@@ -709,7 +710,7 @@ def _exact_transition(exact, Z, scale, ca, cb, sl, nxt, ca_next, cb_next, pos, u
     if len(rows):
         z = computed.rows(Z[0][rows]) if computed is not None else np.array(Z[rows], copy=True)
         t = scale[rows, None] * ca + cb
-        d = np.abs(z[:, :m]) <= t
+        d = (np.abs(z[:, :m]) <= t) & ~_decided_zero(z[:, :m])
         cols = np.arange(m)
         keep = (d & (cols != own[rows, :1]) & (cols != own[rows, 1:])).any(1)
         r, z, t = rows[keep], z[keep], t[keep]
@@ -720,7 +721,7 @@ def _exact_transition(exact, Z, scale, ca, cb, sl, nxt, ca_next, cb_next, pos, u
         h = _activate(z, p, z[:, :m] < 0, sl, m)
         pos[r] = np.packbits(p, axis=1)
         scn[r] = nxt.scale(h)
-        Zn.a[r] = nxt.rows(h)
+        Zn.a[r] = nxt.rows(h) + 0.0
     if nsigns is None:
         return
     n = len(ca_next)
@@ -739,11 +740,18 @@ def _exact_transition(exact, Z, scale, ca, cb, sl, nxt, ca_next, cb_next, pos, u
     if ask.any():
         ra, ka = rr[ask], cc[ask]
         zn[ra, ka] = ex.fix(layer + 1, lines, redo[ra], ka, zn[ra, ka], tn[ra, ka], X=X)
+    dec = zn[rr, cc] == 0.0  # every doubtful value is exact now: its zeros are marked decided
+    zn[rr[dec], cc[dec]] = -0.0
     Zn.a[redo] = zn
     zu = zn[:, :n]
     # doubtful entries are exact now: their sign is np.sign
     nsigns[0][redo] = np.packbits(np.where(dn, zu > 0, zu > tn), axis=1)
     nsigns[1][redo] = np.packbits(np.where(dn, zu < 0, zu < -tn), axis=1)
+
+
+def _decided_zero(z: np.ndarray) -> np.ndarray:
+    """Values marked decided exactly 0: -0.0 (stored values never hold -0.0 otherwise)."""
+    return (z == 0.0) & np.signbit(z)
 
 
 def _structural_zeros(Z, computed, r, zr, redo, rows, cols, scale, ca, cb, sl, m, nxt) -> np.ndarray:
@@ -811,6 +819,7 @@ def _transition_np(Z, scale, ca, cb, sl, nxt, ca_next, cb_next, capacity, chunk)
             zn += nxt.bias
         else:
             zn[:] = nxt.rows(h)
+        zn += 0.0  # no -0.0 (the mark of a decided zero) from the arithmetic
         if split_next:
             zu = zn[:, :mn]
             tn = sc[:, None] * ca_next
@@ -864,6 +873,7 @@ def _transition_torch(Z, scale, ca, cb, sl, nxt, ca_next, cb_next, capacity, dev
         pos[s: s + chunk] = np.packbits(p.cpu().numpy(), axis=1)
         zeros[s: s + chunk] = (~(p | q)).sum(1).cpu().numpy()
         Zn.a[s: s + len(z_np)] = zn.cpu().numpy()
+        Zn.a[s: s + len(z_np)] += 0.0  # no -0.0 (the mark of a decided zero) from the arithmetic
         sc_np = sc.cpu().numpy()
         scn[s: s + chunk] = sc_np
         if split_next:
