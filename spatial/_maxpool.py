@@ -62,12 +62,14 @@ def _tours(net, sizes: Sequence[int]) -> List[_Tour]:
 
 
 def _start(t: _Tour, R: int) -> np.ndarray:
-    """(R, slots) the candidate in each slot before any round: slot i of a window holds candidate i."""
-    C = np.zeros((R, t.slots), np.int32)
+    """(R, slots) the candidate in each slot before any round: slot i of a window holds candidate i
+    (in the smallest integer type that holds a window's candidates: less memory to move)."""
+    n = (np.asarray(t.last) - np.asarray(t.base)) // 2 + 1  # candidates per window
+    dtype = np.uint8 if n.max(initial=1) <= 255 else np.int32
+    row = np.zeros(t.slots, dtype)
     for w, b in enumerate(t.base):
-        n = (t.last[w] - b) // 2 + 1
-        C[:, b: b + n] = np.arange(n, dtype=np.int32)
-    return C
+        row[b: b + n[w]] = np.arange(n[w], dtype=dtype)
+    return np.repeat(row[None, :], R, axis=0)
 
 
 def _argmax(t: _Tour, bits: np.ndarray) -> np.ndarray:
