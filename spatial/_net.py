@@ -82,6 +82,7 @@ class Layer:
     names: List[str] = field(default_factory=list)  # the modules folded into this layer
     op: Any = None  # a _graph.StageOp, or None: the dense weight and bias
     carry: int = 0  # the trailing columns that are carried, not split
+    _inf: Optional[bool] = field(default=None, repr=False, compare=False)  # tol_inf(), once known
 
     @property
     def dense(self) -> bool:
@@ -152,7 +153,7 @@ class Layer:
         fan-in-to-width ratio tighter."""
         if self.op is None:
             return False
-        if getattr(self, "_inf", None) is None:
+        if self._inf is None:
             amax, rsum = self.op.absmax(), self.op.rowsum()
             fan = np.divide(rsum, amax, out=np.zeros_like(rsum), where=amax > 0)
             self._inf = bool(np.array_equal(amax, rsum) or 16 * fan.max(initial=0.0) <= self.in_features)

@@ -55,17 +55,9 @@ def _bshape(c, ndim: int):
 
 
 def _weight_ints(w: np.ndarray) -> Tuple[np.ndarray, int]:
-    """float64 weights as integers times ``2**E``: (W, E)."""
-    m, e = np.frexp(w)
-    mi = (m * float(1 << 53)).astype(np.int64)  # exact: 53-bit mantissas
-    ex = e.astype(np.int64) - 53
-    nz = mi != 0
-    E = int(ex[nz].min()) if nz.any() else 0
-    W = np.empty(w.shape, dtype=object)
-    Wf, mf, xf = W.reshape(-1), mi.reshape(-1), ex.reshape(-1)
-    for i in range(len(Wf)):
-        Wf[i] = int(mf[i]) << int(xf[i] - E) if mf[i] else 0
-    return W, E
+    """float64 weights as integers times ``2**E``: (W, E) (:meth:`Q.of`'s exact binary values)."""
+    q = Q.of(np.asarray(w, np.float64))
+    return q.num, -(q.den.bit_length() - 1)  # den is a power of two
 
 
 _WEIGHT_LIMBS: "dict" = {}  # id of a weight array -> (the array, its limbs, E, bits)

@@ -56,6 +56,7 @@ class ExactNet:
         self._W: Optional[Q] = None  # the first layer's exact weights (made on first use)
         self._b: Optional[Q] = None
         self._slopes = [None if l.slope is None else Q.of(l.slopes()) for l in layers]
+        self._bias_q: Dict[int, Q] = {}  # exact biases of the dense layers (made on first use)
         self.base: List[int] = [4]  # line-id base of each hidden layer
         self.faces: List[int] = []  # faces at each hidden layer's start (known when it begins)
         self.pats: List[np.ndarray] = []  # per finished layer: packed bits of the faces at its end
@@ -150,10 +151,10 @@ class ExactNet:
             return L.op.program_exact(M, cc)
         from . import _ops
         import torch.nn.functional as F
-        y = _ops.exact_bilinear(lambda a, w: F.linear(a, w), M, np.asarray(L.weight, np.float64), L.in_features)
-        if getattr(L, "_bq", None) is None:
-            L._bq = Q.of(np.asarray(L.bias, np.float64))
-        return y + cc.reshape(-1, 1) * L._bq[None, :]
+        y = _ops.exact_bilinear(lambda a, w: F.linear(a, w), M, np.asarray(L.W, np.float64), L.in_features)
+        if i not in self._bias_q:
+            self._bias_q[i] = Q.of(np.asarray(L.b, np.float64))
+        return y + cc.reshape(-1, 1) * self._bias_q[i][None, :]
 
     def line(self, lid: int) -> Line:
         layer, col = (int(x[0]) for x in self.decode([lid]))
