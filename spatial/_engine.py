@@ -141,8 +141,10 @@ def _bit_pairs(bits: np.ndarray, m: int) -> Tuple[np.ndarray, np.ndarray]:
     return rows[keep], cols[keep]
 
 
-def _interpolate_into(Zs: _Rows, u: np.ndarray, w: np.ndarray, t: np.ndarray, chunk: int = 1024) -> np.ndarray:
-    """Append rows ``Z[u] + t (Z[w] - Z[u])`` to the store, chunk by chunk (no large temporaries)."""
+def _interpolate_into(Zs: _Rows, u: np.ndarray, w: np.ndarray, t: np.ndarray, chunk: int = 1024,
+                      sanitize: bool = False) -> np.ndarray:
+    """Append rows ``Z[u] + t (Z[w] - Z[u])`` to the store, chunk by chunk (no large temporaries);
+    ``sanitize``: no -0.0 in them (where -0.0 marks a decided zero, see ``_decided_zero``)."""
     ids = Zs.alloc(len(u))
     base = int(ids[0]) if len(ids) else 0
     a = Zs.a
@@ -152,7 +154,8 @@ def _interpolate_into(Zs: _Rows, u: np.ndarray, w: np.ndarray, t: np.ndarray, ch
         np.subtract(zw, zu, out=zw)
         zw *= t[s: s + chunk, None]
         zw += zu
-        zw += 0.0  # -0.0 marks a value decided exactly 0 (ExactNet.fix): an interpolation is not one
+        if sanitize:
+            zw += 0.0  # an interpolation is not a decided zero
         a[base + s: base + s + len(zw)] = zw
     return ids
 
@@ -204,12 +207,13 @@ class _StoredValues(_Values):
         self.rows = Z if isinstance(Z, _Rows) else _Rows(np.ascontiguousarray(Z, dtype=np.float64).copy())
         self.stride = self.rows.a.shape[1]  # every stored column: the units, then carried values
         self.m = self.stride if m is None else m
+        self.sanitize = False  # new rows without -0.0 (an operation layer's values in exact mode)
 
     def at(self, X: np.ndarray, v: np.ndarray, k: np.ndarray) -> np.ndarray:
         return self.rows.a.reshape(-1)[v * self.stride + k]
 
     def add(self, u: np.ndarray, w: np.ndarray, t: np.ndarray, zero: List[Tuple[Any, np.ndarray]]):
-        ids = _interpolate_into(self.rows, u, w, t)
+        ids = _interpolate_into(self.rows, u, w, t, sanitize=self.sanitize)
         for rows, cols in zero:  # on these lines by construction: exactly 0
             self.rows.a[ids[rows], cols] = 0.0
 
@@ -314,6 +318,7 @@ def split_all(X: np.ndarray, offsets: np.ndarray, indices: np.ndarray, Z, scale:
         vals = _AffineValues(*affine, m=m)
     else:
         vals = stored = _StoredValues(Z, m=m)
+        stored.sanitize = exact is not None and not exact[0].layers[exact[1]].dense  # -0.0 marks
     m = vals.m
     F = len(offsets) - 1
     Xs = _Rows(X.copy())
@@ -660,10 +665,11 @@ def transition(Z, scale: np.ndarray, ca: np.ndarray, cb: np.ndarray, slope,
     decided exactly (a pass after the fast one).
     """
     sl = np.broadcast_to(np.asarray(slope, np.float64), (len(ca),))
+    sanitize = exact is not None and not nxt.dense  # the next values may carry -0.0 marks
     if device is not None:
-        out = _transition_torch(Z, scale, ca, cb, sl, nxt, ca_next, cb_next, capacity, device)
+        out = _transition_torch(Z, scale, ca, cb, sl, nxt, ca_next, cb_next, capacity, device, sanitize)
     else:
-        out = _transition_np(Z, scale, ca, cb, sl, nxt, ca_next, cb_next, capacity, chunk)
+        out = _transition_np(Z, scale, ca, cb, sl, nxt, ca_next, cb_next, capacity, chunk, sanitize)
     pos, und, Zn, scn, nsigns = out
     if exact is not None:
         _exact_transition(exact, Z, scale, ca, cb, sl, nxt, ca_next, cb_next, pos, und, Zn, scn, nsigns)
@@ -694,6 +700,7 @@ def _exact_transition(exact, Z, scale, ca, cb, sl, nxt, ca_next, cb_next, pos, u
     row's activation and next values recomputed, and the next layer's doubtful values fixed.
     ``und = (starts, counts)``: how many values the fast pass left at 0 in each block of rows."""
     ex, layer, lines, X = exact  # X: the vertices' local coordinates (for ExactNet.fix)
+    marks = not ex.layers[layer].dense  # this layer's stored values carry -0.0 marks
     computed = _AffineValues(Z[1], Z[2]) if isinstance(Z, tuple) else None
     m = len(ca)
     V = len(scale)
@@ -710,7 +717,9 @@ def _exact_transition(exact, Z, scale, ca, cb, sl, nxt, ca_next, cb_next, pos, u
     if len(rows):
         z = computed.rows(Z[0][rows]) if computed is not None else np.array(Z[rows], copy=True)
         t = scale[rows, None] * ca + cb
-        d = (np.abs(z[:, :m]) <= t) & ~_decided_zero(z[:, :m])
+        d = np.abs(z[:, :m]) <= t
+        if marks:
+            d &= ~_decided_zero(z[:, :m])
         cols = np.arange(m)
         keep = (d & (cols != own[rows, :1]) & (cols != own[rows, 1:])).any(1)
         r, z, t = rows[keep], z[keep], t[keep]
@@ -740,8 +749,9 @@ def _exact_transition(exact, Z, scale, ca, cb, sl, nxt, ca_next, cb_next, pos, u
     if ask.any():
         ra, ka = rr[ask], cc[ask]
         zn[ra, ka] = ex.fix(layer + 1, lines, redo[ra], ka, zn[ra, ka], tn[ra, ka], X=X)
-    dec = zn[rr, cc] == 0.0  # every doubtful value is exact now: its zeros are marked decided
-    zn[rr[dec], cc[dec]] = -0.0
+    if not nxt.dense:
+        dec = zn[rr, cc] == 0.0  # every doubtful value is exact now: its zeros are marked decided
+        zn[rr[dec], cc[dec]] = -0.0
     Zn.a[redo] = zn
     zu = zn[:, :n]
     # doubtful entries are exact now: their sign is np.sign
@@ -750,7 +760,9 @@ def _exact_transition(exact, Z, scale, ca, cb, sl, nxt, ca_next, cb_next, pos, u
 
 
 def _decided_zero(z: np.ndarray) -> np.ndarray:
-    """Values marked decided exactly 0: -0.0 (stored values never hold -0.0 otherwise)."""
+    """Values marked decided exactly 0: -0.0. Only the values of an operation layer in exact
+    mode carry marks (their stores are sanitised: the arithmetic leaves no -0.0 there); a dense
+    layer's values are neither marked nor sanitised."""
     return (z == 0.0) & np.signbit(z)
 
 
@@ -777,7 +789,7 @@ def _structural_zeros(Z, computed, r, zr, redo, rows, cols, scale, ca, cb, sl, m
     return struct[inv.reshape(-1), cols]
 
 
-def _transition_np(Z, scale, ca, cb, sl, nxt, ca_next, cb_next, capacity, chunk):
+def _transition_np(Z, scale, ca, cb, sl, nxt, ca_next, cb_next, capacity, chunk, sanitize=False):
     """The fast pass of :func:`transition` in numpy (an operation's map through torch on the CPU)."""
     computed = _AffineValues(Z[1], Z[2]) if isinstance(Z, tuple) else None
     X = Z[0] if computed is not None else None
@@ -819,7 +831,8 @@ def _transition_np(Z, scale, ca, cb, sl, nxt, ca_next, cb_next, capacity, chunk)
             zn += nxt.bias
         else:
             zn[:] = nxt.rows(h)
-        zn += 0.0  # no -0.0 (the mark of a decided zero) from the arithmetic
+        if sanitize:
+            zn += 0.0  # no -0.0 (the mark of a decided zero) from the arithmetic
         if split_next:
             zu = zn[:, :mn]
             tn = sc[:, None] * ca_next
@@ -830,7 +843,7 @@ def _transition_np(Z, scale, ca, cb, sl, nxt, ca_next, cb_next, capacity, chunk)
     return pos, (starts, zeros), Zn, scn, ((pn, nn) if split_next else None)
 
 
-def _transition_torch(Z, scale, ca, cb, sl, nxt, ca_next, cb_next, capacity, device):
+def _transition_torch(Z, scale, ca, cb, sl, nxt, ca_next, cb_next, capacity, device, sanitize=False):
     import torch
 
     computed = _AffineValues(Z[1], Z[2]) if isinstance(Z, tuple) else None
@@ -873,7 +886,8 @@ def _transition_torch(Z, scale, ca, cb, sl, nxt, ca_next, cb_next, capacity, dev
         pos[s: s + chunk] = np.packbits(p.cpu().numpy(), axis=1)
         zeros[s: s + chunk] = (~(p | q)).sum(1).cpu().numpy()
         Zn.a[s: s + len(z_np)] = zn.cpu().numpy()
-        Zn.a[s: s + len(z_np)] += 0.0  # no -0.0 (the mark of a decided zero) from the arithmetic
+        if sanitize:
+            Zn.a[s: s + len(z_np)] += 0.0  # no -0.0 (the mark of a decided zero) from the arithmetic
         sc_np = sc.cpu().numpy()
         scn[s: s + chunk] = sc_np
         if split_next:

@@ -280,9 +280,9 @@ class Partition:
         return _certify.certify(self, regions=regions, raise_on_error=raise_on_error)
 
 
-def _capacity(V: int, width: int, room: int = 1 << 28) -> int:
+def _capacity(V: int, width: int, room: int = 1 << 30) -> int:
     """Rows to reserve for the next layer's values: room for the vertices the splitting adds
-    (up to 3 V more), but at most ``room`` bytes beyond the V rows themselves, so a wide layer
+    (up to 3 V more), but at most ``room`` bytes (1 GiB) beyond the V rows themselves, so a wide layer
     (a 16-channel 32x32 convolution carries 32,768 columns) grows on demand instead."""
     return V + min(3 * V + 1024, max(1024, room // (8 * max(width, 1))))
 

@@ -236,11 +236,11 @@ class ExactNet:
             tol: np.ndarray, X: Optional[np.ndarray] = None) -> np.ndarray:
         """``z`` (values of columns ``k`` at vertices ``v``) with every doubtful entry (|z| <= tol)
         replaced by its exact value rounded to float64 (0.0 exactly on the line), so that
-        ``np.sign`` of the result is the exact sign. A stored value (``layer > 0``) of -0.0 is
-        one the engine has already decided exactly 0 and is left as it is. ``lines`` is the (V, 2) vertex-line table;
+        ``np.sign`` of the result is the exact sign. A value of an operation layer that is -0.0
+        is one the engine has already decided exactly 0 and is left as it is. ``lines`` is the (V, 2) vertex-line table;
         ``X`` (optional) the vertices' local coordinates, for the structural-zero test."""
         d = np.abs(z) <= tol
-        if layer > 0:  # stored values: -0.0 marks one decided exactly 0 already (_engine)
+        if not self.layers[layer].dense:  # an operation layer's values: -0.0 marks a decided 0 (_engine)
             d &= ~((z == 0.0) & np.signbit(z))
         d = np.nonzero(d)[0]
         if not len(d):
