@@ -31,6 +31,8 @@ from typing import Any, List, Optional, Protocol, Tuple
 
 import numpy as np
 
+from ._predicates import carries_marks, decided_zero
+
 EPS = float(np.finfo(np.float64).eps)
 DEFAULT_RTOL = 256 * EPS
 
@@ -144,7 +146,7 @@ def _bit_pairs(bits: np.ndarray, m: int) -> Tuple[np.ndarray, np.ndarray]:
 def _interpolate_into(Zs: _Rows, u: np.ndarray, w: np.ndarray, t: np.ndarray, chunk: int = 1024,
                       sanitize: bool = False) -> np.ndarray:
     """Append rows ``Z[u] + t (Z[w] - Z[u])`` to the store, chunk by chunk (no large temporaries);
-    ``sanitize``: no -0.0 in them (where -0.0 marks a decided zero, see ``_decided_zero``)."""
+    ``sanitize``: no -0.0 in them (where -0.0 marks a decided zero, see ``_predicates.decided_zero``)."""
     ids = Zs.alloc(len(u))
     base = int(ids[0]) if len(ids) else 0
     a = Zs.a
@@ -318,7 +320,7 @@ def split_all(X: np.ndarray, offsets: np.ndarray, indices: np.ndarray, Z, scale:
         vals = _AffineValues(*affine, m=m)
     else:
         vals = stored = _StoredValues(Z, m=m)
-        stored.sanitize = exact is not None and not exact[0].layers[exact[1]].dense  # -0.0 marks
+        stored.sanitize = exact is not None and carries_marks(exact[0].layers[exact[1]])
     m = vals.m
     F = len(offsets) - 1
     Xs = _Rows(X.copy())
@@ -665,7 +667,7 @@ def transition(Z, scale: np.ndarray, ca: np.ndarray, cb: np.ndarray, slope,
     decided exactly (a pass after the fast one).
     """
     sl = np.broadcast_to(np.asarray(slope, np.float64), (len(ca),))
-    sanitize = exact is not None and not nxt.dense  # the next values may carry -0.0 marks
+    sanitize = exact is not None and carries_marks(nxt)  # no -0.0 but the marks of decided zeros
     if device is not None:
         out = _transition_torch(Z, scale, ca, cb, sl, nxt, ca_next, cb_next, capacity, device, sanitize)
     else:
@@ -700,7 +702,7 @@ def _exact_transition(exact, Z, scale, ca, cb, sl, nxt, ca_next, cb_next, pos, u
     row's activation and next values recomputed, and the next layer's doubtful values fixed.
     ``und = (starts, counts)``: how many values the fast pass left at 0 in each block of rows."""
     ex, layer, lines, X = exact  # X: the vertices' local coordinates (for ExactNet.fix)
-    marks = not ex.layers[layer].dense  # this layer's stored values carry -0.0 marks
+    marks = carries_marks(ex.layers[layer])
     computed = _AffineValues(Z[1], Z[2]) if isinstance(Z, tuple) else None
     m = len(ca)
     V = len(scale)
@@ -719,7 +721,7 @@ def _exact_transition(exact, Z, scale, ca, cb, sl, nxt, ca_next, cb_next, pos, u
         t = scale[rows, None] * ca + cb
         d = np.abs(z[:, :m]) <= t
         if marks:
-            d &= ~_decided_zero(z[:, :m])
+            d &= ~decided_zero(z[:, :m])
         cols = np.arange(m)
         keep = (d & (cols != own[rows, :1]) & (cols != own[rows, 1:])).any(1)
         r, z, t = rows[keep], z[keep], t[keep]
@@ -730,7 +732,7 @@ def _exact_transition(exact, Z, scale, ca, cb, sl, nxt, ca_next, cb_next, pos, u
         h = _activate(z, p, z[:, :m] < 0, sl, m)
         pos[r] = np.packbits(p, axis=1)
         scn[r] = nxt.scale(h)
-        Zn.a[r] = nxt.rows(h) + 0.0
+        Zn.a[r] = nxt.rows(h) + 0.0 if carries_marks(nxt) else nxt.rows(h)
     if nsigns is None:
         return
     n = len(ca_next)
@@ -749,7 +751,7 @@ def _exact_transition(exact, Z, scale, ca, cb, sl, nxt, ca_next, cb_next, pos, u
     if ask.any():
         ra, ka = rr[ask], cc[ask]
         zn[ra, ka] = ex.fix(layer + 1, lines, redo[ra], ka, zn[ra, ka], tn[ra, ka], X=X)
-    if not nxt.dense:
+    if carries_marks(nxt):
         dec = zn[rr, cc] == 0.0  # every doubtful value is exact now: its zeros are marked decided
         zn[rr[dec], cc[dec]] = -0.0
     Zn.a[redo] = zn
@@ -757,13 +759,6 @@ def _exact_transition(exact, Z, scale, ca, cb, sl, nxt, ca_next, cb_next, pos, u
     # doubtful entries are exact now: their sign is np.sign
     nsigns[0][redo] = np.packbits(np.where(dn, zu > 0, zu > tn), axis=1)
     nsigns[1][redo] = np.packbits(np.where(dn, zu < 0, zu < -tn), axis=1)
-
-
-def _decided_zero(z: np.ndarray) -> np.ndarray:
-    """Values marked decided exactly 0: -0.0. Only the values of an operation layer in exact
-    mode carry marks (their stores are sanitised: the arithmetic leaves no -0.0 there); a dense
-    layer's values are neither marked nor sanitised."""
-    return (z == 0.0) & np.signbit(z)
 
 
 def _structural_zeros(Z, computed, r, zr, redo, rows, cols, scale, ca, cb, sl, m, nxt) -> np.ndarray:

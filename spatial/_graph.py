@@ -774,14 +774,7 @@ class StageOp:
         ct = torch.ones(len(S), dtype=torch.float64) if c is None else torch.from_numpy(np.asarray(c, np.float64))
         return self.program(_BOUND, St, ct).numpy()
 
-    def exact(self, M: np.ndarray, c: Sequence[int]) -> np.ndarray:
-        """The map at the rows of ``M`` (object Fractions), exactly, in Fractions (the program
-        runs on integers over one denominator, :class:`~._rational.Q`)."""
-        cc = np.empty(len(c), dtype=object)
-        cc[:] = [int(v) for v in c]
-        return self.program_exact(Q.of(M), cc).fractions()
-
-    def program_exact(self, M: Q, c: np.ndarray) -> Q:
+    def exact(self, M: Q, c: np.ndarray) -> Q:
         """The map at the rows of ``M``, exactly; ``c`` (k,) an object array of 0/1 ints."""
         return self.program(_EXACT, M, c)
 

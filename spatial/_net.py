@@ -83,6 +83,7 @@ class Layer:
     op: Any = None  # a _graph.StageOp, or None: the dense weight and bias
     carry: int = 0  # the trailing columns that are carried, not split
     _inf: Optional[bool] = field(default=None, repr=False, compare=False)  # tol_inf(), once known
+    _bq: Any = field(default=None, repr=False, compare=False)  # the exact bias (a Q), once made
 
     @property
     def dense(self) -> bool:
@@ -131,16 +132,17 @@ class Layer:
         cb = 1.0 if c is None else np.asarray(c, np.float64)[:, None]
         return S @ np.abs(self.W).T + cb * np.abs(self.b)
 
-    def exact(self, M: np.ndarray, c) -> np.ndarray:
-        """Exact map (object Fractions) at the rows of ``M`` (k, in); ``c`` (k,) 0/1 constant multipliers."""
+    def exact(self, M, c: np.ndarray):
+        """The map at the rows of ``M`` (a :class:`~._rational.Q` (k, in)), exactly; ``c`` (k,) an
+        object array of 0/1 ints multiplying the constants."""
         if self.op is not None:
             return self.op.exact(M, c)
-        if getattr(self, "_wfr", None) is None:
-            from fractions import Fraction
-            fr = np.frompyfunc(lambda v: Fraction(float(v)), 1, 1)
-            self._wfr = (np.asarray(fr(self.weight), dtype=object), np.asarray(fr(self.bias), dtype=object))
-        W, b = self._wfr
-        return M.dot(W.T) + np.asarray(c, dtype=object)[:, None] * b[None, :]
+        from . import _ops
+        from ._rational import Q
+        y = _ops.exact_bilinear(lambda a, w: torch.nn.functional.linear(a, w), M, self.W, self.in_features)
+        if self._bq is None:
+            self._bq = Q.of(self.b)
+        return y + c.reshape(-1, 1) * self._bq[None, :]
 
     def absmax(self) -> np.ndarray:
         """(width,) a bound of each row's largest |weight|."""

@@ -29,8 +29,16 @@ __all__ = ["ExactNet"]
 Line = Tuple[Fraction, Fraction, Fraction]  # a s + b t + c
 
 
-def _fr(a) -> List:
-    return [Fraction(float(x)) for x in np.ravel(a)]
+def decided_zero(z: np.ndarray) -> np.ndarray:
+    """Values marked decided exactly 0: -0.0. Only the values of an operation layer in exact mode
+    carry marks (``carries_marks``; the engine keeps the arithmetic from leaving -0.0 in their
+    stores); a dense layer's values are neither marked nor sanitised."""
+    return (z == 0.0) & np.signbit(z)
+
+
+def carries_marks(layer) -> bool:
+    """Whether the values of this ``_net.Layer`` carry -0.0 marks of decided zeros (exact mode)."""
+    return not layer.dense
 
 
 class ExactNet:
@@ -56,7 +64,6 @@ class ExactNet:
         self._W: Optional[Q] = None  # the first layer's exact weights (made on first use)
         self._b: Optional[Q] = None
         self._slopes = [None if l.slope is None else Q.of(l.slopes()) for l in layers]
-        self._bias_q: Dict[int, Q] = {}  # exact biases of the dense layers (made on first use)
         self.base: List[int] = [4]  # line-id base of each hidden layer
         self.faces: List[int] = []  # faces at each hidden layer's start (known when it begins)
         self.pats: List[np.ndarray] = []  # per finished layer: packed bits of the faces at its end
@@ -144,17 +151,9 @@ class ExactNet:
 
     def _exact(self, i: int, M: Q, c: Sequence[int]) -> Q:
         """Layer ``i``'s map at the rows of ``M`` (k, in), exactly; ``c`` (k,) 0/1 constant multipliers."""
-        L = self.layers[i]
         cc = np.empty(len(c), dtype=object)
         cc[:] = [int(v) for v in c]
-        if L.op is not None:
-            return L.op.program_exact(M, cc)
-        from . import _ops
-        import torch.nn.functional as F
-        y = _ops.exact_bilinear(lambda a, w: F.linear(a, w), M, np.asarray(L.W, np.float64), L.in_features)
-        if i not in self._bias_q:
-            self._bias_q[i] = Q.of(np.asarray(L.b, np.float64))
-        return y + cc.reshape(-1, 1) * self._bias_q[i][None, :]
+        return self.layers[i].exact(M, cc)
 
     def line(self, lid: int) -> Line:
         layer, col = (int(x[0]) for x in self.decode([lid]))
@@ -240,8 +239,8 @@ class ExactNet:
         is one the engine has already decided exactly 0 and is left as it is. ``lines`` is the (V, 2) vertex-line table;
         ``X`` (optional) the vertices' local coordinates, for the structural-zero test."""
         d = np.abs(z) <= tol
-        if not self.layers[layer].dense:  # an operation layer's values: -0.0 marks a decided 0 (_engine)
-            d &= ~((z == 0.0) & np.signbit(z))
+        if carries_marks(self.layers[layer]):  # -0.0: already decided exactly 0 (_engine)
+            d &= ~decided_zero(z)
         d = np.nonzero(d)[0]
         if not len(d):
             return z

@@ -101,9 +101,10 @@ def test_next_in_face_and_rows():
 def test_a_decided_zero_is_marked_and_never_made_by_arithmetic():
     # -0.0 marks a stored value decided exactly 0 (ExactNet.fix leaves it); interpolation, even of
     # two marked zeros, gives +0.0: a new vertex's value is decided afresh
-    from splinescope.spatial._engine import _Rows, _decided_zero, _interpolate_into
+    from splinescope.spatial._engine import _Rows, _interpolate_into
+    from splinescope.spatial._predicates import decided_zero
     Zs = _Rows(np.array([[-0.0, 1.0, -0.0], [-0.0, -1.0, 1e-300]]))
     ids = _interpolate_into(Zs, np.array([0, 0]), np.array([1, 1]), np.array([0.5, 1e-30]), sanitize=True)
     new = Zs.a[ids]
-    assert (new[:, 0] == 0.0).all() and not _decided_zero(new).any()
-    assert _decided_zero(np.array([-0.0, 0.0, -1e-300])).tolist() == [True, False, False]
+    assert (new[:, 0] == 0.0).all() and not decided_zero(new).any()
+    assert decided_zero(np.array([-0.0, 0.0, -1e-300])).tolist() == [True, False, False]
