@@ -149,12 +149,10 @@ def _rows_graph(p: "Partition"):
 
 def _dyadic(a: np.ndarray) -> Tuple[np.ndarray, int]:
     """``a == ints / 2**E`` exactly (float64 values are dyadic rationals): Python ints and E."""
-    from fractions import Fraction
+    from ._rational import Q
 
-    fr = [Fraction(float(x)) for x in np.ravel(a)]
-    E = max((f.denominator.bit_length() - 1 for f in fr), default=0)
-    ints = [f.numerator << (E - (f.denominator.bit_length() - 1)) for f in fr]
-    return np.array(ints, dtype=object).reshape(np.shape(a)), E
+    q = Q.of(np.asarray(a, np.float64))
+    return q.num, q.den.bit_length() - 1  # den is a power of two
 
 
 def _area(poly: np.ndarray) -> float:
