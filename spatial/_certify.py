@@ -2,8 +2,11 @@
 
 A region's H-representation (the box sides plus one half-plane per hidden neuron) comes from the
 exact composition of the float64 weights (dyadic rationals, ``_dyadic``) under its pattern (for
-operation layers, through ``_predicates.ExactNet``'s maps);
-``cdd.gmp`` turns it into vertices, which are compared with the float polygon's corners.
+operation layers, through ``_predicates.ExactNet``'s maps); behind a max-pooling layer, each
+window's argmax against every rival (``_maxpool.duels``: the tournament rigged so that the two
+meet), which is the merged region, not one of its cells; the rows are integers, normalised and
+deduplicated (``_distinct``) before ``cdd.gmp`` turns them into vertices, which are compared
+with the float polygon's corners.
 """
 from __future__ import annotations
 
@@ -50,10 +53,6 @@ def certify(p: "Partition", *, regions: Optional[Sequence[int]] = None,
             "against libcdd-dev and libgmp-dev)") from e
     from fractions import Fraction
 
-    if p.network.max_info:
-        raise ValueError(
-            "certify() does not support max-pooling yet (a merged region's H-representation is its "
-            "window's argmax, not one pattern): use verify(), which decides thin regions in exact arithmetic")
     sel = range(len(p)) if regions is None else [int(i) for i in regions]
     bits = p.pattern_bits()
     rows_of = _rows_dense if p.network.dense else _rows_graph(p)
@@ -65,10 +64,11 @@ def certify(p: "Partition", *, regions: Optional[Sequence[int]] = None,
     count = 0
     for i in sel:
         count += 1
-        rows = [list(r) for r in box] + rows_of(p, bits[i], cache)
+        rows = [list(r) for r in box] + _distinct(rows_of(p, bits[i], cache))
         mat = cdd.gmp.matrix_from_array(rows, rep_type=cdd.RepType.INEQUALITY)  # type: ignore[arg-type]
         gen = cdd.gmp.copy_generators(cdd.gmp.polyhedron_from_matrix(mat)).array
         exact = np.array([[float(g[1]), float(g[2])] for g in gen if g[0] == 1], dtype=np.float64)
+        exact = np.unique(exact, axis=0) if len(exact) else exact  # as float64 resolves them
         poly = p.polygon(i)
         if len(exact) < 3 or _area(exact) <= 0:
             empty += 1
@@ -122,29 +122,63 @@ def _rows_dense(p: "Partition", bits: np.ndarray, cache: Dict) -> list:
 
 def _rows_graph(p: "Partition"):
     """``_rows_dense`` for networks of operation layers (convolutions, skips, multi-piece
-    activations): each stage's units under the pattern prefix, composed exactly by
-    ``_predicates.ExactNet`` (its maps are in coordinates local to the slice's center)."""
+    activations, max-pooling): each stage's units under the pattern prefix, composed exactly by
+    ``_predicates.ExactNet`` (its maps are in coordinates local to the slice's center).
+
+    A max-pooling comparison is not a side of the merged region (its opponent is a running
+    maximum); the window's argmax against each of its rivals is (``_maxpool.duels``)."""
     from fractions import Fraction
+    from math import gcd
 
-    from . import _predicates
+    from . import _maxpool, _predicates
 
+    net = p.network
     center = np.asarray(p._center, np.float64)
-    ex = _predicates.ExactNet(p.network.layers, center, p.bounds)
+    ex = _predicates.ExactNet(net.layers, center, p.bounds)
     cx, cy = (Fraction(float(c)) for c in center)
     sizes = list(p.layer_sizes)
+    first = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    tour = np.zeros(int(first[-1]), bool)  # the comparisons of the tournaments
+    for info in net.max_info:
+        for stage, start, pairs in zip(info.stages, info.starts, info.pairs):
+            tour[first[stage] + start: first[stage] + start + len(pairs)] = True
+
+    D = cx.denominator * cy.denominator // gcd(cx.denominator, cy.denominator)
+    kx, ky = cx.numerator * (D // cx.denominator), cy.numerator * (D // cy.denominator)
+
+    def rows(bits: np.ndarray, cols: np.ndarray, sign: np.ndarray) -> list:
+        """Integer rows ``sign * [c', a, b]`` (a positive multiple of ``c' + a s + b t``, global
+        coordinates) of the units at pattern columns ``cols`` under ``bits``."""
+        out: list = []
+        li = np.searchsorted(first, cols, side="right") - 1
+        for l in np.unique(li):
+            at = li == l
+            num = ex._map(int(l), bits[:first[l]].astype(np.uint8).tobytes()).num[cols[at] - first[l]]
+            a, b, c = num[:, 0], num[:, 1], num[:, 2]
+            r = np.stack([c * D - a * kx - b * ky, a * D, b * D], 1)  # s' = s - cx, times D
+            out.extend(np.where(sign[at, None] > 0, r, -r).tolist())
+        return out
+
+    plain = np.nonzero(~tour)[0]
 
     def rows_of(p_, bits: np.ndarray, cache: Dict) -> list:
-        rows: list = []
-        col = 0
-        for li, n in enumerate(sizes):
-            M = ex._map(li, bits[:col].astype(np.uint8).tobytes())[:n].fractions()  # (n, 3): a s' + b t' + c
-            for k in range(n):
-                a, b, c = M[k]
-                r = [c - a * cx - b * cy, a, b]  # in global (s, t): s' = s - cx
-                rows.append(r if bits[col + k] else [-v for v in r])
-            col += n
-        return rows
+        out = rows(bits, plain, np.where(bits[plain], 1, -1))  # z >= 0 where active, <= 0 where not
+        for b2, cols, sign in _maxpool.duels(bits, net, sizes):
+            out.extend(rows(b2, cols, sign))
+        return out
     return rows_of
+
+
+def _distinct(rows: list) -> list:
+    """The half-planes once each: integer rows divided by their gcd, duplicates and ``0 >= 0`` dropped."""
+    from math import gcd
+
+    seen: Dict[tuple, None] = {}
+    for r in rows:
+        g = gcd(*(int(v) for v in r))
+        if g:
+            seen.setdefault(tuple(int(v) // g for v in r), None)
+    return [list(r) for r in seen]
 
 
 def _dyadic(a: np.ndarray) -> Tuple[np.ndarray, int]:
@@ -164,7 +198,9 @@ def _area(poly: np.ndarray) -> float:
 
 
 def _corners(poly: np.ndarray) -> np.ndarray:
-    """The strictly convex corners of a polygon (drops collinear vertices)."""
+    """The strictly convex corners of a polygon: drops repeated vertices (an exact edge shorter
+    than float64 resolves is two vertices with one float image) and collinear ones."""
+    poly = poly[np.any(poly != np.roll(poly, 1, 0), axis=1)]
     prev, nxt = np.roll(poly, 1, 0), np.roll(poly, -1, 0)
     turn = (poly[:, 0] - prev[:, 0]) * (nxt[:, 1] - poly[:, 1]) - (poly[:, 1] - prev[:, 1]) * (nxt[:, 0] - poly[:, 0])
     size = np.abs(poly - prev).sum(1) * np.abs(nxt - poly).sum(1)

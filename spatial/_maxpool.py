@@ -21,7 +21,7 @@ import numpy as np
 
 from . import _engine
 
-__all__ = ["argmax", "canonical", "relevant", "merge"]
+__all__ = ["argmax", "canonical", "relevant", "duels", "merge"]
 
 
 class _Tour(NamedTuple):
@@ -119,6 +119,38 @@ def relevant(bits: np.ndarray, net, sizes: Sequence[int]) -> np.ndarray:
     if not net.max_info:
         return np.ones(bits.shape, bool)
     return _replay(bits, net, sizes)[1]
+
+
+def duels(bits: np.ndarray, net, sizes: Sequence[int]):
+    """The comparisons that define one region's argmax: its window's winner against every rival.
+
+    Within a region each window's argmax ``w`` is at least every candidate ``j``: the region is cut
+    by the lines ``v_w = v_j`` (one per rival), not only by the comparisons of its own tournament
+    path, whose opponents are running maxima. For the region's bits ``bits`` (N,), yields
+    ``(bits2, cols, sign)`` per tournament and rival rank: ``bits2`` has that tournament's
+    comparisons set so that in every window both the argmax and one rival win each comparison
+    before they meet; ``cols`` are the pattern columns where they meet (one per window that has
+    a rival of that rank), whose value under ``bits2`` is ``v_left - v_right``; ``sign`` is +1
+    where the argmax is the left operand (so ``sign * value = v_w - v_j >= 0`` in the region)."""
+    for t in _tours(net, sizes):
+        A = _argmax(t, bits[None, :])[0].astype(np.int64)
+        k = (np.asarray(t.last) - np.asarray(t.base)) // 2 + 1  # candidates per window
+        for rank in range(int(k.max(initial=1)) - 1):
+            has = rank < k - 1
+            J = np.where(has, rank + (rank >= A), A)  # the rank-th candidate other than the argmax
+            C = _start(t, 1)[0].astype(np.int64)
+            b2 = np.array(bits, dtype=bool, copy=True)
+            cols, sign = [], []
+            for col, w, left, right, made in zip(t.cols, t.win, t.left, t.right, t.made):
+                cl, cr = C[left], C[right]
+                fl = (cl == A[w]) | (cl == J[w])
+                meet = fl & ((cr == A[w]) | (cr == J[w])) & has[w]
+                cols.append(col[meet])
+                sign.append(np.where(cl[meet] == A[w[meet]], 1, -1))
+                won = np.where(meet, cl == A[w], fl)  # a favoured operand wins; else the right goes on
+                b2[col] = won
+                C[made] = np.where(won, cl, cr)
+            yield b2, np.concatenate(cols), np.concatenate(sign)
 
 
 class Merged(NamedTuple):

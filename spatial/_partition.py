@@ -274,7 +274,9 @@ class Partition:
         The H-representation of a region (box sides plus one half-plane per hidden neuron, from
         the exact rational composition of the float64 weights under the region's pattern) is
         turned into vertices by ``cdd.gmp``; the float polygon's corners are compared with them.
-        Needs the ``certify`` extra (``pip install splinescope[certify]``). Costs grow with the
+        Behind max-pooling a region is the union of the cells where each window keeps one
+        argmax; its H-representation says the argmax beats every rival of its window (one
+        half-plane per rival). Needs the ``certify`` extra (``pip install splinescope[certify]``). Costs grow with the
         network: meant for small networks or a subset of ``regions``.
         """
         return _certify.certify(self, regions=regions, raise_on_error=raise_on_error)

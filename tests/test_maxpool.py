@@ -102,11 +102,62 @@ def test_argmax_of_a_hand_tournament():
     assert _maxpool.relevant(bits, net, sizes).any(1).all()
 
 
-def test_certify_refuses_max_pooling():
-    model, plane, bounds = _case("maxpool2d")
+def _conv_pool3():
+    return nn.Sequential(nn.Conv2d(1, 2, 2, padding=1), nn.ReLU(), nn.MaxPool2d(3, stride=2), nn.Flatten(),
+                         nn.Linear(8, 2))
+
+
+@pytest.mark.parametrize("name", sorted(CASES) + ["pool3"])
+def test_certify_on_max_pooling(name):
+    # cdd's exact vertices of each merged region (its argmax against every rival, ExactNet's maps)
+    # are the engine's corners; a moved corner is caught
+    if name == "pool3":  # 9 overlapping candidates per window: rounds with a bye
+        model = dyadic_model(_conv_pool3(), 4)
+        plane, bounds = spatial.Plane.through(*dyadic_images(4, (1, 4, 4))), (-1.0, 1.5, -1.0, 1.5)
+    else:
+        model, plane, bounds = _case(name)
     p = spatial.partition(model, bounds, plane=plane)
-    with pytest.raises(ValueError, match=r"certify\(\) does not support max-pooling yet .* use verify\(\)"):
-        p.certify()
+    sel = range(0, len(p), 1 if len(p) < 300 else 9)  # pool3: 1351 regions, every 9th (~10 ms each)
+    rep = p.certify(regions=sel)
+    assert rep.ok and rep.regions == len(sel) > 10 and rep.max_deviation < 1e-12
+    v = p.indices[p.offsets[2]]
+    p.vertices[v] += 1e-6
+    assert not p.certify(regions=[2], raise_on_error=False).ok
+
+
+def test_duels_compare_the_argmax_with_every_rival():
+    # amax over the 5 pieces (s, t, -s, -t, s + t + 1/2): at random points, the duels' values are
+    # v_argmax - v_j for each other candidate j, once each (the tournament path alone has 3)
+    from splinescope.spatial._predicates import ExactNet
+
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(2, 5).double()
+            with torch.no_grad():
+                self.fc.weight.copy_(torch.tensor([[1, 0], [0, 1], [-1, 0], [0, -1], [1, 1]], dtype=D))
+                self.fc.bias.copy_(torch.tensor([0, 0, 0, 0, 0.5], dtype=D))
+
+        def forward(self, x):
+            return self.fc(x).amax(dim=1, keepdim=True)
+
+    p = spatial.partition(M(), (-2.0, 2.0, -2.0, 2.0))
+    net, sizes, center = p.network, p.layer_sizes, np.asarray(p._center)
+    first = np.concatenate([[0], np.cumsum(sizes)])
+    ex = ExactNet(net.layers, center, p.bounds)  # maps in coordinates local to the center
+    pts = np.random.default_rng(5).uniform(-2, 2, size=(40, 2))
+    zs = [z[:, :l.units] > 0 for z, l in zip(net.forward(pts)[:-1], net.layers)]
+    bits = _maxpool.canonical(np.concatenate(zs, 1), net, sizes)
+    for x, b in zip(pts, bits):
+        cand = np.array([x[0], x[1], -x[0], -x[1], x[0] + x[1] + 0.5])
+        w = cand.argmax()
+        got = []
+        for b2, cols, sign in _maxpool.duels(b, net, sizes):
+            for c, s in zip(cols, sign):
+                li = int(np.searchsorted(first, c, side="right") - 1)
+                a, bb, cc = ex._map(li, b2[:first[li]].astype(np.uint8).tobytes()).floats()[c - first[li]]
+                got.append(s * (a * (x[0] - center[0]) + bb * (x[1] - center[1]) + cc))
+        np.testing.assert_allclose(np.sort(got), np.sort(cand[w] - np.delete(cand, w)), atol=1e-12)
 
 
 def test_exact_polygons_are_rational():
