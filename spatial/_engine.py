@@ -31,12 +31,13 @@ from typing import Any, List, Optional, Protocol, Tuple
 
 import numpy as np
 
+from . import _predicates
 from ._predicates import carries_marks, decided_zero
 
 EPS = float(np.finfo(np.float64).eps)
 DEFAULT_RTOL = 256 * EPS
 
-__all__ = ["Subdivision", "split_all", "next_in_face", "DEFAULT_RTOL"]
+__all__ = ["Subdivision", "split_all", "next_in_face", "unique_rows", "DEFAULT_RTOL"]
 
 
 class _Rows:
@@ -80,6 +81,54 @@ class Subdivision:
     scale: np.ndarray  # (V,) the |a|_1 scale of each vertex (for tolerances)
     lines: Optional[np.ndarray] = None  # (V, 2) the two lines each vertex lies on (exact mode)
     slot_line: Optional[np.ndarray] = None  # (E,) the line of the edge from each slot to the next
+
+
+def _row_hash(words: np.ndarray) -> np.ndarray:
+    """``unique_rows``' hash of rows of 8-byte words: each word, offset by its column, mixed by
+    splitmix64's finaliser, then summed mod 2**64 (a plain weighted sum would let differences in
+    the top bits cancel)."""
+    with np.errstate(over="ignore"):
+        z = words + np.arange(1, words.shape[1] + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z ^= z >> np.uint64(31)
+        return z.sum(1, dtype=np.uint64)
+
+
+def unique_rows(a: np.ndarray):
+    """Groups of equal rows of a 2-D uint8 array: ``(first, inverse)``, where ``first[g]`` is the
+    first row of group ``g`` and ``inverse[i]`` the group of row ``i``; groups are numbered in the
+    order of their first rows.
+
+    The rows are hashed (``_row_hash``) and sorted by hash;
+    rows with equal hashes are compared in full, so the grouping is exact; on a collision the rows
+    are sorted in full (``np.unique(axis=0)``, ~25x slower on wide rows).
+
+    >>> first, inv = unique_rows(np.array([[1, 2], [3, 4], [1, 2]], np.uint8))
+    >>> first.tolist(), inv.tolist()
+    ([0, 1], [0, 1, 0])
+    """
+    n, b = a.shape
+    w = max(1, (b + 7) // 8)
+    pad = np.zeros((n, 8 * w), np.uint8)
+    pad[:, :b] = a
+    words = pad.view(np.uint64)
+    h = _row_hash(words)
+    o = np.argsort(h, kind="stable")
+    new = np.ones(n, bool)
+    new[1:] = h[o[1:]] != h[o[:-1]]
+    same = np.flatnonzero(~new)
+    if len(same) and not (words[o[same]] == words[o[same - 1]]).all():
+        _, first, inv = np.unique(a, axis=0, return_index=True, return_inverse=True)
+        inv = inv.reshape(-1)
+    else:
+        inv = np.empty(n, np.int64)
+        inv[o] = np.cumsum(new) - 1
+        first = o[new]  # the stable sort puts each group's first row first
+    rank = np.empty(len(first), np.int64)
+    order = np.argsort(first, kind="stable")
+    rank[order] = np.arange(len(first))
+    return first[order], rank[inv]
 
 
 def next_in_face(offsets: np.ndarray) -> np.ndarray:
@@ -765,9 +814,18 @@ def _structural_zeros(Z, computed, r, zr, redo, rows, cols, scale, ca, cb, sl, m
     """Which next-layer values (``redo[rows]``, columns ``cols``), all exactly 0.0 in float64, are
     exactly 0 because every term behind them is: no constant, and they read only units of this
     layer whose activation is 0 with its sign decided (a dead unit, or one on its own line), the
-    carried columns counted as nonzero. One absolute-value pass of the next map on a 0/1 mask."""
+    carried columns counted as nonzero. One absolute-value pass of the next map on a 0/1 mask,
+    in chunks of rows (small temporaries)."""
     u, inv = np.unique(rows, return_inverse=True)
-    vr = redo[u]
+    width = computed.width if computed is not None else Z.shape[1]
+    step = max(1, _predicates.CHUNK_ELEMENTS // max(nxt.width, width, 1))
+    struct = np.concatenate([_structural_block(Z, computed, r, zr, redo[u[s: s + step]], scale, ca, cb, sl, m, nxt)
+                             for s in range(0, len(u), step)]) if len(u) else np.zeros((0, nxt.width), bool)
+    return struct[inv.reshape(-1), cols]
+
+
+def _structural_block(Z, computed, r, zr, vr, scale, ca, cb, sl, m, nxt) -> np.ndarray:
+    """``_structural_zeros`` at the vertices ``vr``: (len(vr), next width) bool."""
     z = computed.rows(Z[0][vr]) if computed is not None else np.array(Z[vr], copy=True)
     if zr is not None and len(r):  # rows redone exactly above: their fixed values
         at = np.searchsorted(r, vr)
@@ -780,8 +838,7 @@ def _structural_zeros(Z, computed, r, zr, redo, rows, cols, scale, ca, cb, sl, m
     h = _activate(z, p, q, sl, m)
     may = np.ones(h.shape)
     may[:, :m] = h[:, :m] != 0
-    struct = (nxt.bound(may, np.zeros(len(vr))) == 0) & (nxt.const_abs() == 0)
-    return struct[inv.reshape(-1), cols]
+    return (nxt.bound(may, np.zeros(len(vr))) == 0) & (nxt.const_abs() == 0)
 
 
 def _transition_np(Z, scale, ca, cb, sl, nxt, ca_next, cb_next, capacity, chunk, sanitize=False):

@@ -173,11 +173,7 @@ def merge(X: np.ndarray, offsets: np.ndarray, indices: np.ndarray, patterns: np.
     N = int(sum(sizes))
     bits = np.unpackbits(patterns, axis=1, count=N).astype(bool)
     canon = np.packbits(canonical(bits, net, sizes), axis=1)
-    _, first, group = np.unique(canon, axis=0, return_index=True, return_inverse=True)
-    group = group.reshape(-1)
-    rank = np.empty(len(first), np.int64)
-    rank[np.argsort(first, kind="stable")] = np.arange(len(first))
-    group = rank[group]  # group ids in the order of their first face
+    first, group = _engine.unique_rows(canon)  # group ids in the order of their first face
     G = len(first)
     V = len(X)
     a = indices.astype(np.int64)
@@ -210,8 +206,8 @@ def merge(X: np.ndarray, offsets: np.ndarray, indices: np.ndarray, patterns: np.
     idx = a[np.lexsort((dist, g))]
     fg = np.sort(g)
     # drop vertices of degree two (collinear points), except the box's corners
-    und = np.unique(np.stack([np.minimum(a, b), np.maximum(a, b)], 1), axis=0)
-    drop = np.bincount(und.ravel(), minlength=V) == 2
+    und = np.unique(np.minimum(a, b) * V + np.maximum(a, b))  # undirected edges, as codes
+    drop = np.bincount(np.concatenate([und // V, und % V]), minlength=V) == 2
     drop[corners] = False
     keep_slot = ~drop[idx]
     idx, fg = idx[keep_slot], fg[keep_slot]
@@ -219,5 +215,5 @@ def merge(X: np.ndarray, offsets: np.ndarray, indices: np.ndarray, patterns: np.
     used = np.unique(idx)
     remap = np.full(V, -1, np.int64)
     remap[used] = np.arange(len(used))
-    return Merged(X[used], new_off, remap[idx], canon[np.sort(first)],
+    return Merged(X[used], new_off, remap[idx], canon[first],
                   used, None if lines is None else lines[used])

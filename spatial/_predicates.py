@@ -24,6 +24,8 @@ import numpy as np
 
 from ._rational import Q
 
+CHUNK_ELEMENTS = 1 << 19  # values per temporary (4 MB) in the row passes of the structural-zero tests
+
 __all__ = ["ExactNet"]
 
 Line = Tuple[Fraction, Fraction, Fraction]  # a s + b t + c
@@ -208,7 +210,11 @@ class ExactNet:
 
         A float64 forward pass of the rows with, beside it, the absolute-value form of each map
         on a 0/1 mask of the values that may be nonzero (``Layer.bound``): a sum of nonnegative
-        terms, 0 only where every term is."""
+        terms, 0 only where every term is. In chunks of rows: its temporaries stay small."""
+        step = max(1, CHUNK_ELEMENTS // max(L.width for L in self.layers[: layer + 1]))
+        if len(X) > step:
+            return np.concatenate([self.structural_zero(layer, X[s: s + step], None if lines is None else lines[s: s + step])
+                                   for s in range(0, len(X), step)])
         cx, cy = (float(c) for c in self._center)
         h = np.asarray(X, np.float64) + np.array([cx, cy])
         may = np.ones(h.shape)  # 1: the value may be nonzero

@@ -108,3 +108,35 @@ def test_a_decided_zero_is_marked_and_never_made_by_arithmetic():
     new = Zs.a[ids]
     assert (new[:, 0] == 0.0).all() and not decided_zero(new).any()
     assert decided_zero(np.array([-0.0, 0.0, -1e-300])).tolist() == [True, False, False]
+
+
+def _groups_by_python(a):
+    seen = {}
+    inv = [seen.setdefault(r.tobytes(), len(seen)) for r in a]
+    first = [inv.index(g) for g in range(len(seen))]
+    return first, inv
+
+
+@pytest.mark.parametrize("width", [1, 7, 8, 33])
+def test_unique_rows_groups_equal_rows_in_order_of_first_row(width):
+    rng = np.random.default_rng(width)
+    a = rng.integers(0, 3, (40, width)).astype(np.uint8)[rng.integers(0, 40, 500)]
+    first, inv = _engine.unique_rows(a)
+    assert (first.tolist(), inv.tolist()) == _groups_by_python(a)
+
+
+def test_unique_rows_is_exact_when_rows_collide(monkeypatch):
+    # a hash that makes every row collide: the grouping must still be exact
+    monkeypatch.setattr(_engine, "_row_hash", lambda words: np.zeros(len(words), np.uint64))
+    a = np.array([[1, 2, 3], [3, 2, 1], [1, 2, 3], [0, 0, 0]], np.uint8)
+    first, inv = _engine.unique_rows(a)
+    assert (first.tolist(), inv.tolist()) == ([0, 1, 3], [0, 1, 0, 2])
+
+
+def test_unique_rows_hash_separates_rows_that_differ_in_top_bits():
+    # two rows differing only in the top bit of two words: any sum of odd multiples of the
+    # words mod 2**64 cancels it (2**63 m1 + 2**63 m2 = 0)
+    a = np.zeros((2, 16), np.uint8)
+    a[0, 7] = a[0, 15] = 0x80
+    h = _engine._row_hash(a.view(np.uint64))
+    assert h[0] != h[1]

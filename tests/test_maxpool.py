@@ -169,3 +169,30 @@ def test_exact_polygons_are_rational():
     p = spatial.partition(model, bounds, plane=plane)
     pts = [c for i in range(len(p)) for v in p.exact_polygon(i) for c in v]
     assert pts and all(type(c) is Fraction for c in pts)
+
+
+def test_structural_zeros_in_small_chunks_give_the_same_partition(monkeypatch):
+    # the structural-zero passes run in chunks of rows; chunks of one or a few rows change nothing
+    from splinescope.spatial import _engine, _predicates
+
+    model = dyadic_model(_conv_pool3(), 4)
+    plane = spatial.Plane.through(*dyadic_images(4, (1, 4, 4)))
+    bounds = (-1.0, 1.5, -1.0, 1.5)
+    calls = []
+    for mod, name in ((_predicates.ExactNet, "structural_zero"), (_engine, "_structural_block")):
+        f = getattr(mod, name)
+        monkeypatch.setattr(mod, name, lambda *a, _f=f, _n=name, **k: calls.append(_n) or _f(*a, **k))
+    decided = []  # how many values each run decides zero by structure (not by exact arithmetic)
+    f = _engine._structural_zeros
+    monkeypatch.setattr(_engine, "_structural_zeros", lambda *a: decided.append(int(f(*a).sum())) or f(*a))
+    p = spatial.partition(model, bounds, plane=plane)
+    assert set(calls) == {"structural_zero", "_structural_block"}  # both passes run on this net
+    n, first = len(calls), sum(decided)
+    monkeypatch.setattr(_predicates, "CHUNK_ELEMENTS", 7)
+    q = spatial.partition(model, bounds, plane=plane)
+    assert len(calls) > 2 * n  # now in many chunks
+    assert sum(decided) - first == first > 0
+    assert len(q) == len(p)
+    np.testing.assert_array_equal(q.patterns, p.patterns)
+    np.testing.assert_array_equal(q.vertices, p.vertices)
+    np.testing.assert_array_equal(q.offsets, p.offsets)
