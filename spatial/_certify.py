@@ -128,7 +128,7 @@ def _rows_graph(p: "Partition"):
     A max-pooling comparison is not a side of the merged region (its opponent is a running
     maximum); the window's argmax against each of its rivals is (``_maxpool.duels``)."""
     from fractions import Fraction
-    from math import gcd
+    from math import lcm
 
     from . import _maxpool, _predicates
 
@@ -139,11 +139,11 @@ def _rows_graph(p: "Partition"):
     sizes = list(p.layer_sizes)
     first = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     tour = np.zeros(int(first[-1]), bool)  # the comparisons of the tournaments
-    for info in net.max_info:
-        for stage, start, pairs in zip(info.stages, info.starts, info.pairs):
-            tour[first[stage] + start: first[stage] + start + len(pairs)] = True
+    for t in _maxpool._tours(net, sizes):
+        for col in t.cols:
+            tour[col] = True
 
-    D = cx.denominator * cy.denominator // gcd(cx.denominator, cy.denominator)
+    D = lcm(cx.denominator, cy.denominator)
     kx, ky = cx.numerator * (D // cx.denominator), cy.numerator * (D // cy.denominator)
 
     def rows(bits: np.ndarray, cols: np.ndarray, sign: np.ndarray) -> list:

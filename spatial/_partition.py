@@ -276,8 +276,8 @@ class Partition:
         turned into vertices by ``cdd.gmp``; the float polygon's corners are compared with them.
         Behind max-pooling a region is the union of the cells where each window keeps one
         argmax; its H-representation says the argmax beats every rival of its window (one
-        half-plane per rival). Needs the ``certify`` extra (``pip install splinescope[certify]``). Costs grow with the
-        network: meant for small networks or a subset of ``regions``.
+        half-plane per rival). Needs the ``certify`` extra (``pip install splinescope[certify]``).
+        Costs grow with the network: meant for small networks or a subset of ``regions``.
         """
         return _certify.certify(self, regions=regions, raise_on_error=raise_on_error)
 
