@@ -78,3 +78,31 @@ def test_a_half_written_file_never_appears(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert sorted(f.name for f in tmp_path.iterdir()) == ["arch.json"]  # no step, no data, no temp file
     assert (tmp_path / runs.ARCH_FILE).read_text() == old
+
+
+def test_log_round_trip_merges_steps_and_skips_a_partial_last_line(tmp_path):
+    runs.append_log(tmp_path, {"step": 10, "loss": np.float32(0.5), "lc": torch.tensor(2.0)})
+    runs.append_log(tmp_path, {"step": 0, "loss": 1.0, "note": "start", "flag": True})
+    runs.append_log(tmp_path, {"step": 10, "acc": 0.75, "bad": float("nan")})
+    with open(tmp_path / runs.LOG_FILE, "a") as f:
+        f.write('{"step": 20, "lo')  # a writer in the middle of its line
+    assert runs.read_log(tmp_path) == [{"step": 0, "loss": 1.0, "note": "start", "flag": True},
+                                       {"step": 10, "loss": 0.5, "lc": 2.0, "acc": 0.75, "bad": None}]
+    assert runs.read_log(tmp_path / "nowhere") == []
+
+
+def test_log_errors(tmp_path):
+    with pytest.raises(ValueError, match="needs an int 'step'"):
+        runs.append_log(tmp_path, {"loss": 1.0})
+    with pytest.raises(ValueError, match="needs an int 'step'"):
+        runs.append_log(tmp_path, {"step": 1.5})
+    with pytest.raises(TypeError, match="log value 'w' is a Tensor"):
+        runs.append_log(tmp_path, {"step": 1, "w": torch.zeros(3)})
+    with pytest.raises(TypeError, match="must be a dict"):
+        runs.append_log(tmp_path, [("step", 1)])
+    (tmp_path / runs.LOG_FILE).write_text('{"step": 1}\nnot json\n{"step": 2}\n')
+    with pytest.raises(ValueError, match="line 2: is not JSON"):
+        runs.read_log(tmp_path)
+    (tmp_path / runs.LOG_FILE).write_text('{"step": "one"}\n')
+    with pytest.raises(ValueError, match="line 1: a log row must be a JSON object with an int 'step'"):
+        runs.read_log(tmp_path)
