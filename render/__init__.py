@@ -15,6 +15,12 @@ draw_frames(partitions, table, steps, *, data=None)         ready-made partition
 save(images, out, *, fps=8)                                 images -> GIF / MP4, written atomically
 demo(out="splinescope-demo.gif")                            train a toy network and animate it
 
+In the training loop
+--------------------
+Tracker(run_dir, data, *, steps|every|at, slices, ...)     LC, partition statistics, checkpoints and a
+                                                            step-keyed log on a schedule (.step(model, step))
+SplinescopeCallback(run_dir, **tracker options)             the same as a Lightning Callback (imports Lightning)
+
 Command line (``splinescope``)
 ------------------------------
 train    train a toy network, checkpoints on a log-spaced schedule   (render/cli/train.py)
@@ -35,10 +41,21 @@ from ._animate import Animation, animate, draw_frames, frames, save
 from ._demo import demo
 from ._plot import PartitionArtists, plot_migration, plot_partition, region_colors
 from .lc import plot_lc
+from .track import Tracker
+
+
+def __getattr__(name):  # Lightning is imported only when its callback is asked for
+    if name == "SplinescopeCallback":
+        from ._lightning import SplinescopeCallback
+        return SplinescopeCallback
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "Animation",
     "PartitionArtists",
+    "SplinescopeCallback",
+    "Tracker",
     "animate",
     "demo",
     "draw_frames",

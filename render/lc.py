@@ -89,7 +89,7 @@ def save_lc_plot(rows: Sequence[Mapping], out, *, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = [k[3:] for k in rows[0] if k.startswith("lc_") and "_layer" not in k]
+    names = [k[3:] for k in rows[0] if k.startswith("lc_") and "/" not in k]  # totals, not per layer
     steps = [r["step"] if r["step"] is not None else k for k, r in enumerate(rows)]
     lc = {n: [r[f"lc_{n}"] for r in rows] for n in names}
     acc = {n: [r[f"acc_{n}"] for r in rows] for n in names if f"acc_{n}" in rows[0]}

@@ -13,7 +13,9 @@ Local complexity
 ----------------
 local_complexity(model, x, radius, frame|dim, seed, *, center, normalize, layers)
                                           per-layer count of neurons switching in the cross-polytope x +- r v_p
-LocalComplexity(...)                      the same, accumulated: update(x) / compute() / merge() / sync()
+LocalComplexity(model, radius, ...)       the same, accumulated: a torchmetrics.Metric (update / compute /
+                                          reset / sync / merge_state; per_layer=False for one number;
+                                          layer_names); loaded on first use (torchmetrics imports matplotlib)
 random_frame(dim, in_features, seed)      a random orthonormal frame from its own generator
 
 Representation similarity and layer imbalance
@@ -58,8 +60,9 @@ when its first element is 2-D, so ``((0.1, 0.2), (0.3, 0.4))`` is two points (``
 everywhere ``data=`` is taken). A wrong type raises TypeError, a wrong value ValueError; an unknown
 option answers "'x' is not a valid <what>, must be one of 'a', 'b'".
 
-No module here imports matplotlib (spatial.cka does, through
-torchmetrics, so the package never imports spatial.cka itself).
+No module here imports matplotlib (spatial.cka and spatial._lc_metric do, through
+torchmetrics, so the package imports them only when ``CKA`` or ``LocalComplexity`` is first used:
+``spatial.LocalComplexity`` is resolved lazily).
 """
 from .agreement import agreement
 from ._graph import register_activation
@@ -69,7 +72,17 @@ from ._partition import CertifyReport, Partition, VerifyReport, partition
 from ._plane import Plane
 from .checkpoints import load_checkpoints, load_model
 from .imbalance import layer_imbalance
-from .local_complexity import LocalComplexity, local_complexity, random_frame
+from .local_complexity import local_complexity, random_frame
+
+_LAZY = {"LocalComplexity": "._lc_metric"}  # names whose modules import torchmetrics (and matplotlib)
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "CertifyReport",

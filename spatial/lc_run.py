@@ -9,15 +9,15 @@ labels. Following Humayun, Balestriero and Baraniuk, "Deep Networks Always Grok 
 """
 from __future__ import annotations
 
-from typing import Dict, Iterable, Iterator, Optional, Tuple, cast
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple, cast
 
 import numpy as np
 import torch
 
 from ._validate import integer
-from .local_complexity import LocalComplexity
+from .local_complexity import _lc_update, _plan, _prepare_x
 
-__all__ = ["accuracy", "lc_over_training", "point_sets"]
+__all__ = ["accuracy", "lc_over_training", "lc_row", "point_sets"]
 
 PointSet = Tuple[torch.Tensor, Optional[torch.Tensor]]  # (N, D) points, (N,) labels or None
 
@@ -61,17 +61,36 @@ def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 def lc_over_training(checkpoints: Iterable, sets: Dict[str, PointSet], radius: float, *, frame,
                      center: bool = False) -> Iterator[Dict[str, float]]:
     """One row per ``(step, model)`` of ``checkpoints``: ``step``, ``lc_{set}`` (summed over the
-    layers), ``lc_{set}_layer{k}`` and, for labelled sets, ``acc_{set}``."""
+    layers), ``lc_{set}/{layer}`` per layer (named by its activation module, see
+    :func:`lc_row`) and, for labelled sets, ``acc_{set}``."""
     for step, model in checkpoints:
         model.eval()
-        row = {"step": step}
-        for name, (x, y) in sets.items():
-            est = LocalComplexity(model, radius, frame=frame, center=center)
-            est.update(x)
-            per_layer = est.compute()
-            row[f"lc_{name}"] = float(per_layer.sum())
-            for k, v in enumerate(per_layer.tolist()):
-                row[f"lc_{name}_layer{k}"] = v
-            if y is not None:
-                row[f"acc_{name}"] = accuracy(model, x.to(cast(torch.Tensor, est.frame).device), y)
-        yield row
+        yield {"step": step, **lc_row(model, sets, radius, frame=frame, center=center)}
+
+
+def lc_row(model: torch.nn.Module, sets: Dict[str, PointSet], radius: float, *, frame,
+           center: bool = False) -> Dict[str, float]:
+    """The measurements of one model: ``lc_{set}`` (mean local complexity summed over the
+    layers), ``lc_{set}/{layer}`` (per layer, named by the layer's activation module: ``"1"`` in
+    a Sequential, ``"act#2"`` for the second call of a reused ``act``) and ``acc_{set}`` for
+    labelled sets. ``frame``: the ``(P, D)`` directions shared by all sets.
+
+    Examples
+    --------
+    >>> from splinescope.spatial.local_complexity import random_frame
+    >>> net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    >>> sets = point_sets(np.random.default_rng(0).random((20, 3)), np.arange(20) % 2, points=10)
+    >>> sorted(lc_row(net, sets, 0.1, frame=random_frame(2, 3, seed=0)))
+    ['acc_train', 'lc_random', 'lc_random/1', 'lc_train', 'lc_train/1']
+    """
+    plan = _plan(model)
+    row: Dict[str, float] = {}
+    for name, (x, y) in sets.items():
+        xt, shape = _prepare_x(plan, x)
+        per_layer = _lc_update(plan, xt, shape, frame, radius, center, None).double().mean(0)  # (L,)
+        row[f"lc_{name}"] = float(per_layer.sum())
+        for layer, v in zip(cast(List[str], plan.names), per_layer.tolist()):
+            row[f"lc_{name}/{layer}"] = v
+        if y is not None:
+            row[f"acc_{name}"] = accuracy(model, xt.reshape((len(xt),) + shape), y)
+    return row

@@ -20,17 +20,19 @@ Two ways through a model:
   inputs of its ``ReLU`` / ``LeakyReLU`` / ``PReLU`` modules, one layer per call in call order.
 
 The output layer (no activation) is never counted. Public: the functional
-:func:`local_complexity` (per-point values), the accumulating :class:`LocalComplexity` (means
-over a stream of batches, mergeable across processes) and :func:`random_frame`. Both estimators
-run the one private ``_lc_update`` (per-point counts); the class only sums them, and
-``_lc_compute`` turns sums and counts into means.
+:func:`local_complexity` (per-point values), the accumulating :class:`LocalComplexity` (a
+``torchmetrics.Metric``: means over a stream of batches, synced across processes; it lives in
+``spatial._lc_metric`` and is loaded on first use, since torchmetrics imports matplotlib) and
+:func:`random_frame`. Both estimators run the one private ``_lc_update`` (per-point counts); the
+class only sums them, and ``_lc_compute`` turns sums and counts into means. The counted layers
+are named by their activation modules (:func:`_layer_names`).
 """
 from __future__ import annotations
 
 import math
 import warnings
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -143,6 +145,7 @@ class _Plan:
     dtype: torch.dtype
     layers: Optional[List[Tuple[torch.Tensor, torch.Tensor, Optional[float]]]]  # (W^T, b, slope)
     widths: Optional[List[int]]  # of the counted (hidden) layers; None until the hooks ran
+    names: Optional[List[str]] = None  # their activation modules' names (see _layer_names)
 
     @property
     def sequential(self) -> bool:
@@ -193,7 +196,24 @@ def _plan(model: torch.nn.Module, hooks: bool = False) -> _Plan:
     if net is None:
         _check_hookable(model)
         return _Plan(model, device, dtype, None, None)
-    return _Plan(model, device, dtype, _read_layers(net, device, dtype), [l.width for l in net.hidden])
+    return _Plan(model, device, dtype, _read_layers(net, device, dtype), [l.width for l in net.hidden],
+                 _layer_names([l.names[-1].split(" (")[0] for l in net.hidden]))
+
+
+def _layer_names(calls: Sequence[str]) -> List[str]:
+    """The counted layers' names: each activation module's name (``"1"`` in a Sequential,
+    ``"act"`` in a subclass), ``"act#2"``, ``"act#3"`` for the second and third call of a reused
+    module.
+
+    >>> _layer_names(["1", "3"]), _layer_names(["act", "act", "out"])
+    (['1', '3'], ['act', 'act#2', 'out'])
+    """
+    seen: Dict[str, int] = {}
+    out = []
+    for c in calls:
+        seen[c] = seen.get(c, 0) + 1
+        out.append(c if seen[c] == 1 else f"{c}#{seen[c]}")
+    return out
 
 
 def _read_layers(net: Network, device: torch.device, dtype: torch.dtype):
@@ -203,11 +223,12 @@ def _read_layers(net: Network, device: torch.device, dtype: torch.dtype):
 
 
 def _refresh_(plan: _Plan) -> None:
-    """Re-read the model's current weights into a Sequential plan (the hooks read them live).
+    """Follow the model as it is now: its device and dtype (``model.to(...)`` since the plan was
+    made), and, for a Sequential plan, its current weights (the hooks read them live).
 
-    One parse of the model (about 1 ms for a 784-200-200-200-10 MLP); the device and dtype
-    stay those of the plan, so the frame and the state keep theirs.
+    One parse of the model (about 1 ms for a 784-200-200-200-10 MLP).
     """
+    plan.device, plan.dtype = _model_place(plan.model)
     if not plan.sequential:
         return
     net = parse(plan.model)
@@ -276,14 +297,18 @@ def _hooked_counts(plan: _Plan, x: torch.Tensor, shape: Tuple[int, ...], F: torc
     V = verts.shape[1]
     counts: List[torch.Tensor] = []
     widths: List[int] = []
+    calls: List[str] = []
 
-    def pre_hook(module, inputs):
-        z = inputs[0].detach()
-        z = z.reshape(n, V, -1)  # (n, V, H): H = all of the layer's units (channels x pixels)
-        counts.append(_straddle(z))
-        widths.append(z.shape[-1])
+    def hook_for(name: str):
+        def pre_hook(module, inputs):
+            z = inputs[0].detach()
+            z = z.reshape(n, V, -1)  # (n, V, H): H = all of the layer's units (channels x pixels)
+            counts.append(_straddle(z))
+            widths.append(z.shape[-1])
+            calls.append(name)
+        return pre_hook
 
-    handles = [m.register_forward_pre_hook(pre_hook) for m in plan.model.modules()
+    handles = [m.register_forward_pre_hook(hook_for(name or "<model>")) for name, m in plan.model.named_modules()
                if type(m).__name__ in _PL_MODULES]
     try:
         plan.model(verts.reshape((n * V,) + shape))
@@ -291,7 +316,7 @@ def _hooked_counts(plan: _Plan, x: torch.Tensor, shape: Tuple[int, ...], F: torc
         for h in handles:
             h.remove()
     if plan.widths is None:
-        plan.widths = widths
+        plan.widths, plan.names = widths, _layer_names(calls)
     elif widths != plan.widths:
         raise RuntimeError("the model's activation calls changed between two batches "
                            f"(widths {plan.widths} then {widths})")
@@ -484,112 +509,8 @@ def local_complexity(model: torch.nn.Module, x, radius: float = 0.1, frame=None,
     return _normalise(counts, plan, layers) if normalize else counts
 
 
-class LocalComplexity:
-    """Mean local complexity per layer, accumulated over batches (torchmetrics style).
-
-    Each :meth:`update` counts the model with its weights at that moment (so the estimator
-    can live across training steps: reset it each epoch), in the frame fixed at the first update.
-    The state is a per-layer sum ``total`` (L,) float64 and a point ``count``; both reduce by
-    summation, so :meth:`merge` combines estimators and :meth:`sync` all-reduces them across
-    ``torch.distributed`` processes. One frame is used for every batch: pass ``frame=`` or
-    ``directions=`` with a ``seed=`` shared by the processes.
-
-    Parameters
-    ----------
-    model, radius, frame, directions, seed, center, normalize, layers, batch_size, max_memory, dim
-        As in :func:`local_complexity` (``dim=``: deprecated old name of ``directions=``).
-
-    Examples
-    --------
-    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU(), torch.nn.Linear(2, 1))
-    >>> with torch.no_grad():
-    ...     _ = net[0].weight.copy_(torch.eye(2)); _ = net[0].bias.zero_()
-    >>> lc = LocalComplexity(net, radius=0.1, frame=torch.eye(2))
-    >>> lc.update([[0.05, 0.5]]); lc.update([[1.0, 1.0]])
-    >>> lc.compute()
-    tensor([0.5000], dtype=torch.float64)
-    """
-
-    _reductions = {"total": "sum", "count": "sum"}  # how each state combines across processes
-
-    def __init__(self, model: torch.nn.Module, radius: float = 0.1, frame=None,
-                 directions: Optional[int] = None, seed: Optional[int] = None, *,
-                 center: bool = False, normalize: bool = False,
-                 layers: Optional[Sequence[int]] = None, batch_size: Optional[int] = None,
-                 max_memory: int = _DEFAULT_MEMORY, dim: Optional[int] = None):
-        directions = _directions(directions, dim)
-        self.radius = _check_radius(radius)
-        self._plan = _plan(model)
-        if frame is None and directions is None:
-            raise ValueError("no directions: pass frame= ((P, D) orthonormal rows) or directions= (P)")
-        if seed is None and frame is None:
-            seed = int(torch.Generator().seed())  # fixed now, so every batch sees one frame
-        self._frame_args = (frame, directions, seed)
-        self.frame: Optional[torch.Tensor] = None  # (P, D), resolved at the first update
-        self.center, self.normalize = bool(center), bool(normalize)
-        self.layers = layers
-        self.batch_size, self.max_memory = batch_size, max_memory
-        self.total: Optional[torch.Tensor] = None  # (L,) float64 sums of per-point values
-        self.count = torch.zeros((), dtype=torch.float64, device=self._plan.device)
-
-    def update(self, x) -> None:
-        """Add the local complexity of the points ``x`` (N, ...) to the state.
-
-        The model is read as it is now (its weights may have changed since the last update, by
-        training); the frame is the one fixed at the first update.
-        """
-        _refresh_(self._plan)
-        xt, shape = _prepare_x(self._plan, x)
-        if self.frame is None:
-            self.frame = _resolve_frame(*self._frame_args, xt.shape[1], self._plan)
-        v = _lc_update(self._plan, xt, shape, self.frame, self.radius, self.center, self.layers,
-                       self.max_memory, self.batch_size)
-        if self.normalize:
-            v = _normalise(v, self._plan, self.layers)
-        s = v.to(torch.float64).sum(0)
-        self.total = s if self.total is None else self.total + s
-        self.count += v.shape[0]
-
-    def compute(self) -> torch.Tensor:
-        """Mean local complexity per layer, (L,) float64."""
-        return _lc_compute(self.total if self.total is not None else self.count, self.count)
-
-    def merge(self, *others: "LocalComplexity") -> "LocalComplexity":
-        """Add the states of other estimators (same model layers and frame) into this one."""
-        for o in others:
-            if not isinstance(o, LocalComplexity):
-                raise TypeError(f"can only merge LocalComplexity, got {type(o).__name__}")
-            if o.total is None:
-                continue
-            if self.total is not None and self.total.shape != o.total.shape:
-                raise ValueError(f"cannot merge states of {tuple(o.total.shape)[0]} layers into "
-                                 f"{tuple(self.total.shape)[0]}")
-            t = o.total.to(self.count.device)
-            self.total = t.clone() if self.total is None else self.total + t
-            self.count += o.count.to(self.count.device)
-        return self
-
-    def sync(self, group=None) -> None:
-        """Sum the state over the processes of ``group`` (``torch.distributed``), in place.
-
-        Every process must have called :meth:`update` at least once (the state's size is the
-        number of layers, known from the first batch).
-        """
-        import torch.distributed as dist
-        if not (dist.is_available() and dist.is_initialized()):
-            raise RuntimeError("torch.distributed is not initialised: nothing to sync with")
-        if self.total is None:
-            raise ValueError("no points seen yet: call update(x) before sync()")
-        ops = {"sum": dist.ReduceOp.SUM}
-        for name, op in self._reductions.items():
-            dist.all_reduce(getattr(self, name), op=ops[op], group=group)
-
-    def reset(self) -> None:
-        """Forget the points seen (the frame is kept)."""
-        self.total = None
-        self.count = torch.zeros((), dtype=torch.float64, device=self._plan.device)
-
-    def __repr__(self) -> str:
-        P = None if self.frame is None else self.frame.shape[0]
-        return (f"LocalComplexity(radius={self.radius}, P={P}, center={self.center}, "
-                f"normalize={self.normalize}, points={int(self.count.item())})")
+def __getattr__(name):  # the class imports torchmetrics (and matplotlib): loaded when asked for
+    if name == "LocalComplexity":
+        from ._lc_metric import LocalComplexity
+        return LocalComplexity
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

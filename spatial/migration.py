@@ -23,7 +23,8 @@ import numpy as np
 
 from ._validate import option, points
 
-__all__ = ["MigrationTable", "STATISTICS", "migration_table", "region_distances", "region_statistic"]
+__all__ = ["MigrationTable", "STATISTICS", "migration_table", "partition_statistics", "region_distances",
+           "region_statistic"]
 
 STATISTICS = ("area", "slope", "boundary_distance", "data_distance")
 """The per-region statistics of :func:`region_statistic`."""
@@ -244,3 +245,40 @@ def migration_table(partitions, data=None, *, bins: Union[int, Sequence[float]] 
     if single:
         cols = {k: v[0] for k, v in cols.items()}
     return MigrationTable(edges=edges, radius=radius, **cols)
+
+
+def partition_statistics(p, data=None, *, radius: Optional[float] = None,
+                         distances: Optional[np.ndarray] = None) -> Dict[str, float]:
+    """The scalars of one partition that a training log or a sweep records.
+
+    ``regions`` (the count), ``boundary_length`` (of the decision boundary in the slice),
+    ``density_data`` and ``density_boundary`` (regions per unit area within ``radius`` of the
+    data and of the boundary, as in :func:`migration_table`; nan without data / without a
+    boundary).
+
+    Parameters
+    ----------
+    p : spatial.Partition
+    data : (N, 2) array or (X, y) pair, optional
+        Points in slice coordinates.
+    radius : float, optional
+        "Near" for the densities (default: 1/20 of the slice's shorter side).
+    distances : (R, 2) array, optional
+        The :func:`region_distances` of ``p`` for ``data``, when already computed.
+
+    Examples
+    --------
+    >>> import torch, spatial
+    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 1), torch.nn.ReLU(), torch.nn.Linear(1, 1))
+    >>> with torch.no_grad():
+    ...     net[0].weight[:] = torch.tensor([[1.0, 0.0]]); net[0].bias[:] = 0.0
+    ...     net[2].weight[:] = 1.0; net[2].bias[:] = -0.5
+    >>> stats = partition_statistics(spatial.partition(net, (-1, 1, -1, 1)), [[-0.75, 0.0]])
+    >>> stats["regions"], stats["boundary_length"]
+    (2, 2.0)
+    """
+    t = migration_table([p], data, radius=radius, distances=None if distances is None else [distances])
+    segs = np.asarray(p.boundary, dtype=np.float64).reshape(-1, 2, 2)
+    length = float(np.hypot(*(segs[:, 1] - segs[:, 0]).T).sum()) if len(segs) else 0.0
+    return {"regions": int(t.n_regions[0]), "boundary_length": length,
+            "density_data": float(t.density_data[0]), "density_boundary": float(t.density_boundary[0])}

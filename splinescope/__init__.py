@@ -13,8 +13,10 @@ render    drawing, movies and the ``splinescope`` command line
 from importlib import metadata as _metadata
 
 from . import spatial
-from .spatial import *  # noqa: F401,F403  (the public API of splinescope.spatial)
+from .spatial import _LAZY as _spatial_lazy
 from .spatial import __all__ as _spatial_all
+
+globals().update({_n: getattr(spatial, _n) for _n in _spatial_all if _n not in _spatial_lazy})
 
 try:
     __version__ = _metadata.version("splinescope")
@@ -22,10 +24,12 @@ except _metadata.PackageNotFoundError:  # pragma: no cover - a source tree that 
     __version__ = "0+unknown"
 
 
-def __getattr__(name):  # ``splinescope.render`` without importing matplotlib up front
+def __getattr__(name):  # ``splinescope.render`` (and LocalComplexity) without importing matplotlib up front
     if name == "render":
         import importlib
         return importlib.import_module(".render", __name__)
+    if name in _spatial_lazy:
+        return getattr(spatial, name)
     raise AttributeError(f"module 'splinescope' has no attribute {name!r}")
 
 

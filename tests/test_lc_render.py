@@ -71,7 +71,7 @@ def test_cli_lc_end_to_end(run, tmp_path, capsys):
     model = toy_mlp(width=8, depth=2, in_features=5, out_features=3, seed=10)
     expected = local_complexity(model, pts, 0.2, frame=random_frame(3, 5, seed=0)).double().mean(0)
     assert float(rows[1]["lc_train"]) == pytest.approx(float(expected.sum()))
-    assert float(rows[1]["lc_train_layer1"]) == pytest.approx(float(expected[1]))
+    assert float(rows[1]["lc_train/3"]) == pytest.approx(float(expected[1]))
     assert {"lc_test", "lc_random", "acc_train", "acc_test"} <= set(rows[0])
     assert "wrote" in capsys.readouterr().out
 

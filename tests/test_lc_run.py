@@ -39,7 +39,7 @@ def test_rows_match_the_functional_estimator():
         for name, (x, y) in sets.items():
             ref = local_complexity(m, x, 0.2, frame=frame).double().mean(0)  # (N, L) counts -> (L,) means
             assert row[f"lc_{name}"] == pytest.approx(float(ref.sum()))
-            assert row[f"lc_{name}_layer1"] == pytest.approx(float(ref[1]))
+            assert row[f"lc_{name}/3"] == pytest.approx(float(ref[1]))
             assert (f"acc_{name}" in row) == (y is not None)
         pred = (m(sets["train"][0])[:, 0] > 0).long()
         assert row["acc_train"] == pytest.approx(float((pred == sets["train"][1]).float().mean()))

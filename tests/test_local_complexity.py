@@ -278,21 +278,45 @@ def _sync_worker(rank, world):
     x = points(30, 4)
     est = LocalComplexity(model, 0.5, directions=3, seed=0)
     est.update(x[rank::world])
+    whole = est.compute().tolist()  # torchmetrics syncs for compute() and unsyncs after it
+    local = est.count.item()
     est.sync()
-    return est.compute().tolist()
+    synced = est.count.item()
+    est.unsync()
+    return whole, local, synced, est.count.item()
 
 
 def test_sync_across_two_gloo_processes():
     results = run_gloo(_sync_worker, 2)
     whole = local_complexity(mlp([4, 9, 9, 1]), points(30, 4), 0.5, directions=3, seed=0).double().mean(0)
     for r in range(2):
-        np.testing.assert_allclose(results[r], whole.numpy())
+        np.testing.assert_allclose(results[r][0], whole.numpy())
+        assert results[r][1:] == (15, 30, 15)
 
 
-def test_sync_needs_distributed():
+def _hooked_sync_worker(rank, world):
+    """A model read through hooks (its layers unknown until a batch), and a process that saw none."""
+    model = Residual()
+    est = LocalComplexity(model, 0.5, directions=3, seed=0)
+    if rank == 0:
+        est.update(points(12, 5))
+    return est.compute().tolist(), est.layer_names
+
+
+def test_sync_of_a_process_that_saw_no_batch():
+    results = run_gloo(_hooked_sync_worker, 2)
+    whole = local_complexity(Residual(), points(12, 5), 0.5, directions=3, seed=0).double().mean(0)
+    np.testing.assert_allclose(results[0][0], whole.numpy())
+    np.testing.assert_allclose(results[1][0], whole.numpy())
+    assert results[0][1] == ["relu", "relu#2"] and results[1][1] is None
+
+
+def test_sync_outside_distributed_is_a_no_op():
     est = LocalComplexity(mlp([4, 9, 1]), 0.5, directions=2, seed=0)
-    with pytest.raises(RuntimeError, match="not initialised"):
-        est.sync()
+    est.update(points(5, 4))
+    before = est.compute()
+    est.sync()
+    assert torch.equal(est.compute(), before)
 
 
 # ---------------------------------------------------------------------------- errors

@@ -179,3 +179,18 @@ def test_errors():
         migration_table(p, bins=[0.1, 0.5])
     with pytest.raises(ValueError, match="radius must be > 0, got -1"):
         migration_table(p, radius=-1)
+
+
+def test_partition_statistics_are_the_tables_numbers():
+    from splinescope.spatial.migration import partition_statistics
+    from splinescope.spatial.train import toy_mlp
+    p = spatial.partition(toy_mlp(8, 2, seed=3), (-1, 1, -1, 1))
+    X = np.random.default_rng(0).uniform(-1, 1, (30, 2))
+    t = migration_table(p, X, radius=0.1)
+    d = region_distances(p, X)
+    for stats in (partition_statistics(p, X, radius=0.1), partition_statistics(p, X, radius=0.1, distances=d)):
+        assert stats["regions"] == len(p) == t.n_regions
+        assert stats["density_data"] == t.density_data and stats["density_boundary"] == t.density_boundary
+        segs = np.asarray(p.boundary)
+        assert stats["boundary_length"] == pytest.approx(sum(np.linalg.norm(b - a) for a, b in segs))
+        assert stats["boundary_length"] > 0

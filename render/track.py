@@ -1,0 +1,280 @@
+"""Measure a network from inside its training loop, into a run folder the rest of the tool reads.
+
+On a schedule of steps, :meth:`Tracker.step` records the local complexity at training, test and
+random points (:func:`spatial.lc_run.lc_row`), the statistics of the exact partition on chosen
+slices (:func:`spatial.migration.partition_statistics`: regions, boundary length, region
+densities near the data and near the boundary), and whatever scalars the loop passes (the loss),
+as one line of the run's step-keyed log (``log.jsonl``, :mod:`spatial.runs`); it saves the
+model's ``state_dict`` as ``step_000123.pt`` beside the run's ``data.npz`` (and ``arch.json`` when
+given), so ``splinescope animate``, ``lc``, ``view`` and ``dynamics`` read the run afterwards.
+The same scalars can go to TensorBoard (a ``SummaryWriter``) and to Weights & Biases (a run from
+``wandb.init``), and, with ``frames=True``, a picture of each slice's partition too.
+
+Plain loop::
+
+    tracker = Tracker("runs/exp", data=(X, y), test=(X_test, y_test), steps=10_000,
+                      slices={"box": (-2, 2, -2, 2)})
+    for step in range(10_001):
+        ...                                   # one optimiser step
+        tracker.step(model, step, loss=loss.item())
+    tracker.close()
+
+Lightning: ``trainer = Trainer(callbacks=[SplinescopeCallback("runs/exp", data=(X, y))])``
+(:mod:`render._lightning`, loaded when asked for).
+
+This module lives in ``render`` because it draws (frames) and writes files; every number it
+records comes from :mod:`spatial`.
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+
+from splinescope.spatial._validate import integer
+
+__all__ = ["Tracker"]
+
+Bounds = Tuple[float, float, float, float]
+
+
+def _slices(slices, in_features: Optional[int]) -> Dict[str, Tuple[Bounds, Any]]:
+    """``{name: (bounds, plane or None)}`` from ``{name: bounds}`` / ``{name: (bounds, plane)}``."""
+    from splinescope.spatial import Plane
+
+    if slices is None:
+        return {}
+    if not isinstance(slices, Mapping):
+        raise TypeError(f"slices must be a dict {{name: bounds or (bounds, Plane)}}, got {type(slices).__name__}")
+    out = {}
+    for name, spec in slices.items():
+        if not isinstance(name, str) or not name or "/" in name:
+            raise ValueError(f"slice name {name!r} must be a non-empty string without '/'")
+        plane = None
+        if isinstance(spec, (tuple, list)) and len(spec) == 2 and isinstance(spec[1], Plane):
+            spec, plane = spec
+        try:
+            bounds = tuple(float(b) for b in spec)
+        except (TypeError, ValueError):
+            raise TypeError(f"slice {name!r} must be (xmin, xmax, ymin, ymax) or ((xmin, xmax, ymin, ymax), "
+                            f"Plane), got {spec!r}") from None
+        if len(bounds) != 4 or not (bounds[0] < bounds[1] and bounds[2] < bounds[3]):
+            raise ValueError(f"slice {name!r}: bounds {spec!r} must be (xmin, xmax, ymin, ymax) with xmin < xmax "
+                             "and ymin < ymax")
+        if plane is None and in_features is not None and in_features != 2:
+            raise ValueError(f"slice {name!r} has no Plane but the data have {in_features} features: give "
+                             "(bounds, spatial.Plane.through(a, b, c))")
+        out[name] = (bounds, plane)
+    return out
+
+
+def _schedule(every, at, steps, checkpoints) -> Tuple[Callable[[int], bool], Optional[List[int]]]:
+    given = [k for k, v in (("every", every), ("at", at), ("steps", steps)) if v is not None]
+    if len(given) != 1:
+        raise ValueError("give one schedule: steps= (the last step; checkpoints log-spaced up to it), "
+                         f"every= (a step interval) or at= (a list of steps); got {', '.join(given) or 'none'}")
+    if every is not None:
+        k = integer("every", every, minimum=1)
+        return (lambda s: s % k == 0), None
+    if at is not None:
+        chosen = sorted({integer("a step of at", s, minimum=0) for s in at})
+    else:
+        from splinescope.spatial.train import log_schedule
+        chosen = log_schedule(integer("steps", steps, minimum=0), integer("checkpoints", checkpoints, minimum=1))
+    table = set(chosen)
+    return table.__contains__, chosen
+
+
+class Tracker:
+    """Local complexity, partition statistics, checkpoints and a step-keyed log, on a schedule.
+
+    Parameters
+    ----------
+    run_dir : path
+        The run folder (created; its ``data.npz`` written now, checkpoints and ``log.jsonl`` as
+        training goes).
+    data : (X, y) pair
+        The training set: ``X`` (N, ...) inputs, ``y`` (N,) integer labels.
+    test : (X, y) pair, optional
+        Held-out points (``y`` may be None).
+    steps, every, at : give one
+        ``steps``: the last training step; measurements at ``checkpoints`` log-spaced steps from
+        0 to it (:func:`spatial.train.log_schedule`). ``every``: at every multiple of it.
+        ``at``: at these steps.
+    checkpoints : int
+        How many log-spaced steps with ``steps=`` (default 40).
+    slices : dict, optional
+        ``{name: (xmin, xmax, ymin, ymax)}`` for a 2-input network, or ``{name: (bounds,
+        spatial.Plane)}``; default for 2-input data: ``{"box": the data's box, padded by a tenth}``.
+        Points of 2-D data are the slice's data; on a plane, its three defining points are.
+    lc : bool
+        Record local complexity (``lc_train``, ``lc_test``, ``lc_random``, per layer
+        ``lc_train/<module>``) and accuracy (``acc_train``, ``acc_test``).
+    lc_points, radius, directions, seed
+        Points per set (subsampled once, with the random points, from ``seed``), the
+        cross-polytope's radius, its number of random directions (one frame from ``seed``).
+    save : bool
+        Save the model's ``state_dict`` at each measured step (``step_000123.pt``).
+    arch : dict, optional
+        ``{"factory": "pkg.module:name", "kwargs": {...}}`` for ``arch.json``, so the run's
+        checkpoints load without ``--arch``.
+    tensorboard : SummaryWriter or path, optional
+        Send the scalars there (a path: a ``torch.utils.tensorboard.SummaryWriter`` made on it).
+    wandb : wandb run, optional
+        Send the scalars with ``run.log(row, step=step)``.
+    frames : bool
+        Also send a picture of each slice's partition (TensorBoard ``add_image``, W&B
+        ``wandb.Image``).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from splinescope.spatial.train import toy_mlp
+    >>> from splinescope.spatial.runs import read_log
+    >>> X, y = np.random.default_rng(0).uniform(-1, 1, (50, 2)), np.arange(50) % 2
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     t = Tracker(d, data=(X, y), every=10, lc_points=20, directions=2)
+    ...     for step in range(21):
+    ...         _ = t.step(toy_mlp(8, 2), step, loss=1.0 / (step + 1))
+    ...     [(r["step"], r["regions/box"] > 0, "lc_train" in r) for r in read_log(d)]
+    [(0, True, True), (10, True, True), (20, True, True)]
+    """
+
+    def __init__(self, run_dir, data, test=None, *, steps: Optional[int] = None, every: Optional[int] = None,
+                 at: Optional[Sequence[int]] = None, checkpoints: int = 40, slices=None, lc: bool = True,
+                 lc_points: int = 500, radius: float = 0.1, directions: int = 25, seed: int = 0,
+                 save: bool = True, arch: Optional[Dict] = None, tensorboard=None, wandb=None,
+                 frames: bool = False) -> None:
+        from splinescope.spatial import runs
+        from splinescope.spatial._validate import points as _points_arg
+
+        if not isinstance(run_dir, (str, os.PathLike)):
+            raise TypeError(f"run_dir must be a path, got {type(run_dir).__name__}")
+        self.run_dir = Path(run_dir)
+        self.due, self.schedule = _schedule(every, at, steps, checkpoints)
+        X, y = _pair("data", data)
+        if y is None:
+            raise ValueError("data needs labels: an (X, y) pair with y (N,) class labels")
+        X_test, y_test = (None, None) if test is None else _pair("test", test)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        runs.write_data(self.run_dir, X, y, X_test, y_test)
+        if arch is not None:
+            runs.write_arch(self.run_dir, arch)
+        flat = X.reshape(len(X), -1)
+        in_features = flat.shape[1]
+        if slices is None and in_features == 2:
+            lo, hi = flat.min(0), flat.max(0)
+            pad = 0.1 * np.maximum(hi - lo, 1e-12)
+            slices = {"box": (lo[0] - pad[0], hi[0] + pad[0], lo[1] - pad[1], hi[1] + pad[1])}
+        self.slices = _slices(slices, in_features)
+        anchors = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+        self._slice_data = {name: (anchors if plane is not None else _points_arg((flat, y))[0])
+                            for name, (_, plane) in self.slices.items()}
+        self.lc = bool(lc)
+        self.radius = float(radius)
+        if self.lc:
+            from splinescope.spatial.lc_run import point_sets
+            from splinescope.spatial.local_complexity import random_frame
+            self._sets = point_sets(flat, y, None if X_test is None else X_test.reshape(len(X_test), -1), y_test,
+                                    points=lc_points, seed=seed)
+            self._shape = X.shape[1:]
+            self._frame = random_frame(integer("directions", directions, minimum=1), in_features, seed=seed,
+                                       dtype=torch.float64)
+        self.save = bool(save)
+        self._own_writer = isinstance(tensorboard, (str, os.PathLike))
+        if self._own_writer:
+            from torch.utils.tensorboard import SummaryWriter
+            tensorboard = SummaryWriter(str(tensorboard))
+        self.tensorboard, self.wandb, self.frames = tensorboard, wandb, bool(frames)
+        self.rows: List[Dict[str, Any]] = []
+
+    def step(self, model: torch.nn.Module, step: int, **scalars) -> Optional[Dict[str, Any]]:
+        """Measure ``model`` if ``step`` is on the schedule; returns the row logged (else None).
+
+        ``scalars`` (e.g. ``loss=...``) are logged with the row. The model is measured in eval
+        mode, without gradients, and left in the mode it was in.
+        """
+        from splinescope.spatial import partition, runs
+        from splinescope.spatial.lc_run import lc_row
+        from splinescope.spatial.migration import partition_statistics
+
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        step = integer("step", step, minimum=0)
+        if not self.due(step) or (self.rows and self.rows[-1]["step"] == step):
+            return None  # off the schedule, or measured already (Lightning repeats a step when it accumulates)
+        row: Dict[str, Any] = {"step": step, **scalars}
+        was_training = model.training
+        model.eval()
+        images = {}
+        try:
+            with torch.no_grad():
+                if self.lc:
+                    sets = {k: (x.reshape((len(x),) + tuple(self._shape)), y) for k, (x, y) in self._sets.items()}
+                    row.update(lc_row(model, sets, self.radius, frame=self._frame))
+                for name, (bounds, plane) in self.slices.items():
+                    p = partition(model, bounds, plane=plane)
+                    stats = partition_statistics(p, self._slice_data[name])
+                    row.update({f"{k}/{name}": v for k, v in stats.items()})
+                    if self.frames and (self.tensorboard is not None or self.wandb is not None):
+                        images[name] = self._draw(p, name, step)
+        finally:
+            model.train(was_training)
+        if self.save:
+            runs.save_step(self.run_dir, step, {k: v.detach().cpu() for k, v in model.state_dict().items()})
+        runs.append_log(self.run_dir, row)
+        self.rows.append(row)
+        self._send(row, images)
+        return row
+
+    def _draw(self, p, name: str, step: int) -> np.ndarray:
+        from ._animate import draw_frames
+        data = self._slice_data[name]
+        return draw_frames([p], stats=False, steps=[step], data=data, label=name, progress=False)[0]
+
+    def _send(self, row: Dict[str, Any], images: Dict[str, np.ndarray]) -> None:
+        step = row["step"]
+        numbers = {k: v for k, v in row.items() if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool)
+                   and math.isfinite(v)}
+        if self.tensorboard is not None:
+            for k, v in numbers.items():
+                self.tensorboard.add_scalar(k, v, step)
+            for name, img in images.items():
+                self.tensorboard.add_image(f"partition/{name}", img, step, dataformats="HWC")
+        if self.wandb is not None:
+            logged: Dict[str, Any] = dict(numbers)
+            if images:
+                import wandb  # only when frames are asked for
+                logged.update({f"partition/{name}": wandb.Image(img) for name, img in images.items()})
+            self.wandb.log(logged, step=step)
+
+    def close(self) -> None:
+        """Flush (and close, if the tracker made it) the TensorBoard writer."""
+        if self.tensorboard is not None:
+            self.tensorboard.flush()
+            if self._own_writer:
+                self.tensorboard.close()
+
+    def __repr__(self) -> str:
+        last = self.rows[-1]["step"] if self.rows else None
+        return (f"Tracker({str(self.run_dir)!r}, slices={list(self.slices)}, lc={self.lc}, "
+                f"rows={len(self.rows)}, last step={last})")
+
+
+def _pair(name: str, value) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """(X, y) as arrays: X (N, ...) float, y (N,) or None."""
+    if not (isinstance(value, (tuple, list)) and len(value) == 2):
+        raise TypeError(f"{name} must be an (X, y) pair (y may be None), got {type(value).__name__}")
+    X, y = value
+    X = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X)
+    if X.ndim < 2 or len(X) == 0:
+        raise ValueError(f"{name}: X of shape {X.shape} is not a batch of inputs (N, ...)")
+    if y is not None:
+        y = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
+        if y.shape != (len(X),):
+            raise ValueError(f"{name}: y of shape {y.shape} is not ({len(X)},): one label per input")
+    return X.astype(np.float32) if X.dtype.kind != "f" else X, y
