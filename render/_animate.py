@@ -96,6 +96,11 @@ class Animation:
     table: Any  # spatial.migration.MigrationTable over the T checkpoints
     images: Optional[List[np.ndarray]] = None  # (H, W, 3) uint8 frames, kept by frames()
 
+    def _repr_html_(self) -> str:
+        """In Jupyter: the movie, playable inline, with its frame and region counts."""
+        from ._notebook import animation_html
+        return animation_html(self)
+
     def __repr__(self) -> str:
         return (f"Animation({len(self.steps)} frames, regions {int(self.n_regions.min())}.."
                 f"{int(self.n_regions.max())}, path={str(self.path) if self.path else None})")

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ._html import dataclass_html
 from ._errors import MissingDependencyError, VerificationError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -32,6 +33,9 @@ class CertifyReport:
     vertex_mismatches: int  # regions whose exact corner count differs from the float one
     empty_regions: int  # regions whose exact H-representation has no interior
     ok: bool
+
+    def _repr_html_(self) -> str:
+        return dataclass_html(self)
 
 
 def certify(p: "Partition", *, regions: Optional[Sequence[int]] = None,

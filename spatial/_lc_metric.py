@@ -17,6 +17,7 @@ import torch
 from torchmetrics import Metric
 from torchmetrics.utilities.distributed import gather_all_tensors
 
+from ._html import table_html
 from .local_complexity import (_DEFAULT_MEMORY, _check_radius, _directions, _lc_compute, _lc_update, _normalise,
                                _plan, _prepare_x, _refresh_, _resolve_frame, _select)
 
@@ -168,15 +169,13 @@ class LocalComplexity(Metric):
         super().sync(dist_sync_fn, process_group, should_sync, distributed_available)
 
     def _repr_html_(self) -> str:
-        """A small table in Jupyter: the mean per layer (module names) so far."""
+        """In Jupyter: the mean per layer (named by module) and their sum so far."""
         head = f"LocalComplexity(radius={self.radius:g}, points={int(self.count.item())})"
         if self.total.ndim == 0 or self.count.item() == 0:
             return f"<p><code>{head}</code>: no points yet</p>"
         mean = (self.total / self.count).tolist()
         names = self.layer_names or [str(i) for i in range(len(mean))]
-        rows = "".join(f"<tr><td><code>{n}</code></td><td>{v:.4g}</td></tr>" for n, v in zip(names, mean))
-        return (f"<p><code>{head}</code></p><table><tr><th>layer</th><th>mean LC</th></tr>{rows}"
-                f"<tr><td><b>sum</b></td><td><b>{sum(mean):.4g}</b></td></tr></table>")
+        return table_html(head, {**{f"layer {n}": v for n, v in zip(names, mean)}, "sum": float(sum(mean))})
 
     def extra_repr(self) -> str:
         P = None if self.frame is None else self.frame.shape[0]

@@ -95,6 +95,11 @@ class Partition:
         return (f"Partition({len(self)} regions, {len(self.vertices)} vertices, "
                 f"{len(self.boundary)} boundary segments, layers={list(self.layer_sizes)}, bounds={self.bounds})")
 
+    def _repr_html_(self) -> str:
+        """In Jupyter: the partition drawn beside its counts (matplotlib, through ``render``)."""
+        from splinescope.render._notebook import partition_html
+        return partition_html(self)
+
     @property
     def n_outputs(self) -> int:
         return self.vertex_values.shape[1]

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import _engine, _maxpool
+from ._html import dataclass_html
 from ._errors import VerificationError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -37,6 +38,9 @@ class VerifyReport:
     nonconvex: int  # regions whose polygon is not strictly convex-or-collinear, counter-clockwise
     unmatched_edges: int  # interior edges not shared, reversed, by exactly one other region
     ok: bool
+
+    def _repr_html_(self) -> str:
+        return dataclass_html(self)
 
 
 def _abs_scales(hidden, pts, box_scale):

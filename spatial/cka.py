@@ -42,6 +42,8 @@ import torch
 from torchmetrics import Metric
 from torchmetrics.utilities.distributed import gather_all_tensors
 
+from ._html import table_html
+
 __all__ = ["CKA", "cka"]
 
 State = Dict[str, torch.Tensor]
@@ -379,6 +381,15 @@ class CKA(Metric):
             return
         self._set_state(_move(self._state(), self.ref_x - ref_x, self.ref_y - ref_y, self.debiased))
         self.ref_x, self.ref_y = ref_x.clone(), ref_y.clone()
+
+    def _repr_html_(self) -> str:
+        """In Jupyter: the value so far, with the examples and widths seen."""
+        n = int(cast(torch.Tensor, self.n).item())
+        try:
+            value: object = float(_cka_compute(self._state(), self.debiased))
+        except ValueError as e:  # too few examples
+            value = str(e)
+        return table_html("CKA", {"debiased": self.debiased, "examples": n, "widths": self._widths(), "CKA": value})
 
     def extra_repr(self) -> str:
         p1, p2 = self._widths()

@@ -141,6 +141,16 @@ class MigrationTable:
         return (f"MigrationTable({what}{len(self.edges) - 1} bins up to {self.edges[-1]:.3g}, "
                 f"radius={self.radius:.3g})")
 
+    def _repr_html_(self) -> str:
+        """In Jupyter: regions and densities per checkpoint, a small table."""
+        import html
+        cols = ("n_regions", "density_data", "density_boundary")
+        vals = [np.atleast_1d(getattr(self, c)) for c in cols]
+        head = "".join(f"<th>{c}</th>" for c in ("checkpoint",) + cols)
+        body = "".join("<tr><td>" + str(i) + "</td>" + "".join(f"<td>{v[i]:.4g}</td>" for v in vals) + "</tr>"
+                       for i in range(len(vals[0])))
+        return f"<table><caption>{html.escape(repr(self))}</caption><tr>{head}</tr>{body}</table>"
+
 
 def _neighbourhood_area(geoms, radius: float, box) -> float:
     import shapely

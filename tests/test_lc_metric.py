@@ -111,5 +111,5 @@ def test_repr_html():
     assert "no points yet" in est._repr_html_()
     est.update(points(6, 4))
     html = est._repr_html_()
-    assert "<code>act#2</code>" in html and "points=6" in html and "<b>sum</b>" in html
+    assert "<td>layer act#2</td>" in html and "points=6" in html and "<td>sum</td>" in html
     assert "points=6" in repr(est) and "per_layer=True" in repr(est)
