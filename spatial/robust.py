@@ -155,17 +155,19 @@ def _worst_rival(out: torch.Tensor, xa: torch.Tensor, x: torch.Tensor, y: torch.
     """The rival whose margin falls furthest over the feasible set, to first order at ``xa``, and
     the gradient of that margin: ((n,) int64, (n, ...) like ``xa``)."""
     n, K = out.shape
-    J = torch.stack([_flat(torch.autograd.grad(out[:, c].sum(), xa, retain_graph=True)[0])
+    G = torch.stack([_flat(torch.autograd.grad(out[:, c].sum(), xa, retain_graph=True)[0])
                      for c in range(K)], 1)  # (n, K, D): input gradients of the logits
-    G = J[torch.arange(n, device=J.device), y][:, None, :] - J  # (n, K, D): gradients of d_c
+    Gy = G[torch.arange(n, device=G.device), y]  # (n, D)
+    G = G.neg_().add_(Gy[:, None, :])  # (n, K, D): gradients of d_c = z_y - z_c
     d = out.detach().gather(1, y[:, None]) - out.detach()  # (n, K): margins d_c at xa
-    if norm == "linf":  # exact minimum of the linearisation over the box [low, high]
-        assert low is not None and high is not None
-        dl, dh = _flat(low - xa.detach())[:, None, :], _flat(high - xa.detach())[:, None, :]
-        worst = d + torch.minimum(G * dl, G * dh).sum(2)
+    if norm == "linf":  # exact minimum of the linearisation over the box [low, high]:
+        assert low is not None and high is not None  # min(g a, g b) = g (a + b) / 2 - |g| (b - a) / 2
+        dl, dh = _flat(low - xa.detach()), _flat(high - xa.detach())  # (n, D) each
+        mid, half = ((dl + dh) / 2)[:, :, None], ((dh - dl) / 2)[:, :, None]
+        worst = d + torch.bmm(G, mid)[:, :, 0] - torch.bmm(G.abs(), half)[:, :, 0]
     else:  # the ball around x (clipping ignored)
-        off = _flat(xa.detach() - x)[:, None, :]
-        worst = d - (G * off).sum(2) - eps * torch.linalg.vector_norm(G, dim=2)
+        off = _flat(xa.detach() - x)[:, :, None]
+        worst = d - torch.bmm(G, off)[:, :, 0] - eps * torch.linalg.vector_norm(G, dim=2)
     worst.scatter_(1, y[:, None], math.inf)
     rival = worst.argmin(1)
     return rival, G[torch.arange(n, device=G.device), rival].reshape(xa.shape)
