@@ -8,8 +8,8 @@ attacking one rival class at a time.
 
 The attack, per point ``x`` of label ``y`` and per radius ``eps``. With logits ``z``, the margin
 against a rival class ``c`` is ``d_c(x') = z_y(x') - z_c(x')`` (one output, a logit of class 1:
-``d = z`` for ``y = 1`` and ``-z`` for ``y = 0``); the point is wrong at ``x'`` when some
-``d_c(x') < 0`` (argmax, first index on ties; one logit: class 1 iff ``z > 0``).
+``d = z`` for ``y = 1`` and ``-z`` for ``y = 0``); the point is wrong at ``x'`` when the class
+predicted there is not ``y`` (argmax, first index on ties; one logit: class 1 iff ``z > 0``).
 
 * Rival: with more than two classes, one rival ``c*`` per run, the one whose margin falls furthest
   over the ball to first order: ``argmin_c d_c(x0) + min_{x' in ball} grad d_c(x0) . (x' - x0)``
@@ -29,9 +29,9 @@ against a rival class ``c`` is ``d_c(x') = z_y(x') - z_c(x')`` (one output, a lo
   result.
 
 On an affine model (an affine map of ``x`` into the logits) every margin is affine, the rival is
-the exact worst one and the steps reach the exact worst vertex (l-inf, after ``1 / 2.5`` of the
-default budget) or ball point (l2): the result is the exact robust accuracy. On a piecewise-linear
-network it is an upper bound on the true robust accuracy.
+the exact worst one, and run 0 reaches the exact worst vertex (l-inf) or point of the sphere (l2)
+once ``steps * step_size >= eps`` (the default travels ``2.5 eps``): the result is the exact
+robust accuracy. On a piecewise-linear network it is an upper bound on the true robust accuracy.
 
 Public: :func:`robust_accuracy`. The per-point masks are ``_robust_points`` (what it averages).
 """
@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, List, Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -335,7 +335,8 @@ def robust_accuracy(model: torch.nn.Module, X, y, eps: Radii, *, norm: str = "li
     falls furthest to first order, ``steps`` projected sign-gradient (l-inf) or normalised-gradient
     (l2) steps, ``restarts - 1`` more runs from random points of the ball. A point counts as robust
     only if it is correct at ``x`` and at every iterate of every run, and at every smaller radius.
-    Exact on affine models; on a piecewise-linear network an upper bound on the true value.
+    Exact on affine models (with l2, where ``clip`` does not bind); on a piecewise-linear network
+    an upper bound on the true value.
     The model runs in eval mode on its own device and dtype (inputs are moved there); its modes are
     restored afterwards, and gradients are taken with respect to the inputs only (the parameters'
     ``.grad`` and ``requires_grad`` are left alone).
@@ -367,7 +368,8 @@ def robust_accuracy(model: torch.nn.Module, X, y, eps: Radii, *, norm: str = "li
         Seeds the random starts (private generators; the global RNG is not touched).
     batch_size : int, optional
         Points per batch (default: all at once). The random starts are drawn per batch, so with
-        ``restarts > 1`` a result depends on it.
+        ``restarts > 1`` a result depends on it. With ``K > 2`` classes the first step of each
+        run holds the ``(batch, K, D)`` input Jacobian: lower it for large inputs.
 
     Returns
     -------

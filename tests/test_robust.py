@@ -348,7 +348,8 @@ def _call(**kw):
     (dict(y=torch.tensor([0, -1, 1, 0])), ValueError, r"y has labels outside 0..2 .*, got -1..1"),
     (dict(model=torch.nn.Linear(2, 1).double(), y=torch.tensor([0, 1, 2, 0])), ValueError,
      r"y has labels outside 0..1 \(the model has 1 output: 2 classes\), got 0..2"),
-    (dict(model=torch.nn.Flatten(0)), ValueError, r"the model's output has shape \(8,\) for 4 inputs; expected \(4, K\)"),
+    (dict(model=torch.nn.Flatten(0)), ValueError,
+     r"the model's output has shape \(8,\) for 4 inputs; expected \(4, K\)"),
 ])
 def test_errors(kw, error, match):
     with pytest.raises(error, match=match):
