@@ -18,6 +18,12 @@ LocalComplexity(model, radius, ...)       the same, accumulated: a torchmetrics.
                                           layer_names); loaded on first use (torchmetrics imports matplotlib)
 random_frame(dim, in_features, seed)      a random orthonormal frame from its own generator
 
+Adversarial robustness
+----------------------
+robust_accuracy(model, X, y, eps, *, norm="linf"|"l2", steps, step_size, restarts, clip, seed, batch_size)
+                                          fraction of points a PGD attack of radius eps leaves correct, at one
+                                          radius (0-d) or several ((R,) float64); exact on affine models
+
 Representation similarity and layer imbalance
 ---------------------------------------------
 spatial.cka.cka(X, Y, *, debiased=False)  linear CKA of (n, p1), (n, p2) features in feature space, a 0-d float64 tensor
@@ -73,6 +79,7 @@ from ._plane import Plane
 from .checkpoints import load_checkpoints, load_model
 from .imbalance import layer_imbalance
 from .local_complexity import local_complexity, random_frame
+from .robust import robust_accuracy
 
 _LAZY = {"LocalComplexity": "._lc_metric"}  # names whose modules import torchmetrics (and matplotlib)
 
@@ -104,4 +111,5 @@ __all__ = [
     "partition",
     "random_frame",
     "register_activation",
+    "robust_accuracy",
 ]

@@ -1,0 +1,80 @@
+"""Benchmark: robust accuracy (PGD) vs training steps of the same network, on one CPU thread.
+
+Run::
+
+    python benchmarks/bench_robust.py               # 784-200-200-200-10 ReLU MLP, 1,000 points, 3 radii, 10 steps
+    python benchmarks/bench_robust.py --repeat 5    # best of 5 rounds (default 3)
+
+Speed: ``spatial.robust.robust_accuracy`` at 3 l-inf radii, 10 steps, one restart, on 1,000 random
+784-D inputs in ``[0, 1]`` (clip ``(0, 1)``), against 100 AdamW steps of batch 200 (cross-entropy)
+on the same network, best of ``--repeat`` rounds run round-robin in this process (so machine load
+hits all alike). The labels are the network's own clean predictions, so every point is attacked.
+Two sets of radii: ``some break`` (radii at which the attack breaks 2% to 35% of the points: the
+broken ones drop out of the batch, and a point broken at a small radius is not attacked again)
+and ``all survive`` (radii so small that no point breaks: every point takes every step at every
+radius, the most a call can cost).
+
+Issue 12's budget: measurements at 40 checkpoints of a run of 10^5 training steps must cost at most
+0.5x its training, i.e. ``40 t_robust <= 0.5 * 1000 t_100`` (``t_100``: 100 training steps), or
+``t_robust / t_100 <= 12.5``.
+"""
+from __future__ import annotations
+
+import argparse
+
+import torch
+from bench_lc import race  # best time of each, round-robin (this script runs from benchmarks/)
+
+from splinescope.spatial.robust import robust_accuracy
+
+
+def mlp(seed: int = 0) -> torch.nn.Sequential:
+    torch.manual_seed(seed)  # the benchmark's own network; the library never touches this RNG
+    L = torch.nn
+    return L.Sequential(L.Linear(784, 200), L.ReLU(), L.Linear(200, 200), L.ReLU(), L.Linear(200, 200), L.ReLU(),
+                        L.Linear(200, 10))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=1000, help="points attacked")
+    ap.add_argument("--steps", type=int, default=10, help="PGD steps")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    g = torch.Generator().manual_seed(1)
+    net = mlp()
+    X = torch.rand(args.n, 784, generator=g)
+    with torch.no_grad():
+        y = net(X).argmax(1)  # every point correct: every point is attacked
+    Xtr = torch.rand(100, 200, 784, generator=g)  # 100 batches of 200
+    ytr = torch.randint(0, 10, (100, 200), generator=g)
+    train_net = mlp()
+    opt = torch.optim.AdamW(train_net.parameters(), lr=1e-3)
+
+    def train100():
+        for xb, yb in zip(Xtr, ytr):
+            opt.zero_grad(set_to_none=True)
+            torch.nn.functional.cross_entropy(train_net(xb), yb).backward()
+            opt.step()
+
+    some, tiny = [0.01, 0.02, 0.03], [1e-6, 2e-6, 5e-6]
+    (t_train, _), (t_some, acc_some), (t_tiny, acc_tiny) = race([
+        train100,
+        lambda: robust_accuracy(net, X, y, some, steps=args.steps, clip=(0, 1)),
+        lambda: robust_accuracy(net, X, y, tiny, steps=args.steps, clip=(0, 1))], args.repeat)
+    print(f"784-200-200-200-10 ReLU MLP (float32), {args.n:,} random points in [0, 1], l-inf, {args.steps} steps, "
+          f"1 restart, torch {torch.__version__}, {torch.get_num_threads()} thread(s), best of {args.repeat}")
+    print(f"  100 AdamW steps, batch 200                {t_train * 1e3:8.1f} ms   1.00x")
+    for name, radii, t, acc in (("some break", some, t_some, acc_some), ("all survive", tiny, t_tiny, acc_tiny)):
+        print(f"  robust_accuracy, 3 radii ({name:11s})    {t * 1e3:8.1f} ms   {t / t_train:.2f}x   "
+              f"radii {radii}: accuracy {[round(a, 3) for a in acc.tolist()]}")
+    worst = max(t_some, t_tiny)
+    print(f"Issue 12: 40 checkpoints x robust_accuracy vs 10^5 training steps = {40 * worst / (1000 * t_train):.3f}x "
+          "(target <= 0.5x; the slower of the two rows)")
+
+
+if __name__ == "__main__":
+    main()
