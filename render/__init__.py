@@ -15,10 +15,17 @@ draw_frames(partitions, table, steps, *, data=None)         ready-made partition
 save(images, out, *, fps=8)                                 images -> GIF / MP4, written atomically
 demo(out="splinescope-demo.gif")                            train a toy network and animate it
 
+In the browser
+--------------
+viewer(checkpoints, bounds, out="run.html", *, data="auto")   one self-contained HTML page: every
+                                                            checkpoint (slider, play), the numbers of
+                                                            the region under the pointer, curves
+
 Command line (``splinescope``)
 ------------------------------
 train    train a toy network, checkpoints on a log-spaced schedule   (render/cli/train.py)
 animate  checkpoints -> GIF / MP4                                     (render/cli/animate.py)
+view     checkpoints -> one self-contained HTML page                  (render/cli/view.py)
 count    regions of one model on a slice                              (render/cli/count.py)
 lc       local complexity over training                               (render/cli/lc.py)
 
@@ -34,11 +41,13 @@ coordinates. Files are written to a temporary file in the target folder and rena
 from ._animate import Animation, animate, draw_frames, frames, save
 from ._demo import demo
 from ._plot import PartitionArtists, plot_migration, plot_partition, region_colors
+from ._viewer import ViewerPage, viewer
 from .lc import plot_lc
 
 __all__ = [
     "Animation",
     "PartitionArtists",
+    "ViewerPage",
     "animate",
     "demo",
     "draw_frames",
@@ -48,4 +57,5 @@ __all__ = [
     "plot_partition",
     "region_colors",
     "save",
+    "viewer",
 ]
