@@ -58,12 +58,14 @@ def wait_ready(driver, timeout: float = 60.0) -> float:
         if ready is not None:
             return float(ready) / 1000
         time.sleep(0.01)
-    raise TimeoutError(f"the page drew no frame in {timeout} s: {driver.execute_script('return window.__errors')}")
+    errors = driver.execute_script("return window.__errors")
+    raise TimeoutError(f"the page drew no frame in {timeout} s: {errors}")
 
 
 SWITCH = """const done = arguments[arguments.length - 1];
 const t = performance.now();
-window.__viewer.show(arguments[0]).then(() => requestAnimationFrame(() => setTimeout(() => done(performance.now() - t))));"""
+window.__viewer.show(arguments[0])
+  .then(() => requestAnimationFrame(() => setTimeout(() => done(performance.now() - t))));"""
 
 
 def main():
@@ -104,14 +106,14 @@ def main():
                 driver.get(out.as_uri())
                 opens.append(wait_ready(driver))
             errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
-            print(f"open -> frame  {min(opens):8.3f} s    budget {OPEN_S:.0f} s    {'ok' if min(opens) < OPEN_S else 'OVER'}"
-                  f"   (median of {len(opens)}: {statistics.median(opens):.3f} s; from navigation start to the "
-                  f"first frame painted)")
+            ok = "ok" if min(opens) < OPEN_S else "OVER"
+            print(f"open -> frame  {min(opens):8.3f} s    budget {OPEN_S:.0f} s    {ok}   (median of {len(opens)}: "
+                  f"{statistics.median(opens):.3f} s; from navigation start to the first frame painted)")
             targets = list(range(1, min(len(page.steps), 11)))
             cold = [driver.execute_async_script(SWITCH, i) for i in targets]
             warm = [driver.execute_async_script(SWITCH, i) for i in targets]
-            print(f"switch, first visit (decode + draw)  median {statistics.median(cold):6.0f} ms  max {max(cold):6.0f} ms")
-            print(f"switch, decoded already (draw)       median {statistics.median(warm):6.0f} ms  max {max(warm):6.0f} ms")
+            for what, ms in (("first visit (decode + draw)", cold), ("painted already (copy)", warm)):
+                print(f"switch, {what:28s} median {statistics.median(ms):6.0f} ms  max {max(ms):6.0f} ms")
             print(f"console errors: {len(errors)}" + "".join(f"\n  {e['message']}" for e in errors))
         finally:
             driver.quit()
