@@ -8,8 +8,8 @@ from typing import Any, Optional, Tuple
 
 import numpy as np
 
-__all__ = ["add_data_args", "add_loading_args", "add_points_args", "add_quiet_arg", "add_slice_args",
-           "add_threads_arg", "load_data", "loading_kwargs", "set_threads", "slice_inputs"]
+__all__ = ["add_checkpoints_arg", "add_data_args", "add_loading_args", "add_points_args", "add_quiet_arg",
+           "add_slice_args", "add_threads_arg", "load_data", "loading_kwargs", "set_threads", "slice_inputs"]
 
 Arrays = Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]
 
@@ -37,6 +37,12 @@ def loading_kwargs(args) -> dict:
     if hasattr(args, "glob"):
         out["glob"] = args.glob
     return out
+
+
+def add_checkpoints_arg(p) -> None:
+    """The positional CKPT...: a folder of checkpoints or checkpoint files (read by :func:`slice_inputs`)."""
+    p.add_argument("checkpoints", nargs="+", metavar="CKPT",
+                   help="a folder of checkpoints (sorted by step) or checkpoint files")
 
 
 def add_slice_args(p) -> None:

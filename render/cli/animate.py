@@ -9,8 +9,8 @@ from typing import Any, Dict
 
 import argparse
 
-from ._common import (add_loading_args, add_points_args, add_quiet_arg, add_slice_args, add_threads_arg,
-                      loading_kwargs, set_threads, slice_inputs)
+from ._common import (add_checkpoints_arg, add_loading_args, add_points_args, add_quiet_arg, add_slice_args,
+                      add_threads_arg, loading_kwargs, set_threads, slice_inputs)
 
 __all__ = ["add_parser", "run"]
 
@@ -21,8 +21,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="One frame per checkpoint: regions, decision boundary, data, and the region "
                     "statistics over training. A folder written by `splinescope train` needs no "
                     "--arch and brings its data.")
-    p.add_argument("checkpoints", nargs="+", metavar="CKPT",
-                   help="a folder of checkpoints (sorted by step) or checkpoint files")
+    add_checkpoints_arg(p)
     add_loading_args(p)
     add_slice_args(p)
     p.add_argument("--out", default="run.gif", help="output .gif or .mp4 (default: run.gif)")

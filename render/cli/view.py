@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import (add_loading_args, add_points_args, add_quiet_arg, add_slice_args, add_threads_arg,
-                      loading_kwargs, set_threads, slice_inputs)
+from ._common import (add_checkpoints_arg, add_loading_args, add_points_args, add_quiet_arg, add_slice_args,
+                      add_threads_arg, loading_kwargs, set_threads, slice_inputs)
 
 __all__ = ["add_parser", "run"]
 
@@ -21,8 +21,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "the pointer (area, activation pattern, affine map, distances), and the region "
                     "statistics and LC curves (the run's log.jsonl) over training. A folder written by "
                     "`splinescope train` needs no --arch and brings its data and log.")
-    p.add_argument("checkpoints", nargs="+", metavar="CKPT",
-                   help="a folder of checkpoints (sorted by step) or checkpoint files")
+    add_checkpoints_arg(p)
     add_loading_args(p)
     add_slice_args(p)
     p.add_argument("--out", default="run.html", help="output .html (default: run.html)")
