@@ -223,8 +223,8 @@ def _encode_frame(p, distances: np.ndarray, level: int = 9) -> bytes:
     segs = np.asarray(p.boundary, dtype=np.float64).reshape(-1, 2, 2)
     colors = np.rint(region_colors(p.region_keys()[order])[:, :3] * 255).astype(np.uint8)
     patterns, n_varying = _pattern_section(p, order)
-    A = np.asarray(p.affine_maps())[order]  # (R, K, 3)
-    K = A.shape[1] if A.ndim == 3 else p.n_outputs
+    A = p.affine_maps()[order]  # (R, K, 3)
+    K = A.shape[1]
     cols = [p.areas()[order], distances[order, 0], distances[order, 1]]
     cols += [A[:, k, j] for k in range(K) for j in range(3)]
     m, e = _decimal4(np.concatenate(cols))
@@ -287,7 +287,8 @@ def _template() -> str:
 
 def _page(meta: Dict[str, Any], frames: Sequence[bytes]) -> str:
     """The template with the metadata (JSON) and the frames (base64) filled in."""
-    text = json.dumps(meta, allow_nan=False, separators=(",", ":")).replace("</", "<\\/")
+    # every "<" escaped: no "</script>" or "<!--" inside the script element (JSON reads \u003c back)
+    text = json.dumps(meta, allow_nan=False, separators=(",", ":")).replace("<", "\\u003c")
     blobs = "\n".join(f'<script type="application/octet-stream" id="frame-{i}">'
                       f'{base64.b64encode(f).decode("ascii")}</script>' for i, f in enumerate(frames))
     page = _template()
