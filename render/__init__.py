@@ -21,10 +21,17 @@ Tracker(run_dir, data, *, steps|every|at, slices, ...)     LC, partition statist
                                                             step-keyed log on a schedule (.step(model, step))
 SplinescopeCallback(run_dir, **tracker options)             the same as a Lightning Callback (imports Lightning)
 
+In the browser
+--------------
+viewer(checkpoints, bounds, out="run.html", *, data="auto")   one self-contained HTML page: every
+                                                            checkpoint (slider, play), the numbers of
+                                                            the region under the pointer, curves
+
 Command line (``splinescope``)
 ------------------------------
 train    train a toy network, checkpoints on a log-spaced schedule   (render/cli/train.py)
 animate  checkpoints -> GIF / MP4                                     (render/cli/animate.py)
+view     checkpoints -> one self-contained HTML page                  (render/cli/view.py)
 count    regions of one model on a slice                              (render/cli/count.py)
 lc       local complexity over training                               (render/cli/lc.py)
 
@@ -40,6 +47,7 @@ coordinates. Files are written to a temporary file in the target folder and rena
 from ._animate import Animation, animate, draw_frames, frames, save
 from ._demo import demo
 from ._plot import PartitionArtists, plot_migration, plot_partition, region_colors
+from ._viewer import ViewerPage, viewer
 from .lc import plot_lc
 from .track import Tracker
 
@@ -56,6 +64,7 @@ __all__ = [
     "PartitionArtists",
     "SplinescopeCallback",
     "Tracker",
+    "ViewerPage",
     "animate",
     "demo",
     "draw_frames",
@@ -65,4 +74,5 @@ __all__ = [
     "plot_partition",
     "region_colors",
     "save",
+    "viewer",
 ]

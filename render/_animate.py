@@ -28,14 +28,15 @@ FORMATS = (".gif", ".mp4")
 """Output formats of :func:`save`, by file extension (MP4 needs imageio-ffmpeg)."""
 
 
-def _check_out(out) -> Path:
+def _check_out(out, formats: Sequence[str] = FORMATS) -> Path:
+    """``out`` as a Path, if it names one of ``formats`` (by extension) in an existing folder."""
     if not isinstance(out, (str, os.PathLike)):
         raise TypeError(f"out must be a path, got {type(out).__name__}")
     out = Path(out)
     ext = out.suffix.lower()
-    if ext not in FORMATS:
-        raise ValueError(f"{ext or out.name!r} is not a supported output format, must be one of "
-                         + ", ".join(repr(f) for f in FORMATS))
+    if ext not in formats:
+        raise ValueError(f"{ext or out.name!r} is not a supported output format, must be "
+                         + ("one of " if len(formats) > 1 else "") + ", ".join(repr(f) for f in formats))
     if ext == ".mp4":
         try:
             import imageio_ffmpeg  # noqa: F401
@@ -84,6 +85,24 @@ def _resolve(checkpoints, arch, **load) -> Sequence[Tuple[Optional[int], Any]]:
     if not len(pairs):
         raise ValueError(f"no checkpoints found in {str(checkpoints)!r}")
     return pairs
+
+
+def _run_points(checkpoints, plane, data, test=None):
+    """``(data, test)`` of a movie or page: ``data="auto"`` reads a run folder's ``data.npz``.
+
+    The training points, and the held-out ones unless ``test`` is given, of a folder written by
+    ``splinescope train`` when its inputs are 2-D and no plane is given; else none.
+    """
+    if not isinstance(data, str):
+        return data, test
+    option(data, ("auto",), "data option", others=("None", "an (X, y) pair", "(N, 2) points"))
+    if not (isinstance(checkpoints, (str, os.PathLike)) and Path(checkpoints).is_dir() and plane is None):
+        return None, test
+    from splinescope.spatial.runs import load_run_data
+    found = load_run_data(checkpoints)
+    if found is None or found[0].ndim != 2 or found[0].shape[1] != 2:
+        return None, test  # inputs of more than 2 dimensions: not points of a slice
+    return found, load_run_data(checkpoints, "test") if test is None else test
 
 
 @dataclass
@@ -406,17 +425,9 @@ def animate(checkpoints, bounds=(-1, 1, -1, 1), out="run.gif", *, arch=None, glo
         The path written, the steps and region counts of the frames, the migration table.
     """
     out = _check_out(out)
-    if isinstance(data, str):
-        option(data, ("auto",), "data option", others=("None", "an (X, y) pair", "(N, 2) points"))
-        data = None
-        if isinstance(checkpoints, (str, os.PathLike)) and Path(checkpoints).is_dir() and plane is None:
-            from splinescope.spatial.runs import load_run_data
-            data = load_run_data(checkpoints)
-            if data is not None and (data[0].ndim != 2 or data[0].shape[1] != 2):
-                data = None  # inputs of more than 2 dimensions: not points of a slice
-            test = load_run_data(checkpoints, "test")
-            if data is not None and test is not None and "test" not in kwargs:
-                kwargs["test"] = test
+    data, test = _run_points(checkpoints, plane, data, kwargs.get("test"))
+    if test is not None:
+        kwargs["test"] = test
     a = frames(checkpoints, bounds, arch=arch, glob=glob, prefix=prefix, trust=trust, plane=plane,
                data=data, color=color, stats=stats,
                figsize=figsize, dpi=dpi, radius=radius, label=label, progress=progress, **kwargs)

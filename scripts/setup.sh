@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
 # Set up splinescope for development on a fresh machine: system libraries for pycddlib,
-# a CPU build of torch (only if no torch is installed), the package in editable mode with its
-# test extras, and pycddlib (certified rational checks). Idempotent: fast when all is there.
+# Chromium and its driver (the viewer's browser tests), a CPU build of torch (only if no torch
+# is installed), the package in editable mode with its test extras, and pycddlib (certified
+# rational checks). Idempotent: fast when all is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 
-need_apt=0
-for pkg in libcdd-dev libgmp-dev; do dpkg -s "$pkg" >/dev/null 2>&1 || need_apt=1; done
-if [ "$need_apt" = 1 ] && command -v apt-get >/dev/null 2>&1; then
+# system packages, installed only when missing: libcdd-dev and libgmp-dev (to build pycddlib),
+# chromium and chromium-driver (the viewer's tests drive a headless browser; skipped without them)
+missing=()
+for pkg in libcdd-dev libgmp-dev chromium chromium-driver; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+if [ "${#missing[@]}" -gt 0 ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-  { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq libcdd-dev libgmp-dev >/dev/null; } \
-    || echo "setup: warning: could not install libcdd-dev/libgmp-dev (needed to build pycddlib)" >&2
+  if ! command -v apt-get >/dev/null 2>&1 \
+      || ! { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null; }; then
+    echo "setup: warning: could not install ${missing[*]} (libcdd-dev/libgmp-dev build pycddlib;" \
+         "chromium/chromium-driver run the viewer's browser tests, skipped without them)" >&2
+  fi
 fi
 
 # torch: keep an existing install (CPU or CUDA); otherwise the CPU build

@@ -67,6 +67,7 @@ def test_wheel_installs_only_splinescope(tmp_path):
     top = {n.split("/")[0] for n in names}
     assert {t for t in top if not t.endswith(".dist-info")} == {"splinescope"}
     for f in ("splinescope/spatial/_engine.py", "splinescope/render/cli/__init__.py", "splinescope/render/cli/lc.py", "splinescope/py.typed",
+              "splinescope/render/_viewer.html",
               "splinescope/spatial/py.typed", "splinescope/__main__.py"):
         assert f in names
     assert not any(n.startswith(("tests/", "gallery/", "benchmarks/")) for n in names)

@@ -1,15 +1,15 @@
-"""Options shared by the subcommands: model and checkpoint loading (count, animate, lc, dynamics),
-data sets (lc, dynamics), torch threads (train, animate, lc, dynamics) and progress bars (train,
-animate)."""
+"""Options shared by the subcommands: model and checkpoint loading (count, animate, view, lc,
+dynamics), the slice and its points (animate, view), data sets (lc, dynamics), torch threads
+(train, animate, view, lc, dynamics) and progress bars (train, animate, view)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
 
 import numpy as np
 
-__all__ = ["add_data_args", "add_loading_args", "add_quiet_arg", "add_threads_arg", "load_data", "loading_kwargs",
-           "set_threads"]
+__all__ = ["add_checkpoints_arg", "add_data_args", "add_loading_args", "add_points_args", "add_quiet_arg",
+           "add_slice_args", "add_threads_arg", "load_data", "loading_kwargs", "set_threads", "slice_inputs"]
 
 Arrays = Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]
 
@@ -37,6 +37,52 @@ def loading_kwargs(args) -> dict:
     if hasattr(args, "glob"):
         out["glob"] = args.glob
     return out
+
+
+def add_checkpoints_arg(p) -> None:
+    """The positional CKPT...: a folder of checkpoints or checkpoint files (read by :func:`slice_inputs`)."""
+    p.add_argument("checkpoints", nargs="+", metavar="CKPT",
+                   help="a folder of checkpoints (sorted by step) or checkpoint files")
+
+
+def add_slice_args(p) -> None:
+    """--bounds and --through: the slice (read by :func:`slice_inputs`)."""
+    p.add_argument("--bounds", type=float, nargs=4, default=(-1.0, 1.0, -1.0, 1.0),
+                   metavar=("XMIN", "XMAX", "YMIN", "YMAX"), help="the slice (default: -1 1 -1 1)")
+    p.add_argument("--through", nargs=3, metavar=("A", "B", "C"),
+                   help="for a network of more than 2 inputs: three inputs (.npy or .pt files) spanning "
+                        "the slice, (0,0)->A, (1,0)->B, (0,1)->C")
+
+
+def add_points_args(p) -> None:
+    """--data and --no-data: the points drawn on the slice (read by :func:`slice_inputs`)."""
+    p.add_argument("--data", default=None, metavar="NPZ",
+                   help="points to draw: an .npz with X (N, 2) and y, and optionally held-out X_test, "
+                        "y_test (default: the run's data.npz)")
+    p.add_argument("--no-data", action="store_true", help="draw no data points")
+
+
+def slice_inputs(args) -> Tuple[Any, Any, Any, Any]:
+    """``(checkpoints, plane, data, test)`` from the positional checkpoints, :func:`add_slice_args`
+    and :func:`add_points_args`: ``data`` is ``"auto"`` (the run's ``data.npz``), None or an
+    ``(X, y)`` pair; with --through and no --data, the three inputs are the points."""
+    ck = args.checkpoints[0] if len(args.checkpoints) == 1 else list(args.checkpoints)
+    data: Any = None if args.no_data else "auto"
+    test: Any = None
+    if args.data is not None and not args.no_data:
+        from splinescope.spatial.runs import read_points
+        d = read_points(args.data)
+        data = (d["X"], d["y"]) if "y" in d else d["X"]
+        if "X_test" in d:
+            test = (d["X_test"], d["y_test"]) if "y_test" in d else d["X_test"]
+    plane = None
+    if args.through:
+        from splinescope import spatial
+        from .count import load_array
+        plane = spatial.Plane.through(*(load_array(f) for f in args.through))
+        if args.data is None:
+            data = (np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]), None)  # the three inputs
+    return ck, plane, data, test
 
 
 def add_threads_arg(p, default=None, why: str = "") -> None:
