@@ -116,7 +116,8 @@ class Tracker:
         ``lc_train/<module>``) and accuracy (``acc_train``, ``acc_test``).
     lc_points, radius, directions, seed
         Points per set (subsampled once, with the random points, from ``seed``), the
-        cross-polytope's radius, its number of random directions (one frame from ``seed``).
+        cross-polytope's radius, its number of random directions (one frame from ``seed``;
+        default 25, or the input dimension when smaller).
     save : bool
         Save the model's ``state_dict`` at each measured step (``step_000123.pt``).
     arch : dict, optional
@@ -146,7 +147,7 @@ class Tracker:
 
     def __init__(self, run_dir, data, test=None, *, steps: Optional[int] = None, every: Optional[int] = None,
                  at: Optional[Sequence[int]] = None, checkpoints: int = 40, slices=None, lc: bool = True,
-                 lc_points: int = 500, radius: float = 0.1, directions: int = 25, seed: int = 0,
+                 lc_points: int = 500, radius: float = 0.1, directions: Optional[int] = None, seed: int = 0,
                  save: bool = True, arch: Optional[Dict] = None, tensorboard=None, wandb=None,
                  frames: bool = False) -> None:
         from splinescope.spatial import runs
@@ -182,8 +183,8 @@ class Tracker:
             self._sets = point_sets(flat, y, None if X_test is None else X_test.reshape(len(X_test), -1), y_test,
                                     points=lc_points, seed=seed)
             self._shape = X.shape[1:]
-            self._frame = random_frame(integer("directions", directions, minimum=1), in_features, seed=seed,
-                                       dtype=torch.float64)
+            P = min(25, in_features) if directions is None else integer("directions", directions, minimum=1)
+            self._frame = random_frame(P, in_features, seed=seed, dtype=torch.float64)
         self.save = bool(save)
         self._own_writer = isinstance(tensorboard, (str, os.PathLike))
         if self._own_writer:

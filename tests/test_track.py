@@ -61,6 +61,12 @@ def test_logged_numbers_are_the_librarys_on_the_saved_checkpoints(tmp_path):
     np.testing.assert_array_equal(d["X"], X) and np.testing.assert_array_equal(d["y_test"], Y[:20])
 
 
+def test_default_directions_fit_the_input_dimension(tmp_path):
+    assert Tracker(tmp_path / "a", (X, Y), every=1)._frame.shape == (2, 2)  # 25, or D when smaller
+    Xh = np.zeros((30, 40))
+    assert Tracker(tmp_path / "b", (Xh, np.arange(30) % 2), every=1, slices={})._frame.shape == (25, 40)
+
+
 def test_schedules(tmp_path):
     assert Tracker(tmp_path / "a", (X, Y), steps=1000, checkpoints=8, lc=False).schedule == \
         [0, 1, 3, 7, 19, 52, 139, 373, 1000]
