@@ -8,7 +8,8 @@ as one line of the run's step-keyed log (``log.jsonl``, :mod:`spatial.runs`); it
 model's ``state_dict`` as ``step_000123.pt`` beside the run's ``data.npz`` (and ``arch.json`` when
 given), so ``splinescope animate``, ``lc``, ``view`` and ``dynamics`` read the run afterwards.
 The same scalars can go to TensorBoard (a ``SummaryWriter``) and to Weights & Biases (a run from
-``wandb.init``), and, with ``frames=True``, a picture of each slice's partition too.
+``wandb.init``), and, with ``frames=True``, a picture of each slice's partition too;
+:meth:`Tracker.movie` animates the checkpoints saved so far (and sends the movie to W&B).
 
 Plain loop::
 
@@ -30,7 +31,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, cast
 
 import numpy as np
 import torch
@@ -252,6 +253,28 @@ class Tracker:
                 import wandb  # only when frames are asked for
                 logged.update({f"partition/{name}": wandb.Image(img) for name, img in images.items()})
             self.wandb.log(logged, step=step)
+
+    def movie(self, out, slice: Optional[str] = None, **kwargs) -> Path:
+        """Animate the checkpoints saved so far on one of the slices (default: the first) into
+        ``out`` (``.gif`` / ``.mp4``, :func:`render.animate`), and send it to the W&B run if
+        there is one (``wandb.Video``). ``kwargs`` go to :func:`render.animate`."""
+        from ._animate import animate
+        if not self.slices:
+            raise ValueError("the tracker has no slices to animate")
+        name = next(iter(self.slices)) if slice is None else slice
+        if name not in self.slices:
+            raise ValueError(f"{name!r} is not a slice of this tracker, must be one of "
+                             + ", ".join(repr(k) for k in self.slices))
+        if not self.save:
+            raise ValueError("the tracker saved no checkpoints (save=False): nothing to animate")
+        bounds, plane = self.slices[name]
+        data = (self._slice_data[name], None) if plane is not None else "auto"
+        kwargs.setdefault("progress", False)
+        a = animate(self.run_dir, bounds, out, plane=plane, data=data, label=name, **kwargs)
+        if self.wandb is not None:
+            import wandb
+            self.wandb.log({f"movie/{name}": wandb.Video(str(a.path))})
+        return cast(Path, a.path)
 
     def close(self) -> None:
         """Flush (and close, if the tracker made it) the TensorBoard writer."""

@@ -67,6 +67,18 @@ def test_default_directions_fit_the_input_dimension(tmp_path):
     assert Tracker(tmp_path / "b", (Xh, np.arange(30) % 2), every=1, slices={})._frame.shape == (25, 40)
 
 
+def test_movie_of_the_saved_checkpoints(tmp_path):
+    import imageio.v3 as iio
+    t = Tracker(tmp_path / "run", (X, Y), at=[0, 5, 10], lc=False, arch=ARCH)
+    train_with(t, steps=10)
+    out = t.movie(tmp_path / "run.gif", stats=False)
+    assert iio.imread(out, index=None).shape[0] == 3
+    with pytest.raises(ValueError, match="'nope' is not a slice of this tracker, must be one of 'box'"):
+        t.movie(tmp_path / "x.gif", slice="nope")
+    with pytest.raises(ValueError, match="saved no checkpoints"):
+        Tracker(tmp_path / "b", (X, Y), every=1, lc=False, save=False).movie(tmp_path / "y.gif")
+
+
 def test_schedules(tmp_path):
     assert Tracker(tmp_path / "a", (X, Y), steps=1000, checkpoints=8, lc=False).schedule == \
         [0, 1, 3, 7, 19, 52, 139, 373, 1000]
