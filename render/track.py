@@ -28,6 +28,7 @@ records comes from :mod:`spatial`.
 """
 from __future__ import annotations
 
+import copy
 import math
 import os
 from pathlib import Path
@@ -193,6 +194,7 @@ class Tracker:
             tensorboard = SummaryWriter(str(tensorboard))
         self.tensorboard, self.wandb, self.frames = tensorboard, wandb, bool(frames)
         self.rows: List[Dict[str, Any]] = []
+        self._template: Optional[torch.nn.Module] = None
 
     def step(self, model: torch.nn.Module, step: int, **scalars) -> Optional[Dict[str, Any]]:
         """Measure ``model`` if ``step`` is on the schedule; returns the row logged (else None).
@@ -228,6 +230,8 @@ class Tracker:
             model.train(was_training)
         if self.save:
             runs.save_step(self.run_dir, step, {k: v.detach().cpu() for k, v in model.state_dict().items()})
+            if self._template is None:  # for movie() when there is no arch.json
+                self._template = copy.deepcopy(model).cpu()
         runs.append_log(self.run_dir, row)
         self.rows.append(row)
         self._send(row, images)
@@ -270,11 +274,21 @@ class Tracker:
         bounds, plane = self.slices[name]
         data = (self._slice_data[name], None) if plane is not None else "auto"
         kwargs.setdefault("progress", False)
-        a = animate(self.run_dir, bounds, out, plane=plane, data=data, label=name, **kwargs)
+        checkpoints: Any = self.run_dir
+        if not (self.run_dir / "arch.json").is_file() and self._template is not None:
+            checkpoints = [(r["step"], self._weights(r["step"])) for r in self.rows]  # no arch.json: the model's own class
+        a = animate(checkpoints, bounds, out, plane=plane, data=data, label=name, **kwargs)
         if self.wandb is not None:
             import wandb
             self.wandb.log({f"movie/{name}": wandb.Video(str(a.path))})
         return cast(Path, a.path)
+
+    def _weights(self, step: int) -> torch.nn.Module:
+        """A copy of the tracked model with the weights saved at ``step``."""
+        from splinescope.spatial import runs
+        m = copy.deepcopy(self._template)
+        m.load_state_dict(torch.load(self.run_dir / runs.step_name(step), map_location="cpu", weights_only=True))
+        return m
 
     def close(self) -> None:
         """Flush (and close, if the tracker made it) the TensorBoard writer."""

@@ -73,6 +73,9 @@ def test_movie_of_the_saved_checkpoints(tmp_path):
     train_with(t, steps=10)
     out = t.movie(tmp_path / "run.gif", stats=False)
     assert iio.imread(out, index=None).shape[0] == 3
+    bare = Tracker(tmp_path / "bare", (X, Y), at=[0, 5], lc=False)  # no arch.json: the model's own class
+    train_with(bare, steps=5)
+    assert iio.imread(bare.movie(tmp_path / "bare.gif", stats=False), index=None).shape[0] == 2
     with pytest.raises(ValueError, match="'nope' is not a slice of this tracker, must be one of 'box'"):
         t.movie(tmp_path / "x.gif", slice="nope")
     with pytest.raises(ValueError, match="saved no checkpoints"):
