@@ -286,7 +286,7 @@ class Tracker:
     def _weights(self, step: int) -> torch.nn.Module:
         """A copy of the tracked model with the weights saved at ``step``."""
         from splinescope.spatial import runs
-        m = copy.deepcopy(self._template)
+        m = copy.deepcopy(cast(torch.nn.Module, self._template))
         m.load_state_dict(torch.load(self.run_dir / runs.step_name(step), map_location="cpu", weights_only=True))
         return m
 
