@@ -32,47 +32,14 @@ import copy
 import math
 import os
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, cast
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, cast
 
 import numpy as np
 import torch
 
-from splinescope.spatial._validate import integer
+from splinescope.spatial._validate import data_box, integer, slices as _slices
 
 __all__ = ["Tracker"]
-
-Bounds = Tuple[float, float, float, float]
-
-
-def _slices(slices, in_features: Optional[int]) -> Dict[str, Tuple[Bounds, Any]]:
-    """``{name: (bounds, plane or None)}`` from ``{name: bounds}`` / ``{name: (bounds, plane)}``."""
-    from splinescope.spatial import Plane
-
-    if slices is None:
-        return {}
-    if not isinstance(slices, Mapping):
-        raise TypeError(f"slices must be a dict {{name: bounds or (bounds, Plane)}}, got {type(slices).__name__}")
-    out = {}
-    for name, spec in slices.items():
-        if not isinstance(name, str) or not name or "/" in name:
-            raise ValueError(f"slice name {name!r} must be a non-empty string without '/'")
-        plane = None
-        if isinstance(spec, (tuple, list)) and len(spec) == 2 and isinstance(spec[1], Plane):
-            spec, plane = spec
-        try:
-            bounds = tuple(float(b) for b in spec)
-        except (TypeError, ValueError):
-            raise TypeError(f"slice {name!r} must be (xmin, xmax, ymin, ymax) or ((xmin, xmax, ymin, ymax), "
-                            f"Plane), got {spec!r}") from None
-        if len(bounds) != 4 or not (bounds[0] < bounds[1] and bounds[2] < bounds[3]):
-            raise ValueError(f"slice {name!r}: bounds {spec!r} must be (xmin, xmax, ymin, ymax) with xmin < xmax "
-                             "and ymin < ymax")
-        if plane is None and in_features is not None and in_features != 2:
-            raise ValueError(f"slice {name!r} has no Plane but the data have {in_features} features: give "
-                             "(bounds, spatial.Plane.through(a, b, c))")
-        out[name] = (bounds, plane)
-    return out
-
 
 def _schedule(every, at, steps, checkpoints) -> Tuple[Callable[[int], bool], Optional[List[int]]]:
     given = [k for k, v in (("every", every), ("at", at), ("steps", steps)) if v is not None]
@@ -170,9 +137,7 @@ class Tracker:
         flat = X.reshape(len(X), -1)
         in_features = flat.shape[1]
         if slices is None and in_features == 2:
-            lo, hi = flat.min(0), flat.max(0)
-            pad = 0.1 * np.maximum(hi - lo, 1e-12)
-            slices = {"box": (lo[0] - pad[0], hi[0] + pad[0], lo[1] - pad[1], hi[1] + pad[1])}
+            slices = {"box": data_box(flat)}
         self.slices = _slices(slices, in_features)
         anchors = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
         self._slice_data = {name: (anchors if plane is not None else _points_arg((flat, y))[0])

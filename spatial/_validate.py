@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import numbers
-from typing import Iterable, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -123,3 +123,54 @@ def points(data, name: str = "data") -> Tuple[Optional[np.ndarray], Optional[np.
         if len(y) != len(X):
             raise ValueError(f"{name}: X has {len(X)} points but y has {len(y)} labels")
     return X, y
+
+
+Bounds = Tuple[float, float, float, float]
+
+
+def data_box(X, pad: float = 0.1) -> Bounds:
+    """The box of 2-D points, widened by ``pad`` of its sides on each side: a default slice.
+
+    >>> data_box([[0.0, 0.0], [1.0, 2.0]])
+    (-0.1, 1.1, -0.2, 2.2)
+    """
+    X = np.asarray(X, dtype=np.float64)
+    lo, hi = X.min(0), X.max(0)
+    d = pad * np.maximum(hi - lo, 1e-12)
+    return (float(lo[0] - d[0]), float(hi[0] + d[0]), float(lo[1] - d[1]), float(hi[1] + d[1]))
+
+
+def slices(slices, in_features: Optional[int]) -> Dict[str, Tuple[Bounds, Any]]:
+    """``{name: (bounds, plane or None)}`` from ``{name: bounds}`` / ``{name: (bounds, Plane)}``, the
+    ``slices=`` of the tracker and the sweep; ``in_features``: the data's, to refuse a plain box
+    of a network of more than two inputs (None: not known).
+
+    >>> slices({"box": (-1, 1, -1, 1)}, 2)
+    {'box': ((-1.0, 1.0, -1.0, 1.0), None)}
+    """
+    from ._plane import Plane
+
+    if slices is None:
+        return {}
+    if not isinstance(slices, Mapping):
+        raise TypeError(f"slices must be a dict {{name: bounds or (bounds, Plane)}}, got {type(slices).__name__}")
+    out = {}
+    for name, spec in slices.items():
+        if not isinstance(name, str) or not name or "/" in name:
+            raise ValueError(f"slice name {name!r} must be a non-empty string without '/'")
+        plane = None
+        if isinstance(spec, (tuple, list)) and len(spec) == 2 and isinstance(spec[1], Plane):
+            spec, plane = spec
+        try:
+            bounds = tuple(float(b) for b in spec)
+        except (TypeError, ValueError):
+            raise TypeError(f"slice {name!r} must be (xmin, xmax, ymin, ymax) or ((xmin, xmax, ymin, ymax), "
+                            f"Plane), got {spec!r}") from None
+        if len(bounds) != 4 or not (bounds[0] < bounds[1] and bounds[2] < bounds[3]):
+            raise ValueError(f"slice {name!r}: bounds {spec!r} must be (xmin, xmax, ymin, ymax) with xmin < xmax "
+                             "and ymin < ymax")
+        if plane is None and in_features is not None and in_features != 2:
+            raise ValueError(f"slice {name!r} has no Plane but the data have {in_features} features: give "
+                             "(bounds, spatial.Plane.through(a, b, c))")
+        out[name] = (bounds, plane)
+    return out
