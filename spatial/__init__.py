@@ -42,6 +42,8 @@ load_model(path, arch=None, *, prefix=None, trust=False)
 load_checkpoints(path, arch=None, *, glob=None, prefix=None, trust=False)   lazy, in training order
 spatial.checkpoints.list_checkpoints(...)  the records (path, step, where the step came from)
 spatial.runs          the run folder: step_000123.pt, arch.json, data.npz (X, y, X_test, y_test)
+spatial.sweep.sweep(run_dir, out, *, slices, lc, workers|scheduler)   partition statistics (and LC) of every
+                      checkpoint and slice into one table, in-process or on Dask, resumable
 spatial.train         toy training runner (train, ToyRun + train_toy: the configuration of `splinescope train`)
 spatial.data (2-D toys, digits, digits_split), spatial.idx (IDX files), spatial.lc_run (LC over a run),
 spatial.migration (region migration statistics)

@@ -654,7 +654,8 @@ def _skip_aliases(infos: List[_Info]) -> Dict[Path, str]:
 
 
 def list_checkpoints(path: Union[PathLike, Sequence[PathLike]], *, glob: Optional[str] = None,
-                     arch: Arch = None, prefix: Optional[str] = None, trust: bool = False) -> List[Checkpoint]:
+                     arch: Arch = None, prefix: Optional[str] = None, trust: bool = False,
+                     unreadable: Optional[List[Tuple[Path, str]]] = None) -> List[Checkpoint]:
     """The checkpoints of a folder (or a list of files), sorted by step, without loading them.
 
     Parameters
@@ -670,6 +671,10 @@ def list_checkpoints(path: Union[PathLike, Sequence[PathLike]], *, glob: Optiona
     trust : bool
         Unpickle Python objects (whole modules saved with ``torch.save(model)``): only for files
         you trust, they can run code when loaded.
+    unreadable : list, optional
+        Where to put ``(file, error)`` for a file that cannot be read (corrupt, truncated, of the
+        wrong architecture), which is then left out; default: such a file raises
+        :class:`CheckpointError`.
 
     Returns
     -------
@@ -697,9 +702,15 @@ def list_checkpoints(path: Union[PathLike, Sequence[PathLike]], *, glob: Optiona
     infos = []
     for f in files:
         try:
-            info = _peek(f, trust, prefix, want_of)
-        except _NoFit as e:
-            raise CheckpointError(f"{e}; {_GLOB}" if folder is not None and glob is None else str(e)) from None
+            try:
+                info = _peek(f, trust, prefix, want_of)
+            except _NoFit as e:
+                raise CheckpointError(f"{e}; {_GLOB}" if folder is not None and glob is None else str(e)) from None
+        except CheckpointError as e:
+            if unreadable is None:
+                raise
+            unreadable.append((f, str(e)))
+            continue
         info.alias = bool(_ALIAS.match(f.stem))
         infos.append(info)
     _assign_steps(infos)
