@@ -10,11 +10,11 @@ implemented in ``_verify`` and ``_certify``.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
-from . import _certify, _engine, _maxpool, _predicates, _verify
+from . import _certify, _engine, _maxpool, _predicates, _validate, _verify
 from ._boundary import _boundary
 from ._certify import CertifyReport
 from ._net import Network, parse
@@ -338,7 +338,7 @@ def _final_patterns(pats, lineage, sizes, R) -> np.ndarray:
 
 
 def partition(model, bounds, *, plane: Optional[Plane] = None, rtol: float = _engine.DEFAULT_RTOL,
-              boundary: bool = True, device=None, exact: bool = True) -> Partition:
+              boundary: bool = True, device=None, exact: bool = True, max_memory: Optional[int] = None) -> Partition:
     """Every linear region of a piecewise-linear network on a 2-D slice, exactly.
 
     Parameters
@@ -384,6 +384,33 @@ def partition(model, bounds, *, plane: Optional[Plane] = None, rtol: float = _en
     >>> len(p), round(float(p.areas().sum()), 12)
     (8, 4.0)
     """
+    if max_memory is not None:
+        max_memory = _validate.integer("max_memory", max_memory, minimum=1)
+    net, b = _prepare(model, bounds, plane)
+    if not (0 <= rtol < 1e-3):
+        raise ValueError(f"rtol must be in [0, 1e-3), got {rtol}")
+    if max_memory is not None:
+        from . import _tiles
+
+        return _tiles.tiled(net, b, plane, rtol=rtol, boundary=boundary, device=device, exact=exact,
+                            max_memory=max_memory)
+    center = _center(b)
+    r = _split_layers(net, b, center, rtol, device=device, exact=exact)
+    X, offsets, indices, patterns, lines, vals = r.X, r.offsets, r.indices, r.patterns, r.lines, r.vals
+    seg = _boundary(X, offsets, indices, vals, r.scale, net.layers[-1], rtol) if boundary else np.zeros((0, 2, 2))
+    if net.max_info:  # the cells of one argmax are one linear region
+        x0, x1, y0, y1 = b
+        corner = (X[:, None, :] == np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]]) - center).all(2).any(1)
+        mg = _maxpool.merge(X, offsets, indices, patterns, net, r.sizes, np.nonzero(corner)[0], lines)
+        X, offsets, indices, patterns, lines = mg.X, mg.offsets, mg.indices, mg.patterns, mg.lines
+        vals = vals[mg.keep]
+    return Partition(vertices=X + center, offsets=offsets, indices=indices, patterns=patterns, layer_sizes=r.sizes,
+                     vertex_values=vals, boundary=seg + center, bounds=b, plane=plane, network=net, rtol=rtol,
+                     local=(X, center), vertex_lines=lines, exact_net=r.exact)
+
+
+def _prepare(model, bounds, plane: Optional[Plane]) -> Tuple[Network, Tuple[float, float, float, float]]:
+    """The checked bounds and the network restricted to the slice (2 inputs)."""
     b = _check_bounds(bounds)
     net = model if isinstance(model, Network) else parse(model, in_shape=plane.shape if isinstance(plane, Plane) else None)
     if plane is not None:
@@ -399,16 +426,42 @@ def partition(model, bounds, *, plane: Optional[Plane] = None, rtol: float = _en
         raise ValueError(f"the network has {net.in_features} inputs; pass plane=spatial.Plane(...) "
                          "(or Plane.through(a, b, c); on the command line --through A B C) to take a "
                          "2-D slice of it")
-    if not (0 <= rtol < 1e-3):
-        raise ValueError(f"rtol must be in [0, 1e-3), got {rtol}")
+    return net, b
+
+
+def _center(b) -> np.ndarray:
+    """The point local coordinates are measured from: 0 where the box holds it, else the middle
+    (a tiny box far from 0 keeps its digits)."""
     x0, x1, y0, y1 = b
-    # coordinates local to the slice: a tiny box far from 0 keeps its digits
-    center = np.array([0.0 if x0 <= 0 <= x1 else (x0 + x1) / 2, 0.0 if y0 <= 0 <= y1 else (y0 + y1) / 2])
+    return np.array([0.0 if x0 <= 0 <= x1 else (x0 + x1) / 2, 0.0 if y0 <= 0 <= y1 else (y0 + y1) / 2])
+
+
+class _Split(NamedTuple):
+    """The faces of a box after every hidden layer, in local coordinates (before any merge)."""
+
+    X: np.ndarray  # (V, 2) local coordinates; the box's corners are vertices 0..3
+    offsets: np.ndarray  # (R+1,) CSR faces, counter-clockwise
+    indices: np.ndarray
+    patterns: np.ndarray  # (R, ceil(N/8)) packed bits of every hidden unit
+    sizes: List[int]  # units per hidden layer
+    vals: np.ndarray  # (V, K) the output at each vertex
+    scale: np.ndarray  # (V,) the output layer's tolerance scale at each vertex
+    lines: Optional[np.ndarray]  # (V, 2) exact mode: the two lines of each vertex
+    exact: Optional[_predicates.ExactNet]
+
+
+def _split_layers(net: Network, b, center: np.ndarray, rtol: float, *, device=None, exact: bool = True,
+                  size: Optional[Tuple[float, float]] = None) -> _Split:
+    """Split the box ``b`` by every hidden layer of ``net`` (2 inputs), in coordinates local to
+    ``center``. ``size``: (width, height) of the slice the tolerances are measured on (default:
+    the box's own; a tile passes its slice's, so that its decisions are those of the whole)."""
+    x0, x1, y0, y1 = b
     X = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float64) - center
     offsets = np.array([0, 4], np.int64)
     indices = np.arange(4, dtype=np.int64)
     # the rounding of a coordinate made by interpolation is relative to the box, not to the point
-    scale = np.abs(X).sum(1) + (x1 - x0) + (y1 - y0)
+    w, h = (x1 - x0, y1 - y0) if size is None else size
+    scale = np.abs(X).sum(1) + w + h
     layers = [_engine_layer_local(net.layers[0], center)] + net.layers[1:]
     Z = X @ layers[0].weight.T + layers[0].bias
     signs = None
@@ -444,12 +497,4 @@ def partition(model, bounds, *, plane: Optional[Plane] = None, rtol: float = _en
             ex.end_layer(pats[-1], sub.origin)
     vals = Z.view if isinstance(Z, _engine._Rows) else Z
     patterns = _final_patterns(pats, lineage, sizes, len(offsets) - 1)
-    seg = _boundary(X, offsets, indices, vals, scale, net.layers[-1], rtol) if boundary else np.zeros((0, 2, 2))
-    if net.max_info:  # the cells of one argmax are one linear region
-        corner = (X[:, None, :] == np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]]) - center).all(2).any(1)
-        mg = _maxpool.merge(X, offsets, indices, patterns, net, sizes, np.nonzero(corner)[0], lines)
-        X, offsets, indices, patterns, lines = mg.X, mg.offsets, mg.indices, mg.patterns, mg.lines
-        vals = np.asarray(vals)[mg.keep]
-    return Partition(vertices=X + center, offsets=offsets, indices=indices, patterns=patterns, layer_sizes=sizes,
-                     vertex_values=vals, boundary=seg + center, bounds=b, plane=plane, network=net, rtol=rtol,
-                     local=(X, center), vertex_lines=lines, exact_net=ex)
+    return _Split(X, offsets, indices, patterns, sizes, np.asarray(vals), scale, lines, ex)
