@@ -170,9 +170,11 @@ def merge(X: np.ndarray, offsets: np.ndarray, indices: np.ndarray, patterns: np.
     region's outer loop, walked from its first remaining edge. Vertices left with two edges (a
     collinear point where a cancelled edge ended; not a box corner) are dropped, unused vertices
     removed. Regions keep the order of their first face. ``corners``: the box's corner vertices."""
-    N = int(sum(sizes))
-    bits = np.unpackbits(patterns, axis=1, count=N).astype(bool)
-    canon = np.packbits(canonical(bits, net, sizes), axis=1)
+    if net.max_info:
+        bits = np.unpackbits(patterns, axis=1, count=int(sum(sizes))).astype(bool)
+        canon = np.packbits(canonical(bits, net, sizes), axis=1)
+    else:  # the bits themselves (the tiles of a partition stitched by ``_tiles``)
+        canon = patterns
     first, group = _engine.unique_rows(canon)  # group ids in the order of their first face
     G = len(first)
     V = len(X)

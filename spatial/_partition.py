@@ -394,19 +394,28 @@ def partition(model, bounds, *, plane: Optional[Plane] = None, rtol: float = _en
 
         return _tiles.tiled(net, b, plane, rtol=rtol, boundary=boundary, device=device, exact=exact,
                             max_memory=max_memory)
+    return _one_piece(net, b, plane, rtol=rtol, boundary=boundary, device=device, exact=exact)
+
+
+def _one_piece(net: Network, b, plane: Optional[Plane], *, rtol: float, boundary: bool, device, exact: bool) -> Partition:
+    """The partition of the whole box at once (``net`` restricted to the slice, ``b`` checked)."""
     center = _center(b)
     r = _split_layers(net, b, center, rtol, device=device, exact=exact)
     X, offsets, indices, patterns, lines, vals = r.X, r.offsets, r.indices, r.patterns, r.lines, r.vals
     seg = _boundary(X, offsets, indices, vals, r.scale, net.layers[-1], rtol) if boundary else np.zeros((0, 2, 2))
     if net.max_info:  # the cells of one argmax are one linear region
-        x0, x1, y0, y1 = b
-        corner = (X[:, None, :] == np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]]) - center).all(2).any(1)
-        mg = _maxpool.merge(X, offsets, indices, patterns, net, r.sizes, np.nonzero(corner)[0], lines)
+        mg = _maxpool.merge(X, offsets, indices, patterns, net, r.sizes, _corners(X, b, center), lines)
         X, offsets, indices, patterns, lines = mg.X, mg.offsets, mg.indices, mg.patterns, mg.lines
         vals = vals[mg.keep]
     return Partition(vertices=X + center, offsets=offsets, indices=indices, patterns=patterns, layer_sizes=r.sizes,
                      vertex_values=vals, boundary=seg + center, bounds=b, plane=plane, network=net, rtol=rtol,
                      local=(X, center), vertex_lines=lines, exact_net=r.exact)
+
+
+def _corners(X: np.ndarray, b, center: np.ndarray) -> np.ndarray:
+    """The vertices (local coordinates ``X``) at the corners of the box ``b``."""
+    x0, x1, y0, y1 = b
+    return np.nonzero((X[:, None, :] == np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]]) - center).all(2).any(1))[0]
 
 
 def _prepare(model, bounds, plane: Optional[Plane]) -> Tuple[Network, Tuple[float, float, float, float]]:
@@ -451,21 +460,25 @@ class _Split(NamedTuple):
 
 
 def _split_layers(net: Network, b, center: np.ndarray, rtol: float, *, device=None, exact: bool = True,
-                  size: Optional[Tuple[float, float]] = None) -> _Split:
+                  whole=None) -> _Split:
     """Split the box ``b`` by every hidden layer of ``net`` (2 inputs), in coordinates local to
-    ``center``. ``size``: (width, height) of the slice the tolerances are measured on (default:
-    the box's own; a tile passes its slice's, so that its decisions are those of the whole)."""
+    ``center``. ``whole``: the bounds of the slice whose size the tolerances are measured on
+    (default ``b``; a tile passes its slice's, so that it decides as the whole would)."""
     x0, x1, y0, y1 = b
     X = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float64) - center
     offsets = np.array([0, 4], np.int64)
     indices = np.arange(4, dtype=np.int64)
     # the rounding of a coordinate made by interpolation is relative to the box, not to the point
-    w, h = (x1 - x0, y1 - y0) if size is None else size
-    scale = np.abs(X).sum(1) + w + h
+    if whole is None:
+        scale = np.abs(X).sum(1) + (x1 - x0) + (y1 - y0)
+    else:  # a tile: the largest scale of the slice's corners at each of its corners
+        wx0, wx1, wy0, wy1 = whole
+        far = max(abs(wx0 - center[0]), abs(wx1 - center[0])) + max(abs(wy0 - center[1]), abs(wy1 - center[1]))
+        scale = np.full(4, far + (wx1 - wx0) + (wy1 - wy0))
     layers = [_engine_layer_local(net.layers[0], center)] + net.layers[1:]
     Z = X @ layers[0].weight.T + layers[0].bias
     signs = None
-    ex = _predicates.ExactNet(net.layers, center, b) if exact else None
+    ex = _predicates.ExactNet(net.layers, center, b, whole) if exact else None
     lines: Optional[np.ndarray] = np.array([[0, 2], [1, 2], [1, 3], [0, 3]], np.int64)  # corners on box sides
     slot_line: Optional[np.ndarray] = np.array([2, 1, 3, 0], np.int64)  # bottom, right, top, left
     pats: List[np.ndarray] = []  # per layer: packed bits of the faces at that layer's end

@@ -1,0 +1,309 @@
+"""Partitions larger than memory: the slice cut into tiles, each partitioned alone, then stitched.
+
+``partition(..., max_memory=B)`` calls :func:`tiled`. The box is cut by a rectilinear grid
+(:func:`_choose_grid`), every tile is partitioned by itself (:func:`_tile`: a pure function of the
+network and the tile, returning plain arrays, so tiles can be handed to other processes), and
+:func:`_stitch` makes one partition of them, the same as the one-piece call's.
+
+Why stitching is exact. A region is the set of points of one activation pattern (within the
+box), and that set is convex (inside it every layer is affine), so the pieces of one region in
+different tiles are one region, and they meet along tile edges. The two tiles of an edge make the
+same vertices on it: a vertex on a tile side is where some unit's value changes sign along the
+side, between two consecutive vertices of the earlier layers; that value is the network's
+(continuous, the same from either side) and, by induction over the layers, so are those two
+vertices. Exact mode decides every sign exactly, so the k-th vertex of one tile's side is the
+k-th of the other's, whatever their float64 coordinates: they are identified, one point. (With
+``exact=False`` a sign within the tolerance may be decided differently on the two sides: the
+two lists are then merged by coordinate, and a point only one side has is inserted into the
+face across, as a collinear vertex.) The faces along an edge have equal patterns on its two sides
+unless a neuron's line runs along it; then it is a region edge, as in the one-piece partition.
+
+The identified vertices make one planar subdivision whose faces are the tiles' faces;
+:func:`spatial._maxpool.merge` then merges the faces of equal (canonical) patterns into one
+convex polygon each, cancelling the edges they share and dropping the vertices left with two
+edges (collinear points where a tile edge crossed a region; the box's corners stay). The decision
+boundary is computed once, on the merged regions (so a boundary segment is not cut at tile
+edges). Max-pooling nets: the tiles' faces are the argmax cells (raw patterns, each convex, and
+the argument above holds for them), merged by their canonical bits as ``partition()`` merges them.
+
+How many tiles (:func:`_choose_grid`): a tile's peak memory is estimated as
+``V * bytes_per_vertex``, where ``V`` is its final vertex count estimated from exact 1-D
+partitions along ``PROBES`` horizontal and vertical lines through the box (``V ~ n_h n_v``, the
+crossings of the tile's width and height: a planar arrangement's vertices), and
+``bytes_per_vertex`` is what the engine keeps per vertex (the values of two consecutive layers,
+8 bytes each, and its bookkeeping). The result of all tiles (patterns, vertices, the stitch's
+arrays) is estimated the same way and counted too. Starting from one tile, while some tile's
+estimate exceeds the budget, the tile with the largest is split into four by bisecting its
+column and its row of the grid (every tile of that column and row is cut: the grid stays
+rectilinear, so tile edges meet tile edges, with no T-junctions). Cut points are midpoints, so
+both tiles of an edge share one float (dyadic on a dyadic box).
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+import numpy as np
+
+from . import _engine, _maxpool, _partition, _predicates
+from ._boundary import _boundary
+from ._errors import SplinescopeError
+
+__all__: List[str] = []
+
+PROBES = 8  # exact 1-D probe lines per axis for the memory estimate
+MIN_TILE = 1.0 / 64  # the smallest tile side, as a fraction of the box's side
+FLOAT_SAME = 1e-12  # exact=False: points on a tile edge this close (relative to the box) are one
+
+_SIDE_LINE = (2, 1, 3, 0)  # ExactNet line id of each tile side: bottom t=y0, right s=x1, top t=y1, left s=x0
+
+
+class _Tile(NamedTuple):
+    """One tile's partition: plain arrays (picklable), local coordinates of the slice's center."""
+
+    bounds: Tuple[float, float, float, float]  # the tile, in slice coordinates
+    X: np.ndarray  # (V, 2) local coordinates; vertices 0..3 are the tile's corners
+    offsets: np.ndarray  # (F+1,) CSR faces, counter-clockwise
+    indices: np.ndarray  # (E,)
+    patterns: np.ndarray  # (F, ceil(N/8)) raw packed bits of every hidden unit
+    sizes: List[int]
+    vals: np.ndarray  # (V, K) the output at each vertex
+    scale: np.ndarray  # (V,) the output layer's tolerance scale
+    lines: Optional[np.ndarray]  # (V, 2) exact mode: each vertex's two lines (this tile's ids)
+    exact: Optional[tuple]  # exact mode: ExactNet.state(), what the line ids mean
+
+
+def _tile(net, bounds, center: np.ndarray, whole, rtol: float, exact: bool, device=None) -> _Tile:
+    """The partition of one tile ``bounds`` of the slice ``whole``, before any merge (pure)."""
+    r = _partition._split_layers(net, bounds, center, rtol, device=device, exact=exact, whole=whole)
+    return _Tile(tuple(float(v) for v in bounds), r.X, r.offsets, r.indices, r.patterns, list(r.sizes),
+                 np.array(r.vals, copy=True), r.scale, r.lines, None if r.exact is None else r.exact.state())
+
+
+def tiled(net, b, plane, *, rtol: float, boundary: bool, device, exact: bool, max_memory: Optional[int] = None,
+          grid: Optional[Tuple[Sequence[float], Sequence[float]]] = None):
+    """``partition()`` in tiles: the grid from ``max_memory`` (bytes), or given as ``grid = (xs, ys)``
+    (the cut coordinates, box sides included). One tile is the one-piece partition."""
+    center = _partition._center(b)
+    if grid is None:
+        assert max_memory is not None
+        xs, ys = _choose_grid(net, b, center, max_memory, rtol, device)
+    else:
+        xs, ys = _check_grid(grid, b)
+    if len(xs) == 2 and len(ys) == 2:
+        p = _partition._one_piece(net, b, plane, rtol=rtol, boundary=boundary, device=device, exact=exact)
+    else:
+        tiles = [_tile(net, (xs[i], xs[i + 1], ys[j], ys[j + 1]), center, b, rtol, exact, device)
+                 for j in range(len(ys) - 1) for i in range(len(xs) - 1)]
+        p = _stitch(tiles, net, b, plane, xs, ys, rtol=rtol, boundary=boundary)
+    p._grid = (np.asarray(xs, np.float64), np.asarray(ys, np.float64))
+    return p
+
+
+def _check_grid(grid, b) -> Tuple[List[float], List[float]]:
+    xs, ys = ([float(v) for v in g] for g in grid)
+    for cuts, lo, hi, name in ((xs, b[0], b[1], "xs"), (ys, b[2], b[3], "ys")):
+        if len(cuts) < 2 or cuts[0] != lo or cuts[-1] != hi or any(u >= v for u, v in zip(cuts, cuts[1:])):
+            raise ValueError(f"grid {name} must increase from {lo} to {hi}, got {cuts}")
+    return xs, ys
+
+
+# ---- stitching
+
+class _TiledExact:
+    """The exact side of a stitched partition: each vertex's line ids are its tile's, offset by
+    ``line_off[tile]``; its exact point is its tile's ExactNet's (all share the slice's center)."""
+
+    def __init__(self, layers, center, whole, tiles: Sequence[Tuple[tuple, tuple]], line_off: np.ndarray):
+        self._args = (layers, center, whole)
+        self._tiles = list(tiles)  # (bounds, ExactNet.state()) per tile
+        self.line_off = line_off
+        self._nets: Dict[int, _predicates.ExactNet] = {}
+
+    def net(self, t: int) -> _predicates.ExactNet:
+        if t not in self._nets:
+            layers, center, whole = self._args
+            bounds, state = self._tiles[t]
+            self._nets[t] = _predicates.ExactNet.restore(layers, center, bounds, state, whole)
+        return self._nets[t]
+
+    def point(self, l1: int, l2: int) -> Tuple[Fraction, Fraction]:
+        t = int(np.searchsorted(self.line_off, l1, side="right")) - 1
+        off = int(self.line_off[t])
+        return self.net(t).point(int(l1) - off, int(l2) - off)
+
+    def polygon(self, lines) -> List[Tuple[Fraction, Fraction]]:
+        return [self.point(int(a), int(b)) for a, b in lines]
+
+    def pattern(self, point) -> np.ndarray:
+        return self.net(0).pattern(point)
+
+
+def _side_chain(t: _Tile, side: int) -> Tuple[np.ndarray, np.ndarray, bool]:
+    """The vertices (n+1,) and face slots (n,) along side ``side`` (0 bottom, 1 right, 2 top,
+    3 left) of a tile, in increasing coordinate, corner to corner; and whether the faces run
+    along it that way (bottom, right) or the other (top, left)."""
+    X, ind = t.X, t.indices
+    a = ind
+    b = ind[_engine.next_in_face(t.offsets)]
+    if t.lines is not None:  # exact mode: the vertices made on the side carry its line
+        sid = _SIDE_LINE[side]
+        on = (t.lines[a] == sid).any(1) & (t.lines[b] == sid).any(1)
+    else:
+        axis = 1 if side in (0, 2) else 0
+        c = X[side, axis]  # corner ``side`` starts side ``side`` (counter-clockwise)
+        on = (X[a, axis] == c) & (X[b, axis] == c)
+    s = np.nonzero(on)[0]
+    succ = dict(zip(a[s].tolist(), zip(b[s].tolist(), s.tolist())))
+    v, end = side, (side + 1) % 4
+    verts, slots = [v], []
+    while v != end:  # the side's edges run from corner ``side`` to the next corner
+        v, sl = succ[v]
+        verts.append(v)
+        slots.append(sl)
+    forward = side in (0, 1)
+    if not forward:
+        verts.reverse()
+        slots.reverse()
+    return np.array(verts, np.int64), np.array(slots, np.int64), forward
+
+
+class _Stitch(NamedTuple):
+    pairs: List[Tuple[int, int]]  # global vertex ids that are one point
+    ins_slot: List[int]  # global slot after which a vertex is inserted ...
+    ins_key: List[int]  # ... in this order within the slot ...
+    ins_vertex: List[int]  # ... this global vertex
+
+
+def _walk(A, B, X: np.ndarray, axis: int, exact: bool, tol: float, out: _Stitch) -> None:
+    """Match two tiles' chains along their shared edge (both in increasing coordinate ``axis``):
+    ``A`` and ``B`` are (vertices, slots, forward) in global ids; ``X`` the vertices' coordinates.
+
+    Exact mode: the k-th vertex of one chain is the k-th of the other (see the module docstring).
+    ``exact=False``: a sign within the tolerance may be decided differently on the two sides, so
+    the chains are merged by coordinate: points within ``tol`` are one, any other point is inserted
+    into the face across (no T-junction is left)."""
+    vA, sA, dA = A
+    vB, sB, dB = B
+    if exact or (len(vA) == len(vB) and (np.abs(X[vA, axis] - X[vB, axis]) <= tol).all()):
+        gap = np.abs(X[vA, axis] - X[vB, axis]).max() if len(vA) == len(vB) else np.inf
+        if not gap <= max(tol, 1e-6 * abs(float(X[vA[-1], axis] - X[vA[0], axis]))):
+            raise SplinescopeError(f"the tiles' vertices along a tile edge do not match ({len(vA)} and {len(vB)} "
+                                   f"vertices, {gap:.3g} apart): a bug, please report it")
+        out.pairs.extend(zip(vA.tolist(), vB.tolist()))
+        return
+    out.pairs.append((int(vA[0]), int(vB[0])))
+    i = j = step = 0
+    nA, nB = len(sA), len(sB)
+    while i < nA and j < nB:
+        a, b = int(vA[i + 1]), int(vB[j + 1])
+        d = X[a, axis] - X[b, axis]
+        if abs(d) <= tol:
+            out.pairs.append((a, b))
+            i, j = i + 1, j + 1
+        elif d < 0:  # A's vertex lies inside B's interval: B's face gets it
+            out.ins_slot.append(int(sB[j]))
+            out.ins_key.append(step if dB else -step)
+            out.ins_vertex.append(a)
+            i += 1
+        else:
+            out.ins_slot.append(int(sA[i]))
+            out.ins_key.append(step if dA else -step)
+            out.ins_vertex.append(b)
+            j += 1
+        step += 1
+
+
+def _labels(V: int, pairs: np.ndarray) -> np.ndarray:
+    """(V,) for each vertex the smallest id of the vertices identified with it (``pairs`` (P, 2))."""
+    lab = np.arange(V)
+    if not len(pairs):
+        return lab
+    u, w = pairs[:, 0], pairs[:, 1]
+    while True:
+        lu, lw = lab[u], lab[w]
+        if (lu == lw).all():
+            return lab
+        m = np.minimum(lu, lw)
+        np.minimum.at(lab, u, m)
+        np.minimum.at(lab, w, m)
+        np.minimum.at(lab, lu, m)
+        np.minimum.at(lab, lw, m)
+        lab = lab[lab]
+
+
+def _stitch(tiles: Sequence[_Tile], net, b, plane, xs: Sequence[float], ys: Sequence[float], *, rtol: float,
+            boundary: bool):
+    """One partition of the tiles of the grid ``xs`` x ``ys`` (row by row from the bottom, left to
+    right), the same as the one-piece partition of the box ``b`` (pure: the tiles are not changed)."""
+    nx, ny = len(xs) - 1, len(ys) - 1
+    assert len(tiles) == nx * ny
+    center = _partition._center(b)
+    exact = tiles[0].lines is not None
+    sizes = tiles[0].sizes
+    Vt = np.array([len(t.X) for t in tiles], np.int64)
+    Et = np.array([len(t.indices) for t in tiles], np.int64)
+    vbase = np.concatenate([[0], np.cumsum(Vt)])
+    ebase = np.concatenate([[0], np.cumsum(Et)])
+    patterns = np.concatenate([t.patterns for t in tiles])
+    line_off = np.zeros(len(tiles) + 1, np.int64)
+    if exact:
+        line_off[1:] = np.cumsum([t.exact[0][-1] for t in tiles])
+        nets = _TiledExact(net.layers, center, b, [(t.bounds, t.exact) for t in tiles], line_off[:-1])
+    X_all = np.concatenate([t.X for t in tiles])
+    lines_all = np.concatenate([t.lines + line_off[k] for k, t in enumerate(tiles)]) if exact else None
+    tol = FLOAT_SAME * max(b[1] - b[0], b[3] - b[2])
+
+    def chain(k: int, side: int):
+        verts, slots, fwd = _side_chain(tiles[k], side)
+        return verts + vbase[k], slots + ebase[k], fwd
+
+    st = _Stitch([], [], [], [])
+    for j in range(ny):
+        for i in range(nx):
+            k = j * nx + i
+            if i + 1 < nx:  # the edge x = xs[i + 1] with the tile on the right
+                _walk(chain(k, 1), chain(k + 1, 3), X_all, 1, exact, tol, st)
+            if j + 1 < ny:  # the edge y = ys[j + 1] with the tile above
+                _walk(chain(k, 2), chain(k + nx, 0), X_all, 0, exact, tol, st)
+    # one id per point, and the inserted vertices in their faces
+    lab = _labels(int(vbase[-1]), np.array(st.pairs, np.int64).reshape(-1, 2))
+    keep = np.unique(lab)
+    remap = np.full(len(lab), -1, np.int64)
+    remap[keep] = np.arange(len(keep))
+    vid = remap[lab]
+    indices = np.concatenate([vid[t.indices + vbase[k]] for k, t in enumerate(tiles)])
+    deg = np.concatenate([np.diff(t.offsets) for t in tiles])
+    if st.ins_slot:
+        slot = np.array(st.ins_slot, np.int64)
+        o = np.lexsort((np.array(st.ins_key, np.int64), slot))
+        slot, ins = slot[o], vid[np.array(st.ins_vertex, np.int64)[o]]
+        cnt = 1 + np.bincount(slot, minlength=len(indices))
+        start = np.cumsum(cnt) - cnt  # each old slot's new place; its insertions follow it
+        out = np.empty(int(cnt.sum()), np.int64)
+        out[start] = indices
+        first = np.searchsorted(slot, slot)  # rank of each insertion within its slot
+        out[start[slot] + 1 + np.arange(len(slot)) - first] = ins
+        face = np.repeat(np.arange(len(deg)), deg)
+        deg = np.bincount(face, weights=cnt, minlength=len(deg)).astype(np.int64)
+        indices = out
+    offsets = np.zeros(len(deg) + 1, np.int64)
+    np.cumsum(deg, out=offsets[1:])
+    X = X_all[keep]
+    lines = lines_all[keep] if lines_all is not None else None
+    vals = np.concatenate([t.vals for t in tiles])[keep]
+    scale = np.concatenate([t.scale for t in tiles])[keep]
+    del X_all, lines_all
+    mg = _maxpool.merge(X, offsets, indices, patterns, net, sizes, _partition._corners(X, b, center), lines)
+    X, vals, scale = mg.X, vals[mg.keep], scale[mg.keep]
+    seg = _boundary(X, mg.offsets, mg.indices, vals, scale, net.layers[-1], rtol) if boundary else np.zeros((0, 2, 2))
+    return _partition.Partition(vertices=X + center, offsets=mg.offsets, indices=mg.indices, patterns=mg.patterns,
+                                layer_sizes=sizes, vertex_values=vals, boundary=seg + center, bounds=b, plane=plane,
+                                network=net, rtol=rtol, local=(X, center), vertex_lines=mg.lines,
+                                exact_net=nets if exact else None)
+
+
+# ---- how many tiles
+
+def _choose_grid(net, b, center, max_memory: int, rtol: float, device=None):
+    raise NotImplementedError
