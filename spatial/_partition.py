@@ -508,6 +508,7 @@ def _split_layers(net: Network, b, center: np.ndarray, rtol: float, *, device=No
         sizes.append(m)
         if ex is not None:
             ex.end_layer(pats[-1], sub.origin)
+        del sub, zin  # this layer's values (the largest array) are not needed once the next layer's are made
     vals = Z.view if isinstance(Z, _engine._Rows) else Z
     patterns = _final_patterns(pats, lineage, sizes, len(offsets) - 1)
     return _Split(X, offsets, indices, patterns, sizes, np.asarray(vals), scale, lines, ex)
