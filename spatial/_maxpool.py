@@ -20,6 +20,7 @@ from typing import List, NamedTuple, Optional, Sequence, Tuple
 import numpy as np
 
 from . import _engine
+from ._errors import SplinescopeError
 
 __all__ = ["argmax", "canonical", "relevant", "duels", "merge"]
 
@@ -193,7 +194,10 @@ def merge(X: np.ndarray, offsets: np.ndarray, indices: np.ndarray, patterns: np.
     # (a convex loop passes each vertex once)
     key = g * V + a
     o = np.argsort(key)
-    succ = o[np.searchsorted(key[o], g * V + b)]
+    succ = o[np.minimum(np.searchsorted(key[o], g * V + b), max(E - 1, 0))]
+    if E and not ((key[succ] == g * V + b).all() and np.bincount(succ, minlength=E).max() == 1):
+        raise SplinescopeError("faces of one region do not close into one loop: not a planar subdivision "
+                               "(a bug, please report it)")
     pred = np.empty(E, np.int64)
     pred[succ] = np.arange(E)
     start = np.full(G, E, np.int64)
@@ -203,8 +207,13 @@ def merge(X: np.ndarray, offsets: np.ndarray, indices: np.ndarray, patterns: np.
     # list ranking by pointer doubling: steps from the loop's start
     dist = (~is_start).astype(np.int64)
     ptr = np.where(is_start, np.arange(E), pred)
-    while not is_start[ptr].all():
+    for _ in range(64):  # (a loop of E edges is ranked in log2(E) doublings)
+        if is_start[ptr].all():
+            break
         dist, ptr = dist + dist[ptr], ptr[ptr]
+    else:
+        raise SplinescopeError("faces of one region make more than one loop: not a planar subdivision "
+                               "(a bug, please report it)")
     idx = a[np.lexsort((dist, g))]
     fg = np.sort(g)
     # drop vertices of degree two (collinear points), except the box's corners

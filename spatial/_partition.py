@@ -86,6 +86,7 @@ class Partition:
         self.vertex_lines = vertex_lines  # (V, 2) the two lines each vertex lies on (exact mode)
         self._exact = exact_net
         self._areas: Optional[np.ndarray] = None
+        self._grid: Optional[Tuple[np.ndarray, np.ndarray]] = None  # the tiles' cuts (xs, ys), when tiled
 
     # ---- views
     def __len__(self) -> int:
@@ -370,6 +371,16 @@ def partition(model, bounds, *, plane: Optional[Plane] = None, rtol: float = _en
         on the float64 weights, on every input; regions too thin for float64 coordinates are
         kept and flagged (:attr:`Partition.subresolution`). ``exact=False`` treats such values
         as exactly on the line (faster on degenerate nets, merges sub-resolution slivers).
+    max_memory : int, optional
+        A budget in bytes for a partition that would not fit at once: the box is cut into tiles
+        (a rectilinear grid, refined where the regions are dense, by a cheap estimate of each
+        tile's peak memory from exact 1-D partitions along a few lines) that are partitioned one
+        at a time and stitched, so that a region crossing tile edges is one region. The result
+        is the one-piece partition's (the same regions, patterns, vertices and boundary, to float
+        rounding; regions listed in another order, boundary segments not cut at tile edges). The
+        budget covers the largest tile's working arrays and the result, not the Python process
+        itself (torch, the model). A budget too small even for the smallest tiles (1/64 of the
+        box side) is refused, naming the smallest that would do. Default: one piece.
 
     Returns
     -------

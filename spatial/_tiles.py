@@ -215,7 +215,8 @@ def _walk(A, B, X: np.ndarray, axis: int, exact: bool, tol: float, out: _Stitch)
 
 
 def _labels(V: int, pairs: np.ndarray) -> np.ndarray:
-    """(V,) for each vertex the smallest id of the vertices identified with it (``pairs`` (P, 2))."""
+    """(V,) for each vertex the smallest id of the vertices identified with it (``pairs`` (P, 2)):
+    labels lowered along the pairs and through each other until every pair agrees."""
     lab = np.arange(V)
     if not len(pairs):
         return lab
@@ -235,27 +236,29 @@ def _labels(V: int, pairs: np.ndarray) -> np.ndarray:
 def _stitch(tiles: Sequence[_Tile], net, b, plane, xs: Sequence[float], ys: Sequence[float], *, rtol: float,
             boundary: bool):
     """One partition of the tiles of the grid ``xs`` x ``ys`` (row by row from the bottom, left to
-    right), the same as the one-piece partition of the box ``b`` (pure: the tiles are not changed)."""
+    right), the same as the one-piece partition of the box ``b`` (pure: the tiles are not changed).
+
+    Only the faces with an edge on a tile edge are merged (every piece of a region that crosses
+    a tile edge has one; with max-pooling, every face: a region's argmax cells); the others are
+    kept as they are. Regions are listed tile by tile, then the merged ones."""
     nx, ny = len(xs) - 1, len(ys) - 1
     assert len(tiles) == nx * ny
     center = _partition._center(b)
     exact = tiles[0].lines is not None
     sizes = tiles[0].sizes
-    Vt = np.array([len(t.X) for t in tiles], np.int64)
-    Et = np.array([len(t.indices) for t in tiles], np.int64)
-    vbase = np.concatenate([[0], np.cumsum(Vt)])
-    ebase = np.concatenate([[0], np.cumsum(Et)])
-    patterns = np.concatenate([t.patterns for t in tiles])
+    vbase = np.concatenate([[0], np.cumsum([len(t.X) for t in tiles])]).astype(np.int64)
+    ebase = np.concatenate([[0], np.cumsum([len(t.indices) for t in tiles])]).astype(np.int64)
     line_off = np.zeros(len(tiles) + 1, np.int64)
     if exact:
         line_off[1:] = np.cumsum([t.exact[0][-1] for t in tiles])
         nets = _TiledExact(net.layers, center, b, [(t.bounds, t.exact) for t in tiles], line_off[:-1])
-    X_all = np.concatenate([t.X for t in tiles])
-    lines_all = np.concatenate([t.lines + line_off[k] for k, t in enumerate(tiles)]) if exact else None
+    X = np.concatenate([t.X for t in tiles])
     tol = FLOAT_SAME * max(b[1] - b[0], b[3] - b[2])
+    on_edge: List[np.ndarray] = []  # the slots along tile edges
 
     def chain(k: int, side: int):
         verts, slots, fwd = _side_chain(tiles[k], side)
+        on_edge.append(slots + ebase[k])
         return verts + vbase[k], slots + ebase[k], fwd
 
     st = _Stitch([], [], [], [])
@@ -263,17 +266,18 @@ def _stitch(tiles: Sequence[_Tile], net, b, plane, xs: Sequence[float], ys: Sequ
         for i in range(nx):
             k = j * nx + i
             if i + 1 < nx:  # the edge x = xs[i + 1] with the tile on the right
-                _walk(chain(k, 1), chain(k + 1, 3), X_all, 1, exact, tol, st)
+                _walk(chain(k, 1), chain(k + 1, 3), X, 1, exact, tol, st)
             if j + 1 < ny:  # the edge y = ys[j + 1] with the tile above
-                _walk(chain(k, 2), chain(k + nx, 0), X_all, 0, exact, tol, st)
-    # one id per point, and the inserted vertices in their faces
-    lab = _labels(int(vbase[-1]), np.array(st.pairs, np.int64).reshape(-1, 2))
-    keep = np.unique(lab)
-    remap = np.full(len(lab), -1, np.int64)
-    remap[keep] = np.arange(len(keep))
-    vid = remap[lab]
+                _walk(chain(k, 2), chain(k + nx, 0), X, 0, exact, tol, st)
+    # one id per point (the smallest), and the inserted vertices in their faces
+    vid = _labels(len(X), np.array(st.pairs, np.int64).reshape(-1, 2))
     indices = np.concatenate([vid[t.indices + vbase[k]] for k, t in enumerate(tiles)])
     deg = np.concatenate([np.diff(t.offsets) for t in tiles])
+    face = np.repeat(np.arange(len(deg)), deg)
+    touch = np.zeros(len(deg), bool)  # the faces along tile edges
+    touch[face[np.concatenate(on_edge)]] = True
+    if net.max_info:  # the cells of one argmax are merged everywhere
+        touch[:] = True
     if st.ins_slot:
         slot = np.array(st.ins_slot, np.int64)
         o = np.lexsort((np.array(st.ins_key, np.int64), slot))
@@ -284,26 +288,166 @@ def _stitch(tiles: Sequence[_Tile], net, b, plane, xs: Sequence[float], ys: Sequ
         out[start] = indices
         first = np.searchsorted(slot, slot)  # rank of each insertion within its slot
         out[start[slot] + 1 + np.arange(len(slot)) - first] = ins
-        face = np.repeat(np.arange(len(deg)), deg)
         deg = np.bincount(face, weights=cnt, minlength=len(deg)).astype(np.int64)
         indices = out
+    del face
+    lines = np.concatenate([t.lines + line_off[k] for k, t in enumerate(tiles)]) if exact else None
+    # the faces along tile edges: one polygon per pattern; vertices of the others stay
+    at = np.repeat(touch, deg)
+    ind_u, deg_u = indices[~at], deg[~touch]
+    off_t = np.zeros(int(touch.sum()) + 1, np.int64)
+    np.cumsum(deg[touch], out=off_t[1:])
+    fixed = np.union1d(_partition._corners(X, b, center), ind_u)
+    tile_face = np.concatenate([[0], np.cumsum([len(t.offsets) - 1 for t in tiles])])
+    pat_t = np.concatenate([t.patterns[touch[tile_face[k]: tile_face[k + 1]]] for k, t in enumerate(tiles)])
+    mg = _maxpool.merge(X, off_t, indices[at], pat_t, net, sizes, fixed, lines)
+    del pat_t
+    indices = np.concatenate([ind_u, mg.keep[mg.indices]])
+    deg = np.concatenate([deg_u, np.diff(mg.offsets)])
+    patterns = np.concatenate([t.patterns[~touch[tile_face[k]: tile_face[k + 1]]] for k, t in enumerate(tiles)]
+                              + [mg.patterns])
+    used = np.unique(indices)
+    remap = np.full(len(X), -1, np.int64)
+    remap[used] = np.arange(len(used))
+    indices = remap[indices]
     offsets = np.zeros(len(deg) + 1, np.int64)
     np.cumsum(deg, out=offsets[1:])
-    X = X_all[keep]
-    lines = lines_all[keep] if lines_all is not None else None
-    vals = np.concatenate([t.vals for t in tiles])[keep]
-    scale = np.concatenate([t.scale for t in tiles])[keep]
-    del X_all, lines_all
-    mg = _maxpool.merge(X, offsets, indices, patterns, net, sizes, _partition._corners(X, b, center), lines)
-    X, vals, scale = mg.X, vals[mg.keep], scale[mg.keep]
-    seg = _boundary(X, mg.offsets, mg.indices, vals, scale, net.layers[-1], rtol) if boundary else np.zeros((0, 2, 2))
-    return _partition.Partition(vertices=X + center, offsets=mg.offsets, indices=mg.indices, patterns=mg.patterns,
+    X = X[used]
+    lines = lines[used] if lines is not None else None
+    vals = np.concatenate([t.vals for t in tiles])[used]
+    scale = np.concatenate([t.scale for t in tiles])[used]
+    seg = _boundary(X, offsets, indices, vals, scale, net.layers[-1], rtol) if boundary else np.zeros((0, 2, 2))
+    return _partition.Partition(vertices=X + center, offsets=offsets, indices=indices, patterns=patterns,
                                 layer_sizes=sizes, vertex_values=vals, boundary=seg + center, bounds=b, plane=plane,
-                                network=net, rtol=rtol, local=(X, center), vertex_lines=mg.lines,
+                                network=net, rtol=rtol, local=(X, center), vertex_lines=lines,
                                 exact_net=nets if exact else None)
 
 
 # ---- how many tiles
 
-def _choose_grid(net, b, center, max_memory: int, rtol: float, device=None):
-    raise NotImplementedError
+class _Probe(NamedTuple):
+    """An exact 1-D partition along a line across the box: where the regions change."""
+
+    at: float  # the line's fixed coordinate (y of a horizontal probe, x of a vertical one)
+    pos: np.ndarray  # (n,) sorted slice coordinates of the crossings along it
+    cum: np.ndarray  # (n+1, H) crossings of hidden layers 0..l among the first i
+
+
+def _probe(net, b, center, rtol: float, axis: int, at: float, device=None) -> _Probe:
+    """The crossings along the line ``x[axis] = at``: the vertices on one long side of a thin box
+    around it (its regions' partition, in exact mode, names each crossing's line and layer)."""
+    x0, x1, y0, y1 = b
+    h = 2.0 ** -20 * ((y1 - y0) if axis == 1 else (x1 - x0))
+    thin = (x0, x1, at, at + h) if axis == 1 else (at, at + h, y0, y1)
+    r = _partition._split_layers(net, thin, center, rtol, device=device, exact=True, whole=b)
+    assert r.lines is not None and r.exact is not None
+    side = 2 if axis == 1 else 0  # the bottom (t = y0) or the left (s = x0) side
+    on = (r.lines == side).any(1)
+    other = np.where(r.lines[on, 0] == side, r.lines[on, 1], r.lines[on, 0])
+    layer, _ = r.exact.decode(other)
+    pos = r.X[on, 1 - axis] + center[1 - axis]
+    o = np.argsort(pos)
+    pos, layer = pos[o], layer[o]
+    cross = layer >= 0  # (not the corners)
+    H = len(net.layers) - 1
+    cum = np.zeros((int(cross.sum()) + 1, H))
+    np.cumsum(layer[cross, None] <= np.arange(H), axis=0, out=cum[1:])
+    return _Probe(float(at), pos[cross], cum)
+
+
+def _probes(net, b, center, rtol: float, device=None) -> Tuple[List[_Probe], List[_Probe]]:
+    """``PROBES`` horizontal and vertical probes, through the middles of an even grid."""
+    x0, x1, y0, y1 = b
+    f = (np.arange(PROBES) + 0.5) / PROBES
+    return ([_probe(net, b, center, rtol, 1, y0 + v * (y1 - y0), device) for v in f],
+            [_probe(net, b, center, rtol, 0, x0 + v * (x1 - x0), device) for v in f])
+
+
+def _crossings(probes: List[_Probe], lo, hi, a, c) -> np.ndarray:
+    """(T, H) for each of T tiles, the crossings of hidden layers 0..l along ``[a, c]``: the mean
+    of the probes in ``[lo, hi]`` (the probe nearest the middle where none is)."""
+    at = np.array([p.at for p in probes])
+    inside = (at >= lo[:, None]) & (at <= hi[:, None])  # (T, P)
+    none = np.nonzero(~inside.any(1))[0]
+    inside[none, np.argmin(np.abs(at - 0.5 * (lo + hi)[none, None]), 1)] = True
+    n = np.zeros((len(lo), probes[0].cum.shape[1]))
+    for k, p in enumerate(probes):
+        rows = np.nonzero(inside[:, k])[0]
+        n[rows] += p.cum[np.searchsorted(p.pos, c[rows], "left")] - p.cum[np.searchsorted(p.pos, a[rows], "right")]
+    return n / inside.sum(1)[:, None]
+
+
+def _vertices(probes, tiles: np.ndarray) -> np.ndarray:
+    """(T, H) the estimated vertices of each tile (T, 4) after each hidden layer: a planar
+    arrangement crossed ``n_h`` times along a tile's width and ``n_v`` along its height has about
+    ``n_h n_v`` vertices inside (measured 0.75 to 1.05 on dense nets), plus those on its sides."""
+    xa, xb, ya, yb = tiles.T
+    nh = _crossings(probes[0], ya, yb, xa, xb)
+    nv = _crossings(probes[1], xa, xb, ya, yb)
+    return nh * nv + 2 * (nh + nv) + 4
+
+
+def _peak_bytes(net, V: np.ndarray) -> np.ndarray:
+    """(T,) each tile's peak memory from its vertices after each hidden layer ``V`` (T, H): the
+    engine keeps a row of 8-byte values per vertex, one layer's while it is split, two while it
+    is carried to the next (the first layer's values are computed, not kept), and some
+    bookkeeping per vertex."""
+    W = [layer.width for layer in net.layers]
+    units = [layer.units for layer in net.layers[:-1]]
+    N = sum(units)
+    H = V.shape[1]
+    peak = np.zeros(len(V))
+    for li in range(H):
+        carry = (V[:, li] * W[li] if li else 0.0) + V[:, li] * W[li + 1]
+        split = V[:, li + 1] * W[li + 1] if li + 1 < H else 0.0
+        peak = np.maximum(peak, np.maximum(carry, split))
+    return 8 * peak + V[:, -1] * (256 + 6 * ((max(units) + 7) // 8) + 2 * ((N + 7) // 8))
+
+
+def _result_bytes(net, V: float) -> float:
+    """The tiles' results and the stitched partition for ``V`` vertices in all: a pattern and a
+    few numbers per region and per vertex, twice (the tiles', the result), and the names of the
+    lines of each layer."""
+    N = sum(layer.units for layer in net.layers[:-1])
+    K = net.layers[-1].width
+    return V * (2 * ((N + 7) // 8 + 100 + 8 * K) + (N + 7) // 8 + 8 * len(net.layers))
+
+
+def _choose_grid(net, b, center, max_memory: int, rtol: float, device=None) -> Tuple[List[float], List[float]]:
+    """The grid: one tile, then, while the largest estimated tile peak plus the estimated result
+    exceeds the budget, the column and the row of the tile with the largest peak are bisected.
+    Tiles stay at least ``MIN_TILE`` of the box's sides; a budget that this cannot meet is
+    refused, naming the smallest met along the way (the way does not depend on the budget)."""
+    x0, x1, y0, y1 = b
+    if len(net.layers) == 1:  # affine: one region
+        return [x0, x1], [y0, y1]
+    probes = _probes(net, b, center, rtol, device)
+    small = (MIN_TILE * (x1 - x0), MIN_TILE * (y1 - y0))
+
+    def estimate(xs, ys):
+        tiles = np.array([(xs[i], xs[i + 1], ys[j], ys[j + 1]) for j in range(len(ys) - 1)
+                          for i in range(len(xs) - 1)])
+        V = _vertices(probes, tiles)
+        return tiles, _peak_bytes(net, V), _result_bytes(net, V[:, -1].sum())
+
+    xs, ys = [x0, x1], [y0, y1]
+    smallest = np.inf  # the least budget met along the way (the way does not depend on the budget)
+    least = np.inf  # the result alone
+    while True:
+        tiles, peak, result = estimate(xs, ys)
+        least = min(least, result)
+        need = result + peak.max()
+        smallest = min(smallest, need)
+        if need <= max_memory:
+            return xs, ys
+        w, h = tiles[:, 1] - tiles[:, 0], tiles[:, 3] - tiles[:, 2]
+        can = np.nonzero((w / 2 >= small[0]) | (h / 2 >= small[1]))[0]
+        if not len(can):
+            raise ValueError(f"max_memory={max_memory:,} bytes is too small for this partition: the smallest "
+                             f"that works is about {int(smallest):,} bytes (tiles down to 1/{round(1 / MIN_TILE)} "
+                             f"of the box's sides; the result alone takes about {int(least):,} bytes)")
+        t = tiles[can[np.argmax(peak[can])]]
+        if (t[1] - t[0]) / 2 >= small[0]:
+            xs = sorted(xs + [float(0.5 * (t[0] + t[1]))])
+        if (t[3] - t[2]) / 2 >= small[1]:
+            ys = sorted(ys + [float(0.5 * (t[2] + t[3]))])
