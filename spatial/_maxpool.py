@@ -7,7 +7,8 @@ change the network's function: the cells on its two sides are one linear region.
 reads each window's argmax back from the bits (:func:`argmax`), gives the bits every cell of one
 region shares (:func:`canonical`: on the winner's path a comparison is won by the winner, off it
 the right operand goes on), says which bits the function depends on (:func:`relevant`) and merges
-the faces whose canonical patterns are equal (:func:`merge`).
+the faces whose canonical patterns are equal (:func:`merge`; ``_tiles`` merges the pieces of one
+region in different tiles with it).
 
 Within one canonical pattern every earlier layer is affine, so the region is an intersection of
 half-planes: convex, and its pieces meet along edges the engine made twice (once per side), which

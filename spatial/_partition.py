@@ -6,7 +6,8 @@ neurons (``_engine.split_all``) and carries the vertices' values to the next lay
 arrays, not objects per region (see the package docstring for the conventions); its views and
 conversions (shapely, GeoJSON, per-region affine maps) are thin layers on top. The decision
 boundary is made in ``_boundary``; ``Partition.verify`` and ``Partition.certify`` are
-implemented in ``_verify`` and ``_certify``.
+implemented in ``_verify`` and ``_certify``. With ``max_memory`` the box is partitioned in tiles
+(``_split_layers`` on each) and stitched by ``_tiles``.
 """
 from __future__ import annotations
 

@@ -51,7 +51,7 @@ from ._errors import SplinescopeError
 
 __all__: List[str] = []
 
-PROBES = 8  # exact 1-D probe lines per axis for the memory estimate
+PROBES = 6  # exact 1-D probe lines per axis for the memory estimate
 MIN_TILE = 1.0 / 64  # the smallest tile side, as a fraction of the box's side
 FLOAT_SAME = 1e-12  # exact=False: points on a tile edge this close (relative to the box) are one
 
@@ -76,12 +76,13 @@ class _Tile(NamedTuple):
 def _tile(net, bounds, center: np.ndarray, whole, rtol: float, exact: bool, device=None) -> _Tile:
     """The partition of one tile ``bounds`` of the slice ``whole``, before any merge (pure)."""
     r = _partition._split_layers(net, bounds, center, rtol, device=device, exact=exact, whole=whole)
-    return _Tile(tuple(float(v) for v in bounds), r.X, r.offsets, r.indices, r.patterns, list(r.sizes),
+    x0, x1, y0, y1 = (float(v) for v in bounds)
+    return _Tile((x0, x1, y0, y1), r.X, r.offsets, r.indices, r.patterns, list(r.sizes),
                  np.array(r.vals, copy=True), r.scale, r.lines, None if r.exact is None else r.exact.state())
 
 
 def tiled(net, b, plane, *, rtol: float, boundary: bool, device, exact: bool, max_memory: Optional[int] = None,
-          grid: Optional[Tuple[Sequence[float], Sequence[float]]] = None):
+          grid: Optional[Tuple[Sequence[float], Sequence[float]]] = None) -> "_partition.Partition":
     """``partition()`` in tiles: the grid from ``max_memory`` (bytes), or given as ``grid = (xs, ys)``
     (the cut coordinates, box sides included). One tile is the one-piece partition."""
     center = _partition._center(b)
@@ -187,7 +188,8 @@ def _walk(A, B, X: np.ndarray, axis: int, exact: bool, tol: float, out: _Stitch)
     vB, sB, dB = B
     if exact or (len(vA) == len(vB) and (np.abs(X[vA, axis] - X[vB, axis]) <= tol).all()):
         gap = np.abs(X[vA, axis] - X[vB, axis]).max() if len(vA) == len(vB) else np.inf
-        if not gap <= max(tol, 1e-6 * abs(float(X[vA[-1], axis] - X[vA[0], axis]))):
+        # (the same points, up to their coordinates' rounding: far below this gross check)
+        if not gap <= max(tol, 2.0 ** -10 * abs(float(X[vA[-1], axis] - X[vA[0], axis]))):
             raise SplinescopeError(f"the tiles' vertices along a tile edge do not match ({len(vA)} and {len(vB)} "
                                    f"vertices, {gap:.3g} apart): a bug, please report it")
         out.pairs.extend(zip(vA.tolist(), vB.tolist()))
@@ -234,7 +236,7 @@ def _labels(V: int, pairs: np.ndarray) -> np.ndarray:
 
 
 def _stitch(tiles: Sequence[_Tile], net, b, plane, xs: Sequence[float], ys: Sequence[float], *, rtol: float,
-            boundary: bool):
+            boundary: bool) -> "_partition.Partition":
     """One partition of the tiles of the grid ``xs`` x ``ys`` (row by row from the bottom, left to
     right), the same as the one-piece partition of the box ``b`` (pure: the tiles are not changed).
 
@@ -250,8 +252,9 @@ def _stitch(tiles: Sequence[_Tile], net, b, plane, xs: Sequence[float], ys: Sequ
     ebase = np.concatenate([[0], np.cumsum([len(t.indices) for t in tiles])]).astype(np.int64)
     line_off = np.zeros(len(tiles) + 1, np.int64)
     if exact:
-        line_off[1:] = np.cumsum([t.exact[0][-1] for t in tiles])
-        nets = _TiledExact(net.layers, center, b, [(t.bounds, t.exact) for t in tiles], line_off[:-1])
+        states = [t.exact for t in tiles if t.exact is not None]
+        line_off[1:] = np.cumsum([state[0][-1] for state in states])  # (ExactNet.base: ids in use)
+        nets = _TiledExact(net.layers, center, b, list(zip([t.bounds for t in tiles], states)), line_off[:-1])
     X = np.concatenate([t.X for t in tiles])
     tol = FLOAT_SAME * max(b[1] - b[0], b[3] - b[2])
     on_edge: List[np.ndarray] = []  # the slots along tile edges

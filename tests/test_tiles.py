@@ -185,6 +185,14 @@ def test_max_memory_chooses_a_grid():
     assert [len(c) for c in whole._grid] == [2, 2] and len(whole) == 6674
 
 
+@pytest.mark.parametrize("device", ["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+def test_torch_device_path(device):
+    net = reference_net(64)
+    q = spatial.partition(net, BOX, max_memory=2 ** 23, device=device)
+    assert len(q._grid[0]) > 2
+    assert_same(q, spatial.partition(net, BOX))
+
+
 def test_tiles_are_plain_arrays_that_stitch_anywhere():
     net, b = _partition._prepare(mlp([2, 8, 8, 2], seed=4), BOX, None)
     center = _partition._center(b)
