@@ -51,7 +51,7 @@ from ._errors import SplinescopeError
 
 __all__: List[str] = []
 
-PROBES = 6  # exact 1-D probe lines per axis for the memory estimate
+PROBES = 4  # exact 1-D probe lines per axis for the memory estimate
 MIN_TILE = 1.0 / 64  # the smallest tile side, as a fraction of the box's side
 FLOAT_SAME = 1e-12  # exact=False: points on a tile edge this close (relative to the box) are one
 
@@ -140,21 +140,27 @@ class _TiledExact:
         return self.net(0).pattern(point)
 
 
-def _side_chain(t: _Tile, side: int) -> Tuple[np.ndarray, np.ndarray, bool]:
+def _side_slots(t: _Tile) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each slot's edge ``(a, b)`` and the tile sides it runs along (bit ``s``: side ``s``)."""
+    a = t.indices
+    b = a[_engine.next_in_face(t.offsets)]
+    bits = np.zeros(len(t.X), np.uint8)  # the sides each vertex lies on
+    for side in range(4):
+        if t.lines is not None:  # exact mode: the vertices made on a side carry its line
+            on = (t.lines == _SIDE_LINE[side]).any(1)
+        else:  # corner ``side`` starts side ``side`` (counter-clockwise)
+            axis = 1 if side in (0, 2) else 0
+            on = t.X[:, axis] == t.X[side, axis]
+        bits[on] |= np.uint8(1 << side)
+    return a, b, bits[a] & bits[b]
+
+
+def _side_chain(t: _Tile, side: int, slots_of) -> Tuple[np.ndarray, np.ndarray, bool]:
     """The vertices (n+1,) and face slots (n,) along side ``side`` (0 bottom, 1 right, 2 top,
     3 left) of a tile, in increasing coordinate, corner to corner; and whether the faces run
-    along it that way (bottom, right) or the other (top, left)."""
-    X, ind = t.X, t.indices
-    a = ind
-    b = ind[_engine.next_in_face(t.offsets)]
-    if t.lines is not None:  # exact mode: the vertices made on the side carry its line
-        sid = _SIDE_LINE[side]
-        on = (t.lines[a] == sid).any(1) & (t.lines[b] == sid).any(1)
-    else:
-        axis = 1 if side in (0, 2) else 0
-        c = X[side, axis]  # corner ``side`` starts side ``side`` (counter-clockwise)
-        on = (X[a, axis] == c) & (X[b, axis] == c)
-    s = np.nonzero(on)[0]
+    along it that way (bottom, right) or the other (top, left). ``slots_of``: ``_side_slots(t)``."""
+    a, b, on = slots_of
+    s = np.nonzero(on & np.uint8(1 << side))[0]
     succ = dict(zip(a[s].tolist(), zip(b[s].tolist(), s.tolist())))
     v, end = side, (side + 1) % 4
     verts, slots = [v], []
@@ -259,8 +265,12 @@ def _stitch(tiles: Sequence[_Tile], net, b, plane, xs: Sequence[float], ys: Sequ
     tol = FLOAT_SAME * max(b[1] - b[0], b[3] - b[2])
     on_edge: List[np.ndarray] = []  # the slots along tile edges
 
+    slots_of: Dict[int, tuple] = {}
+
     def chain(k: int, side: int):
-        verts, slots, fwd = _side_chain(tiles[k], side)
+        if k not in slots_of:
+            slots_of[k] = _side_slots(tiles[k])
+        verts, slots, fwd = _side_chain(tiles[k], side, slots_of[k])
         on_edge.append(slots + ebase[k])
         return verts + vbase[k], slots + ebase[k], fwd
 
@@ -300,19 +310,20 @@ def _stitch(tiles: Sequence[_Tile], net, b, plane, xs: Sequence[float], ys: Sequ
     ind_u, deg_u = indices[~at], deg[~touch]
     off_t = np.zeros(int(touch.sum()) + 1, np.int64)
     np.cumsum(deg[touch], out=off_t[1:])
-    fixed = np.union1d(_partition._corners(X, b, center), ind_u)
+    fixed = np.zeros(len(X), bool)  # vertices that stay: the box's corners, those of the other faces
+    fixed[ind_u] = True
+    fixed[_partition._corners(X, b, center)] = True
     tile_face = np.concatenate([[0], np.cumsum([len(t.offsets) - 1 for t in tiles])])
     pat_t = np.concatenate([t.patterns[touch[tile_face[k]: tile_face[k + 1]]] for k, t in enumerate(tiles)])
-    mg = _maxpool.merge(X, off_t, indices[at], pat_t, net, sizes, fixed, lines)
+    mg = _maxpool.merge(X, off_t, indices[at], pat_t, net, sizes, np.nonzero(fixed)[0], lines)
     del pat_t
     indices = np.concatenate([ind_u, mg.keep[mg.indices]])
     deg = np.concatenate([deg_u, np.diff(mg.offsets)])
     patterns = np.concatenate([t.patterns[~touch[tile_face[k]: tile_face[k + 1]]] for k, t in enumerate(tiles)]
                               + [mg.patterns])
-    used = np.unique(indices)
-    remap = np.full(len(X), -1, np.int64)
-    remap[used] = np.arange(len(used))
-    indices = remap[indices]
+    used = np.zeros(len(X), bool)
+    used[indices] = True
+    indices = (np.cumsum(used) - 1)[indices]
     offsets = np.zeros(len(deg) + 1, np.int64)
     np.cumsum(deg, out=offsets[1:])
     X = X[used]
