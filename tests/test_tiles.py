@@ -9,6 +9,8 @@ import pytest
 import shapely
 import torch
 import torch.nn as nn
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from _exact import area as exact_area
 from _exact import exact_regions
@@ -55,8 +57,9 @@ def tie_at(net, x=None):
     """All classes equal at ``x`` (default the origin): the boundary runs through the box (and
     through a tile corner)."""
     x = torch.zeros(1, 2, dtype=torch.float64) if x is None else torch.as_tensor(x, dtype=torch.float64)[None]
+    last = [m for m in net.modules() if isinstance(m, nn.Linear)][-1]
     with torch.no_grad():
-        net[-1].bias.sub_(net(x)[0])
+        last.bias.sub_(net(x)[0])
     return net
 
 
@@ -81,6 +84,25 @@ def breakpoints_net():
                                 nn.Linear(8, 2)).double())
 
 
+class Residual(nn.Module):
+    """A skip connection (carried columns) around two convolutions."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 2, 2, padding=1)
+        self.conv2 = nn.Conv2d(2, 1, 2)
+        self.fc = nn.Linear(9, 2)
+
+    def forward(self, x):
+        return self.fc(torch.relu(x + self.conv2(torch.relu(self.conv1(x)))).flatten(1))
+
+
+def residual():
+    model = dyadic_model(Residual(), 6)
+    plane = spatial.Plane.through(*dyadic_images(6, (1, 3, 3)))
+    return tie_at(model, plane.lift(np.array([[0.25, 0.25]]))[0].reshape(plane.shape)), plane
+
+
 GRID = ([-1.0, -0.25, 0.5, 1.0], [-1.0, 0.0, 1.0])
 CASES = {  # name: (model, plane, bounds, grid)
     "relu": (lambda: (mlp([2, 10, 8, 1], act="relu", seed=1), None), BOX, GRID),
@@ -90,6 +112,7 @@ CASES = {  # name: (model, plane, bounds, grid)
     "hardtanh_relu6": (lambda: (breakpoints_net(), None), (-2.0, 2.0, -2.0, 2.0),
                        ([-2.0, -1.0, 0.0, 2.0], [-2.0, 0.0, 2.0])),
     "maxpool": (conv_pool, (-1.0, 1.5, -1.0, 1.5), ([-1.0, 0.25, 0.5, 1.5], [-1.0, 0.0, 1.5])),
+    "residual_conv": (residual, (-1.0, 1.5, -1.0, 1.5), ([-1.0, 0.25, 1.5], [-1.0, 0.5, 0.75, 1.5])),
 }
 
 
@@ -131,12 +154,17 @@ def test_tile_edges_along_lines_and_through_vertices():
         assert a == pytest.approx(ref_area[tuple(bits)], rel=1e-12)
 
 
-@pytest.mark.parametrize("seed", [0, 3, 7, 11])
-@pytest.mark.parametrize("act", ["relu", "leaky"])
-def test_integer_nets(seed, act):
-    # integer weights: lines along tile edges, through tile corners, concurrent and coincident
-    net = integer_net([2, 5, 4, 1], seed=seed, act=act)
-    q, p = tiled(net, BOX, ([-1.0, 0.0, 0.5, 1.0], [-1.0, -0.5, 0.0, 1.0]))
+QUARTERS = st.lists(st.sampled_from([-0.75, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75]), min_size=1, max_size=3, unique=True)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), act=st.sampled_from(["relu", "leaky"]), xs=QUARTERS, ys=QUARTERS,
+       exact=st.sampled_from([True, True, False]))
+def test_integer_nets(seed, act, xs, ys, exact):
+    # integer weights, tiles cut at quarters: lines along tile edges, through tile corners,
+    # concurrent and coincident
+    net = integer_net([2, 5, 4, 2], seed=seed, act=act)
+    q, p = tiled(net, BOX, ([-1.0] + sorted(xs) + [1.0], [-1.0] + sorted(ys) + [1.0]), exact=exact)
     assert_same(q, p)
 
 
