@@ -13,10 +13,11 @@ side, between two consecutive vertices of the earlier layers; that value is the 
 (continuous, the same from either side) and, by induction over the layers, so are those two
 vertices. Exact mode decides every sign exactly, so the k-th vertex of one tile's side is the
 k-th of the other's, whatever their float64 coordinates: they are identified, one point. (With
-``exact=False`` a sign within the tolerance may be decided differently on the two sides: the
-two lists are then merged by coordinate, and a point only one side has is inserted into the
-face across, as a collinear vertex.) The faces along an edge have equal patterns on its two sides
-unless a neuron's line runs along it; then it is a region edge, as in the one-piece partition.
+``exact=False`` a sign within the tolerance could be decided differently on the two sides; the
+tiles decide with the whole slice's tolerances, and where the two lists still differ the stitch
+refuses, asking for ``exact=True``.) The faces along an edge have equal patterns on its two
+sides unless a neuron's line runs along it; then it is a region edge, as in the one-piece
+partition.
 
 The identified vertices make one planar subdivision whose faces are the tiles' faces;
 :func:`spatial._maxpool.merge` then merges the faces of equal (canonical) patterns into one
@@ -53,7 +54,6 @@ __all__: List[str] = []
 
 PROBES = 4  # exact 1-D probe lines per axis for the memory estimate
 MIN_TILE = 1.0 / 64  # the smallest tile side, as a fraction of the box's side
-FLOAT_SAME = 1e-12  # exact=False: points on a tile edge this close (relative to the box) are one
 
 _SIDE_LINE = (2, 1, 3, 0)  # ExactNet line id of each tile side: bottom t=y0, right s=x1, top t=y1, left s=x0
 
@@ -155,10 +155,11 @@ def _side_slots(t: _Tile) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     return a, b, bits[a] & bits[b]
 
 
-def _side_chain(t: _Tile, side: int, slots_of) -> Tuple[np.ndarray, np.ndarray, bool]:
+def _side_chain(t: _Tile, side: int, slots_of) -> Tuple[np.ndarray, np.ndarray]:
     """The vertices (n+1,) and face slots (n,) along side ``side`` (0 bottom, 1 right, 2 top,
-    3 left) of a tile, in increasing coordinate, corner to corner; and whether the faces run
-    along it that way (bottom, right) or the other (top, left). ``slots_of``: ``_side_slots(t)``."""
+    3 left) of a tile, in increasing coordinate, corner to corner (the faces run along the
+    bottom and right sides that way, along the top and left the other). ``slots_of``:
+    ``_side_slots(t)``."""
     a, b, on = slots_of
     s = np.nonzero(on & np.uint8(1 << side))[0]
     succ = dict(zip(a[s].tolist(), zip(b[s].tolist(), s.tolist())))
@@ -168,58 +169,24 @@ def _side_chain(t: _Tile, side: int, slots_of) -> Tuple[np.ndarray, np.ndarray, 
         v, sl = succ[v]
         verts.append(v)
         slots.append(sl)
-    forward = side in (0, 1)
-    if not forward:
+    if side in (2, 3):
         verts.reverse()
         slots.reverse()
-    return np.array(verts, np.int64), np.array(slots, np.int64), forward
+    return np.array(verts, np.int64), np.array(slots, np.int64)
 
 
-class _Stitch(NamedTuple):
-    pairs: List[Tuple[int, int]]  # global vertex ids that are one point
-    ins_slot: List[int]  # global slot after which a vertex is inserted ...
-    ins_key: List[int]  # ... in this order within the slot ...
-    ins_vertex: List[int]  # ... this global vertex
-
-
-def _walk(A, B, X: np.ndarray, axis: int, exact: bool, tol: float, out: _Stitch) -> None:
-    """Match two tiles' chains along their shared edge (both in increasing coordinate ``axis``):
-    ``A`` and ``B`` are (vertices, slots, forward) in global ids; ``X`` the vertices' coordinates.
-
-    Exact mode: the k-th vertex of one chain is the k-th of the other (see the module docstring).
-    ``exact=False``: a sign within the tolerance may be decided differently on the two sides, so
-    the chains are merged by coordinate: points within ``tol`` are one, any other point is inserted
-    into the face across (no T-junction is left)."""
-    vA, sA, dA = A
-    vB, sB, dB = B
-    if exact or (len(vA) == len(vB) and (np.abs(X[vA, axis] - X[vB, axis]) <= tol).all()):
-        gap = np.abs(X[vA, axis] - X[vB, axis]).max() if len(vA) == len(vB) else np.inf
-        # (the same points, up to their coordinates' rounding: far below this gross check)
-        if not gap <= max(tol, 2.0 ** -10 * abs(float(X[vA[-1], axis] - X[vA[0], axis]))):
-            raise SplinescopeError(f"the tiles' vertices along a tile edge do not match ({len(vA)} and {len(vB)} "
-                                   f"vertices, {gap:.3g} apart): a bug, please report it")
-        out.pairs.extend(zip(vA.tolist(), vB.tolist()))
-        return
-    out.pairs.append((int(vA[0]), int(vB[0])))
-    i = j = step = 0
-    nA, nB = len(sA), len(sB)
-    while i < nA and j < nB:
-        a, b = int(vA[i + 1]), int(vB[j + 1])
-        d = X[a, axis] - X[b, axis]
-        if abs(d) <= tol:
-            out.pairs.append((a, b))
-            i, j = i + 1, j + 1
-        elif d < 0:  # A's vertex lies inside B's interval: B's face gets it
-            out.ins_slot.append(int(sB[j]))
-            out.ins_key.append(step if dB else -step)
-            out.ins_vertex.append(a)
-            i += 1
-        else:
-            out.ins_slot.append(int(sA[i]))
-            out.ins_key.append(step if dA else -step)
-            out.ins_vertex.append(b)
-            j += 1
-        step += 1
+def _walk(A, B, X: np.ndarray, axis: int, tol: float, pairs: List[Tuple[int, int]]) -> None:
+    """Identify two tiles' chains along their shared edge (both in increasing coordinate
+    ``axis``; ``A`` and ``B`` their vertices in global ids, ``X`` the coordinates): the k-th
+    vertex of one is the k-th of the other (see the module docstring). A gross check of the
+    coordinates (``tol``) guards the pairing."""
+    n = len(A)
+    gap = np.abs(X[A, axis] - X[B, axis]).max() if len(B) == n else np.inf
+    if not gap <= tol:
+        raise SplinescopeError(f"the two tiles of an edge made {n} and {len(B)} vertices on it, {gap:.3g} apart: a "
+                               "sign within the rounding tolerance was decided differently on the two sides "
+                               "(exact=False), or a bug; partition with exact=True")
+    pairs.extend(zip(A.tolist(), B.tolist()))
 
 
 def _labels(V: int, pairs: np.ndarray) -> np.ndarray:
@@ -262,28 +229,26 @@ def _stitch(tiles: Sequence[_Tile], net, b, plane, xs: Sequence[float], ys: Sequ
         line_off[1:] = np.cumsum([state[0][-1] for state in states])  # (ExactNet.base: ids in use)
         nets = _TiledExact(net.layers, center, b, list(zip([t.bounds for t in tiles], states)), line_off[:-1])
     X = np.concatenate([t.X for t in tiles])
-    tol = FLOAT_SAME * max(b[1] - b[0], b[3] - b[2])
     on_edge: List[np.ndarray] = []  # the slots along tile edges
-
     slots_of: Dict[int, tuple] = {}
 
-    def chain(k: int, side: int):
+    def chain(k: int, side: int) -> np.ndarray:
         if k not in slots_of:
             slots_of[k] = _side_slots(tiles[k])
-        verts, slots, fwd = _side_chain(tiles[k], side, slots_of[k])
+        verts, slots = _side_chain(tiles[k], side, slots_of[k])
         on_edge.append(slots + ebase[k])
-        return verts + vbase[k], slots + ebase[k], fwd
+        return verts + vbase[k]
 
-    st = _Stitch([], [], [], [])
+    pairs: List[Tuple[int, int]] = []
     for j in range(ny):
         for i in range(nx):
             k = j * nx + i
             if i + 1 < nx:  # the edge x = xs[i + 1] with the tile on the right
-                _walk(chain(k, 1), chain(k + 1, 3), X, 1, exact, tol, st)
+                _walk(chain(k, 1), chain(k + 1, 3), X, 1, 2.0 ** -10 * (ys[j + 1] - ys[j]), pairs)
             if j + 1 < ny:  # the edge y = ys[j + 1] with the tile above
-                _walk(chain(k, 2), chain(k + nx, 0), X, 0, exact, tol, st)
-    # one id per point (the smallest), and the inserted vertices in their faces
-    vid = _labels(len(X), np.array(st.pairs, np.int64).reshape(-1, 2))
+                _walk(chain(k, 2), chain(k + nx, 0), X, 0, 2.0 ** -10 * (xs[i + 1] - xs[i]), pairs)
+    # one id per point (the smallest)
+    vid = _labels(len(X), np.array(pairs, np.int64).reshape(-1, 2))
     indices = np.concatenate([vid[t.indices + vbase[k]] for k, t in enumerate(tiles)])
     deg = np.concatenate([np.diff(t.offsets) for t in tiles])
     face = np.repeat(np.arange(len(deg)), deg)
@@ -291,18 +256,6 @@ def _stitch(tiles: Sequence[_Tile], net, b, plane, xs: Sequence[float], ys: Sequ
     touch[face[np.concatenate(on_edge)]] = True
     if net.max_info:  # the cells of one argmax are merged everywhere
         touch[:] = True
-    if st.ins_slot:
-        slot = np.array(st.ins_slot, np.int64)
-        o = np.lexsort((np.array(st.ins_key, np.int64), slot))
-        slot, ins = slot[o], vid[np.array(st.ins_vertex, np.int64)[o]]
-        cnt = 1 + np.bincount(slot, minlength=len(indices))
-        start = np.cumsum(cnt) - cnt  # each old slot's new place; its insertions follow it
-        out = np.empty(int(cnt.sum()), np.int64)
-        out[start] = indices
-        first = np.searchsorted(slot, slot)  # rank of each insertion within its slot
-        out[start[slot] + 1 + np.arange(len(slot)) - first] = ins
-        deg = np.bincount(face, weights=cnt, minlength=len(deg)).astype(np.int64)
-        indices = out
     del face
     lines = np.concatenate([t.lines + line_off[k] for k, t in enumerate(tiles)]) if exact else None
     # the faces along tile edges: one polygon per pattern; vertices of the others stay
