@@ -2,7 +2,9 @@
 
 Partition
 ---------
-partition(model, bounds, *, plane=None, exact=True)   every linear region of a network on a 2-D slice
+partition(model, bounds, *, plane=None, exact=True, max_memory=None)
+                                          every linear region of a network on a 2-D slice
+                                          (in tiles, stitched, within max_memory bytes)
 Partition                                 its result: regions, patterns, boundary, checks (verify, certify),
                                           sub-resolution regions (subresolution, exact_polygon)
 Plane(origin, u, v), Plane.through(a, b, c)   a 2-D slice of a high-dimensional input space

@@ -7,7 +7,8 @@ change the network's function: the cells on its two sides are one linear region.
 reads each window's argmax back from the bits (:func:`argmax`), gives the bits every cell of one
 region shares (:func:`canonical`: on the winner's path a comparison is won by the winner, off it
 the right operand goes on), says which bits the function depends on (:func:`relevant`) and merges
-the faces whose canonical patterns are equal (:func:`merge`).
+the faces whose canonical patterns are equal (:func:`merge`; ``_tiles`` merges the pieces of one
+region in different tiles with it).
 
 Within one canonical pattern every earlier layer is affine, so the region is an intersection of
 half-planes: convex, and its pieces meet along edges the engine made twice (once per side), which
@@ -20,6 +21,7 @@ from typing import List, NamedTuple, Optional, Sequence, Tuple
 import numpy as np
 
 from . import _engine
+from ._errors import SplinescopeError
 
 __all__ = ["argmax", "canonical", "relevant", "duels", "merge"]
 
@@ -170,9 +172,11 @@ def merge(X: np.ndarray, offsets: np.ndarray, indices: np.ndarray, patterns: np.
     region's outer loop, walked from its first remaining edge. Vertices left with two edges (a
     collinear point where a cancelled edge ended; not a box corner) are dropped, unused vertices
     removed. Regions keep the order of their first face. ``corners``: the box's corner vertices."""
-    N = int(sum(sizes))
-    bits = np.unpackbits(patterns, axis=1, count=N).astype(bool)
-    canon = np.packbits(canonical(bits, net, sizes), axis=1)
+    if net.max_info:
+        bits = np.unpackbits(patterns, axis=1, count=int(sum(sizes))).astype(bool)
+        canon = np.packbits(canonical(bits, net, sizes), axis=1)
+    else:  # the bits themselves (the tiles of a partition stitched by ``_tiles``)
+        canon = patterns
     first, group = _engine.unique_rows(canon)  # group ids in the order of their first face
     G = len(first)
     V = len(X)
@@ -191,7 +195,10 @@ def merge(X: np.ndarray, offsets: np.ndarray, indices: np.ndarray, patterns: np.
     # (a convex loop passes each vertex once)
     key = g * V + a
     o = np.argsort(key)
-    succ = o[np.searchsorted(key[o], g * V + b)]
+    succ = o[np.minimum(np.searchsorted(key[o], g * V + b), max(E - 1, 0))]
+    if E and not ((key[succ] == g * V + b).all() and np.bincount(succ, minlength=E).max() == 1):
+        raise SplinescopeError("faces of one region do not close into one loop: not a planar subdivision "
+                               "(a bug, please report it)")
     pred = np.empty(E, np.int64)
     pred[succ] = np.arange(E)
     start = np.full(G, E, np.int64)
@@ -201,8 +208,13 @@ def merge(X: np.ndarray, offsets: np.ndarray, indices: np.ndarray, patterns: np.
     # list ranking by pointer doubling: steps from the loop's start
     dist = (~is_start).astype(np.int64)
     ptr = np.where(is_start, np.arange(E), pred)
-    while not is_start[ptr].all():
+    for _ in range(64):  # (a loop of E edges is ranked in log2(E) doublings)
+        if is_start[ptr].all():
+            break
         dist, ptr = dist + dist[ptr], ptr[ptr]
+    else:
+        raise SplinescopeError("faces of one region make more than one loop: not a planar subdivision "
+                               "(a bug, please report it)")
     idx = a[np.lexsort((dist, g))]
     fg = np.sort(g)
     # drop vertices of degree two (collinear points), except the box's corners

@@ -6,15 +6,16 @@ neurons (``_engine.split_all``) and carries the vertices' values to the next lay
 arrays, not objects per region (see the package docstring for the conventions); its views and
 conversions (shapely, GeoJSON, per-region affine maps) are thin layers on top. The decision
 boundary is made in ``_boundary``; ``Partition.verify`` and ``Partition.certify`` are
-implemented in ``_verify`` and ``_certify``.
+implemented in ``_verify`` and ``_certify``. With ``max_memory`` the box is partitioned in tiles
+(``_split_layers`` on each) and stitched by ``_tiles``.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
-from . import _certify, _engine, _maxpool, _predicates, _verify
+from . import _certify, _engine, _maxpool, _predicates, _validate, _verify
 from ._boundary import _boundary
 from ._certify import CertifyReport
 from ._net import Network, parse
@@ -86,6 +87,7 @@ class Partition:
         self.vertex_lines = vertex_lines  # (V, 2) the two lines each vertex lies on (exact mode)
         self._exact = exact_net
         self._areas: Optional[np.ndarray] = None
+        self._grid: Optional[Tuple[np.ndarray, np.ndarray]] = None  # the tiles' cuts (xs, ys), when tiled
 
     # ---- views
     def __len__(self) -> int:
@@ -343,7 +345,7 @@ def _final_patterns(pats, lineage, sizes, R) -> np.ndarray:
 
 
 def partition(model, bounds, *, plane: Optional[Plane] = None, rtol: float = _engine.DEFAULT_RTOL,
-              boundary: bool = True, device=None, exact: bool = True) -> Partition:
+              boundary: bool = True, device=None, exact: bool = True, max_memory: Optional[int] = None) -> Partition:
     """Every linear region of a piecewise-linear network on a 2-D slice, exactly.
 
     Parameters
@@ -375,6 +377,16 @@ def partition(model, bounds, *, plane: Optional[Plane] = None, rtol: float = _en
         on the float64 weights, on every input; regions too thin for float64 coordinates are
         kept and flagged (:attr:`Partition.subresolution`). ``exact=False`` treats such values
         as exactly on the line (faster on degenerate nets, merges sub-resolution slivers).
+    max_memory : int, optional
+        A budget in bytes for a partition that would not fit at once: the box is cut into tiles
+        (a rectilinear grid, refined where the regions are dense, by a cheap estimate of each
+        tile's peak memory from exact 1-D partitions along a few lines) that are partitioned one
+        at a time and stitched, so that a region crossing tile edges is one region. The result
+        is the one-piece partition's (the same regions, patterns, vertices and boundary, to float
+        rounding; regions listed in another order, boundary segments not cut at tile edges). The
+        budget covers the largest tile's working arrays and the result, not the Python process
+        itself (torch, the model). A budget too small even for the smallest tiles (1/64 of the
+        box side) is refused, naming the smallest that would do. Default: one piece.
 
     Returns
     -------
@@ -389,6 +401,42 @@ def partition(model, bounds, *, plane: Optional[Plane] = None, rtol: float = _en
     >>> len(p), round(float(p.areas().sum()), 12)
     (8, 4.0)
     """
+    if max_memory is not None:
+        max_memory = _validate.integer("max_memory", max_memory, minimum=1)
+    net, b = _prepare(model, bounds, plane)
+    if not (0 <= rtol < 1e-3):
+        raise ValueError(f"rtol must be in [0, 1e-3), got {rtol}")
+    if max_memory is not None:
+        from . import _tiles
+
+        return _tiles.tiled(net, b, plane, rtol=rtol, boundary=boundary, device=device, exact=exact,
+                            max_memory=max_memory)
+    return _one_piece(net, b, plane, rtol=rtol, boundary=boundary, device=device, exact=exact)
+
+
+def _one_piece(net: Network, b, plane: Optional[Plane], *, rtol: float, boundary: bool, device, exact: bool) -> Partition:
+    """The partition of the whole box at once (``net`` restricted to the slice, ``b`` checked)."""
+    center = _center(b)
+    r = _split_layers(net, b, center, rtol, device=device, exact=exact)
+    X, offsets, indices, patterns, lines, vals = r.X, r.offsets, r.indices, r.patterns, r.lines, r.vals
+    seg = _boundary(X, offsets, indices, vals, r.scale, net.layers[-1], rtol) if boundary else np.zeros((0, 2, 2))
+    if net.max_info:  # the cells of one argmax are one linear region
+        mg = _maxpool.merge(X, offsets, indices, patterns, net, r.sizes, _corners(X, b, center), lines)
+        X, offsets, indices, patterns, lines = mg.X, mg.offsets, mg.indices, mg.patterns, mg.lines
+        vals = vals[mg.keep]
+    return Partition(vertices=X + center, offsets=offsets, indices=indices, patterns=patterns, layer_sizes=r.sizes,
+                     vertex_values=vals, boundary=seg + center, bounds=b, plane=plane, network=net, rtol=rtol,
+                     local=(X, center), vertex_lines=lines, exact_net=r.exact)
+
+
+def _corners(X: np.ndarray, b, center: np.ndarray) -> np.ndarray:
+    """The vertices (local coordinates ``X``) at the corners of the box ``b``."""
+    x0, x1, y0, y1 = b
+    return np.nonzero((X[:, None, :] == np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]]) - center).all(2).any(1))[0]
+
+
+def _prepare(model, bounds, plane: Optional[Plane]) -> Tuple[Network, Tuple[float, float, float, float]]:
+    """The checked bounds and the network restricted to the slice (2 inputs)."""
     b = _check_bounds(bounds)
     net = model if isinstance(model, Network) else parse(model, in_shape=plane.shape if isinstance(plane, Plane) else None)
     if plane is not None:
@@ -404,20 +452,50 @@ def partition(model, bounds, *, plane: Optional[Plane] = None, rtol: float = _en
         raise ValueError(f"the network has {net.in_features} inputs; pass plane=spatial.Plane(...) "
                          "(or Plane.through(a, b, c); on the command line --through A B C) to take a "
                          "2-D slice of it")
-    if not (0 <= rtol < 1e-3):
-        raise ValueError(f"rtol must be in [0, 1e-3), got {rtol}")
+    return net, b
+
+
+def _center(b) -> np.ndarray:
+    """The point local coordinates are measured from: 0 where the box holds it, else the middle
+    (a tiny box far from 0 keeps its digits)."""
     x0, x1, y0, y1 = b
-    # coordinates local to the slice: a tiny box far from 0 keeps its digits
-    center = np.array([0.0 if x0 <= 0 <= x1 else (x0 + x1) / 2, 0.0 if y0 <= 0 <= y1 else (y0 + y1) / 2])
+    return np.array([0.0 if x0 <= 0 <= x1 else (x0 + x1) / 2, 0.0 if y0 <= 0 <= y1 else (y0 + y1) / 2])
+
+
+class _Split(NamedTuple):
+    """The faces of a box after every hidden layer, in local coordinates (before any merge)."""
+
+    X: np.ndarray  # (V, 2) local coordinates; the box's corners are vertices 0..3
+    offsets: np.ndarray  # (R+1,) CSR faces, counter-clockwise
+    indices: np.ndarray
+    patterns: np.ndarray  # (R, ceil(N/8)) packed bits of every hidden unit
+    sizes: List[int]  # units per hidden layer
+    vals: np.ndarray  # (V, K) the output at each vertex
+    scale: np.ndarray  # (V,) the output layer's tolerance scale at each vertex
+    lines: Optional[np.ndarray]  # (V, 2) exact mode: the two lines of each vertex
+    exact: Optional[_predicates.ExactNet]
+
+
+def _split_layers(net: Network, b, center: np.ndarray, rtol: float, *, device=None, exact: bool = True,
+                  whole=None) -> _Split:
+    """Split the box ``b`` by every hidden layer of ``net`` (2 inputs), in coordinates local to
+    ``center``. ``whole``: the bounds of the slice whose size the tolerances are measured on
+    (default ``b``; a tile passes its slice's, so that it decides as the whole would)."""
+    x0, x1, y0, y1 = b
     X = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float64) - center
     offsets = np.array([0, 4], np.int64)
     indices = np.arange(4, dtype=np.int64)
     # the rounding of a coordinate made by interpolation is relative to the box, not to the point
-    scale = np.abs(X).sum(1) + (x1 - x0) + (y1 - y0)
+    if whole is None:
+        scale = np.abs(X).sum(1) + (x1 - x0) + (y1 - y0)
+    else:  # a tile: the largest scale of the slice's corners at each of its corners
+        wx0, wx1, wy0, wy1 = whole
+        far = max(abs(wx0 - center[0]), abs(wx1 - center[0])) + max(abs(wy0 - center[1]), abs(wy1 - center[1]))
+        scale = np.full(4, far + (wx1 - wx0) + (wy1 - wy0))
     layers = [_engine_layer_local(net.layers[0], center)] + net.layers[1:]
     Z = X @ layers[0].weight.T + layers[0].bias
     signs = None
-    ex = _predicates.ExactNet(net.layers, center, b) if exact else None
+    ex = _predicates.ExactNet(net.layers, center, b, whole) if exact else None
     lines: Optional[np.ndarray] = np.array([[0, 2], [1, 2], [1, 3], [0, 3]], np.int64)  # corners on box sides
     slot_line: Optional[np.ndarray] = np.array([2, 1, 3, 0], np.int64)  # bottom, right, top, left
     pats: List[np.ndarray] = []  # per layer: packed bits of the faces at that layer's end
@@ -447,14 +525,7 @@ def partition(model, bounds, *, plane: Optional[Plane] = None, rtol: float = _en
         sizes.append(m)
         if ex is not None:
             ex.end_layer(pats[-1], sub.origin)
+        del sub, zin  # this layer's values (the largest array) are not needed once the next layer's are made
     vals = Z.view if isinstance(Z, _engine._Rows) else Z
     patterns = _final_patterns(pats, lineage, sizes, len(offsets) - 1)
-    seg = _boundary(X, offsets, indices, vals, scale, net.layers[-1], rtol) if boundary else np.zeros((0, 2, 2))
-    if net.max_info:  # the cells of one argmax are one linear region
-        corner = (X[:, None, :] == np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]]) - center).all(2).any(1)
-        mg = _maxpool.merge(X, offsets, indices, patterns, net, sizes, np.nonzero(corner)[0], lines)
-        X, offsets, indices, patterns, lines = mg.X, mg.offsets, mg.indices, mg.patterns, mg.lines
-        vals = np.asarray(vals)[mg.keep]
-    return Partition(vertices=X + center, offsets=offsets, indices=indices, patterns=patterns, layer_sizes=sizes,
-                     vertex_values=vals, boundary=seg + center, bounds=b, plane=plane, network=net, rtol=rtol,
-                     local=(X, center), vertex_lines=lines, exact_net=ex)
+    return _Split(X, offsets, indices, patterns, sizes, np.asarray(vals), scale, lines, ex)

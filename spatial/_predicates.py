@@ -51,9 +51,11 @@ class ExactNet:
     layers : the float64 :class:`~splinescope.spatial._net.Layer` list (2 inputs).
     center : (2,) float64, the point of the slice the local coordinates are measured from.
     bounds : (xmin, xmax, ymin, ymax) in global slice coordinates.
+    whole : the bounds of the slice whose coordinates' rounding the margins are measured on
+        (default ``bounds``; a tile of a slice passes the slice's).
     """
 
-    def __init__(self, layers, center, bounds):
+    def __init__(self, layers, center, bounds, whole=None):
         self.layers = layers
         self.hidden = [l for l in layers if l.slope is not None]
         self.sizes = [l.units for l in self.hidden]  # the units (the lines); values are full width
@@ -62,7 +64,8 @@ class ExactNet:
         self.sides: List[Line] = [(Fraction(1), Fraction(0), cx - x0), (Fraction(1), Fraction(0), cx - x1),
                                   (Fraction(0), Fraction(1), cy - y0), (Fraction(0), Fraction(1), cy - y1)]
         self._center = (cx, cy)
-        self._box = 2.0 * max(abs(float(v)) for v in bounds) + 1.0  # the size of the coordinates' rounding
+        # the size of the coordinates' rounding
+        self._box = 2.0 * max(abs(float(v)) for v in (bounds if whole is None else whole)) + 1.0
         self._W: Optional[Q] = None  # the first layer's exact weights (made on first use)
         self._b: Optional[Q] = None
         self._slopes = [None if l.slope is None else Q.of(l.slopes()) for l in layers]
@@ -85,6 +88,19 @@ class ExactNet:
     def end_layer(self, pats: np.ndarray, lineage: np.ndarray) -> None:
         self.pats.append(pats)
         self.lineage.append(lineage)
+
+    def state(self) -> Tuple[List[int], List[int], List[np.ndarray], List[np.ndarray]]:
+        """The bookkeeping that names the lines (``base``, ``faces``, ``pats``, ``lineage``): plain
+        lists and arrays, from which :meth:`restore` makes the same exact network elsewhere."""
+        return list(self.base), list(self.faces), list(self.pats), list(self.lineage)
+
+    @classmethod
+    def restore(cls, layers, center, bounds, state, whole=None) -> "ExactNet":
+        """An ExactNet whose line ids mean what they meant in the one whose :meth:`state` this is."""
+        ex = cls(layers, center, bounds, whole)
+        base, faces, pats, lineage = state
+        ex.base, ex.faces, ex.pats, ex.lineage = list(base), list(faces), list(pats), list(lineage)
+        return ex
 
     def line_ids(self, layer: int, origin, k) -> np.ndarray:
         origin, k = np.asarray(origin, np.int64), np.asarray(k, np.int64)
