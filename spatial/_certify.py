@@ -44,7 +44,11 @@ def certify(p: "Partition", *, regions: Optional[Sequence[int]] = None,
 
     The H-representation of a region (box sides plus one half-plane per hidden neuron, from
     the exact rational composition of the float64 weights under the region's pattern) is
-    turned into vertices by ``cdd.gmp``; the float polygon's corners are compared with them.
+    turned into vertices by ``cdd.gmp``. A partition made with ``exact=True`` is compared
+    exactly: each region's exact polygon (:meth:`Partition.exact_polygon`) must have those
+    vertices as its corners, sub-resolution slivers included; otherwise the float polygon's
+    corners are compared with them as float64 resolves them. ``max_deviation`` is the largest
+    distance from an exact corner to the float polygon.
     Needs the ``certify`` extra (``pip install splinescope[certify]``). Costs grow with the
     network: meant for small networks or a subset of ``regions``.
     """
@@ -71,9 +75,20 @@ def certify(p: "Partition", *, regions: Optional[Sequence[int]] = None,
         rows = [list(r) for r in box] + _distinct(rows_of(p, bits[i], cache))
         mat = cdd.gmp.matrix_from_array(rows, rep_type=cdd.RepType.INEQUALITY)  # type: ignore[arg-type]
         gen = cdd.gmp.copy_generators(cdd.gmp.polyhedron_from_matrix(mat)).array
-        exact = np.array([[float(g[1]), float(g[2])] for g in gen if g[0] == 1], dtype=np.float64)
-        exact = np.unique(exact, axis=0) if len(exact) else exact  # as float64 resolves them
+        verts = [(Fraction(g[1]), Fraction(g[2])) for g in gen if g[0] == 1]  # exact corners
         poly = p.polygon(i)
+        if p._exact is not None:  # the partition's exact polygon: compared exactly, slivers too
+            if len(verts) < 3 or _exact_area(verts) <= 0:
+                empty += 1
+                continue
+            if set(verts) != set(_exact_corners(p.exact_polygon(i))):
+                mismatch += 1
+            exact = np.array([[float(a), float(b)] for a, b in verts])
+            d1 = np.sqrt(((exact[:, None, :] - poly[None, :, :]) ** 2).sum(-1)).min(1).max()
+            worst = max(worst, float(d1))
+            continue
+        exact = np.unique(np.array([[float(a), float(b)] for a, b in verts], dtype=np.float64), axis=0) \
+            if verts else np.zeros((0, 2))  # as float64 resolves them
         if len(exact) < 3 or _area(exact) <= 0:
             empty += 1
             continue
@@ -199,6 +214,29 @@ def _area(poly: np.ndarray) -> float:
     p = poly[np.argsort(ang)]
     q = np.roll(p, -1, 0)
     return 0.5 * float((p[:, 0] * q[:, 1] - p[:, 1] * q[:, 0]).sum())
+
+
+def _exact_area(verts) -> "Fraction":
+    """The exact area of the convex polygon of exact vertices given in any order, a Fraction."""
+    from fractions import Fraction
+    cx = sum((a for a, _ in verts), Fraction(0)) / len(verts)
+    cy = sum((b for _, b in verts), Fraction(0)) / len(verts)
+    import math
+    order = sorted(verts, key=lambda v: math.atan2(float(v[1] - cy), float(v[0] - cx)))
+    return sum((a * d - b * c for (a, b), (c, d) in zip(order, order[1:] + order[:1])), Fraction(0)) / 2
+
+
+def _exact_corners(poly) -> list:
+    """The strictly convex corners of an exact counter-clockwise polygon (``(Fraction, Fraction)``
+    vertices): repeated and collinear vertices dropped, exactly."""
+    pts = [v for k, v in enumerate(poly) if v != poly[k - 1]]
+    n = len(pts)
+    out = []
+    for k in range(n):
+        (ax, ay), (bx, by), (cx, cy) = pts[k - 1], pts[k], pts[(k + 1) % n]
+        if (bx - ax) * (cy - by) - (by - ay) * (cx - bx) != 0:
+            out.append(pts[k])
+    return out
 
 
 def _corners(poly: np.ndarray) -> np.ndarray:

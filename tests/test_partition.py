@@ -86,6 +86,22 @@ def test_certify_on_an_edge_shorter_than_float64_resolves():
     assert rep.regions == len(p) and rep.max_deviation < 1e-12
 
 
+@pytest.mark.skipif(not HAVE_CDD, reason="needs pycddlib")
+def test_certify_on_a_subresolution_sliver():
+    # found by hypothesis (seed 2767): region 11 is a sliver of area 3e-33 at the box corner
+    # (-2, -2), whose exact corners round to two float64 points; certify() compared floats and
+    # called it empty, and its neighbour's corners mismatched. Now both compare exactly.
+    seed = 2767
+    net = integer_net([4, 6, 5, 4, 2], seed=seed, act="leaky", lo=-3, hi=3)
+    rng = np.random.default_rng(seed)
+    o, u, v = (rng.integers(-2, 3, 4).astype(float) for _ in range(3))
+    p, _ = assert_matches_exact(net, bounds=(-2, 2, -2, 2), plane=spatial.Plane(o, u, v))
+    sliver = np.flatnonzero(p.subresolution)
+    assert len(sliver) == 1 and p.areas()[sliver[0]] < 1e-30
+    rep = p.certify()
+    assert rep.ok and rep.regions == len(p) and rep.max_deviation < 1e-12
+
+
 def test_bias_free_layers_meet_at_the_origin():
     net = mlp([2, 8, 8, 1], seed=3, bias=False)
     p, _ = assert_matches_exact(net)
