@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ._html import dataclass_html
 from ._errors import MissingDependencyError, VerificationError
+from ._html import dataclass_html
 
 if TYPE_CHECKING:  # pragma: no cover
+    from fractions import Fraction
+
     from ._partition import Partition
 
 __all__ = ["CertifyReport", "certify"]
@@ -218,10 +220,10 @@ def _area(poly: np.ndarray) -> float:
 
 def _exact_area(verts) -> "Fraction":
     """The exact area of the convex polygon of exact vertices given in any order, a Fraction."""
+    import math
     from fractions import Fraction
     cx = sum((a for a, _ in verts), Fraction(0)) / len(verts)
     cy = sum((b for _, b in verts), Fraction(0)) / len(verts)
-    import math
     order = sorted(verts, key=lambda v: math.atan2(float(v[1] - cy), float(v[0] - cx)))
     return sum((a * d - b * c for (a, b), (c, d) in zip(order, order[1:] + order[:1])), Fraction(0)) / 2
 
