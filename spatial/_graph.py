@@ -24,6 +24,7 @@ costs its width in columns, never a dense matrix.
 """
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -96,6 +97,9 @@ def registered(module_type: type) -> Optional[Tuple[Tuple[float, ...], Tuple[flo
 # ---- the graph read from torch.fx
 
 
+_UIDS = itertools.count()  # node keys: unlike id(), the same after the compiled stages are pickled
+
+
 @dataclass
 class _Node:
     kind: str  # "input", "affine", "act", "max"
@@ -110,6 +114,7 @@ class _Node:
     level: int = 0
     end: int = 0
     _cands: Any = None  # max: the candidates of each window (padding dropped), set by _stages
+    uid: int = field(default_factory=lambda: next(_UIDS), compare=False)  # a key that survives pickling
 
     @property
     def numel(self) -> int:
@@ -727,16 +732,16 @@ def _hinges(node: _Node) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
 
 def _sources(node: _Node, memo: Dict[int, Set[int]], byid: Dict[int, _Node]) -> Set[int]:
     """The ids of the input / PL nodes an affine expression reads."""
-    if id(node) in memo:
-        return memo[id(node)]
-    byid[id(node)] = node
+    if node.uid in memo:
+        return memo[node.uid]
+    byid[node.uid] = node
     if node.kind in ("input", "act", "max"):
-        out = {id(node)}
+        out = {node.uid}
     else:
         out = set()
         for a in node.args:
             out |= _sources(a, memo, byid)
-    memo[id(node)] = out
+    memo[node.uid] = out
     return out
 
 
@@ -928,10 +933,10 @@ def _stages(out: _Node, in_shape, Layer, Network):
     seen: Set[int] = set()
 
     def visit(n: _Node):
-        if id(n) in seen:
+        if n.uid in seen:
             return
-        seen.add(id(n))
-        byid[id(n)] = n
+        seen.add(n.uid)
+        byid[n.uid] = n
         for a in n.args:
             visit(a)
         if n.kind in ("act", "max"):
@@ -940,7 +945,7 @@ def _stages(out: _Node, in_shape, Layer, Network):
     inp = next((n for n in byid.values() if n.kind == "input"), None)
     src_memo: Dict[int, Set[int]] = {}
     for n in order:
-        srcs = _sources(n.args[0], src_memo, byid) - ({id(inp)} if inp is not None else set())
+        srcs = _sources(n.args[0], src_memo, byid) - ({inp.uid} if inp is not None else set())
         n.level = 0 if not srcs else max(byid[s].end for s in srcs) + 1
         if n.kind == "act":
             n.end = n.level
@@ -955,9 +960,9 @@ def _stages(out: _Node, in_shape, Layer, Network):
             uses[s] = max(uses.get(s, -1), n.level)
     for s in _sources(out, src_memo, byid):
         uses[s] = max(uses.get(s, -1), L)
-    end_of = {id(n): n.end for n in order}
+    end_of = {n.uid: n.end for n in order}
     if inp is not None:
-        end_of[id(inp)] = -1
+        end_of[inp.uid] = -1
     # tournament bookkeeping: per max node, its windows' candidate slots per round
     tour: Dict[int, List[Dict[str, Any]]] = {}
     for n in order:
@@ -981,7 +986,7 @@ def _stages(out: _Node, in_shape, Layer, Network):
                 nxt.append(new)
             rounds.append({"pairs": np.array(pairs, np.int64).reshape(-1, 3), "after": nxt})
             cur = nxt
-        tour[id(n)] = rounds
+        tour[n.uid] = rounds
         n._cands = cands
     # layouts
     layouts: List[_Layout] = []
@@ -996,7 +1001,7 @@ def _stages(out: _Node, in_shape, Layer, Network):
                 lay.units += g.size
             elif n.kind == "max" and n.level <= s <= n.end:
                 r = s - n.level
-                pr = tour[id(n)][r]["pairs"]
+                pr = tour[n.uid][r]["pairs"]
                 g = _Group(n, r, lay.units, len(pr), pairs=pr)
                 lay.groups.append(g)
                 lay.units += g.size
@@ -1009,11 +1014,11 @@ def _stages(out: _Node, in_shape, Layer, Network):
         for n in order:  # a tournament's running values (every slot still alive after the round)
             if n.kind == "max" and n.level <= s <= n.end:
                 r = s - n.level
-                alive = tour[id(n)][r]["after"]
+                alive = tour[n.uid][r]["after"]
                 # the losers' values are not needed: carry the right operand of each pair and leftovers
-                size = len(tour[id(n)][r]["pairs"]) + sum(1 for w, c in enumerate(alive)
-                                                          for slot in c if slot < _first_new(tour[id(n)], r, w, n))
-                lay.carries.append(("slots", id(n), pos, size))
+                size = len(tour[n.uid][r]["pairs"]) + sum(1 for w, c in enumerate(alive)
+                                                          for slot in c if slot < _first_new(tour[n.uid], r, w, n))
+                lay.carries.append(("slots", n.uid, pos, size))
                 pos += size
         lay.width = pos
         layouts.append(lay)
@@ -1023,7 +1028,7 @@ def _stages(out: _Node, in_shape, Layer, Network):
             info.append(MaxInfo(stages=list(range(n.level, n.end + 1)),
                                 starts=[next(g.start for g in layouts[s].groups if g.node is n)
                                         for s in range(n.level, n.end + 1)],
-                                pairs=[r["pairs"] for r in tour[id(n)]],
+                                pairs=[r["pairs"] for r in tour[n.uid]],
                                 sizes=np.array([len(c) for c in n._cands]), label=n.label))  # type: ignore
     layers = []
     in_features = int(np.prod(in_shape, dtype=np.int64))
@@ -1094,7 +1099,7 @@ def _program(s: int, layouts: List[_Layout], out: Optional[_Node], tour, byid, i
                     else:
                         mat, index = tournament(node, g[0])
                         # the winner's slot: after the last round each window holds one slot
-                        last = tour[id(node)][-1]["after"]
+                        last = tour[node.uid][-1]["after"]
                         v = _take(bk, mat, [index[(w, last[w][0])] for w in range(len(last))])
             env[sid] = v
             return v
@@ -1102,30 +1107,30 @@ def _program(s: int, layouts: List[_Layout], out: Optional[_Node], tour, byid, i
         def tournament(node, g):
             """The running values after the previous stage's round of this tournament: a matrix
             (N, slots) and the column of each (window, slot)."""
-            if id(node) in slots:
-                return slots[id(node)]
+            if node.uid in slots:
+                return slots[node.uid]
             assert prev is not None
-            carry = next((st, sz) for what, key, st, sz in prev.carries if what == "slots" and key == id(node))
+            carry = next((st, sz) for what, key, st, sz in prev.carries if what == "slots" and key == node.uid)
             r = g.round
-            made, left = _slot_keys(tour[id(node)], r, node, static)
+            made, left = _slot_keys(tour[node.uid], r, node, static)
             # carried: the right operands (in pair order) then the leftovers that existed before
             st, P = carry[0], len(made)
             mat = bk.cat([X[:, st: st + P] + X[:, g.start: g.start + P], X[:, st + P: st + P + len(left)]], N)
             index = {k: i for i, k in enumerate(made + left)}
-            slots[id(node)] = (mat, index)
-            return slots[id(node)]
+            slots[node.uid] = (mat, index)
+            return slots[node.uid]
 
         def evaluate(node: _Node, memo: Dict[int, Any]):
-            if id(node) in memo:
-                return memo[id(node)]
+            if node.uid in memo:
+                return memo[node.uid]
             if node.kind in ("input", "act", "max"):
-                v = source(id(node))
+                v = source(node.uid)
                 v = v.reshape((N,) + node.shape)
             else:
                 args = [evaluate(a, memo) for a in node.args]
                 assert node.op is not None
                 v = bk.apply(node.op, args, c)
-            memo[id(node)] = v
+            memo[node.uid] = v
             return v
 
         memo: Dict[int, Any] = {}
@@ -1148,7 +1153,7 @@ def _program(s: int, layouts: List[_Layout], out: Optional[_Node], tour, byid, i
             else:
                 if g.round == 0:
                     z = evaluate(node.args[0], memo).reshape(N, -1)
-                    key0 = ("round0", id(node))
+                    key0 = ("round0", node.uid)
                     if key0 not in static:
                         static[key0] = {(w, i): cand for w, cs in enumerate(node._cands) for i, cand in enumerate(cs)}
                     cur = (z, static[key0])
@@ -1167,7 +1172,7 @@ def _program(s: int, layouts: List[_Layout], out: Optional[_Node], tour, byid, i
                 node = byid[key]
                 g = next(g for g in lay.groups if g.node is node)
                 mat, index = g._cur
-                kc = ("carry", id(g))
+                kc = ("carry", g.node.uid, g.round)
                 if kc not in static:
                     rounds = tour[key]
                     keys = [(int(w), int(b)) for w, a, b in rounds[g.round]["pairs"]]
@@ -1183,7 +1188,7 @@ def _program(s: int, layouts: List[_Layout], out: Optional[_Node], tour, byid, i
 def _slot_keys(rounds, r, node, static) -> Tuple[List[Tuple[int, int]], List[Tuple[int, int]]]:
     """The (window, slot) of the values after round ``r``: the one made by each pair (in pair
     order), then the leftovers that existed before it (in window order)."""
-    key = ("slots", id(node), r)
+    key = ("slots", node.uid, r)
     if key not in static:
         pr = rounds[r]["pairs"]
         seen: Dict[int, int] = {}
@@ -1199,7 +1204,7 @@ def _slot_keys(rounds, r, node, static) -> Tuple[List[Tuple[int, int]], List[Tup
 
 def _pair_cols(g, index, static) -> Tuple[List[int], List[int]]:
     """The columns of each pair's left and right operand in the running values."""
-    key = ("pairs", id(g))
+    key = ("pairs", g.node.uid, g.round)
     if key not in static:
         static[key] = ([index[(int(w), int(a))] for w, a, b in g.pairs], [index[(int(w), int(b))] for w, a, b in g.pairs])
     return static[key]

@@ -345,7 +345,8 @@ def _final_patterns(pats, lineage, sizes, R) -> np.ndarray:
 
 
 def partition(model, bounds, *, plane: Optional[Plane] = None, rtol: float = _engine.DEFAULT_RTOL,
-              boundary: bool = True, device=None, exact: bool = True, max_memory: Optional[int] = None) -> Partition:
+              boundary: bool = True, device=None, exact: bool = True, max_memory: Optional[int] = None,
+              client=None) -> Partition:
     """Every linear region of a piecewise-linear network on a 2-D slice, exactly.
 
     Parameters
@@ -387,6 +388,10 @@ def partition(model, bounds, *, plane: Optional[Plane] = None, rtol: float = _en
         budget covers the largest tile's working arrays and the result, not the Python process
         itself (torch, the model). A budget too small even for the smallest tiles (1/64 of the
         box side) is refused, naming the smallest that would do. Default: one piece.
+    client : dask.distributed.Client, optional
+        With ``max_memory``: partition the tiles on this Dask cluster's workers (each tile is a
+        pure task; the stitch runs here), e.g. ``Client(LocalCluster(n_workers=2))``. The result
+        is the same as in this process; the budget then holds for each worker's tile.
 
     Returns
     -------
@@ -403,6 +408,8 @@ def partition(model, bounds, *, plane: Optional[Plane] = None, rtol: float = _en
     """
     if max_memory is not None:
         max_memory = _validate.integer("max_memory", max_memory, minimum=1)
+    elif client is not None:
+        raise ValueError("client= partitions tiles on Dask workers: give max_memory= (the budget of a tile) too")
     net, b = _prepare(model, bounds, plane)
     if not (0 <= rtol < 1e-3):
         raise ValueError(f"rtol must be in [0, 1e-3), got {rtol}")
@@ -410,7 +417,7 @@ def partition(model, bounds, *, plane: Optional[Plane] = None, rtol: float = _en
         from . import _tiles
 
         return _tiles.tiled(net, b, plane, rtol=rtol, boundary=boundary, device=device, exact=exact,
-                            max_memory=max_memory)
+                            max_memory=max_memory, client=client)
     return _one_piece(net, b, plane, rtol=rtol, boundary=boundary, device=device, exact=exact)
 
 

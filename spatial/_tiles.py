@@ -82,9 +82,10 @@ def _tile(net, bounds, center: np.ndarray, whole, rtol: float, exact: bool, devi
 
 
 def tiled(net, b, plane, *, rtol: float, boundary: bool, device, exact: bool, max_memory: Optional[int] = None,
-          grid: Optional[Tuple[Sequence[float], Sequence[float]]] = None) -> "_partition.Partition":
+          grid: Optional[Tuple[Sequence[float], Sequence[float]]] = None, client=None) -> "_partition.Partition":
     """``partition()`` in tiles: the grid from ``max_memory`` (bytes), or given as ``grid = (xs, ys)``
-    (the cut coordinates, box sides included). One tile is the one-piece partition."""
+    (the cut coordinates, box sides included). One tile is the one-piece partition. ``client``: a
+    ``dask.distributed.Client`` whose workers partition the tiles (the stitch runs here)."""
     center = _partition._center(b)
     if grid is None:
         assert max_memory is not None
@@ -94,11 +95,27 @@ def tiled(net, b, plane, *, rtol: float, boundary: bool, device, exact: bool, ma
     if len(xs) == 2 and len(ys) == 2:
         p = _partition._one_piece(net, b, plane, rtol=rtol, boundary=boundary, device=device, exact=exact)
     else:
-        tiles = [_tile(net, (xs[i], xs[i + 1], ys[j], ys[j + 1]), center, b, rtol, exact, device)
-                 for j in range(len(ys) - 1) for i in range(len(xs) - 1)]
+        boxes = [(xs[i], xs[i + 1], ys[j], ys[j + 1]) for j in range(len(ys) - 1) for i in range(len(xs) - 1)]
+        if client is None:
+            tiles = [_tile(net, box, center, b, rtol, exact, device) for box in boxes]
+        else:
+            tiles = _on_workers(client, net, boxes, center, b, rtol, exact, device)
         p = _stitch(tiles, net, b, plane, xs, ys, rtol=rtol, boundary=boundary)
     p._grid = (np.asarray(xs, np.float64), np.asarray(ys, np.float64))
     return p
+
+
+def _identity(x):
+    return x
+
+
+def _on_workers(client, net, boxes, center, b, rtol: float, exact: bool, device) -> List[_Tile]:
+    """The tiles of ``boxes`` computed on a Dask cluster, in order. The network is sent once, as a
+    task's result (recomputed elsewhere if its worker dies), and each tile is one task."""
+    shared = client.submit(_identity, net, pure=False)
+    futures = [client.submit(_tile, shared, box, center, b, rtol, exact, device, pure=False, retries=2)
+               for box in boxes]
+    return client.gather(futures)
 
 
 def _check_grid(grid, b) -> Tuple[List[float], List[float]]:

@@ -246,3 +246,23 @@ def test_max_memory_errors():
         spatial.partition(reference_net(32), BOX, max_memory=1000)
     with pytest.raises(ValueError, match="grid xs must increase from -1.0 to 1.0"):
         tiled(net, BOX, ([-1.0, 1.0, 0.0, 1.0], [-1.0, 1.0]))
+
+
+def test_tiles_on_dask_workers():
+    """Each tile a task on a local Dask cluster of 2 processes: the same partition (a dense net,
+    a max-pooling conv net and a residual one: their layers travel to the workers)."""
+    distributed = pytest.importorskip("dask.distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  silence_logs=40) as cluster, distributed.Client(cluster) as client:
+        for name in ("relu", "maxpool", "residual_conv"):
+            make, bounds, grid = CASES[name]
+            model, plane = make()
+            net, b = _partition._prepare(model, bounds, plane)
+            kw = dict(rtol=_engine.DEFAULT_RTOL, boundary=True, device=None, exact=True)
+            assert_same(_tiles.tiled(net, b, plane, grid=grid, client=client, **kw),
+                        _partition._one_piece(net, b, plane, **kw))
+        big = reference_net(32)
+        q = spatial.partition(big, BOX, max_memory=2 ** 20, client=client)
+        assert len(q._grid[0]) > 2 and len(q) == len(spatial.partition(big, BOX)) == 1235
+    with pytest.raises(ValueError, match="client= partitions tiles on Dask workers: give max_memory="):
+        spatial.partition(big, BOX, client=object())
