@@ -109,7 +109,7 @@ class GrokRun:
     lc_radius: float = 0.1  # the LC cross-polytope's radius (l2, in pixel units)
     directions: int = 25  # the LC cross-polytope's random directions P
     plane_classes: Tuple[int, int, int] = (0, 1, 2)  # the plane goes through the first training image of each
-    bounds: Tuple[float, float, float, float] = (-0.2, 1.2, -0.2, 1.2)  # the plane's window, images at (0,0) (1,0) (0,1)
+    bounds: Tuple[float, float, float, float] = (-0.2, 1.2, -0.2, 1.2)  # the plane's window; images at (0,0) (1,0) (0,1)
     seed: int = 0  # seeds the subsamples, the initial weights, the batches and the measurements' points
 
     def check(self) -> "GrokRun":
@@ -471,15 +471,19 @@ def milestones(rows: Sequence[Dict[str, float]], *, fit: float = 0.99, plateau: 
 
 
 def summary(name: str, result: GrokResult, eps: Optional[float] = None) -> str:
-    """One line: where the training set is fitted, test and robust accuracy plateau, LC peaks."""
+    """One line: where the training set is fitted, test and robust accuracy plateau, LC peaks.
+
+    A plateau "from" the last checkpoint is marked: the curve may still be rising there."""
     m = result.milestones
+    last = result.rows[-1]["step"] if result.rows else None
     fmt = lambda s: "never" if s is None else f"step {s:,}"
+    flat = lambda s: fmt(s) + (" (the last checkpoint: still rising?)" if s is not None and s == last else "")
     later = lambda d: "" if d is None else f" ({d:g}x later)"
     at = "" if eps is None else f" at eps {eps:g}"
     peak = max((r["lc_train"] for r in result.rows), default=math.nan)
     return (f"{name}: train acc >= 0.99 at {fmt(m['fit_step'])}; test acc {m['final_test_acc']:.3f}, "
-            f"within 95% of it from {fmt(m['test_step'])}{later(m['test_delay'])}; robust acc{at} "
-            f"{m['final_robust_acc']:.3f}, within 95% from {fmt(m['robust_step'])}{later(m['robust_delay'])}; "
+            f"within 95% of it from {flat(m['test_step'])}{later(m['test_delay'])}; robust acc{at} "
+            f"{m['final_robust_acc']:.3f}, within 95% from {flat(m['robust_step'])}{later(m['robust_delay'])}; "
             f"LC at train points peaks at {fmt(m['lc_train_peak_step'])} ({peak:.2f}), ends {m['final_lc_train']:.2f}; "
             f"measurements {result.measure_ratio:.2f}x training")
 
@@ -547,12 +551,14 @@ def plot_grok(rows: Sequence[Dict[str, float]], control: Optional[Sequence[Dict[
                         **kwargs)
         ax.set_xscale("log")
         ax.set_ylabel(ylabel)
-        ax.legend(frameon=False, fontsize=7, ncol=2)
+        ax.legend(fontsize=7, ncol=2, framealpha=0.85, edgecolor="none")
     axes[0].set_ylim(0, 1.02)
+    axes[2].set_yscale("log")
     axes[-1].set_xlabel("step + 1")
     if marks:
         m = milestones(rows)
-        for key, what in (("fit_step", "train fitted"), ("test_step", "test plateau"), ("robust_step", "robust plateau")):
+        for key, what in (("fit_step", "train fitted"), ("test_step", "test plateau"),
+                          ("robust_step", "robust plateau")):
             if m[key] is not None:
                 axes[0].axvline(m[key] + 1, color="0.5", ls=":", lw=1)
                 axes[0].annotate(what, (m[key] + 1, 1.0), rotation=90, fontsize=7, color="0.4", ha="right", va="top")

@@ -216,8 +216,8 @@ class Tracker:
     def __init__(self, run_dir, data, test=None, *, steps: Optional[int] = None, every: Optional[int] = None,
                  at: Optional[Sequence[int]] = None, checkpoints: int = 40, slices=None, lc: bool = True,
                  lc_points: int = 500, radius: float = 0.1, directions: int = 25, seed: int = 0,
-                 robust: Optional[Mapping[str, Any]] = None, save: bool = True, arch: Optional[Dict] = None, tensorboard=None, wandb=None,
-                 frames: bool = False) -> None:
+                 robust: Optional[Mapping[str, Any]] = None, save: bool = True, arch: Optional[Dict] = None,
+                 tensorboard=None, wandb=None, frames: bool = False) -> None:
         from splinescope.spatial import runs
         from splinescope.spatial._validate import points as _points_arg
 

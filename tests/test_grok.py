@@ -3,6 +3,7 @@ folders are complete and read back, the table is the log, the numbers logged are
 the saved checkpoints, the control differs only in the initial scale, the errors."""
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -161,3 +162,7 @@ def test_milestones():
     assert m["test_step"] == 1000  # reached at step 10, but lost again at 100: held from 1000 on
     assert m["robust_step"] is None and m["final_robust_acc"] == 0.0  # no robustness to plateau
     assert m["lc_train_peak_step"] == 10
+    line = G.summary("run", G.GrokResult(Path("run"), rows, {"train": 2.0, "lc": 0.5}, m), 0.05)
+    assert line.startswith("run: train acc >= 0.99 at never; test acc 0.900, within 95% of it from step 1,000 "
+                           "(the last checkpoint: still rising?); robust acc at eps 0.05 0.000, within 95% from never")
+    assert line.endswith("peaks at step 10 (9.00), ends 4.00; measurements 0.25x training")
