@@ -20,6 +20,14 @@ In the training loop
 Tracker(run_dir, data, *, steps|every|at, slices, ...)     LC, partition statistics, checkpoints and a
                                                             step-keyed log on a schedule (.step(model, step))
 SplinescopeCallback(run_dir, **tracker options)             the same as a Lightning Callback (imports Lightning)
+    (``robust={"eps": (0.02, 0.05), "clip": (0, 1)}``: robust accuracy under PGD too)
+
+Grokking (render.grok)
+----------------------
+grok(out_dir, GrokRun(...), *, control=True)                 the large-init run and its control, measured at
+                                                            every checkpoint: OUT/large, OUT/control (table.csv)
+GrokRun(data="fashion-mnist", init_scale=8.0, steps=100_000)  the setting (Omnigrok; Humayun et al.)
+milestones(rows), plot_grok(rows, control), read_table(dir)   where the curves turn; the picture; the table
 
 In the browser
 --------------
@@ -34,6 +42,8 @@ animate  checkpoints -> GIF / MP4                                     (render/cl
 view     checkpoints -> one self-contained HTML page                  (render/cli/view.py)
 count    regions of one model on a slice                              (render/cli/count.py)
 lc       local complexity over training                               (render/cli/lc.py)
+dynamics CKA, probe agreement and imbalance over training             (render/cli/dynamics.py)
+grok     grokking with a large initialisation and its control         (render/cli/grok.py)
 
 Conventions
 -----------

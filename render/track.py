@@ -1,7 +1,8 @@
 """Measure a network from inside its training loop, into a run folder the rest of the tool reads.
 
 On a schedule of steps, :meth:`Tracker.step` records the local complexity at training, test and
-random points (:func:`spatial.lc_run.lc_row`), the statistics of the exact partition on chosen
+random points (:func:`spatial.lc_run.lc_row`), the robust accuracy under a PGD attack at chosen
+radii (:func:`spatial.robust_accuracy`, with ``robust=``), the statistics of the exact partition on chosen
 slices (:func:`spatial.migration.partition_statistics`: regions, boundary length, region
 densities near the data and near the boundary), and whatever scalars the loop passes (the loss),
 as one line of the run's step-keyed log (``log.jsonl``, :mod:`spatial.runs`); it saves the
@@ -31,8 +32,9 @@ from __future__ import annotations
 import copy
 import math
 import os
+import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, cast
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, cast
 
 import numpy as np
 import torch
@@ -40,6 +42,51 @@ import torch
 from splinescope.spatial._validate import data_box, integer, slices as _slices
 
 __all__ = ["Tracker"]
+
+_ROBUST_KEYS = ("eps", "set", "points", "norm", "steps", "step_size", "restarts", "clip", "seed", "batch_size")
+
+
+def _robust(robust, X, y, X_test, y_test, seed: int):
+    """``robust=`` checked: (the set's name, (X, y) tensors attacked, radii, robust_accuracy's kwargs)."""
+    from splinescope.spatial._validate import option
+    from splinescope.spatial.robust import _NORMS, _clip, _radii, _step_size
+
+    if not isinstance(robust, Mapping):
+        raise TypeError(f"robust must be a dict such as {{'eps': (0.02, 0.05), 'clip': (0, 1)}}, "
+                        f"got {type(robust).__name__}")
+    unknown = [k for k in robust if k not in _ROBUST_KEYS]
+    if unknown:
+        raise ValueError(f"robust has no option {unknown[0]!r}; valid: {', '.join(_ROBUST_KEYS)}")
+    if "eps" not in robust:
+        raise ValueError("robust needs 'eps': the radius or radii of the attack, e.g. {'eps': (0.02, 0.05)}")
+    radii = [float(e) for e in _radii(robust["eps"])[0]]
+    names = [f"{e:g}" for e in radii]
+    if len(set(names)) != len(names):
+        raise ValueError(f"robust eps {robust['eps']!r} repeats a radius")
+    which = option(robust.get("set", "test"), ("test", "train"), "robust set")
+    if which == "test":
+        if X_test is None or y_test is None:
+            raise ValueError("robust set 'test' needs labelled test points: pass test=(X_test, y_test), or "
+                             "robust={..., 'set': 'train'}")
+        X, y = X_test, y_test
+    points = integer("robust points", robust.get("points", 1000), minimum=1)
+    norm = option(robust.get("norm", "linf"), _NORMS, "robust norm")
+    kwargs = {"norm": norm, "steps": integer("robust steps", robust.get("steps", 10), minimum=1),
+              "step_size": _step_size(robust.get("step_size")),
+              "restarts": integer("robust restarts", robust.get("restarts", 1), minimum=1),
+              "clip": _clip(robust.get("clip")), "seed": integer("robust seed", robust.get("seed", seed), minimum=0)}
+    if robust.get("batch_size") is not None:
+        kwargs["batch_size"] = integer("robust batch_size", robust["batch_size"], minimum=1)
+    if len(X) > points:  # a subsample, drawn once from its own generator
+        pick = torch.randperm(len(X), generator=torch.Generator().manual_seed(int(seed)))[:points].sort().values
+        X, y = X[pick.numpy()], y[pick.numpy()]
+    box = kwargs["clip"]
+    if box is not None and (X.min() < box[0] or X.max() > box[1]):
+        raise ValueError(f"robust clip={box!r}: the {which} points have values in [{X.min():g}, {X.max():g}], "
+                         "outside it; the clean points must be valid inputs")
+    data = (torch.as_tensor(np.ascontiguousarray(X)), torch.as_tensor(np.asarray(y)).long())
+    return which, data, dict(zip(names, radii)), kwargs
+
 
 def _schedule(every, at, steps, checkpoints) -> Tuple[Callable[[int], bool], Optional[List[int]]]:
     given = [k for k, v in (("every", every), ("at", at), ("steps", steps)) if v is not None]
@@ -87,6 +134,16 @@ class Tracker:
         Points per set (subsampled once, with the random points, from ``seed``), the
         cross-polytope's radius, its number of random directions (one frame from ``seed``;
         default 25, or the input dimension when smaller).
+    robust : dict, optional
+        Record the robust accuracy under a PGD attack (:func:`spatial.robust_accuracy`):
+        ``{"eps": radius or radii, ...}`` with the optional keys ``"set"`` (``"test"``, the
+        default: the held-out points, where delayed robustness is measured; or ``"train"``),
+        ``"points"`` (at most this many of the set, default 1,000, a subsample drawn once from
+        ``seed``; the points attacked are ``robust_data``), and ``"norm"``, ``"steps"`` (default
+        10), ``"step_size"``, ``"restarts"``, ``"clip"`` (e.g. ``(0, 1)`` for pixels), ``"seed"``,
+        ``"batch_size"`` as in :func:`spatial.robust_accuracy`. Logs ``robust_<set>`` at the first
+        radius given (the headline number) and ``robust_<set>/<eps>`` at each radius
+        (``robust_test/0.05``).
     save : bool
         Save the model's ``state_dict`` at each measured step (``step_000123.pt``).
     arch : dict, optional
@@ -99,6 +156,18 @@ class Tracker:
     frames : bool
         Also send a picture of each slice's partition (TensorBoard ``add_image``, W&B
         ``wandb.Image``).
+
+    Attributes
+    ----------
+    rows : list of dict
+        The rows logged so far.
+    schedule : list of int or None
+        The steps to measure (None with ``every=``); ``due(step)`` says whether a step is one.
+    robust_set, robust_data
+        ``"test"`` or ``"train"`` and the ``(X, y)`` tensors attacked (None without ``robust=``).
+    seconds : dict
+        Wall time spent so far on ``"lc"``, ``"robust"``, ``"slices"`` (partitions and their
+        statistics, frames) and ``"save"`` (the checkpoint), in seconds.
 
     Examples
     --------
@@ -117,8 +186,8 @@ class Tracker:
     def __init__(self, run_dir, data, test=None, *, steps: Optional[int] = None, every: Optional[int] = None,
                  at: Optional[Sequence[int]] = None, checkpoints: int = 40, slices=None, lc: bool = True,
                  lc_points: int = 500, radius: float = 0.1, directions: Optional[int] = None, seed: int = 0,
-                 save: bool = True, arch: Optional[Dict] = None, tensorboard=None, wandb=None,
-                 frames: bool = False) -> None:
+                 robust: Optional[Mapping[str, Any]] = None, save: bool = True, arch: Optional[Dict] = None,
+                 tensorboard=None, wandb=None, frames: bool = False) -> None:
         from splinescope.spatial import runs
         from splinescope.spatial._validate import points as _points_arg
 
@@ -152,6 +221,12 @@ class Tracker:
             self._shape = X.shape[1:]
             P = min(25, in_features) if directions is None else integer("directions", directions, minimum=1)
             self._frame = random_frame(P, in_features, seed=seed, dtype=torch.float64)
+        self.robust_set: Optional[str] = None
+        self.robust_data: Optional[Tuple[torch.Tensor, torch.Tensor]] = None
+        if robust is not None:
+            self.robust_set, self.robust_data, self._radii, self._robust_kw = _robust(
+                robust, X, y, X_test, y_test, integer("seed", seed, minimum=0))
+        self.seconds = {"lc": 0.0, "robust": 0.0, "slices": 0.0, "save": 0.0}
         self.save = bool(save)
         self._own_writer = isinstance(tensorboard, (str, os.PathLike))
         if self._own_writer:
@@ -180,23 +255,34 @@ class Tracker:
         was_training = model.training
         model.eval()
         images = {}
+        clock = time.perf_counter
         try:
             with torch.no_grad():
+                t = clock()
                 if self.lc:
                     sets = {k: (x.reshape((len(x),) + tuple(self._shape)), y) for k, (x, y) in self._sets.items()}
                     row.update(lc_row(model, sets, self.radius, frame=self._frame))
+                t, self.seconds["lc"] = clock(), self.seconds["lc"] + clock() - t
+                if self.robust_data is not None:
+                    from splinescope.spatial.robust import robust_accuracy
+                    acc = robust_accuracy(model, *self.robust_data, list(self._radii.values()), **self._robust_kw)
+                    row[f"robust_{self.robust_set}"] = float(acc[0])
+                    row.update({f"robust_{self.robust_set}/{name}": float(a) for name, a in zip(self._radii, acc)})
+                t, self.seconds["robust"] = clock(), self.seconds["robust"] + clock() - t
                 for name, (bounds, plane) in self.slices.items():
                     p = partition(model, bounds, plane=plane)
                     stats = partition_statistics(p, self._slice_data[name])
                     row.update({f"{k}/{name}": v for k, v in stats.items()})
                     if self.frames and (self.tensorboard is not None or self.wandb is not None):
                         images[name] = self._draw(p, name, step)
+                t, self.seconds["slices"] = clock(), self.seconds["slices"] + clock() - t
         finally:
             model.train(was_training)
         if self.save:
             runs.save_step(self.run_dir, step, {k: v.detach().cpu() for k, v in model.state_dict().items()})
             if self._template is None:  # for movie() when there is no arch.json
                 self._template = copy.deepcopy(model).cpu()
+        self.seconds["save"] += clock() - t
         runs.append_log(self.run_dir, row)
         self.rows.append(row)
         self._send(row, images)
@@ -264,7 +350,8 @@ class Tracker:
 
     def __repr__(self) -> str:
         last = self.rows[-1]["step"] if self.rows else None
-        return (f"Tracker({str(self.run_dir)!r}, slices={list(self.slices)}, lc={self.lc}, "
+        robust = "" if self.robust_set is None else f", robust_{self.robust_set} at eps {list(self._radii)}"
+        return (f"Tracker({str(self.run_dir)!r}, slices={list(self.slices)}, lc={self.lc}{robust}, "
                 f"rows={len(self.rows)}, last step={last})")
 
 

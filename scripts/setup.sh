@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Set up splinescope for development on a fresh machine: system libraries for pycddlib,
-# Chromium and its driver (the viewer's browser tests), a CPU build of torch (only if no torch
-# is installed), the package in editable mode with its test extras, and pycddlib (certified
-# rational checks). Idempotent: fast when all is there.
+# Chromium and its driver (the viewer's browser tests), Fashion-MNIST (Debian's
+# dataset-fashion-mnist), a CPU build of torch (only if no torch is installed), the package in
+# editable mode with its test extras, and pycddlib (certified rational checks). Idempotent: fast
+# when all is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -18,6 +19,14 @@ if [ "${#missing[@]}" -gt 0 ]; then
     echo "setup: warning: could not install ${missing[*]} (libcdd-dev/libgmp-dev build pycddlib;" \
          "chromium/chromium-driver run the viewer's browser tests, skipped without them)" >&2
   fi
+fi
+
+# Fashion-MNIST for `splinescope grok` and gallery/grokking.py (spatial.idx.FASHION_MNIST): Debian's
+# package, only when missing; without it those fall back to --data digits
+if ! dpkg -s dataset-fashion-mnist >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null; } \
+    || echo "setup: warning: could not install dataset-fashion-mnist (splinescope grok needs it, or --data digits)" >&2
 fi
 
 # torch: keep an existing install (CPU or CUDA); otherwise the CPU build

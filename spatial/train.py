@@ -31,19 +31,24 @@ from . import runs
 from ._validate import integer, option
 from .runs import ARCH_FILE, DATA_FILE, load_run_data
 
-__all__ = ["ARCH_FILE", "DATA_FILE", "ToyRun", "load_run_data", "log_schedule", "toy_mlp", "train", "train_toy"]
+__all__ = ["ARCH_FILE", "DATA_FILE", "ToyRun", "load_run_data", "log_schedule", "loss_value", "toy_mlp", "train",
+           "train_toy"]
 
 _ACTIVATIONS = ("relu", "leaky_relu")
 _LOSSES = ("auto", "mse")
 
 
 def toy_mlp(width: int = 32, depth: int = 3, activation: str = "relu", *, in_features: int = 2,
-            out_features: int = 1, negative_slope: float = 0.1, seed: int = 0) -> torch.nn.Sequential:
+            out_features: int = 1, negative_slope: float = 0.1, init_scale: float = 1.0,
+            seed: int = 0) -> torch.nn.Sequential:
     """A fully connected ``torch.nn.Sequential``: ``depth`` hidden layers of ``width`` neurons.
 
     With no arguments it is the default toy network (2 inputs, 3 x 32 ReLU, 1 logit), so
     ``--arch spatial.train:toy_mlp`` works as a zero-argument factory. ``seed`` fixes the
     initial weights (a private :class:`torch.Generator`, the global RNG is untouched).
+    ``init_scale`` multiplies every weight and bias of torch's default initialisation (the
+    large initialisation of Liu et al., "Omnigrok", under which grokking is reliable:
+    :mod:`render.grok`); the draws do not depend on it.
 
     Examples
     --------
@@ -58,12 +63,18 @@ def toy_mlp(width: int = 32, depth: int = 3, activation: str = "relu", *, in_fea
     )
     >>> bool(torch.equal(toy_mlp(4, 2)[0].weight, toy_mlp(4, 2)[0].weight))
     True
+    >>> bool(torch.equal(toy_mlp(4, 2, init_scale=8.0)[2].bias, 8 * toy_mlp(4, 2)[2].bias))
+    True
     >>> toy_mlp(activation="gelu")
     Traceback (most recent call last):
     ...
     ValueError: 'gelu' is not a valid activation, must be one of 'relu', 'leaky_relu'
     """
     option(activation, _ACTIVATIONS, "activation")
+    if isinstance(init_scale, (bool, np.bool_)) or not isinstance(init_scale, (int, float, np.integer, np.floating)):
+        raise TypeError(f"init_scale must be a number, got {type(init_scale).__name__}")
+    if not (np.isfinite(init_scale) and init_scale > 0):
+        raise ValueError(f"init_scale must be a finite number > 0, got {init_scale!r}")
     width, depth, in_features, out_features = (
         integer(name, v, minimum=1) for name, v in (("width", width), ("depth", depth),
                                                    ("in_features", in_features), ("out_features", out_features)))
@@ -76,6 +87,9 @@ def toy_mlp(width: int = 32, depth: int = 3, activation: str = "relu", *, in_fea
         with torch.no_grad():
             lin.weight.uniform_(-bound, bound, generator=gen)
             lin.bias.uniform_(-bound, bound, generator=gen)
+            if init_scale != 1:
+                lin.weight.mul_(float(init_scale))
+                lin.bias.mul_(float(init_scale))
         layers.append(lin)
         if i < depth:
             layers.append(torch.nn.ReLU() if activation == "relu" else torch.nn.LeakyReLU(negative_slope))
@@ -106,6 +120,26 @@ def _as_tensor(name: str, a, dtype) -> torch.Tensor:
         return torch.as_tensor(np.asarray(a), dtype=dtype)
     except (TypeError, ValueError):
         raise TypeError(f"{name} must be an array or tensor of numbers, got {type(a).__name__}") from None
+
+
+def loss_value(logits: torch.Tensor, y: torch.Tensor, loss: str = "auto") -> torch.Tensor:
+    """The training loss of :func:`train` on one batch: ``logits`` (B, K), ``y`` (B,) int64 labels.
+
+    ``"auto"``: one logit, binary cross-entropy; ``K`` scores, cross-entropy. ``"mse"``: the mean
+    squared error to one-hot targets (over the ``B x K`` entries; one logit: to ``y`` itself).
+
+    Examples
+    --------
+    >>> float(loss_value(torch.tensor([[1.0, 0.0], [0.0, 0.0]]), torch.tensor([0, 1]), "mse"))
+    0.25
+    """
+    option(loss, _LOSSES, "loss")
+    K = logits.shape[1]
+    if loss == "mse":
+        return torch.nn.functional.mse_loss(logits, torch.nn.functional.one_hot(y, max(K, 2))[:, -K:].to(logits.dtype))
+    if K == 1:
+        return torch.nn.functional.binary_cross_entropy_with_logits(logits[:, 0], y.to(logits.dtype))
+    return torch.nn.functional.cross_entropy(logits, y)
 
 
 def train(model: torch.nn.Module, X, y, *, steps: int, lr: float = 3e-3, batch_size: Optional[int] = None,
@@ -188,7 +222,6 @@ def train(model: torch.nn.Module, X, y, *, steps: int, lr: float = 3e-3, batch_s
         if arch is not None:
             runs.write_arch(out, arch)
 
-    K = None
     gen = torch.Generator().manual_seed(int(seed))
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     keep = set(sched)
@@ -212,15 +245,7 @@ def train(model: torch.nn.Module, X, y, *, steps: int, lr: float = 3e-3, batch_s
         else:
             sel = torch.randint(len(yt), (batch_size,), generator=gen)
             xb, yb = Xt[sel], yt[sel]
-        logits = model(xb)
-        if K is None:
-            K = logits.shape[1]
-        if loss == "mse":
-            value = torch.nn.functional.mse_loss(logits, torch.nn.functional.one_hot(yb, K).float())
-        elif K == 1:
-            value = torch.nn.functional.binary_cross_entropy_with_logits(logits[:, 0], yb.float())
-        else:
-            value = torch.nn.functional.cross_entropy(logits, yb)
+        value = loss_value(model(xb), yb, loss)
         opt.zero_grad(set_to_none=True)
         value.backward()
         opt.step()

@@ -14,6 +14,7 @@ from splinescope.spatial.checkpoints import load_checkpoints
 from splinescope.spatial.lc_run import lc_row, point_sets
 from splinescope.spatial.local_complexity import random_frame
 from splinescope.spatial.migration import partition_statistics
+from splinescope.spatial.robust import robust_accuracy
 from splinescope.spatial.train import toy_mlp
 
 X = np.random.default_rng(0).uniform(-1, 1, (60, 2))
@@ -138,6 +139,45 @@ def test_a_plane_slice_of_a_higher_dimensional_model(tmp_path):
     model = toy_mlp(6, 2, in_features=5)
     row = t.step(model, 0)
     assert row["regions/abc"] == len(spatial.partition(model, (-0.5, 1.5, -0.5, 1.5), plane=plane))
+
+
+def test_robust_accuracy_is_the_librarys_on_the_saved_checkpoints(tmp_path):
+    Xt, yt = X[:30] * 0.9, Y[:30]
+    t = Tracker(tmp_path, (X, Y), test=(Xt, yt), at=[0, 30], lc=False, slices={}, arch=ARCH,
+                robust={"eps": (0.1, 0.05, 0.3), "points": 20, "steps": 5})
+    train_with(t)
+    Xr, yr = t.robust_data  # 20 of the 30 test points, drawn once
+    assert Xr.shape == (20, 2) and len({tuple(x) for x in Xr.tolist()}) == 20
+    assert all(any(np.allclose(x, row) for row in Xt) for x in Xr.numpy())
+    rows = runs.read_log(tmp_path)
+    for (step, model), row, logged in zip(load_checkpoints(tmp_path), t.rows, rows):
+        want = robust_accuracy(model, Xr, yr, [0.1, 0.05, 0.3], steps=5).tolist()
+        assert [row["robust_test/0.1"], row["robust_test/0.05"], row["robust_test/0.3"]] == want
+        assert row["robust_test"] == want[0] == logged["robust_test"]  # the first radius is the headline
+    assert t.rows[-1]["robust_test/0.05"] > 0 and t.seconds["robust"] > 0
+    assert "robust_test at eps ['0.1', '0.05', '0.3']" in repr(t)
+    t = Tracker(tmp_path / "b", (X, Y), at=[0], lc=False, slices={}, robust={"eps": 0.2, "set": "train"})
+    row = t.step(toy_mlp(8, 2), 0)
+    assert len(t.robust_data[0]) == 60 and torch.equal(t.robust_data[1], torch.as_tensor(Y))  # all, in order
+    assert row["robust_train"] == row["robust_train/0.2"] == float(robust_accuracy(toy_mlp(8, 2), X, Y, 0.2))
+
+
+@pytest.mark.parametrize("robust,exc,match", [
+    ([0.1], TypeError, "robust must be a dict"),
+    ({"eps": 0.1, "radius": 1}, ValueError, "robust has no option 'radius'; valid: eps, set"),
+    ({"steps": 3}, ValueError, "robust needs 'eps'"),
+    ({"eps": -0.1}, ValueError, "eps must be finite and >= 0"),
+    ({"eps": (0.1, 0.1)}, ValueError, "repeats a radius"),
+    ({"eps": 0.1, "set": "val"}, ValueError, "'val' is not a valid robust set, must be one of 'test', 'train'"),
+    ({"eps": 0.1}, ValueError, "robust set 'test' needs labelled test points"),
+    ({"eps": 0.1, "set": "train", "clip": (0, 1)}, ValueError, "robust clip=\\(0.0, 1.0\\): the train points"),
+    ({"eps": 0.1, "set": "train", "steps": 0}, ValueError, "robust steps must be a positive int"),
+    ({"eps": 0.1, "set": "train", "norm": "l1"}, ValueError, "'l1' is not a valid robust norm"),
+    ({"eps": 0.1, "set": "train", "points": 0}, ValueError, "robust points must be a positive int"),
+])
+def test_bad_robust_options(tmp_path, robust, exc, match):
+    with pytest.raises(exc, match=match):
+        Tracker(tmp_path, (X, Y), every=1, lc=False, robust=robust)
 
 
 @pytest.mark.parametrize("kwargs,exc,match", [

@@ -9,7 +9,7 @@ from splinescope import spatial
 from splinescope.spatial._net import parse
 from splinescope.spatial.checkpoints import load_checkpoints
 from splinescope.spatial.data import blobs, moons
-from splinescope.spatial.train import ARCH_FILE, DATA_FILE, load_run_data, log_schedule, toy_mlp, train
+from splinescope.spatial.train import ARCH_FILE, DATA_FILE, load_run_data, log_schedule, loss_value, toy_mlp, train
 
 torch.set_num_threads(1)
 
@@ -57,6 +57,20 @@ def test_toy_mlp_errors():
         toy_mlp(0)
     with pytest.raises(ValueError, match="depth must be a positive int, got 1.5"):
         toy_mlp(4, 1.5)
+    with pytest.raises(ValueError, match="init_scale must be a finite number > 0, got 0.0"):
+        toy_mlp(4, 1, init_scale=0.0)
+    with pytest.raises(TypeError, match="init_scale must be a number, got str"):
+        toy_mlp(4, 1, init_scale="8")
+
+
+def test_init_scale_multiplies_every_initial_weight_and_bias():
+    a, b = toy_mlp(8, 2, in_features=5, out_features=3, seed=3), toy_mlp(8, 2, in_features=5, out_features=3,
+                                                                         init_scale=8, seed=3)
+    for (name, p), (_, q) in zip(a.named_parameters(), b.named_parameters()):
+        assert torch.equal(8 * p, q), name
+    state = torch.random.get_rng_state()
+    toy_mlp(init_scale=2.5)
+    assert torch.equal(torch.random.get_rng_state(), state)
 
 
 def test_train_learns_and_is_deterministic():
@@ -170,3 +184,16 @@ def test_mse_loss_on_one_hot_targets():
     assert mse(ck[-1][1]) < 0.5 * mse(ck[0][1])
     with pytest.raises(ValueError, match="'l1' is not a valid loss, must be one of 'auto', 'mse'"):
         train(toy_mlp(4, 1), X2, Y2, steps=1, loss="l1", progress=False)
+
+
+def test_loss_value():
+    logits, y = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 0.0]]), torch.tensor([0, 2])
+    target = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    assert float(loss_value(logits, y, "mse")) == pytest.approx(float(((logits - target) ** 2).mean()))
+    assert float(loss_value(logits, y)) == pytest.approx(float(torch.nn.functional.cross_entropy(logits, y)))
+    z, b = torch.tensor([[0.3], [-1.0]]), torch.tensor([1, 0])
+    assert float(loss_value(z, b, "mse")) == pytest.approx(((0.3 - 1) ** 2 + 1.0) / 2)  # one logit: to y itself
+    assert float(loss_value(z, b)) == pytest.approx(
+        float(torch.nn.functional.binary_cross_entropy_with_logits(z[:, 0], b.float())))
+    with pytest.raises(ValueError, match="'l2' is not a valid loss"):
+        loss_value(z, b, "l2")

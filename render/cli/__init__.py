@@ -1,4 +1,4 @@
-"""The ``splinescope`` command line: ``count``, ``train``, ``animate``, ``view``, ``lc``, ``dynamics``, ``sweep``.
+"""The ``splinescope`` command line: ``count``, ``train``, ``animate``, ``view``, ``lc``, ``dynamics``, ``sweep``, ``grok``.
 
 Each subcommand lives in its own module (``render/cli/<name>.py``) with two functions,
 ``add_parser(subparsers)`` and ``run(args) -> int``; options they share are in
@@ -20,7 +20,7 @@ from typing import List, Optional
 
 __all__ = ["main"]
 
-_COMMANDS = ("count", "train", "animate", "view", "lc", "dynamics", "sweep")
+_COMMANDS = ("count", "train", "animate", "view", "lc", "dynamics", "sweep", "grok")
 
 
 def _modules():
