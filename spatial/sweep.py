@@ -281,7 +281,7 @@ def sweep(checkpoints, out, *, slices=None, arch=None, glob: Optional[str] = Non
     >>> [(row["step"], row["slice"], row["regions"] > 1) for row in r.rows], again.computed
     ([(0, 'box', True), (10, 'box', True)], 0)
     """
-    from .checkpoints import list_checkpoints
+    from .checkpoints import _sha256, list_checkpoints
     from .runs import load_run_data
 
     out = _check_out(out)
@@ -339,7 +339,7 @@ def sweep(checkpoints, out, *, slices=None, arch=None, glob: Optional[str] = Non
     for r in records:
         if r.path is None:
             raise ValueError("a sweep reads checkpoint files, not modules in memory")
-        content = _file_digest(r.path)
+        content = _sha256(r.path)
         for name in list(checked) + ([None] if lc else []):
             key = _hash(digests[name], content, r.prefix)[:32]
             tasks.append(_Task(str(r.path), r.step, r.prefix, name, key))
@@ -381,14 +381,6 @@ def sweep(checkpoints, out, *, slices=None, arch=None, glob: Optional[str] = Non
 def _clean(values: Dict[str, Any]) -> Dict[str, Any]:
     """nan and inf (undefined densities) as None: JSON has neither; an empty cell in the table."""
     return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in values.items()}
-
-
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _rows(tasks: Sequence[_Task], results: Dict[str, Dict[str, Any]],
