@@ -4,7 +4,9 @@ Partition
 ---------
 partition(model, bounds, *, plane=None, exact=True, max_memory=None)
                                           every linear region of a network on a 2-D slice
-                                          (in tiles, stitched, within max_memory bytes)
+                                          (in tiles, stitched, within max_memory bytes; client=: tiles on Dask)
+count_regions(model, bounds, *, plane, max_memory, client)   the number of regions, in tiles, without
+                                          keeping the partition (tens of millions of regions)
 Partition                                 its result: regions, patterns, boundary, checks (verify, certify),
                                           sub-resolution regions (subresolution, exact_polygon)
 Plane(origin, u, v), Plane.through(a, b, c)   a 2-D slice of a high-dimensional input space
@@ -78,7 +80,7 @@ from .agreement import agreement
 from ._graph import register_activation
 from ._errors import (CheckpointError, MissingDependencyError, NonFiniteWeightsError, SplinescopeError,
                       UnsupportedLayerError, VerificationError)
-from ._partition import CertifyReport, Partition, VerifyReport, partition
+from ._partition import CertifyReport, Partition, VerifyReport, count_regions, partition
 from ._plane import Plane
 from .checkpoints import load_checkpoints, load_model
 from .imbalance import layer_imbalance
@@ -108,6 +110,7 @@ __all__ = [
     "VerificationError",
     "VerifyReport",
     "agreement",
+    "count_regions",
     "layer_imbalance",
     "load_checkpoints",
     "load_model",

@@ -421,6 +421,42 @@ def partition(model, bounds, *, plane: Optional[Plane] = None, rtol: float = _en
     return _one_piece(net, b, plane, rtol=rtol, boundary=boundary, device=device, exact=exact)
 
 
+def count_regions(model, bounds, *, plane: Optional[Plane] = None, rtol: float = _engine.DEFAULT_RTOL,
+                  exact: bool = True, max_memory: Optional[int] = None, client=None, device=None) -> int:
+    """The number of linear regions of a network on a 2-D slice, exactly, without the partition.
+
+    ``len(partition(...))`` without keeping the regions: the slice is cut into tiles (``max_memory``
+    bounds a tile's working memory, as in :func:`partition`; there is no result to hold), each
+    tile is split alone (on a Dask cluster's workers with ``client=``), and the pieces that touch
+    a tile side are matched across tiles by their full activation patterns. For partitions too
+    large to keep (tens of millions of regions).
+
+    Parameters
+    ----------
+    model, bounds, plane, rtol, exact, device
+        As in :func:`partition`.
+    max_memory : int, optional
+        Bytes for a tile's working arrays (default: the whole slice at once).
+    client : dask.distributed.Client, optional
+        Split the tiles on this cluster's workers (one task each).
+
+    Examples
+    --------
+    >>> import torch
+    >>> _ = torch.manual_seed(0)
+    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+    >>> count_regions(net, (-1, 1, -1, 1)), count_regions(net, (-1, 1, -1, 1), max_memory=2**16)
+    (8, 8)
+    """
+    if max_memory is not None:
+        max_memory = _validate.integer("max_memory", max_memory, minimum=1)
+    net, b = _prepare(model, bounds, plane)
+    if not (0 <= rtol < 1e-3):
+        raise ValueError(f"rtol must be in [0, 1e-3), got {rtol}")
+    from . import _tiles
+    return _tiles.count(net, b, rtol=rtol, exact=exact, max_memory=max_memory, client=client, device=device)
+
+
 def _one_piece(net: Network, b, plane: Optional[Plane], *, rtol: float, boundary: bool, device, exact: bool) -> Partition:
     """The partition of the whole box at once (``net`` restricted to the slice, ``b`` checked)."""
     center = _center(b)

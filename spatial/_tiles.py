@@ -105,6 +105,54 @@ def tiled(net, b, plane, *, rtol: float, boundary: bool, device, exact: bool, ma
     return p
 
 
+def _tile_count(net, bounds, center: np.ndarray, whole, rtol: float, exact: bool, device=None
+                ) -> Tuple[int, np.ndarray]:
+    """The regions of one tile that no other tile has (those not touching a tile side), and the
+    keys (packed canonical bits) of the others, which the pieces in other tiles may share (pure)."""
+    r = _partition._split_layers(net, bounds, center, rtol, device=device, exact=exact, whole=whole)
+    R = len(r.offsets) - 1
+    on: np.ndarray
+    if r.lines is not None:  # exact mode: the vertices made on a side carry its line
+        on = np.isin(r.lines, _SIDE_LINE).any(1)
+    else:
+        x0, y0 = r.X[0]
+        x1, y1 = r.X[2]
+        on = (r.X[:, 0] == x0) | (r.X[:, 0] == x1) | (r.X[:, 1] == y0) | (r.X[:, 1] == y1)
+    touch = np.zeros(R, bool)  # a region piece that crosses a side has a vertex on it
+    touch[np.repeat(np.arange(R), np.diff(r.offsets))[on[r.indices]]] = True
+    keys = r.patterns
+    if net.max_info:  # the argmax cells of one region: one key
+        N = sum(r.sizes)
+        keys = np.packbits(_maxpool.canonical(np.unpackbits(keys, axis=1, count=N).astype(bool), net, r.sizes), axis=1)
+    first, inv = _engine.unique_rows(np.ascontiguousarray(keys))
+    group_touch = np.zeros(len(first), bool)
+    np.logical_or.at(group_touch, inv, touch)
+    return int((~group_touch).sum()), keys[first[group_touch]]
+
+
+def count(net, b, *, rtol: float, exact: bool, max_memory: Optional[int] = None, client=None,
+          device=None) -> int:
+    """The number of regions of ``net`` on the box ``b``, in tiles, without building the partition:
+    a region is one pattern (canonical bits with max-pooling), and only the pieces touching a
+    tile side can be pieces of one region in several tiles, so the count is the tiles' other
+    regions plus the distinct keys of those pieces, compared in full."""
+    center = _partition._center(b)
+    if max_memory is None:
+        xs, ys = [b[0], b[1]], [b[2], b[3]]
+    else:
+        xs, ys = _choose_grid(net, b, center, max_memory, rtol, device, result=False)
+    boxes = [(xs[i], xs[i + 1], ys[j], ys[j + 1]) for j in range(len(ys) - 1) for i in range(len(xs) - 1)]
+    if client is None:
+        parts = [_tile_count(net, box, center, b, rtol, exact, device) for box in boxes]
+    else:
+        shared = client.submit(_identity, net, pure=False)
+        parts = client.gather([client.submit(_tile_count, shared, box, center, b, rtol, exact, device, pure=False,
+                                             retries=2) for box in boxes])
+    inside = sum(n for n, _ in parts)
+    edge = np.concatenate([k for _, k in parts]) if parts else np.zeros((0, 1), np.uint8)
+    return inside + (len(_engine.unique_rows(np.ascontiguousarray(edge))[0]) if len(edge) else 0)
+
+
 def _identity(x):
     return x
 
@@ -397,7 +445,8 @@ def _result_bytes(net, V: float) -> float:
     return V * (2 * ((N + 7) // 8 + 100 + 8 * K) + (N + 7) // 8 + 8 * len(net.layers))
 
 
-def _choose_grid(net, b, center, max_memory: int, rtol: float, device=None) -> Tuple[List[float], List[float]]:
+def _choose_grid(net, b, center, max_memory: int, rtol: float, device=None,
+                 result: bool = True) -> Tuple[List[float], List[float]]:
     """The grid: one tile, then, while the largest estimated tile peak plus the estimated result
     exceeds the budget, the column and the row of the tile with the largest peak are bisected.
     Tiles stay at least ``MIN_TILE`` of the box's sides; a budget that this cannot meet is
@@ -412,7 +461,7 @@ def _choose_grid(net, b, center, max_memory: int, rtol: float, device=None) -> T
         tiles = np.array([(xs[i], xs[i + 1], ys[j], ys[j + 1]) for j in range(len(ys) - 1)
                           for i in range(len(xs) - 1)])
         V = _vertices(probes, tiles)
-        return tiles, _peak_bytes(net, V), _result_bytes(net, V[:, -1].sum())
+        return tiles, _peak_bytes(net, V), _result_bytes(net, V[:, -1].sum()) if result else 0.0
 
     xs, ys = [x0, x1], [y0, y1]
     smallest = np.inf  # the least budget met along the way (the way does not depend on the budget)

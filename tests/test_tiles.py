@@ -264,5 +264,32 @@ def test_tiles_on_dask_workers():
         big = reference_net(32)
         q = spatial.partition(big, BOX, max_memory=2 ** 20, client=client)
         assert len(q._grid[0]) > 2 and len(q) == len(spatial.partition(big, BOX)) == 1235
+        assert spatial.count_regions(big, BOX, max_memory=2 ** 18, client=client) == 1235
+        model, plane = conv_pool()
+        assert spatial.count_regions(model, (-1.0, 1.5, -1.0, 1.5), plane=plane, max_memory=2 ** 16,
+                                     client=client) == len(spatial.partition(model, (-1.0, 1.5, -1.0, 1.5), plane=plane))
     with pytest.raises(ValueError, match="client= partitions tiles on Dask workers: give max_memory="):
         spatial.partition(big, BOX, client=object())
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_count_regions_equals_the_partitions_count(name):
+    make, bounds, grid = CASES[name]
+    model, plane = make()
+    n = len(spatial.partition(model, bounds, plane=plane))
+    assert spatial.count_regions(model, bounds, plane=plane) == n
+    net, b = _partition._prepare(model, bounds, plane)
+    xs, ys = grid
+    # the forced grid's tiles: the pieces along tile edges matched by their patterns
+    parts = [_tiles._tile_count(net, (xs[i], xs[i + 1], ys[j], ys[j + 1]), _partition._center(b), b,
+                                _engine.DEFAULT_RTOL, True) for j in range(len(ys) - 1) for i in range(len(xs) - 1)]
+    edge = np.concatenate([k for _, k in parts])
+    assert sum(c for c, _ in parts) + len(np.unique(edge, axis=0)) == n
+    assert sum(c for c, _ in parts) < n  # some regions do cross tile edges
+
+
+def test_count_regions_in_tiles_against_the_exact_reference():
+    net = reference_net(32)
+    assert spatial.count_regions(net, BOX, max_memory=2 ** 20) == 1235  # the exact rational count
+    with pytest.raises(ValueError, match="max_memory must be a positive int"):
+        spatial.count_regions(net, BOX, max_memory=0)
