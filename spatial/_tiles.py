@@ -113,7 +113,7 @@ def _tile_count(net, bounds, center: np.ndarray, whole, rtol: float, exact: bool
     R = len(r.offsets) - 1
     on: np.ndarray
     if r.lines is not None:  # exact mode: the vertices made on a side carry its line
-        on = np.asarray(np.isin(r.lines, _SIDE_LINE)).any(axis=1)
+        on = np.isin(r.lines, _SIDE_LINE).any(axis=1)  # type: ignore[assignment]
     else:
         x0, y0 = r.X[0]
         x1, y1 = r.X[2]
