@@ -145,7 +145,7 @@ def count(net, b, *, rtol: float, exact: bool, max_memory: Optional[int] = None,
     if client is None:
         parts = [_tile_count(net, box, center, b, rtol, exact, device) for box in boxes]
     else:
-        shared = client.submit(_identity, net, pure=False)
+        shared = _send(client, net)
         parts = client.gather([client.submit(_tile_count, shared, box, center, b, rtol, exact, device, pure=False,
                                              retries=2) for box in boxes])
     inside = sum(n for n, _ in parts)
@@ -157,10 +157,19 @@ def _identity(x):
     return x
 
 
+def _send(client, net):
+    """The network as a task's result on the cluster (recomputed elsewhere if its worker dies,
+    unlike scattered data); Dask's warning that the task is large is expected: it is sent once."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sending large graph")
+        return client.submit(_identity, net, pure=False)
+
+
 def _on_workers(client, net, boxes, center, b, rtol: float, exact: bool, device) -> List[_Tile]:
     """The tiles of ``boxes`` computed on a Dask cluster, in order. The network is sent once, as a
     task's result (recomputed elsewhere if its worker dies), and each tile is one task."""
-    shared = client.submit(_identity, net, pure=False)
+    shared = _send(client, net)
     futures = [client.submit(_tile, shared, box, center, b, rtol, exact, device, pure=False, retries=2)
                for box in boxes]
     return client.gather(futures)
