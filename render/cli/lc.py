@@ -82,10 +82,14 @@ def run(args) -> int:
     save_lc_plot(rows, args.out, title=args.title or f"local complexity, r={args.radius:g}, P={directions}")
     print(f"wrote {args.out}")
     if args.csv:
+        from splinescope.spatial._io import atomic_write
         keys = list(dict.fromkeys(k for r in rows for k in r))
-        with open(args.csv, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=keys)
-            w.writeheader()
-            w.writerows(rows)
+
+        def write(tmp: str) -> None:
+            with open(tmp, "w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=keys)
+                w.writeheader()
+                w.writerows(rows)
+        atomic_write(args.csv, write, suffix=".csv")
         print(f"wrote {args.csv}")
     return 0
