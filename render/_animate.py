@@ -20,7 +20,7 @@ from typing import Any, List, Optional, Sequence, Tuple, Union, cast
 import numpy as np
 
 from splinescope.spatial._io import atomic_write
-from splinescope.spatial._validate import option
+from splinescope.spatial._validate import option, output_path
 
 __all__ = ["Animation", "animate", "draw_frames", "frames", "save"]
 
@@ -29,22 +29,15 @@ FORMATS = (".gif", ".mp4")
 
 
 def _check_out(out, formats: Sequence[str] = FORMATS) -> Path:
-    """``out`` as a Path, if it names one of ``formats`` (by extension) in an existing folder."""
-    if not isinstance(out, (str, os.PathLike)):
-        raise TypeError(f"out must be a path, got {type(out).__name__}")
-    out = Path(out)
-    ext = out.suffix.lower()
-    if ext not in formats:
-        raise ValueError(f"{ext or out.name!r} is not a supported output format, must be "
-                         + ("one of " if len(formats) > 1 else "") + ", ".join(repr(f) for f in formats))
-    if ext == ".mp4":
+    """``out`` as a Path, if it names one of ``formats`` (by extension) in an existing folder (and
+    imageio-ffmpeg is there for an MP4)."""
+    out = output_path(out, formats)
+    if out.suffix.lower() == ".mp4":
         try:
             import imageio_ffmpeg  # noqa: F401
         except ImportError:
             from splinescope.spatial import MissingDependencyError
             raise MissingDependencyError("writing .mp4 needs imageio-ffmpeg: pip install 'splinescope[mp4]'") from None
-    if not out.parent.is_dir():
-        raise FileNotFoundError(f"the folder of {str(out)!r} does not exist")
     return out
 
 

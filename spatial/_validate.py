@@ -174,3 +174,28 @@ def slices(slices, in_features: Optional[int]) -> Dict[str, Tuple[Bounds, Any]]:
                              "(bounds, spatial.Plane.through(a, b, c))")
         out[name] = (bounds, plane)
     return out
+
+
+def output_path(out, formats: Sequence[str], what: str = "output format"):
+    """``out`` as a Path, if it names one of ``formats`` (by extension) in an existing folder.
+
+    >>> output_path("a.gif", (".gif", ".mp4")).name
+    'a.gif'
+    >>> output_path("a.png", (".gif", ".mp4"))
+    Traceback (most recent call last):
+    ...
+    ValueError: '.png' is not a supported output format, must be one of '.gif', '.mp4'
+    """
+    import os
+    from pathlib import Path
+
+    if not isinstance(out, (str, os.PathLike)):
+        raise TypeError(f"out must be a path, got {type(out).__name__}")
+    out = Path(out)
+    ext = out.suffix.lower()
+    if ext not in formats:
+        raise ValueError(f"{ext or out.name!r} is not a supported {what}, must be "
+                         + ("one of " if len(formats) > 1 else "") + ", ".join(repr(f) for f in formats))
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"the folder of {str(out)!r} does not exist")
+    return out

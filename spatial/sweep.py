@@ -37,7 +37,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tupl
 import numpy as np
 
 from ._io import atomic_write
-from ._validate import data_box, integer, slices as _check_slices
+from ._validate import data_box, integer, output_path, slices as _check_slices
 
 __all__ = ["SweepResult", "sweep"]
 
@@ -408,20 +408,13 @@ def _rows(tasks: Sequence[_Task], results: Dict[str, Dict[str, Any]],
 
 
 def _check_out(out) -> Path:
-    if not isinstance(out, (str, os.PathLike)):
-        raise TypeError(f"out must be a path, got {type(out).__name__}")
-    out = Path(out)
-    if out.suffix.lower() not in FORMATS:
-        raise ValueError(f"{out.suffix or out.name!r} is not a supported table format, must be one of "
-                         + ", ".join(repr(f) for f in FORMATS))
+    out = output_path(out, FORMATS, "table format")
     if out.suffix.lower() == ".parquet":
         try:
             import pyarrow  # noqa: F401
         except ImportError:
             from ._errors import MissingDependencyError
             raise MissingDependencyError("writing .parquet needs pyarrow: pip install pyarrow") from None
-    if not out.parent.is_dir():
-        raise FileNotFoundError(f"the folder of {str(out)!r} does not exist")
     return out
 
 

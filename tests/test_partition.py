@@ -58,15 +58,20 @@ def test_integer_weight_nets_match_exact(seed, act):
     assert_matches_exact(integer_net([2, 5, 4, 1], seed=seed, act=act))
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 10_000), act=st.sampled_from(["relu", "leaky"]))
-def test_deeper_integer_nets_on_a_plane_match_exact(seed, act):
+def deeper_plane_case(seed, act):
+    """An integer 4-6-5-4-2 net on an integer plane of its inputs, checked against the exact reference."""
     net = integer_net([4, 6, 5, 4, 2], seed=seed, act=act, lo=-3, hi=3)
     rng = np.random.default_rng(seed)
     o, u, v = (rng.integers(-2, 3, 4).astype(float) for _ in range(3))
     if np.linalg.matrix_rank(np.stack([u, v])) < 2:
         u, v = np.eye(4)[0], np.eye(4)[1]
-    p, _ = assert_matches_exact(net, bounds=(-2, 2, -2, 2), plane=spatial.Plane(o, u, v))
+    return assert_matches_exact(net, bounds=(-2, 2, -2, 2), plane=spatial.Plane(o, u, v))[0]
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), act=st.sampled_from(["relu", "leaky"]))
+def test_deeper_integer_nets_on_a_plane_match_exact(seed, act):
+    p = deeper_plane_case(seed, act)
     if HAVE_CDD:  # and pycddlib's rational arithmetic finds the same corners
         assert p.certify().max_deviation < 1e-12
 
@@ -75,11 +80,7 @@ def test_deeper_integer_nets_on_a_plane_match_exact(seed, act):
 def test_certify_on_an_edge_shorter_than_float64_resolves():
     # found by hypothesis: region 15's exact polygon has an edge 4e-19 long at the box corner
     # (-2, 2); the partition keeps both of its vertices, which round to one float64 point
-    seed = 1168
-    net = integer_net([4, 6, 5, 4, 2], seed=seed, act="leaky", lo=-3, hi=3)
-    rng = np.random.default_rng(seed)
-    o, u, v = (rng.integers(-2, 3, 4).astype(float) for _ in range(3))
-    p, _ = assert_matches_exact(net, bounds=(-2, 2, -2, 2), plane=spatial.Plane(o, u, v))
+    p = deeper_plane_case(1168, "leaky")
     poly = p.polygon(15)
     assert len(poly) == 5 and (poly[0] == poly[1]).all()
     rep = p.certify()
@@ -91,11 +92,7 @@ def test_certify_on_a_subresolution_sliver():
     # found by hypothesis (seed 2767): region 11 is a sliver of area 3e-33 at the box corner
     # (-2, -2), whose exact corners round to two float64 points; certify() compared floats and
     # called it empty, and its neighbour's corners mismatched. Now both compare exactly.
-    seed = 2767
-    net = integer_net([4, 6, 5, 4, 2], seed=seed, act="leaky", lo=-3, hi=3)
-    rng = np.random.default_rng(seed)
-    o, u, v = (rng.integers(-2, 3, 4).astype(float) for _ in range(3))
-    p, _ = assert_matches_exact(net, bounds=(-2, 2, -2, 2), plane=spatial.Plane(o, u, v))
+    p = deeper_plane_case(2767, "leaky")
     sliver = np.flatnonzero(p.subresolution)
     assert len(sliver) == 1 and p.areas()[sliver[0]] < 1e-30
     rep = p.certify()
