@@ -157,13 +157,14 @@ def _identity(x):
     return x
 
 
-def _send(client, net):
-    """The network as a task's result on the cluster (recomputed elsewhere if its worker dies,
-    unlike scattered data); Dask's warning that the task is large is expected: it is sent once."""
+def _send(client, obj):
+    """``obj`` (a network, a sweep's context) on the cluster as a task's result, which the
+    scheduler recomputes elsewhere if its worker dies (scattered data would be lost); Dask's
+    warning that the task is large is expected: it is sent once. Used by ``spatial.sweep`` too."""
     import warnings
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sending large graph")
-        return client.submit(_identity, net, pure=False)
+        return client.submit(_identity, obj, pure=False)
 
 
 def _on_workers(client, net, boxes, center, b, rtol: float, exact: bool, device) -> List[_Tile]:

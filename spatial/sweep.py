@@ -181,10 +181,6 @@ def _in_process(tasks: Sequence[_Task], ctx: _Context) -> Iterator[Tuple[_Task, 
         yield task, _compute(task, ctx)
 
 
-def _identity(x):
-    return x
-
-
 def _on_dask(tasks: Sequence[_Task], ctx: _Context, workers: Optional[int],
              scheduler: Optional[str]) -> Iterator[Tuple[_Task, Dict[str, Any]]]:
     try:
@@ -200,9 +196,8 @@ def _on_dask(tasks: Sequence[_Task], ctx: _Context, workers: Optional[int],
     else:
         client = Client(scheduler, timeout="30s")
     try:
-        # the shared context as a task's result, not scattered data: if the worker holding it
-        # dies, the scheduler computes it again elsewhere instead of failing every task
-        shared = client.submit(_identity, ctx, key="splinescope-context-" + _hash(*(t.key for t in tasks))[:16])
+        from ._tiles import _send
+        shared = _send(client, ctx)  # recomputed elsewhere if the worker holding it dies
         futures = {client.submit(_compute, t, shared, key=f"splinescope-{t.key}", pure=False, retries=2): t
                    for t in tasks}
         for fut in as_completed(futures):

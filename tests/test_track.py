@@ -1,8 +1,6 @@
 """Tests of render/track.py (Tracker) and render/_lightning.py (SplinescopeCallback): the numbers
 logged are the library's on the checkpoints saved, the run folder reads back, TensorBoard and a
 W&B-like run receive the same scalars."""
-import json
-
 import numpy as np
 import pytest
 import torch
