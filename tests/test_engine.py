@@ -99,15 +99,23 @@ def test_next_in_face_and_rows():
 
 
 def test_a_decided_zero_is_marked_and_never_made_by_arithmetic():
-    # -0.0 marks a stored value decided exactly 0 (ExactNet.fix leaves it); interpolation, even of
-    # two marked zeros, gives +0.0: a new vertex's value is decided afresh
+    # -0.0 marks a stored value decided exactly 0 (ExactNet.fix leaves it). A new vertex on an
+    # edge whose two ends are marked is marked too (the value is affine along the edge, exactly 0
+    # at both ends); any other new value is never -0.0, even where the arithmetic gives 0 or
+    # underflows to it
     from splinescope.spatial._engine import _Rows, _interpolate_into
     from splinescope.spatial._predicates import decided_zero
-    Zs = _Rows(np.array([[-0.0, 1.0, -0.0], [-0.0, -1.0, 1e-300]]))
+    Zs = _Rows(np.array([[-0.0, 1.0, -0.0, -0.0], [-0.0, -1.0, 1e-300, -1e-300]]))
     ids = _interpolate_into(Zs, np.array([0, 0]), np.array([1, 1]), np.array([0.5, 1e-30]), sanitize=True)
     new = Zs.a[ids]
-    assert (new[:, 0] == 0.0).all() and not decided_zero(new).any()
+    assert decided_zero(new).tolist() == [[True, False, False, False]] * 2
+    assert new[0, 1] == 0.0 and new[1, 2] == 0.0 and new[1, 3] == 0.0  # 0 by arithmetic, unmarked
     assert decided_zero(np.array([-0.0, 0.0, -1e-300])).tolist() == [True, False, False]
+    # without sanitize (a dense layer's values carry no marks) the arithmetic is left alone
+    Zd = _Rows(np.array([[-0.0, 1.0], [-0.0, -1.0]]))
+    ids = _interpolate_into(Zd, np.array([0]), np.array([1]), np.array([0.5]))
+    new = Zd.a[ids]
+    assert new[0, 0] == 0.0 and new[0, 1] == 0.0
 
 
 def _groups_by_python(a):

@@ -179,16 +179,26 @@ def test_structural_zeros_in_small_chunks_give_the_same_partition(monkeypatch):
     plane = spatial.Plane.through(*dyadic_images(4, (1, 4, 4)))
     bounds = (-1.0, 1.5, -1.0, 1.5)
     calls = []
-    for mod, name in ((_predicates.ExactNet, "structural_zero"), (_engine, "_structural_block")):
+    for mod, name in ((_predicates.ExactNet, "structural_zero"), (_engine, "_structural_block"),
+                      (_engine, "_mark_structural")):  # (the last one counted again by marks())
         f = getattr(mod, name)
         monkeypatch.setattr(mod, name, lambda *a, _f=f, _n=name, **k: calls.append(_n) or _f(*a, **k))
     decided = []  # how many values each run decides zero by structure (not by exact arithmetic)
     f = _engine._structural_zeros
     monkeypatch.setattr(_engine, "_structural_zeros", lambda *a: decided.append(int(f(*a).sum())) or f(*a))
+    g = _engine._mark_structural
+
+    def marks(z, dead, m, nxt, zn, free, marked):
+        before = int(_predicates.decided_zero(zn).sum())
+        g(z, dead, m, nxt, zn, free, marked)
+        decided.append(int(_predicates.decided_zero(zn).sum()) - before)
+
+    monkeypatch.setattr(_engine, "_mark_structural", marks)
     p = spatial.partition(model, bounds, plane=plane)
-    assert set(calls) == {"structural_zero", "_structural_block"}  # both passes run on this net
+    assert set(calls) == {"structural_zero", "_structural_block", "_mark_structural"}  # every pass runs here
     n, first = len(calls), sum(decided)
     monkeypatch.setattr(_predicates, "CHUNK_ELEMENTS", 7)
+    monkeypatch.setattr(_engine, "OP_CHUNK_ELEMENTS", 7)
     q = spatial.partition(model, bounds, plane=plane)
     assert len(calls) > 2 * n  # now in many chunks
     assert sum(decided) - first == first > 0
