@@ -938,17 +938,8 @@ def _transition_np(Z, scale, ca, cb, sl, nxt, ca_next, cb_next, capacity, chunk,
         next_zeros = np.empty(V, np.int64)
     for s in range(0, V, chunk):
         z = computed.rows(X[s: s + chunk]) if computed is not None else Z[s: s + chunk]
-        zs = z[:, :m]
-        t = scale[s: s + chunk, None] * ca
-        t += cb
-        p = zs > t
-        np.negative(t, out=t)
-        q = zs < t
+        p, q, zeros[s: s + chunk] = _tol_signs(z[:, :m], scale[s: s + chunk], ca, cb, marked)
         pos[s: s + chunk] = np.packbits(p, axis=1)
-        zc = m - np.count_nonzero(p, axis=1) - np.count_nonzero(q, axis=1)
-        if marked:
-            zc -= np.count_nonzero(decided_zero(zs), axis=1)
-        zeros[s: s + chunk] = zc
         h = _activate(z, p, q, sl, m)
         sc = nxt.scale(h)
         scn[s: s + chunk] = sc
@@ -964,19 +955,25 @@ def _transition_np(Z, scale, ca, cb, sl, nxt, ca_next, cb_next, capacity, chunk,
                 _mark_structural(z, _dead(q, sl, None if own is None else own[s: s + chunk]), m, nxt, zn, free,
                                  marked)
         if split_next:
-            zu = zn[:, :mn]
-            tn = sc[:, None] * ca_next
-            tn += cb_next
-            pz = zu > tn
+            pz, nz, next_zeros[s: s + chunk] = _tol_signs(zn[:, :mn], sc, ca_next, cb_next, sanitize)
             pn[s: s + chunk] = np.packbits(pz, axis=1)
-            np.negative(tn, out=tn)
-            nz = zu < tn
             nn[s: s + chunk] = np.packbits(nz, axis=1)
-            nzc = mn - np.count_nonzero(pz, axis=1) - np.count_nonzero(nz, axis=1)
-            if sanitize:
-                nzc -= np.count_nonzero(decided_zero(zu), axis=1)
-            next_zeros[s: s + chunk] = nzc
     return pos, (zeros, next_zeros if split_next else None), Zn, scn, ((pn, nn) if split_next else None)
+
+
+def _tol_signs(z: np.ndarray, scale: np.ndarray, ca: np.ndarray, cb: np.ndarray, marks: bool):
+    """The strict signs (pos, neg) of the rows ``z`` under the tolerance ``scale * ca + cb``, and
+    per row how many values are left at 0 within it (not counting marked decided zeros when
+    ``marks``)."""
+    t = scale[:, None] * ca
+    t += cb
+    p = z > t
+    np.negative(t, out=t)
+    q = z < t
+    zc = z.shape[1] - np.count_nonzero(p, axis=1) - np.count_nonzero(q, axis=1)
+    if marks:
+        zc -= np.count_nonzero(decided_zero(z), axis=1)
+    return p, q, zc
 
 
 def _transition_torch(Z, scale, ca, cb, sl, nxt, ca_next, cb_next, capacity, device, sanitize=False, marked=False,
@@ -1042,15 +1039,9 @@ def _transition_torch(Z, scale, ca, cb, sl, nxt, ca_next, cb_next, capacity, dev
         scn[s: s + chunk] = sc_np
         if split_next:
             # the next layer's tolerance from the scale as stored (what the splitting will use)
-            zu = zn_np[:, :mn]
-            tn = sc_np[:, None] * ca_next + cb_next
-            pz, nz = zu > tn, zu < -tn
+            pz, nz, next_zeros[s: s + chunk] = _tol_signs(zn_np[:, :mn], sc_np, ca_next, cb_next, sanitize)
             pn[s: s + chunk] = np.packbits(pz, axis=1)
             nn[s: s + chunk] = np.packbits(nz, axis=1)
-            nzc = mn - np.count_nonzero(pz, axis=1) - np.count_nonzero(nz, axis=1)
-            if sanitize:
-                nzc -= np.count_nonzero(decided_zero(zu), axis=1)
-            next_zeros[s: s + chunk] = nzc
     return pos, (zeros, next_zeros if split_next else None), Zn, scn, ((pn, nn) if split_next else None)
 
 
