@@ -23,7 +23,7 @@ import numpy as np
 from . import _engine
 from ._errors import SplinescopeError
 
-__all__ = ["argmax", "canonical", "relevant", "duels", "merge"]
+__all__ = ["argmax", "canonical", "canonical_packed", "relevant", "duels", "merge"]
 
 
 class _Tour(NamedTuple):
@@ -64,21 +64,37 @@ def _tours(net, sizes: Sequence[int]) -> List[_Tour]:
 
 
 def _start(t: _Tour, R: int) -> np.ndarray:
-    """(R, slots) the candidate in each slot before any round: slot i of a window holds candidate i
-    (in the smallest integer type that holds a window's candidates: less memory to move)."""
+    """(slots, R) the candidate in each slot before any round: slot i of a window holds candidate
+    i (in the smallest integer type that holds a window's candidates: less memory to move).
+    Slots are rows (one per slot, a column per pattern), so a round moves whole rows."""
     n = (np.asarray(t.last) - np.asarray(t.base)) // 2 + 1  # candidates per window
     dtype = np.uint8 if n.max(initial=1) <= 255 else np.int32
     row = np.zeros(t.slots, dtype)
     for w, b in enumerate(t.base):
         row[b: b + n[w]] = np.arange(n[w], dtype=dtype)
-    return np.repeat(row[None, :], R, axis=0)
+    return np.repeat(row[:, None], R, axis=1)
 
 
-def _argmax(t: _Tour, bits: np.ndarray) -> np.ndarray:
-    C = _start(t, len(bits))
-    for cols, left, right, made in zip(t.cols, t.left, t.right, t.made):
-        C[:, made] = np.where(bits[:, cols], C[:, left], C[:, right])
-    return C[:, t.last]
+def _round_bits(t: _Tour, bits: np.ndarray) -> List[np.ndarray]:
+    """Per round, (comparisons, R) the bits of its comparisons in the patterns ``bits`` (R, N):
+    only the tournament's columns are turned into rows (a round's columns are consecutive)."""
+    out = []
+    for cols in t.cols:
+        c = bits[:, cols[0]: cols[-1] + 1] if len(cols) and cols[-1] - cols[0] == len(cols) - 1 else bits[:, cols]
+        out.append(np.ascontiguousarray(c.T))
+    return out
+
+
+def _argmax(t: _Tour, rounds: List[np.ndarray]) -> np.ndarray:
+    """(windows, R) each window's argmax under the rounds' bits (``_round_bits``)."""
+    C = _start(t, rounds[0].shape[1] if rounds else 0)
+    for b, left, right, made in zip(rounds, t.left, t.right, t.made):
+        C[made] = np.where(b, C[left], C[right])
+    return C[t.last]
+
+
+CHUNK = 8192
+"""Patterns per chunk of the tournament replays: (slots, CHUNK) temporaries of a few MB."""
 
 
 def argmax(bits: np.ndarray, net, sizes: Sequence[int]) -> List[np.ndarray]:
@@ -86,23 +102,55 @@ def argmax(bits: np.ndarray, net, sizes: Sequence[int]) -> List[np.ndarray]:
 
     ``bits``: (R, N) bool patterns over the hidden units (layer sizes ``sizes``); a comparison's bit
     is set where its left operand won."""
-    return [_argmax(t, bits) for t in _tours(net, sizes)]
+    bits = np.asarray(bits, bool)
+    tours = _tours(net, sizes)
+    parts: List[List[np.ndarray]] = [[] for _ in tours]
+    for s in range(0, max(len(bits), 1), CHUNK):
+        for i, t in enumerate(tours):
+            parts[i].append(_argmax(t, _round_bits(t, bits[s: s + CHUNK])).T)
+    return [np.concatenate(p) for p in parts]
 
 
-def _replay(bits: np.ndarray, net, sizes: Sequence[int]):
-    """The canonical bits and the relevance mask, by replaying each tournament with its argmax."""
-    canon = np.array(bits, dtype=bool, copy=True)
+def _replay(bits: np.ndarray, tours: List[_Tour]):
+    """The canonical bits and the relevance mask (both (R, N)) of the patterns ``bits`` (R, N), by
+    replaying each tournament with its argmax (slots as rows, see ``_start``)."""
+    canon = np.array(bits, bool, copy=True)
     mask = np.ones(bits.shape, bool)
-    for t in _tours(net, sizes):
-        A = _argmax(t, bits)
+    for t in tours:
+        rounds = _round_bits(t, bits)
+        A = _argmax(t, rounds)
         C = _start(t, len(bits))
         for cols, w, left, right, made in zip(t.cols, t.win, t.left, t.right, t.made):
-            cl, cr = C[:, left], C[:, right]
-            won = cl == A[:, w]
-            canon[:, cols] = won
-            mask[:, cols] = won | (cr == A[:, w])
-            C[:, made] = np.where(won, cl, cr)
+            cl, cr = C[left], C[right]
+            Aw = A[w]
+            won = cl == Aw
+            canon[:, cols] = won.T
+            mask[:, cols] = (won | (cr == Aw)).T
+            C[made] = np.where(won, cl, cr)
     return canon, mask
+
+
+def _replayed(bits: np.ndarray, net, sizes: Sequence[int], which: int) -> np.ndarray:
+    """``_replay``'s canonical bits (``which`` 0) or mask (1) of every pattern, chunk by chunk."""
+    tours = _tours(net, sizes)
+    out = np.empty(bits.shape, bool)
+    for s in range(0, len(bits), CHUNK):
+        out[s: s + CHUNK] = _replay(np.asarray(bits[s: s + CHUNK], bool), tours)[which]
+    return out
+
+
+def canonical_packed(patterns: np.ndarray, net, sizes: Sequence[int]) -> np.ndarray:
+    """:func:`canonical` of packed patterns (R, ceil(N/8)), packed, chunk by chunk: never all the
+    patterns unpacked at once."""
+    if not net.max_info:
+        return patterns
+    N = int(sum(sizes))
+    tours = _tours(net, sizes)
+    out = np.empty_like(patterns)
+    for s in range(0, len(patterns), CHUNK):
+        bits = np.unpackbits(patterns[s: s + CHUNK], axis=1, count=N).view(bool)
+        out[s: s + CHUNK] = np.packbits(_replay(bits, tours)[0], axis=1)
+    return out
 
 
 def canonical(bits: np.ndarray, net, sizes: Sequence[int]) -> np.ndarray:
@@ -112,7 +160,7 @@ def canonical(bits: np.ndarray, net, sizes: Sequence[int]) -> np.ndarray:
     For a network without max-pooling, the bits themselves."""
     if not net.max_info:
         return bits
-    return _replay(bits, net, sizes)[0]
+    return _replayed(bits, net, sizes, 0)
 
 
 def relevant(bits: np.ndarray, net, sizes: Sequence[int]) -> np.ndarray:
@@ -120,7 +168,7 @@ def relevant(bits: np.ndarray, net, sizes: Sequence[int]) -> np.ndarray:
     candidates neither of which is its window's argmax)."""
     if not net.max_info:
         return np.ones(bits.shape, bool)
-    return _replay(bits, net, sizes)[1]
+    return _replayed(bits, net, sizes, 1)
 
 
 def duels(bits: np.ndarray, net, sizes: Sequence[int]):
@@ -135,12 +183,12 @@ def duels(bits: np.ndarray, net, sizes: Sequence[int]):
     a rival of that rank), whose value under ``bits2`` is ``v_left - v_right``; ``sign`` is +1
     where the argmax is the left operand (so ``sign * value = v_w - v_j >= 0`` in the region)."""
     for t in _tours(net, sizes):
-        A = _argmax(t, bits[None, :])[0].astype(np.int64)
+        A = _argmax(t, _round_bits(t, np.asarray(bits, bool)[None, :]))[:, 0].astype(np.int64)
         k = (np.asarray(t.last) - np.asarray(t.base)) // 2 + 1  # candidates per window
         for rank in range(int(k.max(initial=1)) - 1):
             has = rank < k - 1
             J = np.where(has, rank + (rank >= A), A)  # the rank-th candidate other than the argmax
-            C = _start(t, 1)[0].astype(np.int64)
+            C = _start(t, 1)[:, 0].astype(np.int64)
             b2 = np.array(bits, dtype=bool, copy=True)
             cols, sign = [], []
             for col, w, left, right, made in zip(t.cols, t.win, t.left, t.right, t.made):
@@ -172,11 +220,7 @@ def merge(X: np.ndarray, offsets: np.ndarray, indices: np.ndarray, patterns: np.
     region's outer loop, walked from its first remaining edge. Vertices left with two edges (a
     collinear point where a cancelled edge ended; not a box corner) are dropped, unused vertices
     removed. Regions keep the order of their first face. ``corners``: the box's corner vertices."""
-    if net.max_info:
-        bits = np.unpackbits(patterns, axis=1, count=int(sum(sizes))).astype(bool)
-        canon = np.packbits(canonical(bits, net, sizes), axis=1)
-    else:  # the bits themselves (the tiles of a partition stitched by ``_tiles``)
-        canon = patterns
+    canon = canonical_packed(patterns, net, sizes)  # without max-pooling the bits themselves (tiles)
     first, group = _engine.unique_rows(canon)  # group ids in the order of their first face
     G = len(first)
     V = len(X)

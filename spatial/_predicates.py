@@ -34,8 +34,10 @@ Line = Tuple[Fraction, Fraction, Fraction]  # a s + b t + c
 def decided_zero(z: np.ndarray) -> np.ndarray:
     """Values marked decided exactly 0: -0.0. Only the values of an operation layer in exact mode
     carry marks (``carries_marks``; the engine keeps the arithmetic from leaving -0.0 in their
-    stores); a dense layer's values are neither marked nor sanitised."""
-    return (z == 0.0) & np.signbit(z)
+    stores); a dense layer's values are neither marked nor sanitised. (One comparison of the
+    float64 bits: -0.0 is the only float64 whose bits are those of the smallest int64.)"""
+    z = np.asarray(z, np.float64)
+    return z.view(np.int64) == np.iinfo(np.int64).min
 
 
 def carries_marks(layer) -> bool:

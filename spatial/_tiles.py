@@ -120,10 +120,7 @@ def _tile_count(net, bounds, center: np.ndarray, whole, rtol: float, exact: bool
         on = (r.X[:, 0] == x0) | (r.X[:, 0] == x1) | (r.X[:, 1] == y0) | (r.X[:, 1] == y1)
     touch = np.zeros(R, bool)  # a region piece that crosses a side has a vertex on it
     touch[np.repeat(np.arange(R), np.diff(r.offsets))[on[r.indices]]] = True
-    keys = r.patterns
-    if net.max_info:  # the argmax cells of one region: one key
-        N = sum(r.sizes)
-        keys = np.packbits(_maxpool.canonical(np.unpackbits(keys, axis=1, count=N).astype(bool), net, r.sizes), axis=1)
+    keys = _maxpool.canonical_packed(r.patterns, net, r.sizes)  # the argmax cells of one region: one key
     first, inv = _engine.unique_rows(np.ascontiguousarray(keys))
     group_touch = np.zeros(len(first), bool)
     np.logical_or.at(group_touch, inv, touch)
