@@ -5,6 +5,9 @@ import torch
 
 L = torch.nn
 
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+"""The devices a torch path is tested on: the CPU, and a GPU where there is one (``device`` parameter)."""
+
 
 def mlp(widths, act="leaky", seed=0, dtype=torch.float64, bias=True):
     """2 -> widths -> 1 (or widths[-1] outputs when ``widths`` ends with the output width)."""
