@@ -109,6 +109,7 @@ def _conv_pool3():
 
 @pytest.mark.parametrize("name", sorted(CASES) + ["pool3"])
 def test_certify_on_max_pooling(name):
+    pytest.importorskip("cdd")  # pycddlib (libcdd) may be absent: certify() needs it
     # cdd's exact vertices of each merged region (its argmax against every rival, ExactNet's maps)
     # are the engine's corners; a moved corner is caught
     if name == "pool3":  # 9 overlapping candidates per window: rounds with a bye
