@@ -7,7 +7,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from common import DEVICES, assert_graph_matches_exact, assert_maps_equal_model, dyadic_images, dyadic_model
+from common import (DEVICES, assert_graph_matches_exact, assert_maps_equal_model, assert_same_on_device, dyadic_images,
+                    dyadic_model)
 from splinescope import spatial
 from splinescope.spatial import _net
 
@@ -136,11 +137,7 @@ def test_device_path_gives_the_same_regions(device):
     """partition(device=...): every operation layer's forward pass of the vertices runs there."""
     for name in sorted(CASES):
         model, plane, bounds = _case(name)
-        a = spatial.partition(model, bounds, plane=plane)
-        b = spatial.partition(model, bounds, plane=plane, device=device)
-        assert len(a) == len(b), name
-        assert {r.tobytes() for r in a.patterns} == {r.tobytes() for r in b.patterns}, name
-        np.testing.assert_allclose(np.sort(a.areas()), np.sort(b.areas()), rtol=1e-12, atol=1e-15)
+        assert_same_on_device(model, bounds, plane, device)
 
 
 class MLP(nn.Module):

@@ -5,7 +5,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from common import assert_graph_matches_exact, assert_maps_equal_model, dyadic_images, dyadic_model
+from common import (DEVICES, assert_graph_matches_exact, assert_maps_equal_model, assert_same_on_device, dyadic_images,
+                    dyadic_model)
 from splinescope import spatial
 from splinescope.spatial import _maxpool
 from splinescope.spatial._net import parse
@@ -62,6 +63,14 @@ def test_regions_equal_exact_reference(name):
 def test_affine_maps_equal_model_at_centroids(name):
     model, plane, bounds = _case(name)
     assert_maps_equal_model(model, bounds, plane=plane)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_device_path_gives_the_same_regions(device):
+    """partition(device=...): the tournaments' forward pass of the vertices runs there."""
+    for name in sorted(CASES):
+        model, plane, bounds = _case(name)
+        assert_same_on_device(model, bounds, plane, device)
 
 
 def test_merge_is_needed():
