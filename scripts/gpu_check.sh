@@ -38,14 +38,17 @@ for w in sys.argv[1:]:
         print(w)
 EOF
 )
-[ -z "$WHEELS" ] || "$PY" -m pip install -q --no-index --no-deps --target /tmp/deps $WHEELS
+RCS=()
+if [ -n "$WHEELS" ]; then
+    "$PY" -m pip install -q --no-index --no-deps --target /tmp/deps $WHEELS
+    RCS+=("wheels=$?")
+fi
 mkdir -p /tmp/pkg/splinescope
 ln -sf "$PWD"/splinescope/* /tmp/pkg/splinescope/
 ln -sfn "$PWD/spatial" /tmp/pkg/splinescope/spatial
 ln -sfn "$PWD/render" /tmp/pkg/splinescope/render
 export PYTHONPATH=/tmp/pkg:/tmp/deps${PYTHONPATH:+:$PYTHONPATH}
 
-RCS=()
 step() {  # step NAME SECONDS LOG COMMAND...: run it tee'd to LOG, under what is left of the deadline
     local name=$1 secs=$2 log=$3 left=$((DEADLINE - SECONDS))
     shift 3
@@ -59,14 +62,14 @@ step() {  # step NAME SECONDS LOG COMMAND...: run it tee'd to LOG, under what is
 T=$OUT/gpu_tests.log B=$OUT/gpu_bench.log
 : >"$T"; : >"$B"
 { [ -n "${GPU_CHECK_DRY:-}" ] || nvidia-smi; echo "installed from .wheels:" ${WHEELS:-none}
-  "$PY" -c "import sys, torch, splinescope; print(sys.version.split()[0], 'torch', torch.__version__, 'cuda',
-torch.version.cuda, 'available', torch.cuda.is_available(), 'splinescope from', splinescope.__file__)"
+  "$PY" -c "import sys, torch, splinescope as s; v = torch.version
+print(sys.version.split()[0], 'torch', torch.__version__, 'cuda', v.cuda, torch.cuda.is_available(), s.__file__)"
 } 2>&1 | tee -a "$T" "$B"
 
 TIMEOUT=$("$PY" -c "import pytest_timeout" 2>/dev/null && echo "--timeout 60")
 step tests 120 "$T" "$PY" -m pytest -x -q -p no:cacheprovider $TIMEOUT -k "$SEL" tests/test_partition.py \
-    tests/test_tiles.py tests/test_graph.py tests/test_local_complexity.py tests/test_lc_metric.py \
-    tests/test_cka.py tests/test_robust.py
+    tests/test_tiles.py tests/test_graph.py tests/test_maxpool.py tests/test_local_complexity.py \
+    tests/test_lc_metric.py tests/test_cka.py tests/test_robust.py
 step bench_lc 40 "$B" "$PY" benchmarks/bench_lc.py $LC --device "$DEV"
 step bench_cka 40 "$B" "$PY" benchmarks/bench_cka.py $CKA --device "$DEV"
 step bench_robust 30 "$B" "$PY" benchmarks/bench_robust.py $ROB --device "$DEV"
