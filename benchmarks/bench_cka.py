@@ -5,6 +5,7 @@ Run::
     python benchmarks/bench_cka.py                  # 10,000 x 512 float64; torch-cka / ckatorch where installed
     python benchmarks/bench_cka.py --others-n 4000  # the Gram-matrix packages on the first 4,000 rows only (faster)
     python benchmarks/bench_cka.py --no-others      # ours only
+    python benchmarks/bench_cka.py --device cuda    # ours and the Gram-matrix packages on a GPU (no streaming)
 
 Speed: ``spatial.cka.cka`` (linear and debiased) against the three products ``X^T Y``, ``X^T X``,
 ``Y^T Y`` that any feature-space CKA needs, best of ``--repeat`` rounds run round-robin in this
@@ -19,6 +20,10 @@ through ``/proc/self/clear_refs``), which counts torch's allocations (tracemallo
 
 Streaming: ``CKA(debiased=True)`` over 100,000 x 512 examples generated batch by batch (1,000 a
 batch), with the same peak-memory measure, against the functional on all the data at once.
+
+Device (``--device cuda``): the features on that device; ours, the bare products and the packages
+(ckatorch on the device's tensors, torch-cka with ``device=``) raced in this process (a forked
+child cannot use CUDA), each call synchronised; memory is the device's peak allocation of one call.
 """
 from __future__ import annotations
 
@@ -28,7 +33,7 @@ import time
 import warnings
 
 import torch
-from bench_lc import race  # best time of each, round-robin (this script runs from benchmarks/)
+from bench_lc import race, synced  # best time of each, round-robin (this script runs from benchmarks/)
 
 from splinescope.spatial.cka import CKA, cka
 
@@ -77,16 +82,16 @@ def in_child(fn):
     return out
 
 
-def torch_cka_value(X, Y):
+def torch_cka_value(X, Y, device="cpu"):
     import torch_cka
     from torch.utils.data import DataLoader, TensorDataset
     n = X.shape[0]
     m1, m2 = torch.nn.Sequential(torch.nn.Identity()), torch.nn.Sequential(torch.nn.Identity())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        c = torch_cka.CKA(m1, m2, "X", "Y", model1_layers=["0"], model2_layers=["0"])
-        c.compare(DataLoader(TensorDataset(X.float()), batch_size=n),
-                  DataLoader(TensorDataset(Y.float()), batch_size=n))
+        c = torch_cka.CKA(m1, m2, "X", "Y", model1_layers=["0"], model2_layers=["0"], device=device)
+        c.compare(DataLoader(TensorDataset(X.float().cpu()), batch_size=n),
+                  DataLoader(TensorDataset(Y.float().cpu()), batch_size=n))
     return c.export()["CKA"][0, 0]
 
 
@@ -138,6 +143,49 @@ def speed(args):
         print(f"  {name:33s} {t:7.2f} s  {t / base:7.1f}x  {peak:9.1f} MB   {abs(v - ref):.1e}")
 
 
+def on_device(args):
+    """Ours, the bare products and the Gram-matrix packages on ``args.device``, in this process."""
+    dev = args.device
+    X, Y = (a.to(dev) for a in features(args.n, args.p))
+    m = args.others_n or args.n
+    Xm, Ym = X[:m].contiguous(), Y[:m].contiguous()
+    runs = [("X^T Y, X^T X, Y^T Y (bare)", X, lambda: (X.T @ Y, X.T @ X, Y.T @ Y)),
+            ("cka(X, Y)", X, lambda: cka(X, Y)),
+            ("cka(X, Y, debiased=True)", X, lambda: cka(X, Y, debiased=True))]
+    if m < args.n:
+        runs += [("cka(X, Y) (ours)", Xm, lambda: cka(Xm, Ym)),
+                 ("cka(X, Y, debiased=True) (ours)", Xm, lambda: cka(Xm, Ym, debiased=True))]
+    if not args.no_others:
+        try:
+            import ckatorch
+            runs += [("ckatorch.cka_base", Xm, lambda: ckatorch.cka_base(Xm, Ym)),
+                     ("ckatorch.cka_base(unbiased=True)", Xm, lambda: ckatorch.cka_base(Xm, Ym, unbiased=True))]
+        except ImportError:
+            print("  ckatorch: not installed (pip install ckatorch)")
+        try:
+            import torch_cka  # noqa: F401
+            runs.append(("torch_cka.CKA (float32)", Xm, lambda: torch_cka_value(Xm, Ym, dev)))
+        except ImportError:
+            print("  torch-cka: not installed (pip install torch-cka)")
+    print(f"{args.n:,} x {args.p} float64 features on {dev}, torch {torch.__version__}, best of {args.repeat}")
+    print("  method                              time      vs bare   peak memory   value")
+    bare = None
+    for name, rows, fn in runs:
+        try:
+            cuda = torch.device(dev).type == "cuda"
+            if cuda:
+                torch.cuda.reset_peak_memory_stats(dev)
+            base = torch.cuda.memory_allocated(dev) if cuda else 0
+            (t, v), = race([synced(fn, dev)], args.repeat)
+            peak = (torch.cuda.max_memory_allocated(dev) - base) / 2 ** 20 if cuda else float("nan")
+        except Exception as e:  # noqa: BLE001 - a package's failure is a line, not the end of the run
+            print(f"  {name:33s} failed: {type(e).__name__}: {str(e).splitlines()[0][:80]}")
+            continue
+        bare = bare or t
+        value = "" if isinstance(v, tuple) else f"{float(v):.10f}"
+        print(f"  {name:33s} {t * 1e3:8.2f} ms  {t / bare:7.2f}x  {peak:9.1f} MB   {value}  ({len(rows):,} rows)")
+
+
 def stream(args):
     N, B, p = args.stream_n, args.stream_batch, args.p
 
@@ -184,8 +232,12 @@ def main():
     ap.add_argument("--stream-n", type=int, default=100_000)
     ap.add_argument("--stream-batch", type=int, default=1_000)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="a torch device such as cuda: run there instead (no streaming)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.device != "cpu":
+        on_device(args)
+        return
     speed(args)
     stream(args)
 

@@ -2,7 +2,7 @@
 against the float32 forward pass of a 1000x1000 grid of the same plane, on one CPU thread, in
 the same run.
 
-Run: ``python benchmarks/bench_cnn.py [--half 0.25 0.5 1.0] [--res-half 0.004 0.008] [--repeat 2]``
+Run: ``python benchmarks/bench_cnn.py [--half 0.25 0.5 1.0] [--res-half 0.004 0.008] [--repeat 2] [--device cuda]``
 
 The CNN (issue 10): 1x8x8 -> Conv 16 (3x3, pad 1) -> ReLU -> MaxPool 2 -> Conv 32 (3x3, pad 1)
 -> ReLU -> Linear 10, ``torch.manual_seed(0)`` default init; the plane through sklearn digits
@@ -18,10 +18,15 @@ The residual net (issue 10): 3x32x32 -> Conv 16 (3x3, pad 1) -> ReLU -> two bloc
 ``(0, h, 0, h)`` for each ``--res-half`` h. Its float32 grid pass costs minutes on one thread, so
 it is timed on ``--res-grid`` of the 10^6 grid points (in the same batches of 10,000)
 and scaled to 10^6 (the forward pass costs the same per point; printed as ``grid s*``).
+
+``--device cuda``: three more columns, the partition with ``device=`` (each layer's forward pass of
+the vertices there), the grid pass on that device (the points moved there untimed, each batch
+synchronised; the CPU grid's points, scaled alike) and partition (CPU) / that grid: the baseline a GPU user would compare with.
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import time
 
 import numpy as np
@@ -73,34 +78,52 @@ CNN) are reused memory, not fresh pages (50,000-point batches of 200 MB made the
 swing 8-33 s between runs on this VM with page faults)."""
 
 
-def grid_forward(net, plane, h, points: int = 1_000_000) -> float:
+def grid_forward(net, plane, h, points: int = 1_000_000, device: str = "cpu") -> float:
     """Seconds of the float32 forward pass of the 1000x1000 grid of (0, h)^2 (its first ``points``
     points, scaled to all of them), in batches of :data:`GRID_BATCH` points lifted one at a time
-    (the lifting is not timed)."""
+    (the lifting and the move to ``device`` are not timed)."""
     g = torch.linspace(0, h, 1000, dtype=torch.float64)
     st = torch.stack(torch.meshgrid(g, g, indexing="xy"), -1).reshape(-1, 2)[:points].numpy()
     total = 0.0
     with torch.no_grad():
         for i in range(0, len(st), GRID_BATCH):
             X = torch.tensor(plane.lift(st[i:i + GRID_BATCH]), dtype=torch.float32).reshape((-1,) + plane.shape)
+            X = X.to(device)
             t = time.perf_counter()
             net(X)
+            if torch.device(device).type == "cuda":
+                torch.cuda.synchronize(device)
             total += time.perf_counter() - t
     return total * (1_000_000 / len(st))
 
 
-def run(name, net, plane, halves, repeat, points=1_000_000) -> None:
+def run(name, net, plane, halves, repeat, points=1_000_000, device="cpu") -> None:
     spatial.partition(net, (0, halves[0] / 10, 0, halves[0] / 10), plane=plane)  # warm: tracing, imports
     star = "*" if points < 1_000_000 else ""
-    print(f"{name}\n{'box':>14} {'regions':>8} {'partition s':>12} {'first s':>8} {'grid s' + star:>8} {'ratio':>7}")
+    gpu = device != "cpu"
+    if gpu:  # warm the device too
+        spatial.partition(net, (0, halves[0] / 10, 0, halves[0] / 10), plane=plane, device=device)
+        grid_forward(copy.deepcopy(net).to(device), plane, halves[0], GRID_BATCH, device)
+    extra = f" {'dev part s':>10} {'dev grid s' + star:>10} {'ratio dev':>9}" if gpu else ""
+    print(f"{name}\n{'box':>14} {'regions':>8} {'partition s':>12} {'first s':>8} {'grid s' + star:>8} {'ratio':>7}"
+          + extra)
     for h in halves:
-        tp, tg, n = [], [], 0
+        tp, tg, td, tgd, n = [], [], [], [], 0
         for _ in range(repeat):
             t = time.perf_counter()
             n = len(spatial.partition(net, (0, h, 0, h), plane=plane))
             tp.append(time.perf_counter() - t)
             tg.append(grid_forward(net, plane, h, points))
-        print(f"{f'(0,{h})^2':>14} {n:>8} {min(tp):>12.2f} {tp[0]:>8.2f} {min(tg):>8.2f} {min(tp) / min(tg):>7.3f}x")
+            if gpu:
+                t = time.perf_counter()
+                nd = len(spatial.partition(net, (0, h, 0, h), plane=plane, device=device))
+                td.append(time.perf_counter() - t)
+                tgd.append(grid_forward(copy.deepcopy(net).to(device), plane, h, points, device))
+                if nd != n:
+                    print(f"  REGION COUNT ON {device}: {nd} != {n}")
+        extra = f" {min(td):>10.2f} {min(tgd):>10.3f} {min(tp) / min(tgd):>8.3g}x" if gpu else ""
+        print(f"{f'(0,{h})^2':>14} {n:>8} {min(tp):>12.2f} {tp[0]:>8.2f} {min(tg):>8.2f} {min(tp) / min(tg):>7.3f}x"
+              + extra)
 
 
 def main() -> None:
@@ -109,15 +132,16 @@ def main() -> None:
     ap.add_argument("--res-half", type=float, nargs="*", default=[0.004, 0.008])
     ap.add_argument("--res-grid", type=int, default=20_000, help="grid points timed for the residual net")
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="also partition and time the grid on this torch device (cuda)")
     a = ap.parse_args()
     torch.set_num_threads(1)
     d = load_digits().data.reshape(-1, 1, 8, 8) / 16.0
     run("digits CNN 1x8x8, plane through digits 0, 1, 2", cnn(), spatial.Plane.through(d[0], d[1], d[2]),
-        a.half, a.repeat)
+        a.half, a.repeat, device=a.device)
     if a.res_half:
         X = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(1), dtype=torch.float64).numpy()
         run("residual net 3x32x32 (two blocks of 16 channels), plane through three random images", resnet(),
-            spatial.Plane.through(X[0], X[1], X[2]), a.res_half, a.repeat, a.res_grid)
+            spatial.Plane.through(X[0], X[1], X[2]), a.res_half, a.repeat, a.res_grid, device=a.device)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 
 Run::
 
-    python benchmarks/bench_lc.py            # speed: 784-200-200-200-10 MLP, 1,000 points, P=25
-    python benchmarks/bench_lc.py --exact    # + LC estimate vs exact region counts in 2-D, by r
+    python benchmarks/bench_lc.py                 # speed: 784-200-200-200-10 MLP, 1,000 points, P=25
+    python benchmarks/bench_lc.py --exact         # + LC estimate vs exact region counts in 2-D, by r
+    python benchmarks/bench_lc.py --device cuda   # + the same three timings with the model on a GPU
 
 Speed: every timing is the best of ``--repeat`` rounds (the methods run round-robin in
 this process, so machine load hits all alike), and the ratios are
@@ -19,6 +20,10 @@ diamond neighbourhood, read from the exact partition of the diamond, and the num
 meeting it, as a function of the radius. The estimate never exceeds the exact count (a sign
 change between two vertices means a zero inside the connected diamond) and equals it on the
 first layer (also checked in ``tests/test_local_complexity.py``).
+
+Device (``--device cuda``): after the CPU table, the forward pass, ``local_complexity`` and the
+hooks path with the model and points on that device (each call synchronised), their ratios to
+that device's forward pass and to the CPU's, and whether the counts equal the CPU's.
 """
 from __future__ import annotations
 
@@ -59,6 +64,18 @@ def direct(model, x, F, radius):
     return torch.stack(out, 1)
 
 
+def synced(f, device):
+    """``f`` followed by a wait for the device's queued work (GPU calls return before it is done)."""
+    if torch.device(device).type != "cuda":
+        return f
+
+    def run():
+        out = f()
+        torch.cuda.synchronize(device)
+        return out
+    return run
+
+
 def race(fns, repeat):
     """Best time and result of each function, run round-robin so all see the same machine load."""
     best = [float("inf")] * len(fns)
@@ -97,6 +114,31 @@ def speed(args):
     print(f"  direct implementation          {t_dir * 1e3:8.1f} ms   {t_dir / t_fwd:.2f}x")
     print(f"  mean LC per layer {[round(v, 2) for v in lc.double().mean(0).tolist()]}; "
           f"entries equal to direct: {agree:.4%}, hooks == direct: {bool((lc_h == lc_d).all())}")
+    if args.device != "cpu":
+        on_device(args, model, x, F, lc, t_fwd)
+
+
+def on_device(args, model, x, F, lc_cpu, t_fwd_cpu):
+    """The forward pass, the Sequential path and the hooks path with everything on ``args.device``."""
+    dev = args.device
+    model, x, F = model.to(dev), x.to(dev), F.to(dev)
+    r = args.radius
+    verts = torch.cat([x[:, None] + r * F, x[:, None] - r * F], 1).reshape(-1, x.shape[1])
+    hooked = _plan(model, hooks=True)
+    xt, shape = _prepare_x(hooked, x)
+    with torch.no_grad():
+        (t_fwd, _), (t_lc, lc), (t_hook, lc_h) = race([
+            synced(lambda: model(verts), dev),
+            synced(lambda: local_complexity(model, x, r, frame=F), dev),
+            synced(lambda: _lc_update(hooked, xt, shape, F, r, False, None), dev)], args.repeat)
+    same = (lc.cpu() == lc_cpu).float().mean().item()
+    name = f" ({torch.cuda.get_device_name(dev)})" if torch.device(dev).type == "cuda" else ""
+    print(f"on {dev}{name}, best of {args.repeat}; last column: time / the CPU's forward pass")
+    print(f"  forward pass of the vertices   {t_fwd * 1e3:8.2f} ms   1.00x   {t_fwd / t_fwd_cpu:.4f}x")
+    print(f"  local_complexity (Sequential)  {t_lc * 1e3:8.2f} ms   {t_lc / t_fwd:.2f}x   {t_lc / t_fwd_cpu:.4f}x")
+    print(f"  local_complexity (hooks)       {t_hook * 1e3:8.2f} ms   {t_hook / t_fwd:.2f}x   {t_hook / t_fwd_cpu:.4f}x")
+    print(f"  entries equal to the CPU's: {same:.4%} (float32: a neuron on the edge may flip), "
+          f"hooks vs Sequential: {(lc_h == lc).float().mean().item():.4%} equal")
 
 
 def exact_counts(model, c, F, r):
@@ -151,6 +193,7 @@ def main():
     ap.add_argument("--points", type=int, default=200, help="points of the --exact comparison")
     ap.add_argument("--radii", type=float, nargs="+", default=[0.01, 0.03, 0.1, 0.3, 1.0])
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="also time the three methods on this torch device (cuda)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     speed(args)

@@ -4,6 +4,7 @@ Run::
 
     python benchmarks/bench_robust.py               # 784-200-200-200-10 ReLU MLP, 1,000 points, 3 radii, 10 steps
     python benchmarks/bench_robust.py --repeat 5    # best of 5 rounds (default 3)
+    python benchmarks/bench_robust.py --device cuda # both sides (attack and training) on a GPU
 
 Speed: ``spatial.robust.robust_accuracy`` at 3 l-inf radii, 10 steps, one restart, on 1,000 random
 784-D inputs in ``[0, 1]`` (clip ``(0, 1)``), against 100 AdamW steps of batch 200 (cross-entropy)
@@ -17,13 +18,16 @@ radius, the most a call can cost).
 Issue 12's budget: measurements at 40 checkpoints of a run of 10^5 training steps must cost at most
 0.5x its training, i.e. ``40 t_robust <= 0.5 * 1000 t_100`` (``t_100``: 100 training steps), or
 ``t_robust / t_100 <= 12.5``.
+
+``--device cuda``: the network, the points and the training batches on that device, each timed
+call synchronised; the same ratios (training on the GPU is the baseline there).
 """
 from __future__ import annotations
 
 import argparse
 
 import torch
-from bench_lc import race  # best time of each, round-robin (this script runs from benchmarks/)
+from bench_lc import race, synced  # best time of each, round-robin (this script runs from benchmarks/)
 
 from splinescope.spatial.robust import robust_accuracy
 
@@ -41,17 +45,19 @@ def main():
     ap.add_argument("--steps", type=int, default=10, help="PGD steps")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="torch device of the network, points and training (cuda)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    dev = args.device
 
     g = torch.Generator().manual_seed(1)
-    net = mlp()
-    X = torch.rand(args.n, 784, generator=g)
+    net = mlp().to(dev)
+    X = torch.rand(args.n, 784, generator=g).to(dev)
     with torch.no_grad():
         y = net(X).argmax(1)  # every point correct: every point is attacked
-    Xtr = torch.rand(100, 200, 784, generator=g)  # 100 batches of 200
-    ytr = torch.randint(0, 10, (100, 200), generator=g)
-    train_net = mlp()
+    Xtr = torch.rand(100, 200, 784, generator=g).to(dev)  # 100 batches of 200
+    ytr = torch.randint(0, 10, (100, 200), generator=g).to(dev)
+    train_net = mlp().to(dev)
     opt = torch.optim.AdamW(train_net.parameters(), lr=1e-3)
 
     def train100():
@@ -62,11 +68,12 @@ def main():
 
     some, tiny = [0.01, 0.02, 0.03], [1e-6, 2e-6, 5e-6]
     (t_train, _), (t_some, acc_some), (t_tiny, acc_tiny) = race([
-        train100,
-        lambda: robust_accuracy(net, X, y, some, steps=args.steps, clip=(0, 1)),
-        lambda: robust_accuracy(net, X, y, tiny, steps=args.steps, clip=(0, 1))], args.repeat)
+        synced(train100, dev),
+        synced(lambda: robust_accuracy(net, X, y, some, steps=args.steps, clip=(0, 1)), dev),
+        synced(lambda: robust_accuracy(net, X, y, tiny, steps=args.steps, clip=(0, 1)), dev)], args.repeat)
+    where = f"{torch.get_num_threads()} thread(s)" if dev == "cpu" else dev
     print(f"784-200-200-200-10 ReLU MLP (float32), {args.n:,} random points in [0, 1], l-inf, {args.steps} steps, "
-          f"1 restart, torch {torch.__version__}, {torch.get_num_threads()} thread(s), best of {args.repeat}")
+          f"1 restart, torch {torch.__version__}, {where}, best of {args.repeat}")
     print(f"  100 AdamW steps, batch 200                {t_train * 1e3:8.1f} ms   1.00x")
     for name, radii, t, acc in (("some break", some, t_some, acc_some), ("all survive", tiny, t_tiny, acc_tiny)):
         print(f"  robust_accuracy, 3 radii ({name:11s})    {t * 1e3:8.1f} ms   {t / t_train:.2f}x   "

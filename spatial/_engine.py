@@ -992,7 +992,7 @@ def _transition_torch(Z, scale, ca, cb, sl, nxt, ca_next, cb_next, capacity, dev
     if nxt.dense:
         Wt, bt = torch.as_tensor(np.ascontiguousarray(nxt.weight.T), **f64), torch.as_tensor(nxt.bias, **f64)
     cat, cbt = torch.as_tensor(ca, **f64), torch.as_tensor(cb, **f64)
-    slt = torch.as_tensor(np.ascontiguousarray(sl), **f64)
+    slt = torch.tensor(sl, **f64)  # a copy: sl may be a read-only broadcast view
     any_slope = bool(sl.any())
     split_next = ca_next is not None
     if split_next:

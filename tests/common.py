@@ -5,6 +5,9 @@ import torch
 
 L = torch.nn
 
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+"""The devices a torch path is tested on: the CPU, and a GPU where there is one (``device`` parameter)."""
+
 
 def mlp(widths, act="leaky", seed=0, dtype=torch.float64, bias=True):
     """2 -> widths -> 1 (or widths[-1] outputs when ``widths`` ends with the output width)."""
@@ -128,3 +131,15 @@ def assert_maps_equal_model(model, bounds, plane=None):
     np.testing.assert_allclose(A[:, :, 0] * c[:, :1] + A[:, :, 1] * c[:, 1:] + A[:, :, 2], y,
                                rtol=1e-10, atol=1e-10)
     return p
+
+
+def assert_same_on_device(model, bounds, plane=None, device="cpu"):
+    """``partition(device=...)`` (each layer's forward pass of the vertices there) gives the
+    CPU's regions: count, patterns and areas."""
+    from splinescope import spatial
+
+    a = spatial.partition(model, bounds, plane=plane)
+    b = spatial.partition(model, bounds, plane=plane, device=device)
+    assert len(a) == len(b)
+    assert {r.tobytes() for r in a.patterns} == {r.tobytes() for r in b.patterns}
+    np.testing.assert_allclose(np.sort(a.areas()), np.sort(b.areas()), rtol=1e-12, atol=1e-15)

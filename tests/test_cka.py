@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from _dist import run_gloo
+from common import DEVICES
 from splinescope.spatial.cka import CKA, _cka_compute, _cka_update, _hsic, _move, cka
 
 torch.set_num_threads(1)
@@ -180,6 +181,29 @@ def test_empty_batches_are_skipped():
     m.update(X, Y)
     m.update(X[:0], Y[:0])
     np.testing.assert_allclose(float(m.compute()), cka_gram(X, Y), rtol=1e-12)
+
+
+@pytest.mark.parametrize("debiased", [False, True])
+@pytest.mark.parametrize("device", DEVICES)
+def test_on_a_device_equals_the_gram_matrix_formulas(device, debiased):
+    """Features on ``device``: the functional's value there; the metric moved there (its state
+    stays there, a CPU metric merged in is moved over) streams the same value."""
+    X, Y = features(200, 9, 6)
+    whole = cka_gram(X, Y, debiased)
+    Xd, Yd = X.to(device), Y.to(device)
+    value = cka(Xd, Yd, debiased=debiased)
+    assert value.device.type == device
+    np.testing.assert_allclose(float(value), whole, rtol=1e-11)
+    np.testing.assert_allclose(float(cka(Xd.float(), Yd.float(), debiased=debiased)),
+                               cka_gram(X.float(), Y.float(), debiased), rtol=1e-11)
+    m = CKA(debiased=debiased).to(device)
+    m.update(Xd[:37], Yd[:37])
+    m.update(X[37:120], Y[37:120])  # a batch on the CPU: moved to the metric's device
+    assert m.xy.device.type == device and m.ref_x.device.type == device
+    rest = CKA(debiased=debiased)
+    rest.update(X[120:], Y[120:])
+    m.merge(rest)
+    np.testing.assert_allclose(float(m.compute()), whole, rtol=1e-11)
 
 
 # ---------------------------------------------------------------------- errors

@@ -7,7 +7,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from common import assert_graph_matches_exact, assert_maps_equal_model, dyadic_images, dyadic_model
+from common import (DEVICES, assert_graph_matches_exact, assert_maps_equal_model, assert_same_on_device, dyadic_images,
+                    dyadic_model)
 from splinescope import spatial
 from splinescope.spatial import _net
 
@@ -129,6 +130,14 @@ def test_regions_equal_exact_reference(name):
 def test_affine_maps_equal_model_at_centroids(name):
     model, plane, bounds = _case(name)
     assert_maps_equal_model(model, bounds, plane=plane)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_device_path_gives_the_same_regions(device):
+    """partition(device=...): every operation layer's forward pass of the vertices runs there."""
+    for name in sorted(CASES):
+        model, plane, bounds = _case(name)
+        assert_same_on_device(model, bounds, plane, device)
 
 
 class MLP(nn.Module):
@@ -261,6 +270,7 @@ def test_a_torch_export_program_equals_its_module():
 @pytest.mark.parametrize("name", ["conv_strided", "residual", "batchnorm_prelu_adaptive", "registered_activation",
                                   "concat_abs"])
 def test_certify_on_operation_layers(name):
+    pytest.importorskip("cdd")  # pycddlib (libcdd) may be absent: certify() needs it
     # cdd's exact vertices of each region's H-representation (maps composed by ExactNet) are the engine's
     model, plane, bounds = _case(name)
     if name == "registered_activation":

@@ -1,11 +1,14 @@
 """Tests of spatial/_lc_metric.py: LocalComplexity as a torchmetrics.Metric (the counting itself is
 tested against the definition in test_local_complexity.py)."""
+import copy
+
 import pytest
 import torch
 from torchmetrics import Metric
 
 from splinescope import spatial
 from splinescope.spatial.local_complexity import LocalComplexity, local_complexity, random_frame
+from common import DEVICES
 from test_local_complexity import Residual, mlp, points
 
 
@@ -104,6 +107,30 @@ def test_metric_to_moves_the_state_not_the_model():
     est = LocalComplexity(model, 0.5, directions=2, seed=0).to(torch.device("cpu"))
     est.update(points(4, 4))
     assert est.device == torch.device("cpu") and next(model.parameters()).dtype == torch.float64
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_model_on_a_device_gives_the_cpu_means(device):
+    """The model on ``device``: the CPU's means, whether the metric's state is there too or stays
+    on the CPU, and when the model moves there between updates (the metric follows it)."""
+    x = points(30, 4)
+    F = random_frame(3, 4, seed=2, dtype=torch.float64)
+    for make in (lambda: mlp([4, 9, 9, 1]), lambda: Residual(d=4)):
+        model = make()
+        want = local_complexity(model, x, 0.5, frame=F).double().mean(0)
+        moved = copy.deepcopy(model).to(device)
+        there = LocalComplexity(moved, 0.5, frame=F).to(device)  # state and model on the device
+        here = LocalComplexity(moved, 0.5, frame=F)  # the state on the CPU
+        for est in (there, here):
+            est.update(x[:10].to(device)); est.update(x[10:])
+            torch.testing.assert_close(est.compute().cpu(), want)
+        assert there.total.device.type == device and here.total.device.type == "cpu"
+        follows = LocalComplexity(model, 0.5, directions=3, seed=4)
+        follows.update(x[:10])
+        model.to(device)
+        follows.update(x[10:])
+        ref = local_complexity(make(), x, 0.5, frame=follows.frame.cpu()).double().mean(0)
+        torch.testing.assert_close(follows.compute(), ref)
 
 
 def test_repr_html():

@@ -1,11 +1,14 @@
 """Tests of spatial.local_complexity against the definition, computed slowly and independently."""
 
+import copy
+
 import numpy as np
 import pytest
 import shapely
 import torch
 
 from _dist import run_gloo
+from common import DEVICES
 from splinescope import spatial
 from splinescope.spatial._errors import UnsupportedLayerError
 from splinescope.spatial._net import parse
@@ -188,6 +191,31 @@ def test_float32_model_runs_in_its_dtype_and_matches():
     lc = local_complexity(model, x, 0.2, frame=F)
     ref = slow_lc(model, x.double(), F.double(), 0.2)
     assert (lc.numpy() != ref).mean() < 0.01  # float32 rounding may flip a neuron on the edge
+
+
+def conv_net():
+    """Not a plain chain (convolutions): read through hooks, the frame in the flattened image space."""
+    return torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                               torch.nn.Linear(8, 3)).double()
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_model_on_a_device_counts_there_what_it_counts_on_the_cpu(device):
+    """Both paths (a Sequential's layers, hooks) with the model on ``device``: the CPU's counts,
+    on that device; inputs and frame given on the CPU are moved there."""
+    g = torch.Generator().manual_seed(0)
+    images = torch.randn(12, 1, 4, 4, generator=g, dtype=torch.float64)
+    for model, x in ((mlp([5, 8, 8, 1]), points(40, 5)), (Residual(), points(40, 5)), (conv_net(), images)):
+        D = x[0].numel()
+        F = random_frame(3, D, seed=1, dtype=torch.float64)
+        moved = copy.deepcopy(model).to(device)
+        for kw in (dict(frame=F), dict(directions=3, seed=1, normalize=True), dict(frame=F, center=True, layers=[-1])):
+            want = local_complexity(model, x, 0.4, **kw)
+            got = local_complexity(moved, x, 0.4, **kw)
+            assert got.device.type == device and got.dtype == want.dtype
+            torch.testing.assert_close(got.cpu(), want, rtol=0, atol=0)
+        got = local_complexity(moved, x.to(device), 0.4, frame=F.to(device), batch_size=7)
+        torch.testing.assert_close(got.cpu(), local_complexity(model, x, 0.4, frame=F))
 
 
 def test_random_frame_seeded_and_global_rng_untouched():

@@ -5,7 +5,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from common import assert_graph_matches_exact, assert_maps_equal_model, dyadic_images, dyadic_model
+from common import (DEVICES, assert_graph_matches_exact, assert_maps_equal_model, assert_same_on_device, dyadic_images,
+                    dyadic_model)
 from splinescope import spatial
 from splinescope.spatial import _maxpool
 from splinescope.spatial._net import parse
@@ -64,6 +65,14 @@ def test_affine_maps_equal_model_at_centroids(name):
     assert_maps_equal_model(model, bounds, plane=plane)
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_device_path_gives_the_same_regions(device):
+    """partition(device=...): the tournaments' forward pass of the vertices runs there."""
+    for name in sorted(CASES):
+        model, plane, bounds = _case(name)
+        assert_same_on_device(model, bounds, plane, device)
+
+
 def test_merge_is_needed():
     # without the merge, cells split by comparisons between two losers would be extra regions:
     # the cells of the raw tournament outnumber the regions
@@ -109,6 +118,7 @@ def _conv_pool3():
 
 @pytest.mark.parametrize("name", sorted(CASES) + ["pool3"])
 def test_certify_on_max_pooling(name):
+    pytest.importorskip("cdd")  # pycddlib (libcdd) may be absent: certify() needs it
     # cdd's exact vertices of each merged region (its argmax against every rival, ExactNet's maps)
     # are the engine's corners; a moved corner is caught
     if name == "pool3":  # 9 overlapping candidates per window: rounds with a bye

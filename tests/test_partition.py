@@ -13,7 +13,7 @@ from splinescope.spatial._net import parse
 
 from _exact import area as _exact_area
 from _exact import argmax_boundary_length, exact_regions, zero_set_length
-from common import L, assert_matches_exact, integer_net, mlp, reference_net, set_weights
+from common import DEVICES, L, assert_matches_exact, integer_net, mlp, reference_net, set_weights
 
 BOX = (-1.0, 1.0, -1.0, 1.0)
 
@@ -238,9 +238,6 @@ def test_torchscript_model():
 
 
 # ---- the torch path (a GPU where there is one)
-
-
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
 @pytest.mark.parametrize("device", DEVICES)

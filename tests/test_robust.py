@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from common import DEVICES
 from splinescope.spatial.data import digits_split, moons
 from splinescope.spatial.robust import _robust_points, robust_accuracy
 
@@ -64,18 +65,18 @@ def linear_case(K, D, N=300, seed=0, box=None):
 RADII = [0.0, 0.01, 0.03, 0.1, 0.3]
 
 
-def check_exact(W, b, X, y, norm, box=None):
+def check_exact(W, b, X, y, norm, box=None, device="cpu", restarts=1):
     """Per point and per radius, PGD's verdict is the closed form's; no point sits within 1e-6 of
-    its threshold (they are dropped first)."""
+    its threshold (they are dropped first). The model on ``device``; the points given on the CPU."""
     worst = np.stack([worst_margins(W, b, X, y, e, norm, box) for e in RADII])  # (R, N)
     keep = (np.abs(worst) > 1e-6).all(0)
     X, y, worst = X[keep], y[keep], worst[:, keep]
     assert keep.mean() > 0.95
-    net = linear(W, b)
-    got = _robust_points(net, torch.tensor(X), torch.tensor(y), RADII, norm=norm, clip=box)
-    assert np.array_equal(got.numpy(), worst > 0)
-    acc = robust_accuracy(net, torch.tensor(X), torch.tensor(y), RADII, norm=norm, clip=box)
-    assert acc.tolist() == (worst > 0).mean(1).tolist()
+    net = linear(W, b).to(device)
+    got = _robust_points(net, torch.tensor(X), torch.tensor(y), RADII, norm=norm, clip=box, restarts=restarts)
+    assert got.device.type == device and np.array_equal(got.cpu().numpy(), worst > 0)
+    acc = robust_accuracy(net, torch.tensor(X), torch.tensor(y), RADII, norm=norm, clip=box, restarts=restarts)
+    np.testing.assert_allclose(acc.cpu().numpy(), (worst > 0).mean(1), rtol=1e-15, atol=0)  # a GPU mean: last bit
     assert 0 < acc[-1] < acc[1] < acc[0] < 1  # the radii cover robust, broken and wrong points
 
 
@@ -101,6 +102,15 @@ def test_clipped_linf_linear_model_is_exact():
     # the box binds: without it the closed form differs
     assert not np.array_equal(worst_margins(W, b, X, y, 0.3, "linf") > 0,
                               worst_margins(W, b, X, y, 0.3, "linf", (0.0, 1.0)) > 0)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_linear_model_on_a_device_is_exact(device):
+    """The model on ``device`` (the points moved there, the random starts drawn on the CPU and
+    moved there): the closed form, as on the CPU, with and without the box."""
+    for K, D, seed, norm, box in ((1, 6, 1, "l2", None), (5, 8, 3, "linf", None), (5, 8, 3, "l2", None),
+                                  (4, 6, 4, "linf", (0.0, 1.0))):
+        check_exact(*linear_case(K, D, seed=seed, box=box), norm, box=box, device=device, restarts=3)
 
 
 def naive_margin_pgd(net, x, y, eps, steps=10):

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from _exact import area as exact_area
 from _exact import exact_regions
-from common import dyadic_images, dyadic_model, integer_net, mlp, reference_net, set_weights
+from common import DEVICES, dyadic_images, dyadic_model, integer_net, mlp, reference_net, set_weights
 from splinescope import spatial
 from splinescope.spatial import _engine, _partition, _tiles
 
@@ -213,7 +213,7 @@ def test_max_memory_chooses_a_grid():
     assert [len(c) for c in whole._grid] == [2, 2] and len(whole) == 6674
 
 
-@pytest.mark.parametrize("device", ["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+@pytest.mark.parametrize("device", DEVICES)
 def test_torch_device_path(device):
     net = reference_net(64)
     q = spatial.partition(net, BOX, max_memory=2 ** 23, device=device)
