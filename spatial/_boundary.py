@@ -33,15 +33,38 @@ def _boundary(X, offsets, indices, vals, scale, layer, rtol) -> np.ndarray:
     F = len(offsets) - 1
     if F == 0:
         return np.zeros((0, 2, 2))
-    mx = np.maximum.reduceat(Ds[indices], offsets[:-1], axis=0)  # max of f_a - f_c over each face
-    mn = np.minimum.reduceat(Ds[indices], offsets[:-1], axis=0)  # -max of f_c - f_a
-    cand = np.ones((F, K), bool)  # classes that can be on top somewhere in the face
-    for p in range(P):
-        cand[:, ci[p]] &= mn[:, p] <= 0
-        cand[:, ai[p]] &= mx[:, p] >= 0
+    # a face whose vertices all have one top class, beyond the tolerance of every pair with it,
+    # has one candidate: only the others are tested pair by pair
+    top_v = vals.argmax(1)
+    pair_of = np.full((K, K), -1, np.int64)
+    pair_of[ci, ai] = np.arange(P)
+    pair_of[ai, ci] = np.arange(P)
+    rival = pair_of[top_v[:, None], np.arange(K)[None, :]]  # (V, K) the pair of each class with the top
+    sign = np.where(ai[rival] == top_v[:, None], 1.0, -1.0)  # D of that pair is (top - class) * sign
+    margin = np.take_along_axis(Ds, np.maximum(rival, 0), 1) * sign
+    clear = ((margin > 0) | (rival < 0)).all(1)  # the top beats every class beyond the tolerance
+    deg = np.diff(offsets)
+    face_of = np.repeat(np.arange(F), deg)
+    mixed = np.zeros(F, bool)  # faces not cleared: a vertex unclear, or two top classes
+    np.logical_or.at(mixed, face_of, ~clear[indices])
+    tv = top_v[indices]
+    mixed |= np.minimum.reduceat(tv, offsets[:-1]) != np.maximum.reduceat(tv, offsets[:-1])
+    cand = np.zeros((F, K), bool)  # classes that can be on top somewhere in the face
+    cand[~mixed, top_v[indices[offsets[:-1][~mixed]]]] = True
+    mf = np.nonzero(mixed)[0]
+    if len(mf):
+        m_off = np.zeros(len(mf) + 1, np.int64)
+        np.cumsum(deg[mf], out=m_off[1:])
+        m_idx = indices[np.repeat(mixed, deg)]
+        mx = np.maximum.reduceat(Ds[m_idx], m_off[:-1], axis=0)  # max of f_a - f_c over each face
+        mn = np.minimum.reduceat(Ds[m_idx], m_off[:-1], axis=0)  # -max of f_c - f_a
+        cm = np.ones((len(mf), K), bool)
+        for p in range(P):
+            cm[:, ci[p]] &= mn[:, p] <= 0
+            cm[:, ai[p]] &= mx[:, p] >= 0
+        cand[mf] = cm
     split = cand.sum(1) >= 2
     if split.any():
-        deg = np.diff(offsets)
         s_offsets = np.zeros(int(split.sum()) + 1, np.int64)
         np.cumsum(deg[split], out=s_offsets[1:])
         s_indices = indices[np.repeat(split, deg)]
