@@ -209,6 +209,7 @@ def test_structural_zeros_in_small_chunks_give_the_same_partition(monkeypatch):
     n, first = len(calls), sum(decided)
     monkeypatch.setattr(_predicates, "CHUNK_ELEMENTS", 7)
     monkeypatch.setattr(_engine, "OP_CHUNK_ELEMENTS", 7)
+    monkeypatch.setattr(_engine, "OP_CHUNK_ROWS", 1)
     q = spatial.partition(model, bounds, plane=plane)
     assert len(calls) > 2 * n  # now in many chunks
     assert sum(decided) - first == first > 0
