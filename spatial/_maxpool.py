@@ -111,45 +111,60 @@ def argmax(bits: np.ndarray, net, sizes: Sequence[int]) -> List[np.ndarray]:
     return [np.concatenate(p) for p in parts]
 
 
-def _replay(bits: np.ndarray, tours: List[_Tour]):
-    """The canonical bits and the relevance mask (both (R, N)) of the patterns ``bits`` (R, N), by
-    replaying each tournament with its argmax (slots as rows, see ``_start``)."""
-    canon = np.array(bits, bool, copy=True)
-    mask = np.ones(bits.shape, bool)
+def _span(tours: List[_Tour]) -> Tuple[int, int]:
+    """The pattern columns [c0, c1) that hold every comparison of the tournaments."""
+    cols = [c for t in tours for c in t.cols if len(c)]
+    if not cols:
+        return 0, 0
+    return int(min(c.min() for c in cols)), int(max(c.max() for c in cols)) + 1
+
+
+def _replay(bT: np.ndarray, tours: List[_Tour], off: int, mask: bool = False) -> Optional[np.ndarray]:
+    """Replay each tournament with its argmax, in place on ``bT`` (pattern columns from ``off``
+    as rows, one column per pattern): afterwards it holds the canonical bits. With ``mask``,
+    returns the relevance mask of the same rows (else None)."""
+    M = np.ones(bT.shape, bool) if mask else None
     for t in tours:
-        rounds = _round_bits(t, bits)
-        A = _argmax(t, rounds)
-        C = _start(t, len(bits))
+        A = _argmax(t, [bT[c - off] for c in t.cols])  # before this tournament's bits are rewritten
+        C = _start(t, bT.shape[1])
         for cols, w, left, right, made in zip(t.cols, t.win, t.left, t.right, t.made):
             cl, cr = C[left], C[right]
             Aw = A[w]
             won = cl == Aw
-            canon[:, cols] = won.T
-            mask[:, cols] = (won | (cr == Aw)).T
+            bT[cols - off] = won
+            if M is not None:
+                M[cols - off] = won | (cr == Aw)
             C[made] = np.where(won, cl, cr)
-    return canon, mask
+    return M
 
 
 def _replayed(bits: np.ndarray, net, sizes: Sequence[int], which: int) -> np.ndarray:
-    """``_replay``'s canonical bits (``which`` 0) or mask (1) of every pattern, chunk by chunk."""
+    """The canonical bits (``which`` 0) or the relevance mask (1) of every pattern (R, N), chunk by
+    chunk; only the tournaments' columns are turned into rows."""
     tours = _tours(net, sizes)
-    out = np.empty(bits.shape, bool)
+    c0, c1 = _span(tours)
+    bits = np.asarray(bits, bool)
+    out = np.array(bits, copy=True) if which == 0 else np.ones(bits.shape, bool)
     for s in range(0, len(bits), CHUNK):
-        out[s: s + CHUNK] = _replay(np.asarray(bits[s: s + CHUNK], bool), tours)[which]
+        bT = np.ascontiguousarray(bits[s: s + CHUNK, c0:c1].T)
+        M = _replay(bT, tours, c0, mask=which == 1)
+        out[s: s + CHUNK, c0:c1] = (bT if M is None else M).T
     return out
 
 
 def canonical_packed(patterns: np.ndarray, net, sizes: Sequence[int]) -> np.ndarray:
-    """:func:`canonical` of packed patterns (R, ceil(N/8)), packed, chunk by chunk: never all the
-    patterns unpacked at once."""
+    """:func:`canonical` of packed patterns (R, ceil(N/8)), packed, chunk by chunk: only the bytes
+    that hold the tournaments' columns are unpacked (never all the patterns at once)."""
     if not net.max_info:
         return patterns
-    N = int(sum(sizes))
     tours = _tours(net, sizes)
-    out = np.empty_like(patterns)
+    c0, c1 = _span(tours)
+    b0, b1 = c0 // 8, -(-c1 // 8)
+    out = np.array(patterns, copy=True)
     for s in range(0, len(patterns), CHUNK):
-        bits = np.unpackbits(patterns[s: s + CHUNK], axis=1, count=N).view(bool)
-        out[s: s + CHUNK] = np.packbits(_replay(bits, tours)[0], axis=1)
+        bT = np.ascontiguousarray(np.unpackbits(patterns[s: s + CHUNK, b0:b1], axis=1).view(bool).T)
+        _replay(bT, tours, 8 * b0)
+        out[s: s + CHUNK, b0:b1] = np.packbits(bT.T, axis=1)
     return out
 
 
