@@ -963,13 +963,12 @@ def _transition_np(Z, scale, ca, cb, sl, nxt, ca_next, cb_next, capacity, chunk,
         if nxt.dense:
             np.matmul(h, Wt, out=zn)
             zn += nxt.bias
+        elif sanitize:  # no -0.0 (the mark of a decided zero) from the arithmetic ...
+            np.add(nxt.rows(h), 0.0, out=zn)
         else:
             zn[:] = nxt.rows(h)
-        if sanitize:
-            zn += 0.0  # no -0.0 (the mark of a decided zero) from the arithmetic ...
-            if free is not None:  # ... but the marks of values zero by structure
-                _mark_structural(z, _dead(q, sl, None if own is None else own[s: s + chunk]), m, nxt, zn, free,
-                                 marked)
+        if free is not None:  # ... but the marks of values zero by structure
+            _mark_structural(z, _dead(q, sl, None if own is None else own[s: s + chunk]), m, nxt, zn, free, marked)
         if split_next:
             pz, nz, next_zeros[s: s + chunk] = _tol_signs(zn[:, :mn], sc, ca_next, cb_next, sanitize)
             pn[s: s + chunk] = np.packbits(pz, axis=1)

@@ -1092,10 +1092,13 @@ def _program(s: int, layouts: List[_Layout], out: Optional[_Node], tour, byid, i
                         h = X[:, g0.start: g0.start + g0.size]
                         n = node.numel
                         k = g0.size // n
-                        v = bk.const(_exact_or_float(node.value0, bk), c)  # (floats would make the exact side inexact)
-                        hm = bk.mul(h, g0.mult if bk.kind == "exact" else g0.mult_f)
-                        for j in range(k):
-                            v = v + hm[:, j * n: (j + 1) * n]
+                        if bk.kind != "exact" and k == 1 and not node.value0.any() and (g0.mult_f == 1).all():
+                            v = h  # (a ReLU: sigma(0) = 0 and one hinge of slope 1, the value itself)
+                        else:
+                            v = bk.const(_exact_or_float(node.value0, bk), c)  # (floats would make the exact side inexact)
+                            hm = bk.mul(h, g0.mult if bk.kind == "exact" else g0.mult_f)
+                            for j in range(k):
+                                v = v + hm[:, j * n: (j + 1) * n]
                     else:
                         mat, index = tournament(node, g[0])
                         # the winner's slot: after the last round each window holds one slot
