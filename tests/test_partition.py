@@ -328,6 +328,37 @@ def test_multiclass_boundary_only_where_the_top_class_changes():
     assert lines_len < 2 * 4 * 6  # far fewer than all pairwise lines through the box
 
 
+def test_ten_class_conv_boundary_is_where_the_top_class_changes():
+    # a max-pooling net with 10 classes: most vertices have one class on top by far (their faces
+    # skip the pairwise work); every segment is a tie of the top two classes, and wherever the
+    # top class changes between neighbouring grid points a segment lies between them
+    torch.manual_seed(3)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+                              torch.nn.Flatten(), torch.nn.Linear(16, 10)).double().eval()
+    imgs = torch.rand(3, 1, 4, 4, generator=torch.Generator().manual_seed(4), dtype=torch.float64).numpy()
+    plane = spatial.Plane.through(*imgs)
+    box = (-1.0, 2.0, -1.0, 2.0)
+    p = spatial.partition(net, box, plane=plane)
+    seg = p.boundary
+    assert len(seg) > 0
+
+    def f(pts):
+        with torch.no_grad():
+            return net(torch.as_tensor(plane.lift(pts)).reshape((-1, 1, 4, 4))).numpy()
+
+    for pts in (seg.mean(1), seg[:, 0], seg[:, 1]):
+        v = np.sort(f(pts), axis=1)
+        np.testing.assert_allclose(v[:, -1], v[:, -2], atol=1e-10)
+    g = np.linspace(-1, 2, 90)
+    P = np.stack(np.meshgrid(g, g), -1)
+    top = f(P.reshape(-1, 2)).argmax(1).reshape(P.shape[:2])
+    lines = shapely.MultiLineString([s for s in seg])
+    changes = np.nonzero(top[:, 1:] != top[:, :-1])
+    assert len(changes[0]) > 0
+    for r, c in zip(*changes):
+        assert shapely.LineString([P[r, c], P[r, c + 1]]).intersects(lines)
+
+
 # ---- the Partition object
 
 
