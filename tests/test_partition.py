@@ -304,18 +304,13 @@ def test_argmax_boundary_matches_exact_length(seed):
     assert length == pytest.approx(ref, rel=1e-9)
 
 
-def test_multiclass_boundary_only_where_the_top_class_changes():
-    net = mlp([2, 16, 16, 4], seed=11)
-    p = spatial.partition(net, bounds=BOX)
-    seg = p.boundary
-    assert len(seg) > 0
-    f = parse(net)
-    # every segment's midpoint and ends: a tie between the two top classes
+def assert_boundary_is_where_the_top_changes(seg, f, g):
+    """Every segment's midpoint and ends are a tie between the two top classes of ``f`` (points ->
+    logits), and neighbouring points of the grid ``g`` x ``g`` with different top classes are
+    separated by a segment. Returns the segments as one shapely geometry."""
     for pts in (seg.mean(1), seg[:, 0], seg[:, 1]):
         v = np.sort(f(pts), axis=1)
         np.testing.assert_allclose(v[:, -1], v[:, -2], atol=1e-10)
-    # sampling: neighbouring grid points with different top classes are separated by the boundary
-    g = np.linspace(-1, 1, 120)
     P = np.stack(np.meshgrid(g, g), -1)
     top = f(P.reshape(-1, 2)).argmax(1).reshape(P.shape[:2])
     lines = shapely.MultiLineString([s for s in seg])
@@ -323,6 +318,15 @@ def test_multiclass_boundary_only_where_the_top_class_changes():
     assert len(changes[0]) > 0
     for r, c in zip(*changes):
         assert shapely.LineString([P[r, c], P[r, c + 1]]).intersects(lines)
+    return lines
+
+
+def test_multiclass_boundary_only_where_the_top_class_changes():
+    net = mlp([2, 16, 16, 4], seed=11)
+    p = spatial.partition(net, bounds=BOX)
+    seg = p.boundary
+    assert len(seg) > 0
+    lines = assert_boundary_is_where_the_top_changes(seg, parse(net), np.linspace(-1, 1, 120))
     # and nowhere else: a pairwise line between two classes that are never on top is not drawn
     lines_len = lines.length
     assert lines_len < 2 * 4 * 6  # far fewer than all pairwise lines through the box
@@ -346,17 +350,7 @@ def test_ten_class_conv_boundary_is_where_the_top_class_changes():
         with torch.no_grad():
             return net(torch.as_tensor(plane.lift(pts)).reshape((-1, 1, 4, 4))).numpy()
 
-    for pts in (seg.mean(1), seg[:, 0], seg[:, 1]):
-        v = np.sort(f(pts), axis=1)
-        np.testing.assert_allclose(v[:, -1], v[:, -2], atol=1e-10)
-    g = np.linspace(-1, 2, 90)
-    P = np.stack(np.meshgrid(g, g), -1)
-    top = f(P.reshape(-1, 2)).argmax(1).reshape(P.shape[:2])
-    lines = shapely.MultiLineString([s for s in seg])
-    changes = np.nonzero(top[:, 1:] != top[:, :-1])
-    assert len(changes[0]) > 0
-    for r, c in zip(*changes):
-        assert shapely.LineString([P[r, c], P[r, c + 1]]).intersects(lines)
+    assert_boundary_is_where_the_top_changes(seg, f, np.linspace(-1, 2, 90))
 
 
 # ---- the Partition object
