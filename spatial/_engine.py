@@ -985,10 +985,10 @@ def _tol_signs(z: np.ndarray, scale: np.ndarray, ca: np.ndarray, cb: np.ndarray,
     p = z > t
     np.negative(t, out=t)
     q = z < t
-    und = ~(p | q)
-    if marks:
-        und &= ~decided_zero(z)
-    return p, q, _row_counts(und)
+    zc = z.shape[1] - _row_counts(p) - _row_counts(q)
+    if marks:  # (a mark, -0.0, is neither above t >= 0 nor below -t)
+        zc -= _row_counts(decided_zero(z))
+    return p, q, zc
 
 
 def _row_counts(b: np.ndarray) -> np.ndarray:

@@ -1119,7 +1119,10 @@ def _program(s: int, layouts: List[_Layout], out: Optional[_Node], tour, byid, i
             # carried: the right operands (in pair order) then the leftovers that existed before
             st, P = carry[0], len(made)
             mat = bk.cat([X[:, st: st + P] + X[:, g.start: g.start + P], X[:, st + P: st + P + len(left)]], N)
-            index = {k: i for i, k in enumerate(made + left)}
+            key = ("index", node.uid, r)
+            if key not in static:
+                static[key] = {k: i for i, k in enumerate(made + left)}
+            index = static[key]
             slots[node.uid] = (mat, index)
             return slots[node.uid]
 
