@@ -118,6 +118,44 @@ def test_a_decided_zero_is_marked_and_never_made_by_arithmetic():
     assert new[0, 0] == 0.0 and new[0, 1] == 0.0
 
 
+class _AbsMap:
+    """A stand-in next layer: z = h @ W.T (no constants), its absolute-value form for bound()."""
+
+    def __init__(self, W):
+        self.W = np.asarray(W, np.float64)
+
+    def bound(self, S, c):
+        return S @ np.abs(self.W).T
+
+    def rows(self, H):
+        return H @ self.W.T
+
+
+def test_values_zero_by_structure_are_marked_and_cancellations_are_not():
+    # next0 = h0 - h1, next1 = h0, next2 = carried; two units then one carried column
+    from splinescope.spatial._engine import _dead, _mark_structural
+    from splinescope.spatial._predicates import decided_zero
+    nxt = _AbsMap([[1.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    sl = np.zeros(2)
+
+    def marks(z, q, own=None, marked=True):
+        z = np.asarray(z, np.float64)
+        h = np.where(z[:, :2] > 0, z[:, :2], 0.0)
+        zn = nxt.rows(np.concatenate([h, z[:, 2:]], 1)) + 0.0
+        _mark_structural(z, _dead(np.asarray(q), sl, own), 2, nxt, zn, np.ones(3, bool), marked)
+        return decided_zero(zn).tolist()
+
+    # two live units with equal values: h0 - h1 is 0.0 by cancellation, not by structure
+    assert marks([[0.5, 0.5, 1.0]], [[False, False]]) == [[False, False, False]]
+    # two certainly dead units: both comparisons read only zeros
+    assert marks([[-1.0, -2.0, 1.0]], [[True, True]]) == [[True, True, False]]
+    # unit 0 on a line its vertex was made on (exactly 0), unit 1 doubtful (may be nonzero)
+    assert marks([[0.0, 1e-300, 1.0]], [[False, False]], own=np.array([[0, -1]])) == [[False, True, False]]
+    # a carried value marked decided 0 is read as 0 only where this layer's values carry marks
+    assert marks([[-1.0, -1.0, -0.0]], [[True, True]]) == [[True, True, True]]
+    assert marks([[-1.0, -1.0, -0.0]], [[True, True]], marked=False) == [[True, True, False]]
+
+
 def _groups_by_python(a):
     seen = {}
     inv = [seen.setdefault(r.tobytes(), len(seen)) for r in a]

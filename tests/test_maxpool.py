@@ -59,6 +59,31 @@ def test_regions_equal_exact_reference(name):
     assert p.network.max_info  # the max is read as a tournament, not refused
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_dead_units_zero_by_structure_equal_exact_reference(seed, monkeypatch):
+    # biases pushed down: many units are dead in parts of the box, so round-one comparisons of
+    # two dead units, and round-two comparisons of the running maxima they carry, are 0 by
+    # structure; the fast pass marks them decided (never asking the exact side) and the regions
+    # still equal the exact reference's
+    from splinescope.spatial import _engine, _predicates
+
+    model = dyadic_model(_conv_pool(), 10 + seed)
+    with torch.no_grad():
+        model[0].bias.sub_(0.75)
+    plane = spatial.Plane.through(*dyadic_images(10 + seed, (1, 3, 3)))
+    marks = []
+    f = _engine._mark_structural
+
+    def counting(z, dead, m, nxt, zn, free, marked):
+        before = int(_predicates.decided_zero(zn).sum())
+        f(z, dead, m, nxt, zn, free, marked)
+        marks.append(int(_predicates.decided_zero(zn).sum()) - before)
+
+    monkeypatch.setattr(_engine, "_mark_structural", counting)
+    assert_graph_matches_exact(model, (-1.5, 2.0, -1.5, 2.0), plane=plane)
+    assert sum(marks) > 0
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_affine_maps_equal_model_at_centroids(name):
     model, plane, bounds = _case(name)
