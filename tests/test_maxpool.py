@@ -59,27 +59,32 @@ def test_regions_equal_exact_reference(name):
     assert p.network.max_info  # the max is read as a tournament, not refused
 
 
+def _count_marks(monkeypatch, into: list) -> None:
+    """Make ``_engine._mark_structural`` append to ``into`` how many values each call marks."""
+    from splinescope.spatial import _engine, _predicates
+
+    f = _engine._mark_structural
+
+    def counting(z, dead, m, nxt, zn, free, marked):
+        before = int(_predicates.decided_zero(zn).sum())
+        f(z, dead, m, nxt, zn, free, marked)
+        into.append(int(_predicates.decided_zero(zn).sum()) - before)
+
+    monkeypatch.setattr(_engine, "_mark_structural", counting)
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_dead_units_zero_by_structure_equal_exact_reference(seed, monkeypatch):
     # biases pushed down: many units are dead in parts of the box, so round-one comparisons of
     # two dead units, and round-two comparisons of the running maxima they carry, are 0 by
     # structure; the fast pass marks them decided (never asking the exact side) and the regions
     # still equal the exact reference's
-    from splinescope.spatial import _engine, _predicates
-
     model = dyadic_model(_conv_pool(), 10 + seed)
     with torch.no_grad():
         model[0].bias.sub_(0.75)
     plane = spatial.Plane.through(*dyadic_images(10 + seed, (1, 3, 3)))
-    marks = []
-    f = _engine._mark_structural
-
-    def counting(z, dead, m, nxt, zn, free, marked):
-        before = int(_predicates.decided_zero(zn).sum())
-        f(z, dead, m, nxt, zn, free, marked)
-        marks.append(int(_predicates.decided_zero(zn).sum()) - before)
-
-    monkeypatch.setattr(_engine, "_mark_structural", counting)
+    marks: list = []
+    _count_marks(monkeypatch, marks)
     assert_graph_matches_exact(model, (-1.5, 2.0, -1.5, 2.0), plane=plane)
     assert sum(marks) > 0
 
@@ -215,20 +220,13 @@ def test_structural_zeros_in_small_chunks_give_the_same_partition(monkeypatch):
     bounds = (-1.0, 1.5, -1.0, 1.5)
     calls = []
     for mod, name in ((_predicates.ExactNet, "structural_zero"), (_engine, "_structural_block"),
-                      (_engine, "_mark_structural")):  # (the last one counted again by marks())
+                      (_engine, "_mark_structural")):  # (the last one counted again by _count_marks)
         f = getattr(mod, name)
         monkeypatch.setattr(mod, name, lambda *a, _f=f, _n=name, **k: calls.append(_n) or _f(*a, **k))
     decided = []  # how many values each run decides zero by structure (not by exact arithmetic)
     f = _engine._structural_zeros
     monkeypatch.setattr(_engine, "_structural_zeros", lambda *a: decided.append(int(f(*a).sum())) or f(*a))
-    g = _engine._mark_structural
-
-    def marks(z, dead, m, nxt, zn, free, marked):
-        before = int(_predicates.decided_zero(zn).sum())
-        g(z, dead, m, nxt, zn, free, marked)
-        decided.append(int(_predicates.decided_zero(zn).sum()) - before)
-
-    monkeypatch.setattr(_engine, "_mark_structural", marks)
+    _count_marks(monkeypatch, decided)
     p = spatial.partition(model, bounds, plane=plane)
     assert set(calls) == {"structural_zero", "_structural_block", "_mark_structural"}  # every pass runs here
     n, first = len(calls), sum(decided)
