@@ -31,7 +31,6 @@ import argparse
 import copy
 import time
 
-import numpy as np
 import torch
 from sklearn.datasets import load_digits
 

@@ -640,7 +640,6 @@ class _Reader:
 
     def registered_act(self, where, m, reg, shape, act):
         bp, sl = reg
-        n = int(np.prod(shape, dtype=np.int64))
         dtype = next((p.dtype for p in m.parameters()), torch.float64)
         dtype = torch.float64 if not dtype.is_floating_point else dtype
 

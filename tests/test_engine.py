@@ -3,7 +3,6 @@ import itertools
 
 import numpy as np
 import pytest
-import torch
 
 from splinescope import spatial
 from splinescope.spatial import _engine

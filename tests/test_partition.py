@@ -1,5 +1,4 @@
 """spatial.partition against independent methods: exact rational regions, dense sampling."""
-import math
 
 import numpy as np
 import pytest
