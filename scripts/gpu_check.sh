@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU check: the tests that run a torch path on cuda, and the benchmarks' --device cuda rows, on a
 # machine with a GPU and no network. Run from the repository root, with the wheels of the packages the
-# machine lacks in .wheels/ (shapely, dask, distributed, torch-cka, ckatorch, their dependencies):
+# machine lacks in .wheels/ (shapely, dask, distributed, torch-cka, ckatorch, their dependencies;
+# `bash scripts/gpu_wheels.sh` downloads them here):
 #
 #     bash scripts/gpu_check.sh                  # logs: $OUT/gpu_tests.log, $OUT/gpu_bench.log
 #     GPU_CHECK_DRY=1 bash scripts/gpu_check.sh  # no GPU: the same steps on the CPU (device cpu:0), small sizes
