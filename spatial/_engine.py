@@ -751,11 +751,6 @@ def _dead(q: np.ndarray, sl: np.ndarray, own: Optional[np.ndarray]) -> np.ndarra
     return dead
 
 
-def _undecided(pos: np.ndarray, neg: np.ndarray, m: int) -> np.ndarray:
-    """(V,) how many of the m columns of each row the fast pass left at 0 (neither sign)."""
-    return m - _POPCOUNT[pos | neg].sum(1, dtype=np.int64)
-
-
 def _activate(z: np.ndarray, p: np.ndarray, q: np.ndarray, sl: np.ndarray, m: int) -> np.ndarray:
     """The activation of the units (the first ``m`` columns; ``p``/``q``: their strict signs), the
     carried columns unchanged."""
