@@ -717,7 +717,8 @@ def transition(Z, scale: np.ndarray, ca: np.ndarray, cb: np.ndarray, slope,
     (signs, activation, the next map, the next signs) runs there in float64, in large chunks;
     every formula is the one the splitting uses, so the decisions agree. With
     ``exact = (ExactNet, layer, lines, X)`` (X: the vertices' coordinates) every doubtful sign, of this layer and of the next, is
-    decided exactly (a pass after the fast one).
+    decided exactly (a pass after the fast one); the fast pass has already marked decided (-0.0)
+    the next values that are 0 by structure (:func:`_mark_structural`), which that pass skips.
     """
     sl = np.broadcast_to(np.asarray(slope, np.float64), (len(ca),))
     sanitize = exact is not None and carries_marks(nxt)  # no -0.0 but the marks of decided zeros
