@@ -826,10 +826,13 @@ class _Backend:
             return op.bound(args, c)
         return op.exact(args, c)
 
-    def cat(self, parts, n):
+    def cat(self, parts, n, like=None):
+        """The parts side by side; none: (n, 0) (on ``like``'s device, when given)."""
         if self.kind == "exact":
             return Q.cat(parts, axis=1) if parts else Q.zeros((n, 0))
-        return torch.cat(parts, 1) if parts else torch.zeros((n, 0), dtype=torch.float64)
+        if parts:
+            return torch.cat(parts, 1)
+        return torch.zeros((n, 0), dtype=torch.float64, device=None if like is None else like.device)
 
     def const(self, values, c):
         """(N, len(values)) the constants times c (exact: Q; bound: |values|)."""
@@ -1185,7 +1188,7 @@ def _program(s: int, layouts: List[_Layout], out: Optional[_Node], tour, byid, i
                              if slot < _first_new(rounds, g.round, w, node)]
                     static[kc] = [index[k] for k in keys]
                 parts.append(_take(bk, mat, static[kc]))
-        return bk.cat(parts, N)
+        return bk.cat(parts, N, like=X)
 
     return program
 
