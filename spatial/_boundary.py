@@ -87,7 +87,7 @@ def _boundary(X, offsets, indices, vals, scale, layer, rtol) -> np.ndarray:
         vals_u = vals[u]
     # at each (local) vertex: which pairs tie at the top
     top = vals_u.max(1)
-    ttol = tol.max(1) if P else np.zeros(len(top))
+    ttol = tol.max(1)
     tie = (np.abs(D) <= tol) & (vals_u[:, ci] >= top[:, None] - ttol[:, None]) & (vals_u[:, ai] >= top[:, None] - ttol[:, None])
     a = f_indices
     b = f_indices[_engine.next_in_face(f_offsets)]

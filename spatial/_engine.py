@@ -869,11 +869,22 @@ def _structural_block(Z, computed, r, zr, vr, scale, ca, cb, sl, m, nxt, marked)
     p = np.where(fixed, z[:, :m] > 0, z[:, :m] > t)
     q = np.where(fixed, z[:, :m] < 0, z[:, :m] < -t)
     h = _activate(z, p, q, sl, m)
-    may = np.ones(h.shape)
-    may[:, :m] = h[:, :m] != 0
-    if marked:
-        may[:, m:] = ~decided_zero(z[:, m:])
+    may = _may(z, h[:, :m] == 0, m, marked)
     return (nxt.bound(may, np.zeros(len(vr))) == 0) & (nxt.const_abs() == 0)
+
+
+def _may(z: np.ndarray, dead: np.ndarray, m: int, marked: bool) -> np.ndarray:
+    """A 0/1 float64 mask of the values of ``z``'s rows whose activations may be nonzero: the
+    units not ``dead`` (nor marked decided 0) and the carried values not marked decided 0 (marks
+    are read only where this layer's values carry them, ``marked``)."""
+    may = np.empty(z.shape)
+    if marked:
+        dead = dead | decided_zero(z[:, :m])
+        np.logical_not(decided_zero(z[:, m:]), out=may[:, m:])
+    else:
+        may[:, m:] = 1.0
+    np.logical_not(dead, out=may[:, :m])
+    return may
 
 
 def _mark_structural(z: np.ndarray, dead: np.ndarray, m: int, nxt, zn: np.ndarray,
@@ -893,15 +904,7 @@ def _mark_structural(z: np.ndarray, dead: np.ndarray, m: int, nxt, zn: np.ndarra
     if 2 * len(rows) > len(zn):
         rows = slice(None)
     zr = z[rows]
-    dead = dead[rows]
-    may = np.empty(zr.shape)
-    if marked:
-        dead = dead | decided_zero(zr[:, :m])
-        np.logical_not(decided_zero(zr[:, m:]), out=may[:, m:])
-    else:
-        may[:, m:] = 1.0
-    np.logical_not(dead, out=may[:, :m])
-    st = nxt.bound(may, np.zeros(len(zr))) == 0
+    st = nxt.bound(_may(zr, dead[rows], m, marked), np.zeros(len(zr))) == 0
     st &= zero[rows]
     if isinstance(rows, slice):
         np.copyto(zn, -0.0, where=st)

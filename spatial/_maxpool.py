@@ -79,7 +79,7 @@ def _start(t: _Tour, R: int) -> np.ndarray:
 def _transposed(a: np.ndarray) -> np.ndarray:
     """``a.T`` as a contiguous array (through torch: its transposing copy is ~1.5x numpy's, and
     packing bits of a transposed view is 5x slower than of a contiguous one)."""
-    return torch.from_numpy(np.ascontiguousarray(a) if a.ndim != 2 else a).t().contiguous().numpy()
+    return torch.from_numpy(a).t().contiguous().numpy()
 
 
 def _round_bits(t: _Tour, bits: np.ndarray) -> List[np.ndarray]:
