@@ -415,6 +415,23 @@ def split_all(X: np.ndarray, offsets: np.ndarray, indices: np.ndarray, Z, scale:
                        None if ctx is None else ctx.Ls.view.copy(), slot_line)
 
 
+def sign_fixer(ex, layer: int, lines, X, cols: Optional[np.ndarray] = None):
+    """The ``exact`` argument of :func:`_packed_signs`: a function ``(rows, z, t) -> z`` whose
+    doubtful entries (|z| <= t) are decided by ``ex.fix`` (``ExactNet``) at layer ``layer``.
+    ``lines``/``X``: the vertices' lines and local coordinates (arrays, or ``_Rows`` stores read
+    when called); ``cols``: the layer's column of each column of ``z`` (default: the same)."""
+    def fix(rows, z, t):
+        d = np.abs(z) <= t
+        if not d.any():
+            return z
+        r, c = np.nonzero(d)
+        z = np.array(z, copy=True)
+        L, Xa = (lines.a if isinstance(lines, _Rows) else lines), (X.a if isinstance(X, _Rows) else X)
+        z[r, c] = ex.fix(layer, L, rows[r], c if cols is None else cols[c], z[r, c], t[r, c], X=Xa)
+        return z
+    return fix
+
+
 class _Exact:
     """The exact side of one layer's splitting: the vertex-line store and the doubtful fixes."""
 
@@ -434,15 +451,7 @@ class _Exact:
 
     def block(self, cols: np.ndarray):
         """A fixer for ``_packed_signs`` over the columns ``cols``."""
-        def fix(rows, z, t):
-            d = np.abs(z) <= t
-            if not d.any():
-                return z
-            r, c = np.nonzero(d)
-            z = np.array(z, copy=True)
-            z[r, c] = self.ex.fix(self.layer, self.Ls.a, rows[r], cols[c], z[r, c], t[r, c], X=self.Xs.a)
-            return z
-        return fix
+        return sign_fixer(self.ex, self.layer, self.Ls, self.Xs, cols)
 
     def lines(self, origin, k) -> np.ndarray:
         return self.ex.line_ids(self.layer, origin, k)

@@ -514,7 +514,7 @@ class _Reader:
             def f(x, ww):
                 return fn(x, ww, None, stride, padding, dilation, groups)
             fan = int(np.prod(w.shape[1:]))
-        return _ops.Weighted(f, w, b, fan, (-1,) + (1,) * nd)
+        return _ops.Weighted(f, w, b, fan, (-1,) + (1,) * nd, matrix=True)
 
     def avgpool(self, nd, k, s, p, ceil_mode, count_include_pad, divisor_override, in_shape, out_shape):
         _, table = _pool_table(in_shape, k, s, p, (1,) * nd, ceil_mode)

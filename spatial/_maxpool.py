@@ -232,16 +232,22 @@ class Merged(NamedTuple):
     patterns: np.ndarray
     keep: np.ndarray  # the old index of each kept vertex
     lines: Optional[np.ndarray]
+    first: np.ndarray  # the old index of each region's first face
+    slot_line: Optional[np.ndarray]  # the line of each region's edge (from its slot), given ``slot_line``
 
 
 def merge(X: np.ndarray, offsets: np.ndarray, indices: np.ndarray, patterns: np.ndarray, net,
-          sizes: Sequence[int], corners: np.ndarray, lines: Optional[np.ndarray] = None) -> Merged:
+          sizes: Sequence[int], corners: np.ndarray, lines: Optional[np.ndarray] = None,
+          slot_line: Optional[np.ndarray] = None) -> Merged:
     """Merge the faces of one linear region (equal canonical patterns) into one polygon.
 
     The edges two faces of one group share (each directed once per face) cancel; the rest is the
     region's outer loop, walked from its first remaining edge. Vertices left with two edges (a
     collinear point where a cancelled edge ended; not a box corner) are dropped, unused vertices
-    removed. Regions keep the order of their first face. ``corners``: the box's corner vertices."""
+    removed. Regions keep the order of their first face. ``corners``: the box's corner vertices.
+    ``slot_line`` (one per slot of ``indices``: the line of the edge from that slot's vertex to
+    the next): the merged edges' lines (an edge that absorbed dropped collinear vertices keeps
+    the line of its first piece, which is the same line)."""
     canon = canonical_packed(patterns, net, sizes)  # without max-pooling the bits themselves (tiles)
     first, group = _engine.unique_rows(canon)  # group ids in the order of their first face
     G = len(first)
@@ -256,6 +262,7 @@ def merge(X: np.ndarray, offsets: np.ndarray, indices: np.ndarray, patterns: np.
     twin = o[np.minimum(np.searchsorted(code[o], rev), len(code) - 1)]
     internal = (code[twin] == rev) & (g[twin] == g)
     a, b, g = a[~internal], b[~internal], g[~internal]
+    sl = None if slot_line is None else np.asarray(slot_line)[~internal]
     E = len(a)
     # the loop of each group: the successor of (u, v) is the group's edge starting at v
     # (a convex loop passes each vertex once)
@@ -281,7 +288,9 @@ def merge(X: np.ndarray, offsets: np.ndarray, indices: np.ndarray, patterns: np.
     else:
         raise SplinescopeError("faces of one region make more than one loop: not a planar subdivision "
                                "(a bug, please report it)")
-    idx = a[np.lexsort((dist, g))]
+    order = np.lexsort((dist, g))
+    idx = a[order]
+    sl = None if sl is None else sl[order]
     fg = np.sort(g)
     # drop vertices of degree two (collinear points), except the box's corners
     und = np.unique(np.minimum(a, b) * V + np.maximum(a, b))  # undirected edges, as codes
@@ -289,9 +298,10 @@ def merge(X: np.ndarray, offsets: np.ndarray, indices: np.ndarray, patterns: np.
     drop[corners] = False
     keep_slot = ~drop[idx]
     idx, fg = idx[keep_slot], fg[keep_slot]
+    sl = None if sl is None else sl[keep_slot]
     new_off = np.concatenate([[0], np.cumsum(np.bincount(fg, minlength=G))]).astype(np.int64)
     used = np.unique(idx)
     remap = np.full(V, -1, np.int64)
     remap[used] = np.arange(len(used))
     return Merged(X[used], new_off, remap[idx], canon[first],
-                  used, None if lines is None else lines[used])
+                  used, None if lines is None else lines[used], first, sl)

@@ -460,10 +460,10 @@ def count_regions(model, bounds, *, plane: Optional[Plane] = None, rtol: float =
 def _one_piece(net: Network, b, plane: Optional[Plane], *, rtol: float, boundary: bool, device, exact: bool) -> Partition:
     """The partition of the whole box at once (``net`` restricted to the slice, ``b`` checked)."""
     center = _center(b)
-    r = _split_layers(net, b, center, rtol, device=device, exact=exact)
+    r = _split_layers(net, b, center, rtol, device=device, exact=exact, merge=True)
     X, offsets, indices, patterns, lines, vals = r.X, r.offsets, r.indices, r.patterns, r.lines, r.vals
     seg = _boundary(X, offsets, indices, vals, r.scale, net.layers[-1], rtol) if boundary else np.zeros((0, 2, 2))
-    if net.max_info:  # the cells of one argmax are one linear region
+    if net.max_info and not r.merged:  # the cells of one argmax are one linear region
         mg = _maxpool.merge(X, offsets, indices, patterns, net, r.sizes, _corners(X, b, center), lines)
         X, offsets, indices, patterns, lines = mg.X, mg.offsets, mg.indices, mg.patterns, mg.lines
         vals = vals[mg.keep]
@@ -517,13 +517,27 @@ class _Split(NamedTuple):
     scale: np.ndarray  # (V,) the output layer's tolerance scale at each vertex
     lines: Optional[np.ndarray]  # (V, 2) exact mode: the two lines of each vertex
     exact: Optional[_predicates.ExactNet]
+    merged: bool = False  # the max-pooling cells are merged already (the patterns are canonical)
+
+
+def _merge_layer(net: Network) -> Optional[int]:
+    """The hidden layer after whose splitting the max-pooling cells can be merged (the one that
+    holds the last round of every tournament), when a later hidden layer splits too; else None."""
+    if not net.max_info:
+        return None
+    last = max(int(max(info.stages)) for info in net.max_info)
+    return last if last < len(net.layers) - 2 else None
 
 
 def _split_layers(net: Network, b, center: np.ndarray, rtol: float, *, device=None, exact: bool = True,
-                  whole=None) -> _Split:
+                  whole=None, merge: bool = False) -> _Split:
     """Split the box ``b`` by every hidden layer of ``net`` (2 inputs), in coordinates local to
     ``center``. ``whole``: the bounds of the slice whose size the tolerances are measured on
-    (default ``b``; a tile passes its slice's, so that it decides as the whole would)."""
+    (default ``b``; a tile passes its slice's, so that it decides as the whole would).
+
+    ``merge``: with max-pooling, merge the cells of one region as soon as the last tournament
+    round has split them (:func:`_merge_layer`), so that the later layers split regions, not
+    cells, and their values are computed at fewer vertices; the patterns are then canonical."""
     x0, x1, y0, y1 = b
     X = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float64) - center
     offsets = np.array([0, 4], np.int64)
@@ -543,7 +557,8 @@ def _split_layers(net: Network, b, center: np.ndarray, rtol: float, *, device=No
     slot_line: Optional[np.ndarray] = np.array([2, 1, 3, 0], np.int64)  # bottom, right, top, left
     pats: List[np.ndarray] = []  # per layer: packed bits of the faces at that layer's end
     lineage: List[np.ndarray] = []  # per layer: the face each face at its end came from
-    sizes = []
+    sizes: List[int] = []
+    merge_at = _merge_layer(net) if merge else None
     for li, layer in enumerate(layers[:-1]):
         ca, cb = _engine.layer_tol(layer, rtol)
         m = layer.units
@@ -557,18 +572,57 @@ def _split_layers(net: Network, b, center: np.ndarray, rtol: float, *, device=No
                                                 exact=None if ex is None else (ex, li), lines=lines,
                                                 slot_line=slot_line, m=m))
         X, offsets, indices, lines, slot_line = sub.X, sub.offsets, sub.indices, sub.lines, sub.slot_line
+        origin, zin, sc = sub.origin, (X, layer.weight, layer.bias) if li == 0 else sub.Z, sub.scale
+        canon = None
+        if li == merge_at and li > 0:
+            mg, canon = _merge_cells(net, b, center, sub, pats, lineage, sizes, ca, cb, ex, li)
+            keep = mg.keep
+            X, offsets, indices, slot_line = mg.X, mg.offsets, mg.indices, mg.slot_line
+            lines = mg.lines
+            zin, sc = np.ascontiguousarray(sub.Z[keep]), sc[keep]
+            first_pat = canon.pop()  # the first cell's own bits of this layer (for the exact side)
+            origin = sub.origin[mg.first]
         nxt = layers[li + 1]
         ca_next, cb_next = _engine.layer_tol(nxt, rtol) if nxt.slope is not None else (None, None)
-        zin = (X, layer.weight, layer.bias) if li == 0 else sub.Z
-        pos, Z, scale, signs = _engine.transition(zin, sub.scale, ca, cb, layer.slope, nxt,
+        pos, Z, scale, signs = _engine.transition(zin, sc, ca, cb, layer.slope, nxt,
                                                   ca_next, cb_next, capacity=_capacity(len(X), nxt.width), device=device,
                                                   exact=None if ex is None else (ex, li, lines, X))
-        pats.append(_engine._reduce_or(pos, offsets, indices))
-        lineage.append(sub.origin)
         sizes.append(m)
-        if ex is not None:
-            ex.end_layer(pats[-1], sub.origin)
+        if canon is None:
+            pats.append(_engine._reduce_or(pos, offsets, indices))
+            lineage.append(origin)
+            if ex is not None:
+                ex.end_layer(pats[-1], origin)
+        else:  # every layer so far holds the regions' canonical bits, one row per region
+            G = len(offsets) - 1
+            pats[:] = canon
+            lineage[:] = [np.zeros(G, np.int64)] + [np.arange(G)] * li
+            if ex is not None:  # the exact side names lines by the cells' own patterns: the first cell's
+                ex.end_layer(first_pat, origin)
         del sub, zin  # this layer's values (the largest array) are not needed once the next layer's are made
     vals = Z.view if isinstance(Z, _engine._Rows) else Z
     patterns = _final_patterns(pats, lineage, sizes, len(offsets) - 1)
-    return _Split(X, offsets, indices, patterns, sizes, np.asarray(vals), scale, lines, ex)
+    return _Split(X, offsets, indices, patterns, sizes, np.asarray(vals), scale, lines, ex,
+                  merged=merge_at is not None)
+
+
+def _merge_cells(net: Network, b, center, sub, pats, lineage, sizes, ca, cb, ex, li):
+    """Merge the max-pooling cells of the faces ``sub`` (split by hidden layers ``0..li``, ``li``
+    the last tournament round) into regions: the signs of layer ``li``'s units at the vertices
+    (exact where in doubt), each face's pattern, and :func:`_maxpool.merge`. Returns the merge and
+    the canonical bits per layer ``0..li`` (packed, one row per region), followed by the regions'
+    first cells' own packed bits of layer ``li``."""
+    m = len(ca)
+    fix = None if ex is None else _engine.sign_fixer(ex, li, sub.lines, sub.X)
+    Zs = sub.Z
+    pos, _ = _engine._packed_signs(lambda sl: Zs[sl, :m], sub.scale, ca, cb, exact=fix)
+    own = _engine._reduce_or(pos, sub.offsets, sub.indices)
+    F = len(sub.offsets) - 1
+    patterns = _final_patterns(pats + [own], lineage + [sub.origin], sizes + [m], F)
+    mg = _maxpool.merge(sub.X, sub.offsets, sub.indices, patterns, net, sizes + [m], _corners(sub.X, b, center),
+                        sub.lines, slot_line=sub.slot_line)
+    n = sizes + [m]
+    bits = np.unpackbits(mg.patterns, axis=1, count=sum(n)).view(bool)
+    edges = np.concatenate([[0], np.cumsum(n)])
+    canon = [np.packbits(bits[:, edges[i]: edges[i + 1]], axis=1) for i in range(len(n))]
+    return mg, canon + [own[mg.first]]

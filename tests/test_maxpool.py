@@ -38,10 +38,22 @@ def _conv_adaptive():
                          nn.Linear(2, 3))
 
 
+def _pool_conv():  # a splitting layer after the pooling: its cells are merged before it splits
+    return nn.Sequential(nn.Conv2d(1, 2, 2, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(2, 3, 2, padding=1),
+                         nn.ReLU(), nn.Flatten(), nn.Linear(27, 2))
+
+
+def _pool_dense():
+    return nn.Sequential(nn.Conv2d(1, 3, 2, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(12, 5),
+                         nn.ReLU(), nn.Linear(5, 2))
+
+
 CASES = {  # name: (model, seed, plane input shape or None, bounds)
     "maxpool2d": (_conv_pool, 1, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
     "adaptive": (_conv_adaptive, 2, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
     "amax": (Amax, 3, None, (-2.0, 2.0, -2.0, 2.0)),
+    "pool_conv": (_pool_conv, 4, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
+    "pool_dense": (_pool_dense, 5, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
 }
 
 
@@ -101,6 +113,30 @@ def test_device_path_gives_the_same_regions(device):
     for name in sorted(CASES):
         model, plane, bounds = _case(name)
         assert_same_on_device(model, bounds, plane, device)
+
+
+@pytest.mark.parametrize("name", ["pool_conv", "pool_dense"])
+def test_cells_merged_before_later_layers_equal_the_merge_at_the_end(name, monkeypatch):
+    # partition() merges the max-pooling cells right after the last tournament round; merged at
+    # the end instead (every layer splitting cells), the regions, their patterns, vertices and
+    # output maps are the same
+    from splinescope.spatial import _partition
+
+    model, plane, bounds = _case(name)
+    p = spatial.partition(model, bounds, plane=plane)
+    assert _partition._merge_layer(p.network) is not None
+    monkeypatch.setattr(_partition, "_merge_layer", lambda net: None)
+    q = spatial.partition(model, bounds, plane=plane)
+    assert len(p) == len(q)
+    key = [bytes(r) for r in p.patterns]
+    o = sorted(range(len(p)), key=key.__getitem__)
+    o2 = sorted(range(len(q)), key=[bytes(r) for r in q.patterns].__getitem__)
+    np.testing.assert_array_equal(p.patterns[o], q.patterns[o2])
+    np.testing.assert_allclose(p.areas()[o], q.areas()[o2], rtol=1e-12)
+    np.testing.assert_allclose(p.affine_maps()[o], q.affine_maps()[o2], rtol=1e-12, atol=1e-14)
+    pv, qv = np.unique(p.vertices.round(12), axis=0), np.unique(q.vertices.round(12), axis=0)
+    np.testing.assert_allclose(pv, qv, atol=1e-12)
+    assert p.verify().ok and q.verify().ok
 
 
 def test_merge_is_needed():

@@ -45,3 +45,30 @@ def test_limbs_and_their_sum_are_inverse():
         assert all(np.abs(l).max() < 2**bits for l in limbs)
         back = _ops._combine([l.astype(np.int64) for l in limbs], bits)
         assert back.tolist() == A.tolist()
+
+
+def test_a_small_convolution_is_applied_as_its_matrix():
+    # a conv whose input is small next to its fan-in runs as one matrix product (made from the
+    # unit vectors, so its entries are the weights themselves): the same values as the conv and,
+    # on integers, the same exact ones; a conv on a large input never makes its matrix
+    import torch
+
+    rng = np.random.default_rng(0)
+    w = torch.tensor(rng.integers(-8, 9, (4, 3, 3, 3)) / 8.0, dtype=torch.float64)
+    b = torch.tensor(rng.integers(-8, 9, 4) / 8.0, dtype=torch.float64)
+
+    def f(x, ww):
+        return F.conv2d(x, ww, None, 1, 1)
+
+    op = _ops.Weighted(f, w, b, 27, (-1, 1, 1), matrix=True)
+    x = torch.tensor(rng.integers(-16, 17, (_ops.MATRIX_ROWS + 5, 3, 4, 4)), dtype=torch.float64)
+    c = torch.ones(len(x), dtype=torch.float64)
+    y = op.run([x], c)
+    assert op._matrix(x, False) is not None
+    assert torch.equal(y, F.conv2d(x, w, b, 1, 1))  # small integers: every sum is exact either way
+    assert torch.equal(op.bound([x.abs()], c), F.conv2d(x.abs(), w.abs(), b.abs(), 1, 1))
+    xr = torch.tensor(rng.standard_normal((_ops.MATRIX_ROWS, 3, 4, 4)))
+    torch.testing.assert_close(op.run([xr], c[:len(xr)]), F.conv2d(xr, w, b, 1, 1), rtol=1e-14, atol=1e-14)
+    big = torch.zeros((_ops.MATRIX_ROWS, 3, 32, 32), dtype=torch.float64)
+    assert op._matrix(big, False) is None  # 3072 inputs > MATRIX_FAN * 27: applied as a conv
+    assert not _ops.Weighted(f, w, b, 27, (-1, 1, 1))._matrix(x, False)  # not asked for (Linear)
