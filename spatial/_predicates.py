@@ -279,10 +279,28 @@ class ExactNet:
                 rows, inv = np.unique(dv[rest], return_inverse=True)
                 zero = self.structural_zero(layer, X[rows], lines[rows])
                 own[rest[zero[inv.reshape(-1), dk[rest]]]] = True
-        for i in np.nonzero(~own)[0]:
-            l1, l2 = lines[dv[i]]
-            z[d[i]] = self.values(int(l1), int(l2), layer)[int(dk[i])].floats()
+        rest = np.nonzero(~own)[0]
+        if len(rest):
+            z[d[rest]] = self._exact_at(layer, lines[dv[rest]], dk[rest])
         return z
+
+    def _exact_at(self, layer: int, pairs: np.ndarray, k: np.ndarray) -> np.ndarray:
+        """The exact values of columns ``k`` of ``layer`` at the vertices made on the line pairs
+        ``pairs``, rounded to float64. A vertex made on a line of this layer lies on the closure of
+        the face that line was made in, where the layer is one affine map (:meth:`_map`, made for
+        the line already): its value there, by continuity. Other vertices: the forward pass."""
+        out = np.empty(len(k))
+        lay = self.decode(pairs.reshape(-1))[0].reshape(-1, 2) if layer > 0 else np.zeros(pairs.shape, np.int64)
+        for i, ((l1, l2), (a1, a2), kk) in enumerate(zip(pairs.tolist(), lay.tolist(), k.tolist())):
+            if layer > 0 and layer in (a1, a2):
+                lid = l1 if a1 == layer else l2
+                row = self._map(layer, self._prefix(layer, (lid - self.base[layer]) // self.sizes[layer]))
+                s, t = self.point(l1, l2)
+                a, b, c = (int(v) for v in row.num[kk])
+                out[i] = float((a * s + b * t + c) / row.den)
+            else:
+                out[i] = self.values(l1, l2, layer)[kk].floats()
+        return out
 
     def exact_rows(self, lines: np.ndarray, layer: int) -> Tuple[np.ndarray, np.ndarray]:
         """Rounded exact coordinates (n, 2) and pre-activations (n, m) of vertices given by line pairs."""

@@ -144,3 +144,26 @@ def test_exact_net_lines_and_points():
     assert ex.point(int(ids[0]), 2) == (Fraction(1, 2), Fraction(-1))  # with the side t = -1
     with pytest.raises(ArithmeticError, match="parallel"):
         ex.point(0, 1)
+
+
+def test_exact_values_from_a_lines_face_map_equal_the_forward_pass():
+    # ExactNet.fix takes the value at a vertex made on a line of the layer from the affine map of
+    # the face that line was made in (by continuity); the exact forward pass at the exact vertex
+    # gives the same floats, for every column, on every such vertex of a 3-layer net
+    torch.manual_seed(3)
+    model = L.Sequential(L.Linear(2, 12), L.ReLU(), L.Linear(12, 10), L.ReLU(), L.Linear(10, 8), L.ReLU(),
+                         L.Linear(8, 1)).double()
+    p = spatial.partition(model, (-2, 2, -2, 2))
+    ex, lines = p._exact, p.vertex_lines
+    checked = 0
+    for layer in (1, 2):
+        lay = ex.decode(lines.reshape(-1))[0].reshape(-1, 2)
+        rows = np.nonzero((lay == layer).any(1))[0][:40]
+        width = ex.layers[layer].width
+        pairs = np.repeat(lines[rows], width, axis=0)
+        k = np.tile(np.arange(width), len(rows))
+        got = ex._exact_at(layer, pairs, k).reshape(len(rows), width)
+        want = np.array([ex.values(int(a), int(b), layer).floats() for a, b in lines[rows]])
+        np.testing.assert_array_equal(got, want)
+        checked += len(rows)
+    assert checked > 40
