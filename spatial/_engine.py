@@ -160,8 +160,8 @@ def _packed_signs(Z, scale: np.ndarray, ca: np.ndarray, cb: np.ndarray,
     """Packed bits of z > tol and z < -tol for every vertex and column.
 
     ``Z`` is an array (V, m), or a function of a row slice that returns those rows. With
-    ``exact`` (a function ``(rows, z, t) -> z`` fixing the doubtful entries) the bits are the
-    exact signs."""
+    ``exact`` (:func:`sign_fixer`: a function ``(rows, cols, z, t)`` of the doubtful entries
+    (|z| <= t) that returns their exact values) the bits are the exact signs."""
     get = Z if callable(Z) else Z.__getitem__
     V, m = len(scale), len(ca)
     chunk = max(32, min(chunk, (1 << 17) // max(m, 1)))
@@ -171,11 +171,17 @@ def _packed_signs(Z, scale: np.ndarray, ca: np.ndarray, cb: np.ndarray,
     for s in range(0, V, chunk):
         z = get(slice(s, s + chunk))
         t = scale[s: s + chunk, None] * ca + cb
+        p = z > t
+        np.negative(t, out=t)
+        q = z < t
         if exact is not None:
-            z = exact(np.arange(s, s + len(z)), z, t)
-            t = 0.0
-        pos[s: s + chunk] = np.packbits(z > t, axis=1)
-        neg[s: s + chunk] = np.packbits(z < -t, axis=1)
+            d = ~(p | q)
+            if d.any():
+                r, c = np.nonzero(d)
+                zf = exact(s + r, c, z[r, c], -t[r, c])
+                p[r, c], q[r, c] = zf > 0, zf < 0
+        pos[s: s + chunk] = np.packbits(p, axis=1)
+        neg[s: s + chunk] = np.packbits(q, axis=1)
     return pos, neg
 
 
@@ -416,19 +422,14 @@ def split_all(X: np.ndarray, offsets: np.ndarray, indices: np.ndarray, Z, scale:
 
 
 def sign_fixer(ex, layer: int, lines, X, cols: Optional[np.ndarray] = None):
-    """The ``exact`` argument of :func:`_packed_signs`: a function ``(rows, z, t) -> z`` whose
-    doubtful entries (|z| <= t) are decided by ``ex.fix`` (``ExactNet``) at layer ``layer``.
-    ``lines``/``X``: the vertices' lines and local coordinates (arrays, or ``_Rows`` stores read
-    when called); ``cols``: the layer's column of each column of ``z`` (default: the same)."""
-    def fix(rows, z, t):
-        d = np.abs(z) <= t
-        if not d.any():
-            return z
-        r, c = np.nonzero(d)
-        z = np.array(z, copy=True)
+    """The ``exact`` argument of :func:`_packed_signs`: a function ``(rows, c, z, t)`` of entries
+    (vertex ``rows``, column ``c`` of the block, values ``z`` within their tolerances ``t``) that
+    returns them decided by ``ex.fix`` (``ExactNet``) at layer ``layer``. ``lines``/``X``: the
+    vertices' lines and local coordinates (arrays, or ``_Rows`` stores read when called);
+    ``cols``: the layer's column of each column of the block (default: the same)."""
+    def fix(rows, c, z, t):
         L, Xa = (lines.a if isinstance(lines, _Rows) else lines), (X.a if isinstance(X, _Rows) else X)
-        z[r, c] = ex.fix(layer, L, rows[r], c if cols is None else cols[c], z[r, c], t[r, c], X=Xa)
-        return z
+        return ex.fix(layer, L, rows, c if cols is None else cols[c], z, t, X=Xa)
     return fix
 
 

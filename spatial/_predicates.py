@@ -78,6 +78,7 @@ class ExactNet:
         self._maps: Dict[Tuple[int, bytes], Q] = {}
         self._points: Dict[Tuple[int, int], Tuple[Fraction, Fraction]] = {}
         self._forward: Dict[Tuple[int, int], List[Q]] = {}
+        self._at: Dict[Tuple[int, int, int, int], float] = {}  # (line, line, layer, column) -> exact value
 
     # ---- bookkeeping of the layers (called by the driver)
     def begin_layer(self, layer: int, faces: int) -> None:
@@ -291,7 +292,12 @@ class ExactNet:
         the line already): its value there, by continuity. Other vertices: the forward pass."""
         out = np.empty(len(k))
         lay = self.decode(pairs.reshape(-1))[0].reshape(-1, 2) if layer > 0 else np.zeros(pairs.shape, np.int64)
+        seen = self._at
         for i, ((l1, l2), (a1, a2), kk) in enumerate(zip(pairs.tolist(), lay.tolist(), k.tolist())):
+            key = (min(l1, l2), max(l1, l2), layer, kk)
+            if key in seen:  # (a value the merge of max-pooling cells decided, asked again by the next pass)
+                out[i] = seen[key]
+                continue
             if layer > 0 and layer in (a1, a2):
                 lid = l1 if a1 == layer else l2
                 row = self._map(layer, self._prefix(layer, (lid - self.base[layer]) // self.sizes[layer]))
@@ -300,6 +306,7 @@ class ExactNet:
                 out[i] = float((a * s + b * t + c) / row.den)
             else:
                 out[i] = self.values(l1, l2, layer)[kk].floats()
+            seen[key] = out[i]
         return out
 
     def exact_rows(self, lines: np.ndarray, layer: int) -> Tuple[np.ndarray, np.ndarray]:
