@@ -156,12 +156,13 @@ def _signs(z: np.ndarray, tol: np.ndarray) -> np.ndarray:
 
 
 def _packed_signs(Z, scale: np.ndarray, ca: np.ndarray, cb: np.ndarray,
-                  chunk: int = 8192, exact=None) -> Tuple[np.ndarray, np.ndarray]:
+                  chunk: int = 8192, exact=None, marks: bool = False) -> Tuple[np.ndarray, np.ndarray]:
     """Packed bits of z > tol and z < -tol for every vertex and column.
 
     ``Z`` is an array (V, m), or a function of a row slice that returns those rows. With
     ``exact`` (:func:`sign_fixer`: a function ``(rows, cols, z, t)`` of the doubtful entries
-    (|z| <= t) that returns their exact values) the bits are the exact signs."""
+    (|z| <= t) that returns their exact values) the bits are the exact signs; ``marks``: the
+    values carry marks of decided zeros (-0.0, never asked again)."""
     get = Z if callable(Z) else Z.__getitem__
     V, m = len(scale), len(ca)
     chunk = max(32, min(chunk, (1 << 17) // max(m, 1)))
@@ -176,6 +177,8 @@ def _packed_signs(Z, scale: np.ndarray, ca: np.ndarray, cb: np.ndarray,
         q = z < t
         if exact is not None:
             d = ~(p | q)
+            if marks:
+                d &= ~decided_zero(z)
             if d.any():
                 r, c = np.nonzero(d)
                 zf = exact(s + r, c, z[r, c], -t[r, c])
@@ -387,7 +390,8 @@ def split_all(X: np.ndarray, offsets: np.ndarray, indices: np.ndarray, Z, scale:
     ctx = _Exact(exact[0], exact[1], lines if lines is not None else np.zeros((len(X), 2), np.int64), vals, ca, cb,
                  Xs) if exact is not None else None
     if signs is None:
-        signs = _packed_signs(vals.full(X), scale, ca, cb, exact=None if ctx is None else ctx.block(np.arange(m)))
+        signs = _packed_signs(vals.full(X), scale, ca, cb, exact=None if ctx is None else ctx.block(np.arange(m)),
+                              marks=stored is not None and stored.sanitize)
     if F == 0:
         return Subdivision(Xs.view.copy(), offsets, indices, np.zeros(0, np.int64),
                            None if stored is None else stored.rows.view, Ss.view.copy(),
@@ -409,7 +413,8 @@ def split_all(X: np.ndarray, offsets: np.ndarray, indices: np.ndarray, Z, scale:
             else:
                 Xv = Xs.view
                 sg = _packed_signs(lambda sl: vals.block(Xv, cols, sl), Ss.view, ca[cols], cb[cols],
-                                   exact=None if ctx is None else ctx.block(cols))
+                                   exact=None if ctx is None else ctx.block(cols),
+                                   marks=stored is not None and stored.sanitize)
             cr = _reduce_or(sg[0], offsets, indices) & _reduce_or(sg[1], offsets, indices)
             if allowed is not None:
                 cr &= allowed[org][:, nb0:nb1]

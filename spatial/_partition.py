@@ -615,7 +615,8 @@ def _merge_cells(net: Network, b, center, sub, pats, lineage, sizes, ca, cb, ex,
     m = len(ca)
     fix = None if ex is None else _engine.sign_fixer(ex, li, sub.lines, sub.X)
     Zs = sub.Z
-    pos, _ = _engine._packed_signs(lambda sl: Zs[sl, :m], sub.scale, ca, cb, exact=fix)
+    pos, _ = _engine._packed_signs(lambda sl: Zs[sl, :m], sub.scale, ca, cb, exact=fix,
+                                   marks=ex is not None and _predicates.carries_marks(net.layers[li]))
     own = _engine._reduce_or(pos, sub.offsets, sub.indices)
     F = len(sub.offsets) - 1
     patterns = _final_patterns(pats + [own], lineage + [sub.origin], sizes + [m], F)
