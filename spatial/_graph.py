@@ -28,7 +28,7 @@ import itertools
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 import numpy as np
 import torch
@@ -242,7 +242,7 @@ class _Reader:
     def shape(self, node) -> Tuple[int, ...]:
         tm = node.meta.get("tensor_meta")
         from torch.fx.passes.shape_prop import TensorMetadata
-        if not isinstance(tm, TensorMetadata) and isinstance(tm, (tuple, list)) and tm:
+        if not isinstance(tm, (TensorMetadata, _Meta)) and isinstance(tm, (tuple, list)) and tm:
             tm = tm[0]  # x.max(dim): (values, indices)
         if tm is None or not hasattr(tm, "shape"):
             raise _Refuse(2, f"{self.where(node, node.name)}: its value is not one tensor")
@@ -879,13 +879,10 @@ def compile(model: torch.nn.Module, in_shape: Optional[Sequence[int]] = None):
                              "or in_shape=")
     in_shape = tuple(int(s) for s in in_shape)
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
-    from torch.fx.passes.shape_prop import ShapeProp
     try:
-        import contextlib
-        import io
-        with torch.no_grad(), contextlib.redirect_stderr(io.StringIO()):  # ShapeProp prints the traceback
-            ShapeProp(gm).propagate(torch.zeros((2,) + in_shape, dtype=dtype))
-    except Exception as e:  # noqa: BLE001 -- any failure is the same answer
+        with torch.no_grad():
+            _Shapes(gm).run(torch.zeros((2,) + in_shape, dtype=dtype))
+    except _ShapeError as e:  # any failure is the same answer
         raise ValueError(_shape_error(model, in_shape, e)) from None
     out = _Reader(model, gm, in_shape).read()
     return _stages(out, in_shape, Layer, Network)
@@ -902,16 +899,60 @@ def _batchnorm(weight, bias, mean, var, eps: float, shape) -> _ops.ChannelAffine
     return _ops.ChannelAffine(scale.reshape((-1,) + extra), np.array(np.broadcast_to(shift, scale.shape)).reshape((-1,) + extra))
 
 
-def _shape_error(model, in_shape, e: BaseException) -> str:
+class _ShapeError(Exception):
+    """A node of the traced graph failed on the example input (``cause``: torch's own error)."""
+
+    def __init__(self, node: torch.fx.Node, cause: BaseException):
+        super().__init__(str(cause))
+        self.node, self.cause = node, cause
+
+
+class _Meta(NamedTuple):
+    """What the reader needs of a tensor value: its shape and dtype."""
+
+    shape: torch.Size
+    dtype: torch.dtype
+
+
+class _Shapes(torch.fx.Interpreter):
+    """Runs the graph on an example input and records ``node.meta["tensor_meta"]``, the shape and
+    dtype of each tensor value (:class:`_Meta`; a tuple of them for a tuple), as torch.fx's
+    ``ShapeProp`` records its ``TensorMetadata``, without ``ShapeProp``'s symbolic-shape
+    machinery, whose import (sympy) cost a process's first partition 0.3 s. A failing node raises
+    :class:`_ShapeError`."""
+
+    def run_node(self, n: torch.fx.Node) -> Any:
+        try:
+            result = super().run_node(n)
+        except Exception as e:  # noqa: BLE001 -- any failure is the same answer, named by its node
+            raise _ShapeError(n, e) from e
+        found = False
+
+        def meta(v):
+            nonlocal found
+            if isinstance(v, torch.Tensor):
+                found = True
+                return _Meta(v.shape, v.dtype)
+            return v
+
+        m = torch.fx.node.map_aggregate(result, meta)
+        if found:
+            n.meta["tensor_meta"] = m
+        return result
+
+
+def _shape_error(model, in_shape, e: _ShapeError) -> str:
     """One line: the module or function that failed on inputs of ``in_shape`` and torch's own
-    reason (``ShapeProp`` wraps it with the whole node and its stack in the message)."""
-    import re
-    cause = e.__cause__ or e
+    reason."""
+    cause = e.cause
     first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
-    m = re.search(r"node=%\S+ : \[[^\]]*\] = (call_\w+)\[target=([^\]]+)\]", str(e))
-    at = ""
-    if m:
-        at = f" at module '{m.group(2)}'" if m.group(1) == "call_module" else f" at {m.group(2)}"
+    n = e.node
+    if n.op == "call_module":
+        at = f" at module '{n.target}'"
+    elif n.op in ("call_function", "call_method"):
+        at = f" at {getattr(n.target, '__name__', n.target)}"
+    else:
+        at = ""
     return (f"{type(model).__name__} does not accept inputs of shape {tuple(in_shape)}{at} "
             f"({type(cause).__name__}: {first}); the plane's points (or in_shape=) must have the shape "
             "of one input without the batch dimension")

@@ -18,6 +18,7 @@ import functools
 import linecache
 import operator
 import os
+import traceback
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple, Union
 
@@ -71,8 +72,17 @@ class Step:
 class _Tracer(torch.fx.Tracer):
     def __init__(self, leaf=None):
         super().__init__()
-        self.record_stack_traces = True  # node.stack_trace: the line of forward() behind each node
         self.leaf = leaf
+
+    def create_node(self, *args, **kwargs):
+        """Each node with ``node.stack_trace``, the Python stack that made it (what names the line
+        of forward() in a refusal, :func:`_where`), taken with :mod:`traceback`: torch's own
+        recording (``record_stack_traces``) imports its compiler stack on first use, a second of
+        a process's first partition."""
+        node = super().create_node(*args, **kwargs)
+        if not node.stack_trace:
+            node.stack_trace = "".join(traceback.format_list(traceback.extract_stack()[:-1]))
+        return node
 
     def is_leaf_module(self, m, qualname):  # the user's registered activations are read, not traced
         return (self.leaf is not None and self.leaf(m)) or super().is_leaf_module(m, qualname)
@@ -113,13 +123,14 @@ def _where(node: torch.fx.Node) -> str:
     outside torch), or '' when there is none."""
     lines = (node.stack_trace or "").splitlines()
     torch_dir = os.path.dirname(torch.__file__)
+    here = os.path.dirname(os.path.abspath(__file__))
     found = ""
     for i, text in enumerate(lines):
         text = text.strip()
         if not text.startswith('File "'):
             continue
         path, _, rest = text[6:].partition('", line ')
-        if path.startswith(torch_dir):
+        if path.startswith(torch_dir) or os.path.dirname(os.path.abspath(path)) == here:
             continue
         num = rest.split(",")[0]
         code = lines[i + 1].strip() if i + 1 < len(lines) and not lines[i + 1].strip().startswith('File "') \

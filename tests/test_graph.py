@@ -281,3 +281,22 @@ def test_certify_on_operation_layers(name):
     v = p.indices[p.offsets[1]]  # a corner of region 1, moved: certify must see it
     p.vertices[v] += 1e-6
     assert not p.certify(regions=[1], raise_on_error=False).ok
+
+
+def test_reading_a_graph_imports_no_compiler_stack():
+    # tracing records each node's line with the traceback module and shapes with a plain
+    # interpreter: torch's own stack recording and ShapeProp import torch._dynamo, inductor and
+    # sympy, a second of a fresh process's first partition
+    import subprocess
+    import sys
+
+    code = ("import sys, torch\n"
+            "from splinescope import spatial\n"
+            "L = torch.nn\n"
+            "net = L.Sequential(L.Conv2d(1, 2, 2), L.ReLU(), L.MaxPool2d(2), L.Flatten(), L.Linear(2, 1))\n"
+            "p = spatial.partition(net, (0, 1, 0, 1), plane=spatial.Plane.through(*torch.rand(3, 1, 3, 3)))\n"
+            "print(len(p), sorted(m for m in ('sympy', 'torch._dynamo', 'torch._inductor') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    n, mods = out.stdout.split(" ", 1)
+    assert int(n) >= 1 and mods.strip() == "[]"
