@@ -1098,9 +1098,21 @@ def _stages(out: _Node, in_shape, Layer, Network):
 
 def _first_new(rounds, r, w, n) -> int:
     """The first slot id made in round ``r`` for window ``w`` (slots below it existed before)."""
-    base = len(n._cands[w])
+    return int(_first_new_all(rounds, r, n)[w])
+
+
+def _first_new_all(rounds, r, n) -> np.ndarray:
+    """(windows,) :func:`_first_new` of every window (kept on the round: a tournament of many
+    windows asks for every one of them)."""
+    key = "first_new"
+    hit = rounds[r].get(key) if r < len(rounds) else None
+    if hit is not None:
+        return hit
+    base = np.array([len(c) for c in n._cands], np.int64)
     for rr in range(r):
-        base += int((rounds[rr]["pairs"][:, 0] == w).sum())
+        base += np.bincount(np.asarray(rounds[rr]["pairs"][:, 0], np.int64), minlength=len(base))
+    if r < len(rounds):
+        rounds[r][key] = base
     return base
 
 
