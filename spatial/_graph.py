@@ -1236,9 +1236,10 @@ def _program(s: int, layouts: List[_Layout], out: Optional[_Node], tour, byid, i
                 kc = ("carry", g.node.uid, g.round)
                 if kc not in static:
                     rounds = tour[key]
-                    keys = [(int(w), int(b)) for w, a, b in rounds[g.round]["pairs"]]
+                    fn = _first_new_all(rounds, g.round, node).tolist()
+                    keys = [(w, b) for w, b in np.asarray(rounds[g.round]["pairs"])[:, [0, 2]].tolist()]
                     keys += [(w, slot) for w, cs in enumerate(rounds[g.round]["after"]) for slot in cs
-                             if slot < _first_new(rounds, g.round, w, node)]
+                             if slot < fn[w]]
                     static[kc] = [index[k] for k in keys]
                 parts.append(_take(bk, mat, static[kc]))
         return bk.cat(parts, N, like=X)
