@@ -48,12 +48,18 @@ def _pool_dense():
                          nn.ReLU(), nn.Linear(5, 2))
 
 
+def _two_pools():  # two max-poolings: every cell merged after the second one's last round
+    return nn.Sequential(nn.Conv2d(1, 2, 2, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(2, 2, 2, padding=1),
+                         nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1))
+
+
 CASES = {  # name: (model, seed, plane input shape or None, bounds)
     "maxpool2d": (_conv_pool, 1, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
     "adaptive": (_conv_adaptive, 2, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
     "amax": (Amax, 3, None, (-2.0, 2.0, -2.0, 2.0)),
     "pool_conv": (_pool_conv, 4, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
     "pool_dense": (_pool_dense, 5, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
+    "two_pools": (_two_pools, 0, (1, 4, 4), (-1.0, 1.5, -1.0, 1.5)),
 }
 
 
@@ -115,7 +121,7 @@ def test_device_path_gives_the_same_regions(device):
         assert_same_on_device(model, bounds, plane, device)
 
 
-@pytest.mark.parametrize("name", ["pool_conv", "pool_dense"])
+@pytest.mark.parametrize("name", ["pool_conv", "pool_dense", "two_pools"])
 def test_cells_merged_before_later_layers_equal_the_merge_at_the_end(name, monkeypatch):
     # partition() merges the max-pooling cells right after the last tournament round; merged at
     # the end instead (every layer splitting cells), the regions, their patterns, vertices and
