@@ -17,6 +17,7 @@ the layer's start (layer 0 is affine everywhere: ``base[0] + k``).
 """
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -287,36 +288,56 @@ class ExactNet:
 
     def _exact_at(self, layer: int, pairs: np.ndarray, k: np.ndarray) -> np.ndarray:
         """The exact values of columns ``k`` of ``layer`` at the vertices made on the line pairs
-        ``pairs``, rounded to float64. A vertex made on a line of this layer lies on the closure of
-        the face that line was made in, where the layer is one affine map (:meth:`_map`, made for
-        the line already): its value there, by continuity. Other vertices: the forward pass."""
+        ``pairs``, rounded to float64 (:meth:`_face_map` where there is one, else the forward pass)."""
         out = np.empty(len(k))
-        lay = self.decode(pairs.reshape(-1))[0].reshape(-1, 2) if layer > 0 else np.zeros(pairs.shape, np.int64)
         seen = self._at
-        for i, ((l1, l2), (a1, a2), kk) in enumerate(zip(pairs.tolist(), lay.tolist(), k.tolist())):
+        for i, ((l1, l2), kk) in enumerate(zip(pairs.tolist(), k.tolist())):
             key = (min(l1, l2), max(l1, l2), layer, kk)
             if key in seen:  # (a value the merge of max-pooling cells decided, asked again by the next pass)
                 out[i] = seen[key]
                 continue
-            if layer > 0 and layer in (a1, a2):
-                lid = l1 if a1 == layer else l2
-                row = self._map(layer, self._prefix(layer, (lid - self.base[layer]) // self.sizes[layer]))
-                s, t = self.point(l1, l2)
-                a, b, c = (int(v) for v in row.num[kk])
-                out[i] = float((a * s + b * t + c) / row.den)
+            M = self._face_map(layer, l1, l2)
+            if M is not None:
+                out[i] = self._at_point(M, self.point(l1, l2), [kk])[0]
             else:
                 out[i] = self.values(l1, l2, layer)[kk].floats()
             seen[key] = out[i]
         return out
 
+    def _face_map(self, layer: int, l1: int, l2: int) -> Optional[Q]:
+        """The exact affine map (width, 3) of ``layer``'s values on a face whose closure holds the
+        vertex of the lines ``l1``, ``l2``: everywhere for the first layer; else the face a line of
+        this layer was made in (the vertex lies on that line, so on the face's closure, where the
+        layer is that one map: its value there, by continuity; the map is the line's own, made
+        already). None when neither line is of this layer."""
+        if layer == 0:
+            return self._map(0, b"")
+        for lid, a in zip((l1, l2), self.decode([l1, l2])[0].tolist()):
+            if a == layer:
+                return self._map(layer, self._prefix(layer, (lid - self.base[layer]) // self.sizes[layer]))
+        return None
+
+    @staticmethod
+    def _at_point(M: Q, point: Tuple[Fraction, Fraction], cols=None) -> np.ndarray:
+        """The affine map ``M`` (width, 3) at an exact point, each value rounded to the nearest
+        float64 (integers over one denominator, then ``int / int``, which rounds correctly)."""
+        s, t = point
+        D = s.denominator * t.denominator // math.gcd(s.denominator, t.denominator)
+        si, ti = s.numerator * (D // s.denominator), t.numerator * (D // t.denominator)
+        num = M.num if cols is None else M.num[cols]
+        den = M.den * D
+        return np.array([(a * si + b * ti + c * D) / den for a, b, c in num.tolist()], dtype=np.float64)
+
     def exact_rows(self, lines: np.ndarray, layer: int) -> Tuple[np.ndarray, np.ndarray]:
-        """Rounded exact coordinates (n, 2) and pre-activations (n, m) of vertices given by line pairs."""
+        """Rounded exact coordinates (n, 2) and pre-activations (n, m) of vertices given by line
+        pairs (from :meth:`_face_map` where there is one, else the forward pass)."""
         X = np.empty((len(lines), 2))
         Z = np.empty((len(lines), self.layers[layer].width))
         for i, (l1, l2) in enumerate(lines):
-            s, t = self.point(int(l1), int(l2))
-            X[i] = float(s), float(t)
-            Z[i] = self.values(int(l1), int(l2), layer).floats()
+            p = self.point(int(l1), int(l2))
+            X[i] = float(p[0]), float(p[1])
+            M = self._face_map(layer, int(l1), int(l2))
+            Z[i] = self._at_point(M, p) if M is not None else self.values(int(l1), int(l2), layer).floats()
         return X, Z
 
     def polygon(self, lines: Sequence[Tuple[int, int]]) -> List[Tuple[Fraction, Fraction]]:

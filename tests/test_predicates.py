@@ -165,5 +165,6 @@ def test_exact_values_from_a_lines_face_map_equal_the_forward_pass():
         got = ex._exact_at(layer, pairs, k).reshape(len(rows), width)
         want = np.array([ex.values(int(a), int(b), layer).floats() for a, b in lines[rows]])
         np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(ex.exact_rows(lines[rows], layer)[1], want)  # (whole rows, as new vertices get)
         checked += len(rows)
     assert checked > 40
