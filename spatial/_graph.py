@@ -699,6 +699,15 @@ class _Group:
     cand_out: Optional[List[List[int]]] = None  # per window: slots after (winners, leftover)
 
 
+def _fractions_of(x: np.ndarray, minus: Optional[np.ndarray] = None) -> np.ndarray:
+    """An object array of the exact Fractions ``x`` (or ``x - minus``), made once per distinct
+    value (every unit of a ReLU layer has the same slopes)."""
+    pairs = np.stack([x, np.zeros_like(x) if minus is None else minus], 1)
+    u, inv = np.unique(pairs, axis=0, return_inverse=True)
+    vals = np.array([Fraction(float(a)) - Fraction(float(b)) for a, b in u], dtype=object)
+    return vals[inv.reshape(-1)]
+
+
 def _hinges(node: _Node) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per unit of an activation node (breakpoint-major): sign a, breakpoint b, leaky slope, multiplier."""
     bp, sl = node.bp, node.slopes
@@ -715,16 +724,15 @@ def _hinges(node: _Node) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
         raise UnsupportedLayerError(
             f"{node.label}: the slopes {float(s0[0])} and {float(s1[0])} around the first breakpoint have a ratio "
             "that is not exact in float64; only ratios such as 0, 0.01 with a slope 1 after, -1, 0.5 are supported")
-    m1 = [Fraction(float(v)) if s != 0 else -Fraction(float(u)) for v, s, u in zip(s1, s1, s0)]
     A.append(a1)
     B.append(np.full(n, bp[0]))
     AL.append(al1)
-    M.append(np.array(m1, dtype=object))
+    M.append(_fractions_of(np.where(s1 != 0, s1, -s0)))
     for j in range(1, k):
         A.append(np.ones(n))
         B.append(np.full(n, bp[j]))
         AL.append(np.zeros(n))
-        M.append(np.array([Fraction(float(x)) - Fraction(float(y)) for x, y in zip(sl[j + 1], sl[j])], dtype=object))
+        M.append(_fractions_of(sl[j + 1], sl[j]))
     mult = np.concatenate(M)
     return np.concatenate(A), np.concatenate(B), np.concatenate(AL), mult
 
