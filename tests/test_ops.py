@@ -72,3 +72,5 @@ def test_a_small_convolution_is_applied_as_its_matrix():
     big = torch.zeros((_ops.MATRIX_ROWS, 3, 32, 32), dtype=torch.float64)
     assert op._matrix(big, False) is None  # 3072 inputs > MATRIX_FAN * 27: applied as a conv
     assert not _ops.Weighted(f, w, b, 27, (-1, 1, 1))._matrix(x, False)  # not asked for (Linear)
+    wide = _ops.Weighted(f, torch.zeros((1500, 3, 3, 3), dtype=torch.float64), None, 27, (-1, 1, 1), matrix=True)
+    assert wide._matrix(x, False) is None  # 48 x 24000 entries > MATRIX_ENTRIES: never made
