@@ -74,3 +74,20 @@ def test_a_small_convolution_is_applied_as_its_matrix():
     assert not _ops.Weighted(f, w, b, 27, (-1, 1, 1))._matrix(x, False)  # not asked for (Linear)
     wide = _ops.Weighted(f, torch.zeros((1500, 3, 3, 3), dtype=torch.float64), None, 27, (-1, 1, 1), matrix=True)
     assert wide._matrix(x, False) is None  # 48 x 24000 entries > MATRIX_ENTRIES: never made
+
+
+def test_a_small_transposed_convolution_is_applied_as_its_matrix():
+    import torch
+
+    rng = np.random.default_rng(1)
+    w = torch.tensor(rng.integers(-8, 9, (3, 2, 3, 3)) / 8.0, dtype=torch.float64)  # (in, out, k, k)
+
+    def f(x, ww):
+        return F.conv_transpose2d(x, ww, None, 2, 1, 1)
+
+    op = _ops.Weighted(f, w, None, 2 * 9, (-1, 1, 1), matrix=True)
+    x = torch.tensor(rng.integers(-16, 17, (_ops.MATRIX_ROWS, 3, 3, 3)), dtype=torch.float64)
+    c = torch.ones(len(x), dtype=torch.float64)
+    assert op._matrix(x, False) is not None  # 27 inputs <= 3 * 18
+    assert torch.equal(op.run([x], c), F.conv_transpose2d(x, w, None, 2, 1, 1))
+    assert torch.equal(op.bound([x.abs()], c), F.conv_transpose2d(x.abs(), w.abs(), None, 2, 1, 1))
