@@ -171,18 +171,16 @@ def _packed_signs(Z, scale: np.ndarray, ca: np.ndarray, cb: np.ndarray,
     neg = np.empty((V, nb), np.uint8)
     for s in range(0, V, chunk):
         z = get(slice(s, s + chunk))
-        t = scale[s: s + chunk, None] * ca + cb
-        p = z > t
-        np.negative(t, out=t)
-        q = z < t
-        if exact is not None:
-            d = ~(p | q)
+        p, q, zc = _tol_signs(z, scale[s: s + chunk], ca, cb, marks)
+        if exact is not None and zc.any():
+            rows = np.nonzero(zc)[0]
+            d = ~(p[rows] | q[rows])
             if marks:
-                d &= ~decided_zero(z)
-            if d.any():
-                r, c = np.nonzero(d)
-                zf = exact(s + r, c, z[r, c], -t[r, c])
-                p[r, c], q[r, c] = zf > 0, zf < 0
+                d &= ~decided_zero(z[rows])
+            rr, c = np.nonzero(d)
+            r = rows[rr]
+            zf = exact(s + r, c, z[r, c], scale[s + r] * ca[c] + cb[c])
+            p[r, c], q[r, c] = zf > 0, zf < 0
         pos[s: s + chunk] = np.packbits(p, axis=1)
         neg[s: s + chunk] = np.packbits(q, axis=1)
     return pos, neg
