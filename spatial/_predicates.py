@@ -296,13 +296,18 @@ class ExactNet:
             if key in seen:  # (a value the merge of max-pooling cells decided, asked again by the next pass)
                 out[i] = seen[key]
                 continue
-            M = self._face_map(layer, l1, l2)
-            if M is not None:
-                out[i] = self._at_point(M, self.point(l1, l2), [kk])[0]
-            else:
-                out[i] = self.values(l1, l2, layer)[kk].floats()
-            seen[key] = out[i]
+            out[i] = seen[key] = self._exact_values(layer, l1, l2, self.point(l1, l2), [kk])[0]
         return out
+
+    def _exact_values(self, layer: int, l1: int, l2: int, point, cols=None) -> np.ndarray:
+        """The exact values (columns ``cols``, default all) of ``layer`` at the vertex ``point`` of
+        the lines ``l1``, ``l2``, rounded to float64: from :meth:`_face_map` where there is one,
+        else the forward pass."""
+        M = self._face_map(layer, l1, l2)
+        if M is not None:
+            return self._at_point(M, point, cols)
+        z = self.values(l1, l2, layer)
+        return (z if cols is None else z[cols]).floats()
 
     def _face_map(self, layer: int, l1: int, l2: int) -> Optional[Q]:
         """The exact affine map (width, 3) of ``layer``'s values on a face whose closure holds the
@@ -336,8 +341,7 @@ class ExactNet:
         for i, (l1, l2) in enumerate(lines):
             p = self.point(int(l1), int(l2))
             X[i] = float(p[0]), float(p[1])
-            M = self._face_map(layer, int(l1), int(l2))
-            Z[i] = self._at_point(M, p) if M is not None else self.values(int(l1), int(l2), layer).floats()
+            Z[i] = self._exact_values(layer, int(l1), int(l2), p)
         return X, Z
 
     def polygon(self, lines: Sequence[Tuple[int, int]]) -> List[Tuple[Fraction, Fraction]]:
