@@ -1078,6 +1078,25 @@ def _transition_torch(Z, scale, ca, cb, sl, nxt, ca_next, cb_next, capacity, dev
     return pos, (zeros, next_zeros if split_next else None), Zn, scn, ((pn, nn) if split_next else None)
 
 
+def keep_rows(a: np.ndarray, keep: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    """``a[keep]`` for strictly increasing ``keep``, written over the first rows of ``a`` itself,
+    chunk by chunk (each row is read before it is overwritten: ``keep[i] >= i``), and returned as
+    that prefix: no new array of the kept rows (a fresh one costs its pages; digits CNN, the
+    conv-32 layer's 31k x 512 values after the max-pooling merge: 0.01 s against 0.1-0.3 s).
+
+    >>> a = np.arange(10.0).reshape(5, 2)
+    >>> keep_rows(a, np.array([1, 3, 4])).tolist()
+    [[2.0, 3.0], [6.0, 7.0], [8.0, 9.0]]
+    """
+    keep = np.asarray(keep, np.int64)
+    if len(keep) and (keep[0] < 0 or (np.diff(keep) <= 0).any() or keep[-1] >= len(a)):
+        raise ValueError("keep_rows needs strictly increasing row indices within the array")
+    for s in range(0, len(keep), chunk):
+        k = keep[s: s + chunk]
+        a[s: s + len(k)] = a[k]
+    return a[: len(keep)]
+
+
 def compact(sub: Subdivision) -> Subdivision:
     """Drop vertices that no face uses (crossings that snapping made redundant)."""
     V = len(sub.X)

@@ -580,7 +580,7 @@ def _split_layers(net: Network, b, center: np.ndarray, rtol: float, *, device=No
             X, offsets, indices, slot_line = mg.X, mg.offsets, mg.indices, mg.slot_line
             lines = mg.lines
             assert sub.Z is not None  # (li > 0: the values are stored)
-            zin, sc = np.ascontiguousarray(sub.Z[keep]), sc[keep]
+            zin, sc = _engine.keep_rows(sub.Z, keep), sc[keep]  # (sub.Z is this loop's own store)
             first_pat = canon.pop()  # the first cell's own bits of this layer (for the exact side)
             origin = sub.origin[mg.first]
         nxt = layers[li + 1]

@@ -185,3 +185,18 @@ def test_unique_rows_hash_separates_rows_that_differ_in_top_bits():
     a[0, 7] = a[0, 15] = 0x80
     h = _engine._row_hash(a.view(np.uint64))
     assert h[0] != h[1]
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 1024])
+def test_keep_rows_in_place_equals_a_gather(chunk):
+    rng = np.random.default_rng(chunk)
+    a = rng.normal(size=(50, 7))
+    keep = np.sort(rng.choice(50, 31, replace=False))
+    want = a[keep].copy()
+    got = _engine.keep_rows(a, keep, chunk=chunk)
+    assert np.shares_memory(got, a) and (got == want).all()
+
+
+def test_keep_rows_refuses_indices_that_are_not_increasing():
+    with pytest.raises(ValueError, match="strictly increasing"):
+        _engine.keep_rows(np.zeros((4, 2)), np.array([2, 1]))
