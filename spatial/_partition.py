@@ -230,11 +230,13 @@ class Partition:
         """(N,) index of the region holding each (s, t) point (by its activation pattern), -1 outside."""
         pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
         net = self.network
-        zs = [z[:, :layer.units] > 0 for z, layer in zip(net.forward(pts)[:-1], net.layers)]
-        if not zs:
-            bits = np.zeros((len(pts), 0), np.uint8)
-        else:  # (the bits a max-pooling region's cells share: see _maxpool.canonical)
-            bits = np.packbits(_maxpool.canonical(np.concatenate(zs, axis=1), net, self.layer_sizes), axis=1)
+        parts = []
+        step = _verify._rows_per_chunk(net)  # (chunks of points: memory bounded by the widest layer)
+        for s in range(0, len(pts), step):
+            zs = [z[:, :layer.units] > 0 for z, layer in zip(net.forward(pts[s: s + step])[:-1], net.layers)]
+            if zs:  # (the bits a max-pooling region's cells share: see _maxpool.canonical)
+                parts.append(np.packbits(_maxpool.canonical(np.concatenate(zs, axis=1), net, self.layer_sizes), axis=1))
+        bits = np.concatenate(parts) if parts else np.zeros((len(pts), 0), np.uint8)
         table = {row.tobytes(): i for i, row in enumerate(self.patterns)}
         out = np.array([table.get(row.tobytes(), -1) for row in bits], dtype=np.int64)
         x0, x1, y0, y1 = self.bounds

@@ -43,6 +43,19 @@ class VerifyReport:
         return dataclass_html(self)
 
 
+CHUNK_ELEMENTS = 1 << 18
+"""Values per array of one chunk of points' forward pass (2 MB): the chunk's rows are this over
+the widest layer, so memory stays bounded whatever the width (16,384 corners of a 3x32x32 conv
+net's 16,384-unit layers would be 2 GB per array: the residual net of ``benchmarks/bench_cnn.py``
+ran out of 23 GB that way; the digits CNN's 18,301 regions took 14 s and 6 GB, now 2.2 s and
+0.7 GB)."""
+
+
+def _rows_per_chunk(net) -> int:
+    """Points per chunk of the forward passes of :func:`verify` (:data:`CHUNK_ELEMENTS`)."""
+    return max(16, CHUNK_ELEMENTS // max(max(l.width for l in net.layers), 1))
+
+
 def _abs_scales(hidden, pts, box_scale):
     """Per layer, (pre-activations, S): S bounds the size of the terms that made each value, so
     the rounding of z is below ~n eps S (the forward error bound of a dot product)."""
@@ -57,13 +70,14 @@ def _abs_scales(hidden, pts, box_scale):
         S[:, :layer.units] *= max(1.0, float(np.abs(layer.slopes()).max(initial=0.0)))
 
 
-def _sign_violation(hidden, pts, box_scale, bits, rel) -> float:
+def _sign_violation(hidden, pts, box_scale, at, bits, rel) -> float:
     """Largest relative amount by which a point's pre-activation is on the wrong side of ``bits``
-    (where ``rel``: the bits the function depends on)."""
+    (where ``rel``: the bits the function depends on); row ``i`` of ``bits`` and ``rel`` is judged
+    at the point ``pts[at[i]]`` (one forward pass per point, however many regions meet there)."""
     worst, col = 0.0, 0
     for layer, (z, S) in zip(hidden, _abs_scales(hidden, pts, box_scale)):
         b = bits[:, col: col + layer.units]
-        zi = z / (S + 1e-300)
+        zi = (z / (S + 1e-300))[at]
         wrong = np.where(b, np.maximum(-zi, 0), np.maximum(zi, 0)) * rel[:, col: col + layer.units]
         worst = max(worst, float(wrong.max(initial=0.0)))
         col += layer.units
@@ -87,11 +101,19 @@ def verify(p: "Partition", *, raise_on_error: bool = True) -> VerifyReport:
     region_of_slot = np.repeat(np.arange(R), np.diff(p.offsets))
     # a max-pooling comparison between two losers splits nothing: its sign is free in the region
     rel = _maxpool.relevant(bits, p.network, p.layer_sizes)
+    step = _rows_per_chunk(p.network)
     worst = 0.0
-    for s0 in range(0, len(p.indices), 16384):  # chunks of region corners: bounded memory
-        v = p.indices[s0: s0 + 16384]
-        worst = max(worst, _sign_violation(hidden, p.vertices[v], box_scale,
-                                           bits[region_of_slot[s0: s0 + 16384]], rel[region_of_slot[s0: s0 + 16384]]))
+    # every region corner, judged in chunks of vertices (bounded memory): a vertex's forward pass
+    # is made once for the (about three) regions that meet there
+    slots = np.argsort(p.indices, kind="stable")
+    sv = p.indices[slots]
+    vstep = max(1, step // 4)
+    for v0 in range(0, len(p.vertices), vstep):
+        a, b = np.searchsorted(sv, [v0, v0 + vstep])
+        if a < b:
+            g = region_of_slot[slots[a: b]]
+            worst = max(worst, _sign_violation(hidden, p.vertices[v0: v0 + vstep], box_scale, sv[a: b] - v0,
+                                               bits[g], rel[g]))
     areas = p.areas()
     box = (x1 - x0) * (y1 - y0)
     area_err = abs(areas.sum() - box) / box
@@ -100,9 +122,9 @@ def verify(p: "Partition", *, raise_on_error: bool = True) -> VerifyReport:
     # zero on a region counts as inactive; at the centroid it may round to either side)
     c = p.centroids()
     mism_rows = np.zeros(R, bool)
-    for s0 in range(0, R, 16384):
+    for s0 in range(0, R, step):
         col = 0
-        sl = slice(s0, s0 + 16384)
+        sl = slice(s0, s0 + step)
         for layer, (z, S) in zip(hidden, _abs_scales(hidden, c[sl], box_scale)):
             tol = 1e3 * p.rtol * S
             b = bits[sl, col: col + layer.units]

@@ -270,6 +270,19 @@ def test_dense_sampling_is_a_lower_bound_and_a_subset(width):
     assert all(shapely.intersects(polys[k], shapely.Point(*q).buffer(1e-9)) for k, q in zip(i, pts[::997]))
 
 
+def test_locate_in_chunks_of_points_equals_locate_at_once(monkeypatch):
+    from splinescope.spatial import _verify
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 2), torch.nn.ReLU(), torch.nn.MaxPool2d(2), torch.nn.Flatten(),
+                              torch.nn.Linear(16, 2)).double()
+    torch.manual_seed(1)
+    a, b, c = (torch.rand(1, 5, 5, dtype=torch.float64).numpy() for _ in range(3))
+    p = spatial.partition(net, (0, 1, 0, 1), plane=spatial.Plane.through(a, b, c))
+    pts = np.random.default_rng(0).uniform(-0.1, 1.1, (3000, 2))
+    whole = p.locate(pts)
+    monkeypatch.setattr(_verify, "CHUNK_ELEMENTS", 1)  # 16 points per chunk
+    assert (p.locate(pts) == whole).all() and (whole >= 0).sum() > 2000 and len(np.unique(whole)) > 10
+
+
 # ---- the decision boundary
 
 
@@ -417,6 +430,40 @@ def test_verify_catches_a_wrong_partition():
     with pytest.raises(spatial.VerificationError, match="failed verification"):
         p.verify()
     assert not p.verify(raise_on_error=False).ok
+
+
+def test_verify_judges_every_region_corner_whatever_the_chunks(monkeypatch):
+    from splinescope.spatial import _verify
+    p = spatial.partition(mlp([2, 6, 5, 1], seed=1), bounds=BOX)
+    X = p.vertices.copy()
+
+    def worst(elements):  # one chunk; or 16 points (4 vertices) per chunk
+        monkeypatch.setattr(_verify, "CHUNK_ELEMENTS", elements)
+        return p.verify(raise_on_error=False).max_sign_violation
+
+    assert worst(1 << 18) == worst(1) <= 1e3 * p.rtol
+    inner = np.nonzero(np.bincount(p.indices) >= 3)[0]  # vertices where three regions meet
+    for v in inner[[0, len(inner) // 2, -1]]:  # each moved off its lines, alone
+        p.vertices = X.copy()
+        p.vertices[v] += 0.01
+        assert worst(1 << 18) == worst(1) > 1e3 * p.rtol
+
+
+def test_verify_forward_passes_hold_a_bounded_number_of_values(monkeypatch):
+    # chunks of points sized by the widest layer (a 3x32x32 conv net's 16,384-unit layers
+    # in chunks of 16,384 corners ran out of memory)
+    from splinescope.spatial import _verify
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+                              torch.nn.Linear(16 * 64, 2)).double()
+    torch.manual_seed(0)
+    a, b, c = (torch.rand(1, 8, 8, dtype=torch.float64).numpy() for _ in range(3))
+    p = spatial.partition(net, (0, 1, 0, 1), plane=spatial.Plane.through(a, b, c))
+    seen = []
+    real = _verify._abs_scales
+    monkeypatch.setattr(_verify, "_abs_scales", lambda hidden, pts, box: (seen.append(len(pts)), real(hidden, pts, box))[1])
+    monkeypatch.setattr(_verify, "CHUNK_ELEMENTS", 1 << 14)
+    assert p.verify().ok
+    assert sum(seen) >= len(p.vertices) + len(p) and max(seen) * 1024 <= 1 << 14
 
 
 # ---- errors
