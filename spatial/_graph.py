@@ -1199,54 +1199,61 @@ def _program(s: int, layouts: List[_Layout], out: Optional[_Node], tour, byid, i
             return v
 
         memo: Dict[int, Any] = {}
-        if out is not None:
-            v = evaluate(out, memo)
-            return v.reshape(N, -1)
-        assert lay is not None
-        parts = []
-        for g in lay.groups:
-            node = g.node
-            if node.kind == "act":
-                z = evaluate(node.args[0], memo).reshape(N, -1)
-                n = node.numel
-                k = g.size // n
-                zz = bk.cat([z] * k, N)
-                # u = a (z - b): a in {1, -1}
-                assert g.a is not None and g.b is not None
-                u = bk.sub(zz, bk.const(_exact_or_float(g.b, bk), c))
-                parts.append(bk.mul(u, _exact_or_float(g.a, bk)))
-            else:
-                if g.round == 0:
+        try:
+            if out is not None:
+                v = evaluate(out, memo)
+                return v.reshape(N, -1)
+            assert lay is not None
+            parts = []
+            for g in lay.groups:
+                node = g.node
+                if node.kind == "act":
                     z = evaluate(node.args[0], memo).reshape(N, -1)
-                    key0 = ("round0", node.uid)
-                    if key0 not in static:
-                        static[key0] = {(w, i): cand for w, cs in enumerate(node._cands) for i, cand in enumerate(cs)}
-                    cur = (z, static[key0])
+                    n = node.numel
+                    k = g.size // n
+                    zz = bk.cat([z] * k, N)
+                    # u = a (z - b): a in {1, -1}
+                    assert g.a is not None and g.b is not None
+                    u = bk.sub(zz, bk.const(_exact_or_float(g.b, bk), c))
+                    parts.append(bk.mul(u, _exact_or_float(g.a, bk)))
                 else:
-                    assert prev is not None
-                    pg = next(p for p in prev.groups if p.node is node)
-                    cur = tournament(node, pg)
-                mat, index = cur
-                ia, ib = _pair_cols(g, index, static)
-                parts.append(bk.sub(_take(bk, mat, ia), _take(bk, mat, ib)))
-                g._cur = cur
-        for what, key, start, size in lay.carries:
-            if what == "value":
-                parts.append(source(key))
-            else:
-                node = byid[key]
-                g = next(g for g in lay.groups if g.node is node)
-                mat, index = g._cur
-                kc = ("carry", g.node.uid, g.round)
-                if kc not in static:
-                    rounds = tour[key]
-                    fn = _first_new_all(rounds, g.round, node).tolist()
-                    keys = [(w, b) for w, b in np.asarray(rounds[g.round]["pairs"])[:, [0, 2]].tolist()]
-                    keys += [(w, slot) for w, cs in enumerate(rounds[g.round]["after"]) for slot in cs
-                             if slot < fn[w]]
-                    static[kc] = [index[k] for k in keys]
-                parts.append(_take(bk, mat, static[kc]))
-        return bk.cat(parts, N, like=X)
+                    if g.round == 0:
+                        z = evaluate(node.args[0], memo).reshape(N, -1)
+                        key0 = ("round0", node.uid)
+                        if key0 not in static:
+                            static[key0] = {(w, i): cand for w, cs in enumerate(node._cands) for i, cand in enumerate(cs)}
+                        cur = (z, static[key0])
+                    else:
+                        assert prev is not None
+                        pg = next(p for p in prev.groups if p.node is node)
+                        cur = tournament(node, pg)
+                    mat, index = cur
+                    ia, ib = _pair_cols(g, index, static)
+                    parts.append(bk.sub(_take(bk, mat, ia), _take(bk, mat, ib)))
+                    g._cur = cur
+            for what, key, start, size in lay.carries:
+                if what == "value":
+                    parts.append(source(key))
+                else:
+                    node = byid[key]
+                    g = next(g for g in lay.groups if g.node is node)
+                    mat, index = g._cur
+                    kc = ("carry", g.node.uid, g.round)
+                    if kc not in static:
+                        rounds = tour[key]
+                        fn = _first_new_all(rounds, g.round, node).tolist()
+                        keys = [(w, b) for w, b in np.asarray(rounds[g.round]["pairs"])[:, [0, 2]].tolist()]
+                        keys += [(w, slot) for w, cs in enumerate(rounds[g.round]["after"]) for slot in cs
+                                 if slot < fn[w]]
+                        static[kc] = [index[k] for k in keys]
+                    parts.append(_take(bk, mat, static[kc]))
+            return bk.cat(parts, N, like=X)
+        finally:  # evaluate refers to itself, a cycle that would keep this call's values (X, env, slots)
+            # alive until the garbage collector runs (hundreds of MB of fresh pages over a transition)
+            del evaluate
+            if lay is not None:
+                for g in lay.groups:
+                    g._cur = None
 
     return program
 
