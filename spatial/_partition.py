@@ -299,34 +299,51 @@ def _capacity(V: int, width: int, room: int = 1 << 30) -> int:
 
 
 def _compose(net: Network, bits: np.ndarray, sizes: Sequence[int], chunk: int = 4096) -> np.ndarray:
-    """Per-region affine maps of the output, from the patterns, by one map per layer."""
+    """Per-region affine maps of the output, from the patterns, by one map per layer.
+
+    A layer's map depends only on the bits of the layers before it, and regions that share those
+    share it: the regions are sorted by their bits (so that a prefix's regions are consecutive) and
+    each layer is applied once per distinct prefix within a chunk of regions (digits CNN, 18,301
+    regions: 38k maps of a layer instead of 92k; the 3x32x32 residual net's 1,791: 4.9k instead
+    of 10.7k, its conv layers 16,384 wide)."""
     R = len(bits)
     K = net.out_features
     out = np.empty((R, K, 3))
     widest = max(l.width for l in net.layers)
     chunk = max(1, min(chunk, (1 << 22) // (3 * widest)))
+    packed = np.ascontiguousarray(np.packbits(bits, axis=1))
+    order = (np.argsort(packed.view(np.dtype((np.void, packed.shape[1]))).ravel(), kind="stable")
+             if packed.shape[1] else np.arange(R))  # (bytes in order: the bits' prefixes in order)
     for s in range(0, R, chunk):
-        B = bits[s: s + chunk]
+        rows_of = order[s: s + chunk]
+        B = bits[rows_of]
         r = len(B)
-        M = np.zeros((r, 2, 3))  # maps of the input features: identity on (s, t)
+        M = np.zeros((1, 2, 3))  # the input's map, one for the chunk: identity on (s, t)
         M[:, 0, 0] = M[:, 1, 1] = 1.0
+        group = np.zeros(r, np.int64)  # each region's row of M (regions with equal bits so far share it)
+        new = np.zeros(r, bool)
+        new[0] = True  # where a region's bits so far differ from the previous region's
         col = 0
         for layer in net.layers:
-            if layer.dense:  # (r, out, 3) = W @ M, plus the bias on the constant column
+            G = len(M)
+            if layer.dense:  # (G, out, 3) = W @ M, plus the bias on the constant column
                 Z = np.einsum("oi,rij->roj", layer.W, M, optimize=True)
                 Z[:, :, 2] += layer.b
             else:
-                rows = M.transpose(0, 2, 1).reshape(r * 3, -1)
-                Z = layer.rows(rows, np.tile([0.0, 0.0, 1.0], r)).reshape(r, 3, -1).transpose(0, 2, 1)
+                rows = M.transpose(0, 2, 1).reshape(G * 3, -1)
+                Z = layer.rows(rows, np.tile([0.0, 0.0, 1.0], G)).reshape(G, 3, -1).transpose(0, 2, 1)
             if layer.slope is None:
-                M = Z
+                out[rows_of] = Z[group]
                 break
             n = layer.units
-            d = np.where(B[:, col: col + n], 1.0, layer.slopes())
-            M = np.array(Z, copy=True)
+            own = B[:, col: col + n]
+            new[1:] |= (own[1:] != own[:-1]).any(axis=1)
+            first = np.nonzero(new)[0]  # the first region of each group after this layer
+            d = np.where(own[first], 1.0, layer.slopes())
+            M = np.array(Z[group[first]], copy=True)
             M[:, :n, :] *= d[:, :, None]
+            group = np.cumsum(new) - 1
             col += n
-        out[s: s + chunk] = M
     return out
 
 

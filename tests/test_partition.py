@@ -392,6 +392,23 @@ def test_affine_maps_are_the_network_inside_each_region():
     np.testing.assert_allclose(got_v, p.vertex_values[p.indices], rtol=1e-8, atol=1e-10)
 
 
+def test_affine_maps_apply_each_layer_once_per_distinct_prefix(monkeypatch):
+    from splinescope.spatial import _partition
+    net = mlp([2, 12, 12, 3], seed=6)
+    p = spatial.partition(net, bounds=BOX)
+    bits, sizes = p.pattern_bits(), p.layer_sizes
+    calls = []
+    real = np.einsum
+    monkeypatch.setattr(_partition.np, "einsum", lambda spec, W, M, **k: (calls.append(len(M)), real(spec, W, M, **k))[1])
+    A = _partition._compose(p.network, bits, sizes)
+    # the first layer once; each next layer once per distinct pattern of the layers before it
+    want = [1] + [len(np.unique(bits[:, :sum(sizes[:i])], axis=0)) for i in range(1, len(sizes) + 1)]
+    assert calls == want and want[-1] == len(p) > want[1] > 1
+    calls.clear()
+    one = _partition._compose(p.network, bits, sizes, chunk=1)  # one region at a time
+    np.testing.assert_allclose(A, one, rtol=1e-13, atol=1e-15)
+
+
 def test_geojson_and_keys():
     p = spatial.partition(mlp([2, 5, 1], seed=0), bounds=BOX)
     gj = p.to_geojson()
