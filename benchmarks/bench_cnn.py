@@ -2,7 +2,8 @@
 against the float32 forward pass of a 1000x1000 grid of the same plane, on one CPU thread, in
 the same run.
 
-Run: ``python benchmarks/bench_cnn.py [--half 0.25 0.5 1.0] [--res-half 0.004 0.008] [--repeat 2] [--device cuda]``
+Run: ``python benchmarks/bench_cnn.py [--half 0.25 0.5 1.0] [--res-half 0.004 0.008] [--repeat 2] [--device cuda]
+[--checks]``
 
 The CNN (issue 10): 1x8x8 -> Conv 16 (3x3, pad 1) -> ReLU -> MaxPool 2 -> Conv 32 (3x3, pad 1)
 -> ReLU -> Linear 10, ``torch.manual_seed(0)`` default init; the plane through sklearn digits
@@ -21,6 +22,10 @@ The residual net (issue 10): 3x32x32 -> Conv 16 (3x3, pad 1) -> ReLU -> two bloc
 it is timed on ``--res-grid`` of the 10^6 grid points (in the same batches)
 and scaled to 10^6 (the forward pass costs the same per point; printed as ``grid s*``).
 
+``--checks``: five more columns, ``verify()`` and ``affine_maps()`` of the box's partition (seconds,
+and as ratios to the partition's) and the process's peak memory (MB) after them (both check every
+region with a forward pass of its corners, or three maps per region, in bounded chunks).
+
 ``--device cuda``: three more columns, the partition with ``device=`` (each layer's forward pass of
 the vertices there), the grid pass on that device (the points moved there untimed, each batch
 synchronised; the CPU grid's points, scaled alike) and partition (CPU) / that grid: the baseline a GPU user would compare with.
@@ -29,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import resource
 import time
 
 import torch
@@ -107,7 +113,21 @@ def grid_forward(net, plane, h, points: int = 1_000_000, device: str = "cpu", ba
     return total * (1_000_000 / len(st))
 
 
-def run(name, net, plane, halves, repeat, points=1_000_000, device="cpu") -> None:
+def checks(net, plane, h, tp: float) -> str:
+    """``--checks``: seconds of ``verify()`` and of ``affine_maps()`` on the box's partition, as
+    ratios to the partition's seconds (``tp``), and the process's peak memory after them (MB)."""
+    p = spatial.partition(net, (0, h, 0, h), plane=plane)
+    t = time.perf_counter()
+    ok = p.verify(raise_on_error=False).ok
+    tv = time.perf_counter() - t
+    t = time.perf_counter()
+    p.affine_maps()
+    tm = time.perf_counter() - t
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return f" {tv:>8.2f} {tv / tp:>6.1f}x {tm:>7.2f} {tm / tp:>6.1f}x {peak:>7.0f}{'' if ok else ' VERIFY FAILED'}"
+
+
+def run(name, net, plane, halves, repeat, points=1_000_000, device="cpu", check=False) -> None:
     spatial.partition(net, (0, halves[0] / 10, 0, halves[0] / 10), plane=plane)  # warm: tracing, imports
     star = "*" if points < 1_000_000 else ""
     gpu = device != "cpu"
@@ -115,6 +135,8 @@ def run(name, net, plane, halves, repeat, points=1_000_000, device="cpu") -> Non
         spatial.partition(net, (0, halves[0] / 10, 0, halves[0] / 10), plane=plane, device=device)
         grid_forward(copy.deepcopy(net).to(device), plane, halves[0], GRID_BATCH, device)
     extra = f" {'dev part s':>10} {'dev grid s' + star:>10} {'ratio dev':>9}" if gpu else ""
+    if check:
+        extra += f" {'verify s':>8} {'/part':>7} {'maps s':>7} {'/part':>7} {'peak MB':>7}"
     print(f"{name}\n{'box':>14} {'regions':>8} {'partition s':>12} {'first s':>8} {'grid s' + star:>8} {'ratio':>7}"
           + extra)
     for h in halves:
@@ -133,6 +155,8 @@ def run(name, net, plane, halves, repeat, points=1_000_000, device="cpu") -> Non
                 if nd != n:
                     print(f"  REGION COUNT ON {device}: {nd} != {n}")
         extra = f" {min(td):>10.2f} {min(tgd):>10.3f} {min(tp) / min(tgd):>8.3g}x" if gpu else ""
+        if check:
+            extra += checks(net, plane, h, min(tp))
         print(f"{f'(0,{h})^2':>14} {n:>8} {min(tp):>12.2f} {tp[0]:>8.2f} {min(tg):>8.2f} {min(tp) / min(tg):>7.3f}x"
               + extra)
 
@@ -144,15 +168,18 @@ def main() -> None:
     ap.add_argument("--res-grid", type=int, default=20_000, help="grid points timed for the residual net")
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--device", default="cpu", help="also partition and time the grid on this torch device (cuda)")
+    ap.add_argument("--checks", action="store_true",
+                    help="also time verify() and affine_maps() on each box (ratios to the partition) and print the peak memory")
     a = ap.parse_args()
     torch.set_num_threads(1)
     d = load_digits().data.reshape(-1, 1, 8, 8) / 16.0
     run("digits CNN 1x8x8, plane through digits 0, 1, 2", cnn(), spatial.Plane.through(d[0], d[1], d[2]),
-        a.half, a.repeat, device=a.device)
+        a.half, a.repeat, device=a.device, check=a.checks)
     if a.res_half:
         X = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(1), dtype=torch.float64).numpy()
         run("residual net 3x32x32 (two blocks of 16 channels), plane through three random images", resnet(),
-            spatial.Plane.through(X[0], X[1], X[2]), a.res_half, a.repeat, a.res_grid, device=a.device)
+            spatial.Plane.through(X[0], X[1], X[2]), a.res_half, a.repeat, a.res_grid, device=a.device,
+            check=a.checks)
 
 
 if __name__ == "__main__":
