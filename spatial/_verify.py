@@ -56,6 +56,20 @@ def _rows_per_chunk(net) -> int:
     return max(16, CHUNK_ELEMENTS // max(max(l.width for l in net.layers), 1))
 
 
+def _duplicates(patterns: np.ndarray) -> int:
+    """How many rows of ``patterns`` (R, bytes) equal an earlier row: the rows sorted as byte
+    strings (about 20x ``np.unique(axis=0)``: digits CNN, 18,301 patterns of 288 bytes, 0.3 s).
+
+    >>> _duplicates(np.array([[1, 2], [0, 5], [1, 2], [1, 2]], np.uint8))
+    2
+    """
+    R, nb = patterns.shape
+    if nb == 0:  # every pattern is the empty one
+        return max(R - 1, 0)
+    rows = np.sort(np.ascontiguousarray(patterns).view(np.dtype((np.void, nb))).ravel())
+    return int((rows[1:] == rows[:-1]).sum())
+
+
 def _abs_scales(hidden, pts, box_scale):
     """Per layer, (pre-activations, S): S bounds the size of the terms that made each value, so
     the rounding of z is below ~n eps S (the forward error bound of a dot product)."""
@@ -117,7 +131,7 @@ def verify(p: "Partition", *, raise_on_error: bool = True) -> VerifyReport:
     areas = p.areas()
     box = (x1 - x0) * (y1 - y0)
     area_err = abs(areas.sum() - box) / box
-    dup = R - len(np.unique(p.patterns, axis=0)) if R else 0
+    dup = _duplicates(p.patterns)
     # the centroid of every region has that region's pattern (a neuron that is identically
     # zero on a region counts as inactive; at the centroid it may round to either side)
     c = p.centroids()

@@ -449,6 +449,14 @@ def test_verify_catches_a_wrong_partition():
     assert not p.verify(raise_on_error=False).ok
 
 
+def test_verify_counts_duplicate_patterns():
+    p = spatial.partition(mlp([2, 6, 5, 1], seed=1), bounds=BOX)
+    assert p.verify().duplicate_patterns == 0
+    p.patterns = p.patterns.copy()
+    p.patterns[[2, 5]] = p.patterns[0]  # three regions with one pattern: two duplicates
+    assert p.verify(raise_on_error=False).duplicate_patterns == 2
+
+
 def test_verify_judges_every_region_corner_whatever_the_chunks(monkeypatch):
     from splinescope.spatial import _verify
     p = spatial.partition(mlp([2, 6, 5, 1], seed=1), bounds=BOX)
