@@ -272,8 +272,12 @@ class _Reader:
             return _Node("act", [ins[0]], shape, label, bp=np.asarray(bp, np.float64), slopes=sl, value0=v0)
 
         def maxpool(table):
-            if max(len(r) for r in table) == 1:
-                return affine(_ops.Gather(np.array([r[0] for r in table]), shape))
+            real = [[c for c in r if c >= 0] for r in table]  # (-1: padding, never the max)
+            if not all(real):
+                raise _Refuse(2, f"{where}: a max-pooling window holds only padding; only windows with at "
+                                 "least one input element are supported")
+            if max(len(c) for c in real) == 1:  # one element per window, the rest padding: a selection
+                return affine(_ops.Gather(np.array([c[0] for c in real]), shape))
             return _Node("max", [ins[0]], shape, label, table=table)
 
         if node.op == "call_module":
@@ -1001,8 +1005,8 @@ def _stages(out: _Node, in_shape, Layer, Network):
         if n.kind == "act":
             n.end = n.level
         else:
-            k = max(len(r) for r in n.table or [[0]])
-            n.end = n.level + math.ceil(math.log2(k)) - 1
+            k = max(sum(1 for c in r if c >= 0) for r in n.table or [[0, 0]])  # (padding is no candidate)
+            n.end = n.level + math.ceil(math.log2(max(k, 2))) - 1
     L = 1 + max((n.end for n in order), default=-1)  # hidden stages; stage L is the output map
     # uses: the stages that read each source (L: the output)
     uses: Dict[int, int] = {}

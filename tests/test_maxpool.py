@@ -53,6 +53,16 @@ def _two_pools():  # two max-poolings: every cell merged after the second one's 
                          nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1))
 
 
+def _pad_single():  # every window one element and padding: a selection, not a max
+    return nn.Sequential(nn.Conv2d(1, 1, 1), nn.ReLU(), nn.MaxPool2d(2, stride=2, padding=1), nn.Flatten(),
+                         nn.Linear(4, 1))
+
+
+def _pad_wide():  # windows of 9 entries with at most 4 elements: two rounds, not four
+    return nn.Sequential(nn.Conv2d(1, 2, 1), nn.ReLU(), nn.MaxPool2d(3, stride=2, padding=1), nn.Flatten(),
+                         nn.Linear(8, 1))
+
+
 CASES = {  # name: (model, seed, plane input shape or None, bounds)
     "maxpool2d": (_conv_pool, 1, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
     "adaptive": (_conv_adaptive, 2, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
@@ -60,6 +70,8 @@ CASES = {  # name: (model, seed, plane input shape or None, bounds)
     "pool_conv": (_pool_conv, 4, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
     "pool_dense": (_pool_dense, 5, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
     "two_pools": (_two_pools, 0, (1, 4, 4), (-1.0, 1.5, -1.0, 1.5)),
+    "pad_single": (_pad_single, 0, (1, 2, 2), (-1.0, 1.5, -1.0, 1.5)),
+    "pad_wide": (_pad_wide, 0, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
 }
 
 
@@ -74,7 +86,8 @@ def _case(name):
 def test_regions_equal_exact_reference(name):
     model, plane, bounds = _case(name)
     p, ref = assert_graph_matches_exact(model, bounds, plane=plane)
-    assert p.network.max_info  # the max is read as a tournament, not refused
+    # the max is read as a tournament, not refused; over one element and padding, as a selection
+    assert bool(p.network.max_info) == (name != "pad_single")
 
 
 def _count_marks(monkeypatch, into: list) -> None:
