@@ -716,7 +716,8 @@ def _split_batch(Xs: _Rows, Ss: _Rows, vals: _Values, offsets: np.ndarray, indic
 
 def transition(Z, scale: np.ndarray, ca: np.ndarray, cb: np.ndarray, slope,
                nxt, ca_next: Optional[np.ndarray], cb_next: Optional[np.ndarray],
-               capacity: int = 0, chunk: int = 1024, device=None, exact=None):
+               capacity: int = 0, chunk: int = 1024, device=None, exact=None,
+               inherit: Optional[np.ndarray] = None):
     """From one layer's pre-activations at the vertices to the next layer's, in one pass.
 
     Per chunk of vertices: the signs of the units of ``Z`` (its first ``len(ca)`` columns; the
@@ -732,19 +733,52 @@ def transition(Z, scale: np.ndarray, ca: np.ndarray, cb: np.ndarray, slope,
     ``exact = (ExactNet, layer, lines, X)`` (X: the vertices' coordinates) every doubtful sign, of this layer and of the next, is
     decided exactly (a pass after the fast one); the fast pass has already marked decided (-0.0)
     the next values that are 0 by structure (:func:`_mark_structural`), which that pass skips.
+    ``inherit`` (V,): added to each vertex's next scale, for the errors its values carry
+    (:func:`inherited_scale`).
     """
     sl = np.broadcast_to(np.asarray(slope, np.float64), (len(ca),))
     sanitize = exact is not None and carries_marks(nxt)  # no -0.0 but the marks of decided zeros
     marked = exact is not None and not isinstance(Z, tuple) and carries_marks(exact[0].layers[exact[1]])
     own = _own_columns(exact, len(ca)) if exact is not None else None
     if device is not None:
-        out = _transition_torch(Z, scale, ca, cb, sl, nxt, ca_next, cb_next, capacity, device, sanitize, marked, own)
+        out = _transition_torch(Z, scale, ca, cb, sl, nxt, ca_next, cb_next, capacity, device, sanitize, marked, own,
+                                inherit)
     else:
-        out = _transition_np(Z, scale, ca, cb, sl, nxt, ca_next, cb_next, capacity, chunk, sanitize, marked, own)
+        out = _transition_np(Z, scale, ca, cb, sl, nxt, ca_next, cb_next, capacity, chunk, sanitize, marked, own, inherit)
     pos, und, Zn, scn, nsigns = out
     if exact is not None:
-        _exact_transition(exact, Z, scale, ca, cb, sl, nxt, ca_next, cb_next, pos, und, Zn, scn, nsigns, marked, own)
+        _exact_transition(exact, Z, scale, ca, cb, sl, nxt, ca_next, cb_next, pos, und, Zn, scn, nsigns, marked, own,
+                          inherit)
     return pos, Zn, scn, nsigns
+
+
+INHERIT = 1 / 32
+"""The part of a value's tolerance taken as the error it carries into the next layer: the
+tolerance allows ``rtol`` (256 ulps) of the size of its terms, an interpolated value is a few
+ulps of its edge's ends off (8 here, for chains of interpolations)."""
+
+
+def inherited_scale(scale: np.ndarray, ca: np.ndarray, cb: np.ndarray, rtol: float, slope, nxt) -> np.ndarray:
+    """(V,) what the errors a layer's values carry at each vertex add to the next layer's scale.
+
+    A value's tolerance ``scale * ca + cb`` bounds its error (rounding, and the interpolation a
+    new vertex's values come from, relative to its edge's ends); the next layer reads the
+    activations, and so their errors, at most ``max |slope|`` times them. The next layer's own
+    scale (``nxt.scale(h)``: the size of the activations at the vertex) bounds only the rounding
+    of its map; where the activations all nearly cancel at a vertex (ties of max-pooling
+    candidates, a point where every unit vanishes) the carried errors are larger, and a value
+    within them would be decided by its float sign (two max-poolings whose candidates tie at a
+    vertex: a value of 1e-16 against a tolerance of 1e-29 made a region of zero area). With this
+    term added, the next tolerance ``rtol * scale * coef`` covers ``sum_j |w_kj| err_j``, each
+    ``err_j`` taken as :data:`INHERIT` of the value's tolerance: ``max_j err_j`` for a local map
+    (whose coef is its row's |weight| sum), ``sum_j err_j`` for a dense one (coef: its largest
+    |weight|). Generic vertices keep their tolerance within a few percent."""
+    lip = max(1.0, float(np.abs(np.asarray(slope, np.float64)).max(initial=0.0)))
+    if nxt.tol_inf():
+        a, b = float(ca.max(initial=0.0)), float(cb.max(initial=0.0))
+    else:
+        a, b = float(ca.sum()), float(cb.sum())
+    return (INHERIT * lip / rtol) * (scale * a + b)
 
 
 def _own_columns(exact, m: int) -> np.ndarray:
@@ -776,7 +810,8 @@ def _activate(z: np.ndarray, p: np.ndarray, q: np.ndarray, sl: np.ndarray, m: in
     return h
 
 
-def _exact_transition(exact, Z, scale, ca, cb, sl, nxt, ca_next, cb_next, pos, und, Zn, scn, nsigns, marked, own):
+def _exact_transition(exact, Z, scale, ca, cb, sl, nxt, ca_next, cb_next, pos, und, Zn, scn, nsigns, marked, own,
+                      inherit=None):
     """Redo, exactly, the rows of ``transition`` that hold a doubtful value (in place).
 
     A row's values on the lines its vertex was made on are 0 in the fast pass and exactly; any
@@ -816,7 +851,7 @@ def _exact_transition(exact, Z, scale, ca, cb, sl, nxt, ca_next, cb_next, pos, u
         q = z[:, :m] < 0
         h = _activate(z, p, q, sl, m)
         pos[r] = np.packbits(p, axis=1)
-        scn[r] = nxt.scale(h)
+        scn[r] = nxt.scale(h) + (0.0 if inherit is None else inherit[r])
         if carries_marks(nxt):
             zn = nxt.rows(h) + 0.0
             free = nxt.const_abs() == 0
@@ -936,7 +971,7 @@ OP_CHUNK_ROWS = 16
 
 
 def _transition_np(Z, scale, ca, cb, sl, nxt, ca_next, cb_next, capacity, chunk, sanitize=False, marked=False,
-                   own=None):
+                   own=None, inherit=None):
     """The fast pass of :func:`transition` in numpy (an operation's map through torch on the CPU).
     With ``sanitize`` (exact mode, the next layer an operation) the next values zero by structure
     are marked decided (:func:`_mark_structural`); ``marked``: this layer's values carry marks."""
@@ -970,6 +1005,8 @@ def _transition_np(Z, scale, ca, cb, sl, nxt, ca_next, cb_next, capacity, chunk,
         pos[s: s + chunk] = np.packbits(p, axis=1)
         h = _activate(z, p, q, sl, m)
         sc = nxt.scale(h)
+        if inherit is not None:
+            sc += inherit[s: s + chunk]
         scn[s: s + chunk] = sc
         zn = Zn.a[s: s + len(z)]
         if nxt.dense:
@@ -1010,7 +1047,7 @@ def _row_counts(b: np.ndarray) -> np.ndarray:
 
 
 def _transition_torch(Z, scale, ca, cb, sl, nxt, ca_next, cb_next, capacity, device, sanitize=False, marked=False,
-                      own=None):
+                      own=None, inherit=None):
     """The fast pass of :func:`transition` on a torch device (the same formulas; the marks of
     values zero by structure, in exact mode, on the CPU)."""
     import torch
@@ -1069,6 +1106,8 @@ def _transition_torch(Z, scale, ca, cb, sl, nxt, ca_next, cb_next, capacity, dev
                 dead = _dead(q.cpu().numpy(), sl, None if own is None else own[s: s + chunk])
                 _mark_structural(np.asarray(z_np), dead, m, nxt, zn_np, free, marked)
         sc_np = sc.cpu().numpy()
+        if inherit is not None:
+            sc_np = sc_np + inherit[s: s + chunk]
         scn[s: s + chunk] = sc_np
         if split_next:
             # the next layer's tolerance from the scale as stored (what the splitting will use)

@@ -227,7 +227,12 @@ class Partition:
         return self._affine
 
     def locate(self, points) -> np.ndarray:
-        """(N,) index of the region holding each (s, t) point (by its activation pattern), -1 outside."""
+        """(N,) index of the region holding each (s, t) point, -1 outside the box.
+
+        By the point's activation pattern (a float64 forward pass); a point inside the box whose
+        pattern names no region (a tie between identical max-pooling candidates rounded by an ulp,
+        or a point within rounding of a boundary) by the region polygon holding it (the first
+        one, on a shared side)."""
         pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
         net = self.network
         parts = []
@@ -242,6 +247,14 @@ class Partition:
         x0, x1, y0, y1 = self.bounds
         inside = (pts[:, 0] >= x0) & (pts[:, 0] <= x1) & (pts[:, 1] >= y0) & (pts[:, 1] <= y1)
         out[~inside] = -1
+        miss = np.nonzero((out < 0) & inside)[0]
+        if len(miss):
+            import shapely
+
+            hit = shapely.STRtree(self.to_shapely()).query(shapely.points(pts[miss]), predicate="intersects")
+            first = np.full(len(miss), len(self), np.int64)
+            np.minimum.at(first, hit[0], hit[1])
+            out[miss] = np.where(first < len(self), first, -1)
         return out
 
     # ---- conversions
@@ -606,7 +619,8 @@ def _split_layers(net: Network, b, center: np.ndarray, rtol: float, *, device=No
         ca_next, cb_next = _engine.layer_tol(nxt, rtol) if nxt.slope is not None else (None, None)
         pos, Z, scale, signs = _engine.transition(zin, sc, ca, cb, layer.slope, nxt,
                                                   ca_next, cb_next, capacity=_capacity(len(X), nxt.width), device=device,
-                                                  exact=None if ex is None else (ex, li, lines, X))
+                                                  exact=None if ex is None else (ex, li, lines, X),
+                                                  inherit=_engine.inherited_scale(sc, ca, cb, rtol, layer.slope, nxt))
         sizes.append(m)
         if canon is None:
             pats.append(_engine._reduce_or(pos, offsets, indices))

@@ -90,6 +90,38 @@ def test_regions_equal_exact_reference(name):
     assert bool(p.network.max_info) == (name != "pad_single")
 
 
+def test_candidates_that_tie_at_a_vertex_across_two_poolings_equal_exact_reference():
+    # two max-poolings with no splitting layer between, two pixels the same constant: at the
+    # point (1/2, 1/4) four candidates are 0, and the second pooling's comparison there came out
+    # -1.3e-16 (the running maxima interpolated from values of size 1) against a tolerance of
+    # 1e-29 (the size of the activations at the vertex): two regions of zero area
+    o = np.array([[0.0, 0.0, 0.5], [-1.0, 0.25, -4.0], [-4.0, -4.0, 0.0]])
+    u = np.array([[-0.5, 0.0, -1.0], [0.0, -0.5, 0.0], [0.0, 0.0, 0.0]])
+    v = np.array([[1.0, 0.0, -1.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    plane = spatial.Plane.through(o[None], (o + u)[None], (o + v)[None])
+    for second in (nn.MaxPool2d(2, stride=1), nn.AdaptiveMaxPool2d(1)):
+        model = nn.Sequential(nn.MaxPool2d(2, stride=1), second, nn.Flatten()).double().eval()
+        p, ref = assert_graph_matches_exact(model, (0.25, 0.625, 0.125, 0.375), plane=plane)
+        assert len(p) == 4 and (p.areas() > 0).all()
+
+
+def test_locate_finds_points_where_a_float_forward_pass_breaks_a_tie():
+    # overlapping windows that share their argmax, then a max of the two: the two maxima are one
+    # affine function, but the float64 tournament (b + relu(a - b)) rounds one of them by an ulp,
+    # so the point's pattern named no region (-1 for 4% of the points)
+    import shapely
+    model = nn.Sequential(nn.MaxPool1d(2, stride=1), nn.MaxPool1d(2)).double().eval()
+    plane = spatial.Plane.through(np.array([[-1.0, 0.0, 1.0]]), np.array([[-1.0, 0.25, 0.0]]),
+                                  np.array([[-1.0, 0.0, 0.5]]))
+    p, ref = assert_graph_matches_exact(model, (-1.0, 1.0, -1.0, 1.0), plane=plane)
+    pts = np.random.default_rng(0).uniform(-1, 1, size=(4000, 2))
+    i = p.locate(pts)
+    assert (i >= 0).all()
+    polys = p.to_shapely()
+    assert all(shapely.intersects(polys[k], shapely.Point(*q)) for k, q in zip(i, pts))
+    assert (p.locate([[1.5, 0.0], [0.0, -2.0]]) == -1).all()  # outside the box
+
+
 def _count_marks(monkeypatch, into: list) -> None:
     """Make ``_engine._mark_structural`` append to ``into`` how many values each call marks."""
     from splinescope.spatial import _engine, _predicates
