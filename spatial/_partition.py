@@ -353,7 +353,7 @@ def _compose(net: Network, bits: np.ndarray, sizes: Sequence[int], chunk: int = 
             new[1:] |= (own[1:] != own[:-1]).any(axis=1)
             first = np.nonzero(new)[0]  # the first region of each group after this layer
             d = np.where(own[first], 1.0, layer.slopes())
-            M = np.array(Z[group[first]], copy=True)
+            M = Z[group[first]]  # (a new array)
             M[:, :n, :] *= d[:, :, None]
             group = np.cumsum(new) - 1
             col += n
