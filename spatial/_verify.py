@@ -47,8 +47,8 @@ CHUNK_ELEMENTS = 1 << 18
 """Values per array of one chunk of points' forward pass (2 MB): the chunk's rows are this over
 the widest layer, so memory stays bounded whatever the width (16,384 corners of a 3x32x32 conv
 net's 16,384-unit layers would be 2 GB per array: the residual net of ``benchmarks/bench_cnn.py``
-ran out of 23 GB that way; the digits CNN's 18,301 regions took 14 s and 6 GB, now 2.2 s and
-0.7 GB)."""
+ran out of 23 GB that way; the digits CNN's 18,301 regions took 14 s and 6 GB, now 1.8 s and
+0.6 GB)."""
 
 
 def _rows_per_chunk(net) -> int:
