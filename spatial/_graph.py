@@ -1024,7 +1024,7 @@ def _stages(out: _Node, in_shape, Layer, Network):
         if n.kind != "max":
             continue
         tab = n.table or []
-        cands = [[c for c in r if c >= 0] or [r[0]] for r in tab]
+        cands = [[c for c in r if c >= 0] for r in tab]  # (every window holds an element: `maxpool`)
         rounds = []
         cur = [list(range(len(c))) for c in cands]  # slot ids per window: slots index the running values
         nslots = [len(c) for c in cands]
