@@ -272,9 +272,9 @@ def test_dense_sampling_is_a_lower_bound_and_a_subset(width):
 
 def test_locate_in_chunks_of_points_equals_locate_at_once(monkeypatch):
     from splinescope.spatial import _verify
+    torch.manual_seed(1)
     net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 2), torch.nn.ReLU(), torch.nn.MaxPool2d(2), torch.nn.Flatten(),
                               torch.nn.Linear(16, 2)).double()
-    torch.manual_seed(1)
     a, b, c = (torch.rand(1, 5, 5, dtype=torch.float64).numpy() for _ in range(3))
     p = spatial.partition(net, (0, 1, 0, 1), plane=spatial.Plane.through(a, b, c))
     pts = np.random.default_rng(0).uniform(-0.1, 1.1, (3000, 2))
@@ -478,9 +478,9 @@ def test_verify_forward_passes_hold_a_bounded_number_of_values(monkeypatch):
     # chunks of points sized by the widest layer (a 3x32x32 conv net's 16,384-unit layers
     # in chunks of 16,384 corners ran out of memory)
     from splinescope.spatial import _verify
+    torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Conv2d(1, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
                               torch.nn.Linear(16 * 64, 2)).double()
-    torch.manual_seed(0)
     a, b, c = (torch.rand(1, 8, 8, dtype=torch.float64).numpy() for _ in range(3))
     p = spatial.partition(net, (0, 1, 0, 1), plane=spatial.Plane.through(a, b, c))
     seen = []
