@@ -161,7 +161,8 @@ def _replayed(bits: np.ndarray, net, sizes: Sequence[int], which: int) -> np.nda
 
 def canonical_packed(patterns: np.ndarray, net, sizes: Sequence[int]) -> np.ndarray:
     """:func:`canonical` of packed patterns (R, ceil(N/8)), packed, chunk by chunk: only the bytes
-    that hold the tournaments' columns are unpacked (never all the patterns at once)."""
+    that hold the tournaments' columns are unpacked (never all the patterns at once), and the
+    tournaments are replayed bit-sliced (:func:`_replay_sliced`)."""
     if not net.max_info:
         return patterns
     tours = _tours(net, sizes)
@@ -169,10 +170,62 @@ def canonical_packed(patterns: np.ndarray, net, sizes: Sequence[int]) -> np.ndar
     b0, b1 = c0 // 8, -(-c1 // 8)
     out = np.array(patterns, copy=True)
     for s in range(0, len(patterns), CHUNK):
-        bT = _transposed(np.unpackbits(patterns[s: s + CHUNK, b0:b1], axis=1).view(bool))
-        _replay(bT, tours, 8 * b0)
-        out[s: s + CHUNK, b0:b1] = np.packbits(_transposed(bT), axis=1)
+        part = patterns[s: s + CHUNK, b0:b1]
+        bT = _bit_rows(part)
+        _replay_sliced(bT, tours, 8 * b0)
+        back = np.unpackbits(bT, axis=1, count=len(part)).view(bool)
+        out[s: s + CHUNK, b0:b1] = np.packbits(_transposed(back), axis=1)
     return out
+
+
+_BIT = np.uint8(1) << np.arange(7, -1, -1, dtype=np.uint8)  # each bit of a byte, first to last
+
+
+def _bit_rows(packed: np.ndarray) -> np.ndarray:
+    """The bit matrix ``packed`` (R, nb) transposed: (8 nb, ceil(R/8)), row ``j`` the bits of column
+    ``j`` of every pattern, packed (each byte masked bit by bit: 3x unpacking, transposing and
+    packing booleans)."""
+    T = _transposed(np.ascontiguousarray(packed))
+    return np.packbits(T[:, None, :] & _BIT[None, :, None], axis=2).reshape(8 * T.shape[0], -1)
+
+
+def _planes(t: _Tour) -> int:
+    """Bits that number a window's candidates."""
+    n = int(((np.asarray(t.last) - np.asarray(t.base)) // 2 + 1).max(initial=1))
+    return max(1, (n - 1).bit_length())
+
+
+def _start_sliced(t: _Tour, L: int, W: int) -> np.ndarray:
+    """(L, slots, W) uint8: :func:`_start` bit-sliced, plane ``l`` the ``l``-th bit of each
+    slot's candidate, for ``8 W`` patterns at once (a byte holds 8 patterns)."""
+    row = _start(t, 1)[:, 0].astype(np.int64)
+    planes = ((row[None, :] >> np.arange(L)[:, None]) & 1).astype(np.uint8) * np.uint8(255)
+    return np.repeat(planes[:, :, None], W, axis=2)
+
+
+def _pick(b: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Bitwise ``b ? x : y`` (b broadcast over the planes of ``x`` and ``y``)."""
+    return y ^ ((x ^ y) & b)
+
+
+def _replay_sliced(bT: np.ndarray, tours: List[_Tour], off: int) -> None:
+    """:func:`_replay` (the canonical bits only) on bit-packed rows: ``bT`` (columns from ``off``,
+    ceil(R/8)) uint8, each byte the bits of 8 patterns, rewritten in place. A window's candidate
+    ids are held as ``_planes`` bit planes, so a round is a few bitwise operations on packed rows
+    (8 patterns per byte instead of one)."""
+    W = bT.shape[1]
+    for t in tours:
+        L = _planes(t)
+        C = _start_sliced(t, L, W)
+        for cols, left, right, made in zip(t.cols, t.left, t.right, t.made):  # the argmax under the bits
+            C[:, made] = _pick(bT[cols - off][None], C[:, left], C[:, right])
+        A = C[:, t.last]
+        C = _start_sliced(t, L, W)
+        for cols, w, left, right, made in zip(t.cols, t.win, t.left, t.right, t.made):
+            cl, cr = C[:, left], C[:, right]
+            won = np.bitwise_and.reduce(~(cl ^ A[:, w]), axis=0)  # the left operand is the argmax
+            bT[cols - off] = won
+            C[:, made] = _pick(won[None], cl, cr)
 
 
 def canonical(bits: np.ndarray, net, sizes: Sequence[int]) -> np.ndarray:
@@ -255,12 +308,24 @@ def merge(X: np.ndarray, offsets: np.ndarray, indices: np.ndarray, patterns: np.
     a = indices.astype(np.int64)
     b = a[_engine.next_in_face(offsets)]
     g = group[np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))]
-    # an edge is internal where its twin (b, a) lies in a face of the same group
-    code = a * V + b
-    o = np.argsort(code)
-    rev = b * V + a
-    twin = o[np.minimum(np.searchsorted(code[o], rev), len(code) - 1)]
-    internal = (code[twin] == rev) & (g[twin] == g)
+    # an edge is internal where its twin (b, a) lies in a face of the same group: the two slots of
+    # an undirected edge (one per face along it) are neighbours once sorted by it
+    und = np.minimum(a, b) * V + np.maximum(a, b)
+    o = np.argsort(und, kind="stable")
+    us = und[o]
+    pair = np.zeros(len(o), bool)  # sorted slot i and i + 1 are one edge's two sides
+    if len(o) > 1:
+        pair[:-1] = us[1:] == us[:-1]
+    if len(o) > 2 and (pair[:-1] & pair[1:]).any():
+        raise SplinescopeError("an edge of more than two faces: not a planar subdivision (a bug, please report it)")
+    i = np.nonzero(pair)[0]
+    inner = np.zeros(len(o), bool)
+    inner[i] = inner[i + 1] = (g[o[i]] == g[o[i + 1]]) & (a[o[i]] == b[o[i + 1]])
+    internal = np.empty(len(o), bool)
+    internal[o] = inner
+    # the merged regions' undirected edges: each kept edge once (an edge between two regions twice)
+    kept = us[~inner]
+    edges = kept[np.concatenate([[True], kept[1:] != kept[:-1]])] if len(kept) else kept
     a, b, g = a[~internal], b[~internal], g[~internal]
     sl = None if slot_line is None else np.asarray(slot_line)[~internal]
     E = len(a)
@@ -293,14 +358,15 @@ def merge(X: np.ndarray, offsets: np.ndarray, indices: np.ndarray, patterns: np.
     sl = None if sl is None else sl[order]
     fg = np.sort(g)
     # drop vertices of degree two (collinear points), except the box's corners
-    und = np.unique(np.minimum(a, b) * V + np.maximum(a, b))  # undirected edges, as codes
-    drop = np.bincount(np.concatenate([und // V, und % V]), minlength=V) == 2
+    drop = np.bincount(np.concatenate([edges // V, edges % V]), minlength=V) == 2
     drop[corners] = False
     keep_slot = ~drop[idx]
     idx, fg = idx[keep_slot], fg[keep_slot]
     sl = None if sl is None else sl[keep_slot]
     new_off = np.concatenate([[0], np.cumsum(np.bincount(fg, minlength=G))]).astype(np.int64)
-    used = np.unique(idx)
+    seen = np.zeros(V, bool)
+    seen[idx] = True
+    used = np.flatnonzero(seen)
     remap = np.full(V, -1, np.int64)
     remap[used] = np.arange(len(used))
     return Merged(X[used], new_off, remap[idx], canon[first],

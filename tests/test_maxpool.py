@@ -228,6 +228,35 @@ def test_argmax_of_a_hand_tournament():
     assert _maxpool.relevant(bits, net, sizes).any(1).all()
 
 
+class _Wide(nn.Module):
+    """Windows of 17 and 3 candidates (a max over a dimension), and 9 (a 3x3 pooling)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fa, self.fb, self.fc = nn.Linear(2, 17), nn.Linear(2, 3), nn.Linear(2, 9)
+
+    def forward(self, x):
+        a = torch.cat([self.fa(x).amax(1, keepdim=True), self.fb(x).amax(1, keepdim=True)], 1)
+        b = nn.functional.max_pool2d(torch.relu(self.fc(x)).reshape(-1, 1, 3, 3), 3).flatten(1)
+        return torch.cat([a, b], 1)
+
+
+@pytest.mark.parametrize("make, shape", [(_two_pools, (1, 4, 4)), (_pad_wide, (1, 3, 3)), (Amax, (2,)),
+                                         (_Wide, (2,)), (lambda: nn.Sequential(nn.AdaptiveMaxPool2d(2)), (1, 5, 5))])
+def test_canonical_packed_equals_the_boolean_replay(make, shape, monkeypatch):
+    # the bit-sliced replay (8 patterns a byte, candidates as bit planes) against the boolean one,
+    # on random bits (any tournament state), over several chunks and a partial last byte
+    monkeypatch.setattr(_maxpool, "CHUNK", 1000)
+    torch.manual_seed(0)
+    net = parse(make().double().eval(), in_shape=shape)
+    sizes = [l.units for l in net.hidden]
+    bits = np.random.default_rng(0).random((2501, sum(sizes))) < 0.5
+    want = np.packbits(_maxpool.canonical(bits, net, sizes), axis=1)
+    got = _maxpool.canonical_packed(np.packbits(bits, axis=1), net, sizes)
+    np.testing.assert_array_equal(got, want)
+    assert not np.array_equal(want, np.packbits(bits, axis=1))  # the replay changed bits
+
+
 def _conv_pool3():
     return nn.Sequential(nn.Conv2d(1, 2, 2, padding=1), nn.ReLU(), nn.MaxPool2d(3, stride=2), nn.Flatten(),
                          nn.Linear(8, 2))
@@ -327,3 +356,30 @@ def test_structural_zeros_in_small_chunks_give_the_same_partition(monkeypatch):
     np.testing.assert_array_equal(q.patterns, p.patterns)
     np.testing.assert_array_equal(q.vertices, p.vertices)
     np.testing.assert_array_equal(q.offsets, p.offsets)
+
+
+def test_merge_refuses_an_edge_of_three_faces():
+    # three triangles on the edge (0, 1): not a planar subdivision, which the twin search relies on
+    X = np.array([[0, 0], [1, 0], [0, 1], [0, -1], [1, 1]], np.float64)
+    offsets = np.array([0, 3, 6, 9])
+    indices = np.array([0, 1, 2, 1, 0, 3, 0, 1, 4])
+    net = type("Net", (), {"max_info": []})()
+    with pytest.raises(spatial.SplinescopeError, match="more than two faces"):
+        _maxpool.merge(X, offsets, indices, np.eye(3, dtype=np.uint8), net, [3], np.array([0, 1, 2, 3]))
+
+
+def test_merge_joins_the_faces_of_one_pattern_and_drops_their_collinear_points():
+    # two squares of one pattern side by side under two of other patterns: the pair becomes one
+    # rectangle; the point where their shared edge met the bottom side is dropped (a collinear
+    # point of two edges), the one on the top side stays (three edges meet there)
+    X = np.array([[0, 0], [1, 0], [2, 0], [0, 1], [1, 1], [2, 1], [0, 2], [2, 2], [1, 2]], np.float64)
+    offsets = np.array([0, 4, 8, 12, 16])
+    indices = np.array([0, 1, 4, 3, 1, 2, 5, 4, 3, 4, 8, 6, 4, 5, 7, 8])
+    net = type("Net", (), {"max_info": []})()
+    pats = np.array([[1], [1], [2], [3]], np.uint8)
+    mg = _maxpool.merge(X, offsets, indices, pats, net, [2], np.array([0, 2, 6, 7]))
+    assert mg.offsets.tolist() == [0, 5, 9, 13]
+    assert mg.keep.tolist() == [0, 2, 3, 4, 5, 6, 7, 8]  # vertex 1 dropped
+    assert mg.first.tolist() == [0, 2, 3]
+    assert mg.X[mg.indices[:5]].tolist() == [[0, 0], [2, 0], [2, 1], [1, 1], [0, 1]]
+    np.testing.assert_array_equal(mg.patterns, pats[[0, 2, 3]])
