@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from . import _ops
 from ._rational import Q
 from ._errors import NonFiniteWeightsError, UnsupportedLayerError
-from ._net import SUPPORTED
+from ._net import SELECTION_MODULES, SUPPORTED
 
 __all__ = ["compile", "register_activation", "registered", "StageOp", "MaxInfo"]
 
@@ -97,6 +97,24 @@ def registered(module_type: type) -> Optional[Tuple[Tuple[float, ...], Tuple[flo
 # ---- the graph read from torch.fx
 
 
+_INDEX = frozenset({"getitem", "permute", "transpose", "swapaxes", "swapdims", "movedim", "moveaxis", "flip",
+                    "fliplr", "flipud", "roll", "narrow", "select", "slice", "repeat", "tile", "expand", "pad",
+                    "constant_pad_nd", "index_select", "t", "alias", "expand_copy", "slice_copy", "select_copy",
+                    "permute_copy", "repeat_interleave"})
+"""Operations that only select, move or repeat elements: one gather each (``_Reader.index``)."""
+_TUPLE = frozenset({"chunk", "split", "split_with_sizes", "unbind", "tensor_split", "hsplit", "vsplit", "dsplit"})
+"""Operations that return parts of a tensor (a tuple, indexed after them)."""
+
+
+def _padding_selection(shape, pad, mode: str) -> _ops.Gather:
+    """``F.pad(x, pad, mode)`` (reflect, replicate, circular) of one sample of ``shape`` as a
+    selection of its elements (torch's padding run on their indices)."""
+    n = int(np.prod(shape, dtype=np.int64))
+    idx = torch.arange(n, dtype=torch.float64).reshape((1,) + tuple(shape))
+    out = F.pad(idx, list(pad), mode=mode)
+    return _ops.Gather(out.reshape(-1).to(torch.int64).numpy(), tuple(out.shape[1:]))
+
+
 _UIDS = itertools.count()  # node keys: unlike id(), the same after the compiled stages are pickled
 
 
@@ -114,6 +132,7 @@ class _Node:
     level: int = 0
     end: int = 0
     _cands: Any = None  # max: the candidates of each window (padding dropped), set by _stages
+    fn: Any = None  # tuple (chunk, split, unbind): its parts as a function of its input (an index tensor)
     uid: int = field(default_factory=lambda: next(_UIDS), compare=False)  # a key that survives pickling
 
     @property
@@ -311,12 +330,38 @@ class _Reader:
                     raise _Refuse(2, f"{where}: only tensors computed from the input can be concatenated")
                 by = {id(a): n for a, n in zip(data_in, ins)}
                 return affine(_ops.Cat(dim, len(order)), [by[id(a)] for a in order])
+            if name == "stack":
+                dim = t._arg(node, 1, "dim", 0)
+                dim = dim if dim >= 0 else dim + len(shape) + 1
+                if dim == 0:
+                    raise _Refuse(2, f"{where} stacks along the batch dimension")
+                seq = node.args[0]
+                order = list(seq) if isinstance(seq, (list, tuple)) else []
+                if not all(isinstance(a, torch.fx.Node) and kinds.get(a) == "data" for a in order):
+                    raise _Refuse(2, f"{where}: only tensors computed from the input can be stacked")
+                by = {id(a): n for a, n in zip(data_in, ins)}
+                parts = []
+                for a in order:
+                    src = by[id(a)]
+                    one = tuple(src.shape[:dim - 1]) + (1,) + tuple(src.shape[dim - 1:])
+                    parts.append(_Node("affine", [src], one, label, op=_ops.Reshape(one)))
+                return affine(_ops.Cat(dim, len(order)), parts)
+            if name in ("maximum", "minimum", "max", "min", "fmax", "fmin") and len(data_in) == 2 \
+                    and len(node.args) + len(node.kwargs) == 2:
+                return self.pair_max(where, name, ins, shape, label)
             if name in ("mul", "truediv", "div", "matmul", "pow", "bmm", "mm"):
                 raise _Refuse(0, f"{where} is not piecewise linear (a product or quotient of two values that "
                                  f"depend on the input); supported: {SUPPORTED_GRAPH}")
             raise _Refuse(2, unknown)
         if family == "operator" and name == "truediv" and node.args[1] is x:
             raise _Refuse(0, f"{where} divides by a value that depends on the input: it is not piecewise linear")
+        if ins[0].kind == "tuple" and name not in ("getitem", "cat", "concat", "concatenate", "stack"):
+            raise _Refuse(2, f"{where}: the parts of a split can be indexed, concatenated or stacked, not "
+                             f"passed on whole; supported: {SUPPORTED_GRAPH}")
+        values_of_max = name == "getitem" and x.op in ("call_method", "call_function") and t._op(x)[1] in ("max", "min")
+        if not values_of_max and (name in _INDEX or name in _TUPLE or (
+                ins[0].kind == "tuple" and name in ("cat", "concat", "concatenate", "stack"))):
+            return self.index(node, where, x, ins[0], shape, label, kinds)
         if name in ("cat", "concat", "concatenate"):  # one tensor
             return affine(_ops.Reshape(shape))
         if node.args[:1] != (x,) and not (family == "operator" and name in ("mul", "add", "sub")
@@ -391,29 +436,18 @@ class _Reader:
             out = _pair(t._arg(node, 1, "output_size"), nd)
             out = tuple(ins[0].shape[-nd + i] if o is None else int(o) for i, o in enumerate(out))
             return affine(self.adaptive_avg(nd, out, ins[0].shape, shape))
+        if name in ("amin", "min") and family in ("torch", "method"):  # min(x) = -max(-x)
+            neg = _Node("affine", [ins[0]], ins[0].shape, label, op=_ops.Scale(-1.0))
+            top = self.node_max(node, where, name.replace("min", "max"), neg, shape, label, called=name)
+            return _Node("affine", [top], top.shape, label, op=_ops.Scale(-1.0))
         if name in ("amax", "max") and family in ("torch", "method"):
-            dim = t._arg(node, 1, "dim", None)
-            if dim is None or isinstance(dim, torch.fx.Node):
-                raise _Refuse(2, f"{where}: only a max over given dimensions (x.amax(dim), x.max(dim)[0]) is "
-                                 "supported, not a max of everything or of two tensors")
-            dims = tuple(dim) if isinstance(dim, (tuple, list)) else (dim,)
-            keep = bool(t._arg(node, 2, "keepdim", False))
-            if name == "max":
-                if len(dims) != 1:
-                    raise _Refuse(2, f"{where}: x.max takes one dimension")
-                users = list(node.users)
-                if not all(u.op == "call_function" and getattr(u.target, "__name__", "") == "getitem"
-                           and u.args[1] in (0,) for u in users):
-                    raise _Refuse(2, f"{where}: only the values of x.max(dim) are supported (x.max(dim)[0] or "
-                                     ".values), not its indices")
-                out_shape = self.reduced_shape(ins[0].shape, dims, keep)
-            else:
-                out_shape = shape
-            return self.max_over(ins[0], dims, keep, out_shape, label)
-        if name == "getitem" and node.args[1] == 0 and x.op in ("call_method", "call_function") \
-                and t._op(x)[1] == "max":
+            return self.node_max(node, where, name, ins[0], shape, label)
+        if values_of_max:
+            if node.args[1] != 0:
+                raise _Refuse(2, f"{where}: only the values of x.{t._op(x)[1]}(dim) are supported, not its indices")
             return ins[0]
-        if name in ("getattr",) and node.args[1:] == ("values",) and ins[0].kind == "max":
+        if name in ("getattr",) and node.args[1:] == ("values",) and x.op in ("call_method", "call_function") \
+                and t._op(x)[1] in ("max", "min"):
             return ins[0]
         if name in ("mean", "sum"):
             dim = t._arg(node, 1, "dim", None)
@@ -475,6 +509,121 @@ class _Reader:
         if moved.shape[1] == 1:
             return _Node("affine", [src], out_shape, label, op=_ops.Gather(moved[:, 0], out_shape))
         return _Node("max", [src], out_shape, label, table=table)
+
+    def pair_max(self, where, name, ins: List[_Node], shape, label) -> _Node:
+        """``torch.maximum(a, b)`` (``torch.max(a, b)``, ``fmax``) elementwise as a max over windows of
+        two candidates, one from each; a minimum as ``-max(-a, -b)``."""
+        if tuple(ins[0].shape) != tuple(shape) or tuple(ins[1].shape) != tuple(shape):
+            raise _Refuse(2, f"{where} broadcasts {ins[0].shape} and {ins[1].shape}; only tensors of one shape "
+                             "are supported")
+        n = int(np.prod(shape, dtype=np.int64))
+        low = name in ("minimum", "min", "fmin")
+        flat = []
+        for a in ins:
+            if low:
+                a = _Node("affine", [a], a.shape, label, op=_ops.Scale(-1.0))
+            flat.append(_Node("affine", [a], (n,), label, op=_ops.Reshape((n,))))
+        both = _Node("affine", flat, (2 * n,), label, op=_ops.Cat(1, 2))
+        m = _Node("max", [both], tuple(shape), label, table=[[i, n + i] for i in range(n)])
+        return _Node("affine", [m], tuple(shape), label, op=_ops.Scale(-1.0)) if low else m
+
+    def node_max(self, node, where, name, src: _Node, shape, label, called=None) -> _Node:
+        """``x.amax(dim)`` / ``x.max(dim)`` (its values) of ``src`` (``called``: the name the messages use)."""
+        t = self.t
+        called = called or name
+        dim = t._arg(node, 1, "dim", None)
+        if dim is None or isinstance(dim, torch.fx.Node):
+            raise _Refuse(2, f"{where}: only a {called} over given dimensions (x.a{called.lstrip('a')}(dim), "
+                             f"x.{called.lstrip('a')}(dim)[0]) or of two tensors of one shape is supported, not "
+                             f"a {called} of everything")
+        dims = tuple(dim) if isinstance(dim, (tuple, list)) else (dim,)
+        keep = bool(t._arg(node, 2, "keepdim", False))
+        if name == "max":
+            if len(dims) != 1:
+                raise _Refuse(2, f"{where}: x.{called} takes one dimension")
+            users = list(node.users)
+            if not all(u.op == "call_function" and getattr(u.target, "__name__", "") in ("getitem", "getattr")
+                       and u.args[1] in (0, "values") for u in users):
+                raise _Refuse(2, f"{where}: only the values of x.{called}(dim) are supported (x.{called}(dim)[0] "
+                                 "or .values), not its indices")
+            out_shape = self.reduced_shape(src.shape, dims, keep)
+        else:
+            out_shape = shape
+        return self.max_over(src, dims, keep, out_shape, label)
+
+    def index(self, node, where, x, src: _Node, shape, label, kinds) -> _Node:
+        """An operation that only selects, moves or repeats elements (slicing, permute, flip, pad,
+        chunk, ...) as one :class:`_ops.Gather`: torch's own operation is run on a tensor of element
+        indices (float64, a batch of two samples), and the indices it returns are the map; padding
+        is marked -1 (its constant added after). A split's parts (``_TUPLE``) become a ``tuple``
+        node, whose parts the indexing after it selects."""
+        t = self.t
+        _, name, _ = t._op(node)
+        base = src.args[0] if src.kind == "tuple" else src
+        n = base.numel
+        idx = torch.arange(2 * n, dtype=torch.float64).reshape((2,) + tuple(base.shape))
+        value_in = src.fn(idx) if src.kind == "tuple" else idx
+
+        def value(a):
+            if a is x:
+                return value_in
+            if a.op == "get_attr":
+                return self.attr(where, a).detach()
+            if "splinescope_value" in a.meta and kinds.get(a) != "data":
+                return a.meta["splinescope_value"]
+            raise _Refuse(2, f"{where}: its argument {a.name!r} is computed in the graph; only constants and "
+                             "sizes of the input are supported")
+
+        args = torch.fx.node.map_arg(node.args, value)
+        kwargs = dict(torch.fx.node.map_arg(node.kwargs, value))
+        fill = None
+        if name in ("pad", "constant_pad_nd"):  # padding: -1 marks it, its constant is added after
+            mode = t._arg(node, 2, "mode", "constant") if name == "pad" else "constant"
+            if mode == "constant":
+                pos = 3 if name == "pad" else 2
+                fill = t._arg(node, pos, "value", None)
+                fill = 0.0 if fill is None else fill
+                if not t._number(fill):
+                    raise _Refuse(2, f"{where}: the padding value must be a number")
+                if len(args) > pos:
+                    args = args[:pos] + (-1.0,) + args[pos + 1:]
+                else:
+                    kwargs["value"] = -1.0
+
+        def call(a, k):
+            return getattr(a[0], node.target)(*a[1:], **k) if node.op == "call_method" else node.target(*a, **k)
+
+        try:
+            out = call(args, kwargs)
+        except Exception as e:  # noqa: BLE001 -- torch's reason, named by the node
+            raise _Refuse(2, f"{where} could not be read as a selection of elements ({type(e).__name__}: {e})")
+        if isinstance(out, (tuple, list)):
+            if not all(isinstance(o, torch.Tensor) for o in out):
+                raise _Refuse(2, f"{where}: expected a tensor or a tuple of tensors")
+
+            def parts(i, _a=node.args, _k=node.kwargs, _src=src.fn):
+                own = _src(i) if _src is not None else i  # (the parts of the split before this one)
+                a = torch.fx.node.map_arg(_a, lambda v: own if v is x else value(v))
+                return call(a, dict(torch.fx.node.map_arg(_k, lambda v: own if v is x else value(v))))
+            return _Node("tuple", [base], tuple(base.shape), label, fn=parts)
+        return self.selection(where, base, out, shape, label, fill)
+
+    def selection(self, where, base: _Node, out, shape, label, fill=None) -> _Node:
+        """The node selecting the elements of ``base`` named by ``out``: a selection run on the
+        element indices of a batch of two samples of ``base`` (-1: padding of the constant ``fill``)."""
+        n = base.numel
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2,) + tuple(shape):
+            raise _Refuse(2, f"{where} could not be read as a selection of elements of one sample")
+        o0, o1 = out[0].reshape(-1).to(torch.int64).numpy(), out[1].reshape(-1).to(torch.int64).numpy()
+        pad = o0 == -1
+        ok = np.where(pad, o1 == -1, (o0 >= 0) & (o0 < n) & (o1 == o0 + n))
+        if fill is None and pad.any() or not ok.all():
+            raise _Refuse(2, f"{where} mixes the samples of a batch; the batch must stay the first dimension")
+        g = _Node("affine", [base], tuple(shape), label, op=_ops.Gather(o0, shape))
+        if fill is not None and fill != 0 and pad.any():
+            return _Node("affine", [g], tuple(shape), label,
+                         op=_ops.AddConst(np.where(pad, float(fill), 0.0).reshape(shape)))
+        return g
 
     def attr(self, where, n):
         if not (isinstance(n, torch.fx.Node) and n.op == "get_attr"):
@@ -568,10 +717,26 @@ class _Reader:
             return self.registered_act(where, m, reg, shape, act)
         if kind == "Linear":
             return affine(self.weighted_linear(where, m.weight, m.bias))
+        if kind in SELECTION_MODULES:
+            idx = torch.arange(2 * ins[0].numel, dtype=torch.float64).reshape((2,) + tuple(ins[0].shape))
+            if isinstance(m, torch.nn.modules.padding._ConstantPadNd):  # its constant is added after
+                return self.selection(where, ins[0], F.pad(idx, list(m.padding), value=-1.0), shape, label,
+                                      float(m.value))
+            if kind in ("Upsample", "UpsamplingNearest2d") and m.mode != "nearest":
+                raise _Refuse(2, f"{where}: Upsample(mode={m.mode!r}) is not supported (only 'nearest', a "
+                                 "selection of elements)")
+            return self.selection(where, ins[0], m(idx), shape, label)
         if kind in ("Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d"):
-            if m.padding_mode != "zeros":
-                raise _Refuse(2, f"{where}: padding_mode={m.padding_mode!r} is not supported (only 'zeros')")
             nd = 1 if kind.endswith("1d") else 2
+            if m.padding_mode != "zeros":  # reflect, replicate, circular: a selection, then the convolution
+                if kind.startswith("ConvTranspose"):
+                    raise _Refuse(2, f"{where}: padding_mode={m.padding_mode!r} is not supported for a transposed "
+                                     "convolution (only 'zeros')")
+                pad = _padding_selection(ins[0].shape, m._reversed_padding_repeated_twice, m.padding_mode)
+                src = _Node("affine", [ins[0]], pad.shape, label, op=pad)
+                return _Node("affine", [src], shape, label,
+                             op=self.conv(where, nd, m.weight, m.bias, m.stride, 0, m.dilation, m.groups, pad.shape,
+                                          shape))
             return affine(self.conv(where, nd, m.weight, m.bias, m.stride, m.padding, m.dilation, m.groups,
                                     ins[0].shape, shape, transpose=kind.startswith("ConvTranspose"),
                                     output_padding=getattr(m, "output_padding", 0)))
@@ -950,7 +1115,15 @@ class _Shapes(torch.fx.Interpreter):
         m = torch.fx.node.map_aggregate(result, meta)
         if found:
             n.meta["tensor_meta"] = m
+        elif _plain_value(result):  # a size or a number (a slice bound): what an index map reads
+            n.meta["splinescope_value"] = result
         return result
+
+
+def _plain_value(v) -> bool:
+    if isinstance(v, (tuple, list)):
+        return all(_plain_value(u) for u in v)
+    return v is None or isinstance(v, (bool, int, float, slice, type(Ellipsis)))
 
 
 def _shape_error(model, in_shape, e: _ShapeError) -> str:

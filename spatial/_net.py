@@ -54,13 +54,23 @@ SUPPORTED = (
     "ReLU, LeakyReLU, PReLU, Hardtanh, ReLU6, registered activations (spatial.register_activation); in a "
     "traced forward() also F.relu / torch.relu / x.relu(), F.leaky_relu, F.hardtanh, F.relu6, torch.abs, "
     "clamp(min, max), F.linear, F.conv1d/2d, F.max_pool1d/2d, F.avg_pool1d/2d, F.adaptive_avg_pool1d/2d, "
-    "F.adaptive_max_pool1d/2d, x.amax(dim), x.max(dim)[0], x.mean(dims), x.sum(dims), reshapes (view, reshape, "
-    "flatten, unflatten, squeeze, unsqueeze), x + y, x - y, torch.cat, and constants: x * c, x / c, x + c")
+    "F.adaptive_max_pool1d/2d, x.amax(dim) / x.amin(dim), x.max(dim)[0] / x.min(dim)[0], torch.maximum / "
+    "torch.minimum of two tensors of one shape, x.mean(dims), x.sum(dims), reshapes (view, reshape, flatten, "
+    "unflatten, squeeze, unsqueeze), selections (x[...] slicing and indexing, permute, transpose, flip, roll, "
+    "narrow, select, repeat, expand, F.pad, chunk, split, unbind; padding modules, PixelShuffle, ChannelShuffle, "
+    "Upsample(mode='nearest')), x + y, x - y, torch.cat, torch.stack, and constants: x * c, x / c, x + c")
 # the modules the graph reader knows (besides MODULE_KINDS)
 GRAPH_MODULES = frozenset({"Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "AvgPool1d", "AvgPool2d",
                            "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "MaxPool1d", "MaxPool2d", "AdaptiveMaxPool1d",
                            "AdaptiveMaxPool2d", "BatchNorm2d", "Unflatten", "Hardtanh", "ReLU6", "Dropout1d",
                            "Dropout2d"})
+SELECTION_MODULES = frozenset({"ZeroPad1d", "ZeroPad2d", "ConstantPad1d", "ConstantPad2d", "ReflectionPad1d",
+                               "ReflectionPad2d", "ReplicationPad1d", "ReplicationPad2d", "CircularPad1d",
+                               "CircularPad2d", "PixelShuffle", "PixelUnshuffle", "ChannelShuffle", "Upsample",
+                               "UpsamplingNearest2d"})
+"""Modules that only select, move or repeat elements (``Upsample`` in mode 'nearest'): read by the
+graph reader as one selection each."""
+GRAPH_MODULES = GRAPH_MODULES | SELECTION_MODULES
 # the layers read as modules (by their class name; TorchScript keeps it in ``original_name``)
 MODULE_KINDS = frozenset({"Linear", "ReLU", "LeakyReLU", "PReLU", "Identity", "Flatten", "Dropout", "BatchNorm1d"})
 

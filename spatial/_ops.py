@@ -320,20 +320,31 @@ class Pool(Op):
 
 
 class Gather(Op):
-    """Selected elements of the flattened input (a max over one candidate; a slice)."""
+    """Selected elements of the flattened input (a max over one candidate; a slice, permutation,
+    flip or padding); index -1 is a 0 (zero padding).
+
+    >>> Gather(np.array([2, -1, 0]), (3,)).run([torch.tensor([[1.0, 2.0, 3.0]])], None)
+    tensor([[3., 0., 1.]])
+    """
 
     def __init__(self, index: np.ndarray, shape):
         self.index = np.asarray(index, np.int64)
         self.shape = tuple(shape)
+        self.pad = bool((self.index < 0).any())
         self._t = torch.from_numpy(self.index)
 
     def run(self, args, c):
-        x = args[0]
-        return x.reshape(len(x), -1)[:, self._t.to(x.device)].reshape((len(x),) + self.shape)
+        x = args[0].reshape(len(args[0]), -1)
+        i = self._t.to(x.device)
+        if self.pad:  # a column of zeros after the input: index -1 reads it
+            x = torch.cat([x, x.new_zeros((len(x), 1))], 1)
+        return x[:, i].reshape((len(x),) + self.shape)
 
     def exact(self, args, c):
-        x = args[0]
-        return x.reshape(len(x), -1)[:, self.index].reshape((len(x),) + self.shape)
+        x = args[0].reshape(len(args[0]), -1)
+        if self.pad:
+            x = Q.cat([x, Q.zeros((len(x), 1))], axis=1)
+        return x[:, self.index].reshape((len(x),) + self.shape)
 
 
 class ChannelAffine(Op):

@@ -376,6 +376,100 @@ def _getitem(x, idx):
     return Aff(x.v[rest + (Ellipsis, slice(None))] if Ellipsis not in rest else x.v[rest + (slice(None),)])
 
 
+def _dims(x, dims):
+    n = _ndim_full(x)
+    dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else tuple(dims)
+    dims = tuple(_axis(d, n) for d in dims)
+    assert all(d >= 1 for d in dims), "an operation over the batch dimension"
+    return tuple(d - 1 for d in dims)
+
+
+def _flip(x, *dims):
+    return Aff(np.ascontiguousarray(np.flip(x.v, axis=_dims(x, dims))))
+
+
+def _roll(x, shifts, dims=None):
+    assert dims is not None, "roll over the flattened tensor mixes the batch"
+    shifts = tuple(shifts) if isinstance(shifts, (tuple, list)) else (shifts,)
+    return Aff(np.roll(x.v, shifts, axis=_dims(x, (dims,))))
+
+
+def _take(x, d, sl):
+    return x.v[(slice(None),) * d + (sl,)]
+
+
+def _narrow(x, dim, start, length):
+    (d,) = _dims(x, (dim,))
+    start = start + x.shape[d] if start < 0 else start
+    return Aff(_take(x, d, slice(start, start + length)))
+
+
+def _select(x, dim, index):
+    (d,) = _dims(x, (dim,))
+    return Aff(_take(x, d, index))
+
+
+def _pieces(x, d, sizes):
+    out, at = [], 0
+    for k in sizes:
+        out.append(Aff(_take(x, d, slice(at, at + k))))
+        at += k
+    return tuple(out)
+
+
+def _chunk(x, chunks, dim=0):
+    (d,) = _dims(x, (dim,))
+    size = x.shape[d]
+    step = -(-size // chunks)
+    return _pieces(x, d, [min(step, size - a) for a in range(0, size, step)])
+
+
+def _split(x, split_size_or_sections, dim=0):
+    (d,) = _dims(x, (dim,))
+    size = x.shape[d]
+    if isinstance(split_size_or_sections, int):
+        k = split_size_or_sections
+        return _pieces(x, d, [min(k, size - a) for a in range(0, size, k)])
+    return _pieces(x, d, list(split_size_or_sections))
+
+
+def _unbind(x, dim=0):
+    (d,) = _dims(x, (dim,))
+    return tuple(Aff(_take(x, d, i)) for i in range(x.shape[d]))
+
+
+def _repeat(x, *sizes):
+    sizes = tuple(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else sizes
+    assert len(sizes) == _ndim_full(x) and sizes[0] == 1, "repeat must keep the batch"
+    return Aff(np.tile(x.v, tuple(sizes[1:]) + (1,)))
+
+
+def _expand(x, *sizes):
+    sizes = tuple(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else sizes
+    assert len(sizes) == _ndim_full(x), "expand must keep the number of dimensions"
+    new = tuple(o if s == -1 else s for s, o in zip(sizes[1:], x.shape))
+    return Aff(np.ascontiguousarray(np.broadcast_to(x.v, new + (3,))))
+
+
+def _pad(x, pad, mode="constant", value=None):
+    assert mode == "constant", "only constant padding"
+    c = Fr(0) if value is None else _num(value)
+    pad = list(pad)
+    new = list(x.shape)
+    assert len(pad) // 2 <= len(new), "padding the batch dimension"
+    where = [slice(None)] * len(new)
+    for i in range(len(pad) // 2):  # pairs from the last dimension backwards
+        d = len(new) - 1 - i
+        lo, hi = pad[2 * i], pad[2 * i + 1]
+        assert lo >= 0 and hi >= 0, "negative padding"
+        where[d] = slice(lo, lo + x.shape[d])
+        new[d] += lo + hi
+    v = np.empty(tuple(new) + (3,), dtype=object)
+    v[..., 0], v[..., 1], v[..., 2] = Fr(0), Fr(0), c
+    v[tuple(where) + (slice(None),)] = x.v
+    return Aff(v)
+
+
 def _size(x, dim=None):
     full = torch.Size((1,) + x.shape)
     return full if dim is None else full[dim]
@@ -756,6 +850,13 @@ def _p_amax(sign):
     return parse
 
 
+def _p_max_of_two(sign):
+    def parse(x, other=None):
+        assert isinstance(other, (Aff, Const)), "torch.max / torch.min of one tensor: use amax / amin"
+        return _pair_max(sign)(x, other)
+    return parse
+
+
 _PL_FUNCTIONS = {
     F.relu: _p_relu, torch.relu: _p_relu, F.relu6: _p_relu6, F.leaky_relu: _p_leaky,
     F.hardtanh: _p_hardtanh, torch.abs: _p_abs, operator.abs: _p_abs, torch.clamp: _p_clamp,
@@ -764,6 +865,7 @@ _PL_FUNCTIONS = {
     F.max_pool3d: _p_max_pool(3), F.adaptive_max_pool1d: _p_adaptive_max_pool(1),
     F.adaptive_max_pool2d: _p_adaptive_max_pool(2), torch.maximum: _pair_max(1),
     torch.minimum: _pair_max(-1), torch.amax: _p_amax(1), torch.amin: _p_amax(-1),
+    torch.max: _p_max_of_two(1), torch.min: _p_max_of_two(-1),
 }
 _PL_METHODS = {
     "relu": _p_relu, "relu_": _p_relu, "abs": _p_abs, "abs_": _p_abs, "clamp": _p_clamp,
@@ -831,7 +933,8 @@ _FUNCTIONS = {
     torch.unsqueeze: _unsqueeze, F.linear: _linear, F.conv1d: _conv, F.conv2d: _conv,
     F.conv3d: _conv, F.conv_transpose1d: _conv_transpose, F.conv_transpose2d: _conv_transpose,
     F.conv_transpose3d: _conv_transpose, F.dropout: _f_dropout, operator.matmul: _matmul,
-    torch.matmul: _matmul,
+    torch.matmul: _matmul, torch.flip: _flip, torch.roll: _roll, torch.narrow: _narrow, torch.select: _select,
+    torch.chunk: _chunk, torch.split: _split, torch.unbind: _unbind, F.pad: _pad,
 }
 _FUNCTIONS[F.avg_pool1d] = lambda x, *a, **k: _avg_pool(x, 1, *a, **k)
 _FUNCTIONS[F.avg_pool2d] = lambda x, *a, **k: _avg_pool(x, 2, *a, **k)
@@ -844,7 +947,8 @@ _METHODS = {
     "unflatten": _unflatten, "size": _size, "dim": lambda x: _ndim_full(x), "permute": _permute,
     "transpose": _transpose, "squeeze": _squeeze, "unsqueeze": _unsqueeze, "mean": _mean,
     "sum": _sum, "matmul": _matmul, "contiguous": _identity, "clone": _identity, "double": _identity,
-    "float": _identity, "to": _identity, "detach": _identity,
+    "float": _identity, "to": _identity, "detach": _identity, "flip": _flip, "roll": _roll, "narrow": _narrow,
+    "select": _select, "chunk": _chunk, "split": _split, "unbind": _unbind, "repeat": _repeat, "expand": _expand,
 }
 
 

@@ -94,6 +94,45 @@ def _conv_wide():  # the second conv reads 144 values, 9 each: its rounding boun
                          nn.Flatten(), nn.Linear(144, 2))
 
 
+class Select(nn.Module):  # slices, a flip, a transpose and a stack between two hidden layers
+    def __init__(self):
+        super().__init__()
+        self.fc, self.out = nn.Linear(2, 6), nn.Linear(8, 2)
+
+    def forward(self, x):
+        h = self.fc(x)
+        a = F.relu(torch.cat([h[:, :3], h[:, 3:].flip(1)], 1).view(-1, 2, 3).transpose(1, 2))  # (3, 2)
+        b = torch.stack([a[:, 0, 0], a[:, -1, 1]], 1)
+        return self.out(torch.cat([b, a.reshape(-1, 6)], 1))
+
+
+class Extremes(nn.Module):  # maxima and minima of two tensors and of a dimension
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.out = nn.Linear(2, 4), nn.Linear(2, 4), nn.Linear(10, 2)
+
+    def forward(self, x):
+        a, b = self.a(x), self.b(x)
+        m = torch.maximum(a, b)
+        n = torch.min(a, -b)
+        return self.out(torch.cat([m, n, m.view(-1, 2, 2).amin(2) + n.view(-1, 2, 2).amin(1)], 1))
+
+
+class Parts(nn.Module):  # padding with a constant, chunk, roll, narrow, select, repeat, expand, unbind
+    def __init__(self):
+        super().__init__()
+        self.conv, self.out = nn.Conv2d(1, 2, 2), nn.Linear(20, 2)
+
+    def forward(self, x):
+        h = F.pad(torch.relu(self.conv(x)), (1, 0, 0, 1), value=0.5)  # (2, 3, 3)
+        a, b = h.chunk(2, 1)
+        m = torch.maximum(a, b.roll(1, 2)).flatten(1)  # 9
+        c = h.narrow(2, 1, 2).select(1, 0).repeat(1, 2, 1)  # (4, 3)
+        rows = torch.cat(h[:, 1].unbind(1), 1)[:, :3]  # 3
+        e = rows.view(-1, 1, 3).expand(-1, 2, 3).reshape(-1, 6)
+        return self.out(torch.cat([m, c.flatten(1)[:, :5], e], 1))
+
+
 CASES = {  # name: (model, seed, plane input shape or None, bounds)
     "conv_strided": (_conv_strided, 1, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
     "conv_dilated_groups": (_conv_dilated_groups, 2, (2, 3, 3), (-1.0, 1.0, -1.0, 1.0)),
@@ -105,6 +144,9 @@ CASES = {  # name: (model, seed, plane input shape or None, bounds)
     "functional_clamp_hardtanh_relu6": (Functional, 8, None, (-2.0, 2.0, -2.0, 2.0)),
     "registered_activation": (_mlp_custom, 9, None, (-2.0, 2.0, -2.0, 2.0)),
     "conv_wide_inf_norm": (_conv_wide, 10, (1, 12, 12), (0.0, 0.1875, 0.0, 0.1875)),
+    "select_flip_transpose_stack": (Select, 12, None, (-2.0, 2.0, -2.0, 2.0)),
+    "maximum_minimum_amin": (Extremes, 13, None, (-2.0, 2.0, -2.0, 2.0)),
+    "pad_chunk_roll_narrow_repeat_expand": (Parts, 14, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
 }
 
 
@@ -324,3 +366,127 @@ def test_a_stage_keeps_no_values_of_its_call_once_it_returns():
     finally:
         if enabled:
             gc.enable()
+
+
+class Halves(nn.Module):  # a slice bound read from the input's size; the values of x.min(dim) and x.max(dim)
+    def __init__(self):
+        super().__init__()
+        self.fc, self.out = nn.Linear(2, 6), nn.Linear(5, 2)
+
+    def forward(self, x):
+        h = self.fc(x)
+        k = h.shape[1] // 2
+        a = h.view(-1, 3, 2)
+        return self.out(torch.cat([F.relu(h[:, :k]), a.min(2)[0][:, :1], a.max(2).values[:, 1:2]], 1))
+
+
+class HalvesTwin(Halves):
+    def forward(self, x):
+        h = self.fc(x)
+        a = h.view(-1, 3, 2)
+        return self.out(torch.cat([F.relu(h[:, :3]), a.amin(2)[:, :1], a.amax(2)[:, 1:2]], 1))
+
+
+def test_sizes_read_from_the_input_and_values_of_min_and_max_equal_their_constant_twin():
+    a, b = dyadic_model(Halves(), 15), dyadic_model(HalvesTwin(), 15)
+    pa, pb = spatial.partition(a, (-2.0, 2.0, -2.0, 2.0)), spatial.partition(b, (-2.0, 2.0, -2.0, 2.0))
+    assert len(pa) == len(pb) > 3
+    np.testing.assert_array_equal(pa.patterns, pb.patterns)
+    np.testing.assert_array_equal(pa.vertices, pb.vertices)
+
+
+class ExportSelect(nn.Module):  # selections as ATen calls: slice, flip, permute, constant_pad_nd, split, maximum
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(1, 2, 2), nn.Linear(12, 2)
+
+    def forward(self, x):
+        h = F.pad(torch.relu(self.conv(x)), (0, 1), value=0.25)  # (2, 2, 3)
+        a, b = h.split(1, 1)
+        m = torch.maximum(a, b.flip(3)).permute(0, 1, 3, 2)
+        return self.fc(torch.cat([m.flatten(1), h[:, :, 1:, ::2].flatten(1), h[:, 1, 0]], 1)[:, :12])
+
+
+def test_selections_in_a_torch_export_program_equal_the_module():
+    model = dyadic_model(ExportSelect(), 16)
+    plane = spatial.Plane.through(*dyadic_images(16, (1, 3, 3)))
+    ep = torch.export.export(model, (torch.zeros(2, 1, 3, 3, dtype=D),))
+    a = spatial.partition(ep, (-1.0, 1.5, -1.0, 1.5), plane=plane)
+    b = spatial.partition(model, (-1.0, 1.5, -1.0, 1.5), plane=plane)
+    assert len(a) == len(b) > 3
+    np.testing.assert_array_equal(a.patterns, b.patterns)
+    assert a.verify().ok
+    assert_graph_matches_exact(model, (-1.0, 1.5, -1.0, 1.5), plane=plane)
+
+
+class _Swap(nn.Module):  # swaps the batch with a feature dimension of the same size
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(2, 6)
+
+    def forward(self, x):
+        return self.fc(x).view(-1, 2, 3).permute(1, 0, 2).reshape(-1, 6).relu()
+
+
+class _Broadcast(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(2, 6)
+
+    def forward(self, x):
+        h = self.fc(x)
+        return torch.maximum(h, h[:, :1])
+
+
+class _Indices(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(2, 6)
+
+    def forward(self, x):
+        return self.fc(x).view(-1, 3, 2).max(2)[1].double()
+
+
+@pytest.mark.parametrize("model, match", [(_Swap, "mixes the samples of a batch"),
+                                          (_Broadcast, r"broadcasts \(6,\) and \(1,\)"),
+                                          (_Indices, r"only the values of x.max\(dim\)")])
+def test_a_selection_that_is_not_a_map_of_one_sample_is_refused(model, match):
+    with pytest.raises(spatial.UnsupportedLayerError, match=match):
+        spatial.partition(model().double(), (-1.0, 1.0, -1.0, 1.0))
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+def test_convolutions_with_other_padding_modes_equal_the_model(mode):
+    # the padding is a selection of the input's elements, then a convolution without padding
+    model = dyadic_model(nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, padding_mode=mode), nn.ReLU(), nn.Flatten(),
+                                       nn.Linear(18, 2)), 17)
+    plane = spatial.Plane.through(*dyadic_images(17, (1, 3, 3)))
+    p = spatial.partition(model, (-1.0, 1.5, -1.0, 1.5), plane=plane)
+    assert len(p) > 3 and p.verify().ok
+    assert_maps_equal_model(model, (-1.0, 1.5, -1.0, 1.5), plane=plane)
+    from _exact_graph import sampled_patterns
+    assert len(p) >= sampled_patterns(model, (-1.0, 1.5, -1.0, 1.5), plane=plane, n=200)  # a lower bound
+
+
+@pytest.mark.parametrize("make", [
+    lambda: nn.Sequential(nn.ZeroPad2d((1, 0, 0, 1)), nn.Conv2d(1, 2, 2), nn.ReLU(), nn.Flatten(), nn.Linear(18, 2)),
+    lambda: nn.Sequential(nn.Conv2d(1, 4, 2), nn.ReLU(), nn.ConstantPad2d(1, 0.5), nn.PixelShuffle(2),
+                          nn.ReflectionPad2d(1), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(25, 2)),
+    lambda: nn.Sequential(nn.Conv2d(1, 2, 2), nn.ReLU(), nn.Upsample(scale_factor=2), nn.ReplicationPad2d((0, 1, 1, 0)),
+                          nn.ChannelShuffle(2), nn.Conv2d(2, 1, 2), nn.ReLU(), nn.Flatten(), nn.Linear(16, 2)),
+])
+def test_selection_modules_equal_the_model(make):
+    # padding, pixel and channel shuffles, nearest upsampling: selections of elements (and a constant)
+    model = dyadic_model(make(), 18)
+    plane = spatial.Plane.through(*dyadic_images(18, (1, 3, 3)))
+    p = spatial.partition(model, (-1.0, 1.5, -1.0, 1.5), plane=plane)
+    assert len(p) > 3 and p.verify().ok
+    assert_maps_equal_model(model, (-1.0, 1.5, -1.0, 1.5), plane=plane)
+    from _exact_graph import sampled_patterns
+    assert len(p) >= sampled_patterns(model, (-1.0, 1.5, -1.0, 1.5), plane=plane, n=200)
+
+
+def test_upsampling_that_is_not_a_selection_is_refused():
+    model = nn.Sequential(nn.Conv2d(1, 1, 2), nn.Upsample(scale_factor=2, mode="bilinear"), nn.ReLU()).double()
+    with pytest.raises(spatial.UnsupportedLayerError, match=r"Upsample\(mode='bilinear'\) is not supported"):
+        spatial.partition(model, (-1.0, 1.0, -1.0, 1.0), plane=spatial.Plane.through(*dyadic_images(0, (1, 3, 3))))
