@@ -100,7 +100,8 @@ def registered(module_type: type) -> Optional[Tuple[Tuple[float, ...], Tuple[flo
 _INDEX = frozenset({"getitem", "permute", "transpose", "swapaxes", "swapdims", "movedim", "moveaxis", "flip",
                     "fliplr", "flipud", "roll", "narrow", "select", "slice", "repeat", "tile", "expand", "pad",
                     "constant_pad_nd", "index_select", "t", "alias", "expand_copy", "slice_copy", "select_copy",
-                    "permute_copy", "repeat_interleave"})
+                    "permute_copy", "repeat_interleave", "interpolate", "upsample_nearest1d", "upsample_nearest2d",
+                    "_upsample_nearest_exact1d", "_upsample_nearest_exact2d"})
 """Operations that only select, move or repeat elements: one gather each (``_Reader.index``)."""
 _TUPLE = frozenset({"chunk", "split", "split_with_sizes", "unbind", "tensor_split", "hsplit", "vsplit", "dsplit"})
 """Operations that return parts of a tensor (a tuple, indexed after them)."""
@@ -358,6 +359,11 @@ class _Reader:
         if ins[0].kind == "tuple" and name not in ("getitem", "cat", "concat", "concatenate", "stack"):
             raise _Refuse(2, f"{where}: the parts of a split can be indexed, concatenated or stacked, not "
                              f"passed on whole; supported: {SUPPORTED_GRAPH}")
+        if name == "interpolate":
+            mode = t._arg(node, 3, "mode", "nearest")
+            if mode not in ("nearest", "nearest-exact"):
+                raise _Refuse(2, f"{where}: interpolation mode {mode!r} is not supported (only 'nearest' and "
+                                 "'nearest-exact', selections of elements)")
         values_of_max = name == "getitem" and x.op in ("call_method", "call_function") and t._op(x)[1] in ("max", "min")
         if not values_of_max and (name in _INDEX or name in _TUPLE or (
                 ins[0].kind == "tuple" and name in ("cat", "concat", "concatenate", "stack"))):
@@ -374,6 +380,19 @@ class _Reader:
             return act([0.0], [s, 1.0], 0.0)
         if name in ("abs", "absolute"):
             return act([0.0], [-1.0, 1.0], 0.0)
+        if name == "softshrink":
+            lam = float(t._arg(node, 1, "lambd", 0.5))
+            return act([-lam, lam], [1.0, 0.0, 1.0], 0.0)
+        if name == "rrelu":
+            return self.rrelu(where, float(t._arg(node, 1, "lower", 1.0 / 8)), float(t._arg(node, 2, "upper", 1.0 / 3)),
+                              bool(t._arg(node, 3, "training", False)), act)
+        if name in ("threshold", "_threshold"):
+            return self.threshold(where, float(t._arg(node, 1, "threshold")), float(t._arg(node, 2, "value")), act)
+        if name == "hardsigmoid":
+            return self.hardsigmoid(ins[0], shape, label)
+        if name == "hardshrink":
+            raise _Refuse(2, f"{where} is piecewise linear but not continuous (it jumps at +-lambd); only "
+                             f"continuous activations are supported: {SUPPORTED_GRAPH}")
         if name == "relu6":
             return act([0.0, 6.0], [0.0, 1.0, 0.0], 0.0)
         if name == "hardtanh":
@@ -631,6 +650,30 @@ class _Reader:
         import functools
         return functools.reduce(getattr, n.target.split("."), self.model)
 
+    @staticmethod
+    def rrelu(where, lower: float, upper: float, training: bool, act):
+        if training:
+            raise _Refuse(2, f"{where} is in training mode (a random slope is not a fixed map); call model.eval() "
+                             "first (then its slope is (lower + upper) / 2)")
+        return act([0.0], [(lower + upper) / 2, 1.0], 0.0)
+
+    @staticmethod
+    def threshold(where, th: float, value: float, act):
+        if value != th:
+            raise _Refuse(2, f"{where} is piecewise linear but not continuous (x > {th:g} else {value:g} jumps "
+                             f"at {th:g}); only a continuous threshold (value = threshold, max(x, threshold)) is "
+                             "supported")
+        return act([th], [0.0, 1.0], th)
+
+    @staticmethod
+    def hardsigmoid(src: _Node, shape, label) -> _Node:
+        """``relu6(x + 3) / 6`` (torch's formula), the division exact on the exact side."""
+        n = int(np.prod(shape, dtype=np.int64))
+        up = _Node("affine", [src], tuple(shape), label, op=_ops.AddConst(np.asarray(3.0)))
+        a = _Node("act", [up], tuple(shape), label, bp=np.array([0.0, 6.0]),
+                  slopes=np.repeat(np.array([0.0, 1.0, 0.0])[:, None], n, axis=1), value0=np.zeros(n))
+        return _Node("affine", [a], tuple(shape), label, op=_ops.Scale(6.0, divide=True))
+
     def clamp(self, where, lo, hi, act):
         if lo is None and hi is None:
             raise _Refuse(2, f"{where}: clamp without bounds")
@@ -772,6 +815,17 @@ class _Reader:
             return act([0.0], np.stack([per, np.ones(n)]), 0.0)
         if kind == "ReLU6":
             return act([0.0, 6.0], [0.0, 1.0, 0.0], 0.0)
+        if kind == "Softshrink":
+            return act([-float(m.lambd), float(m.lambd)], [1.0, 0.0, 1.0], 0.0)
+        if kind == "RReLU":
+            return self.rrelu(where, float(m.lower), float(m.upper), m.training, act)
+        if kind == "Threshold":
+            return self.threshold(where, float(m.threshold), float(m.value), act)
+        if kind == "Hardsigmoid":
+            return self.hardsigmoid(ins[0], shape, label)
+        if kind == "Hardshrink":
+            raise _Refuse(2, f"{where} is piecewise linear but not continuous (it jumps at +-lambd); only "
+                             f"continuous activations are supported: {SUPPORTED_GRAPH}")
         if kind == "Hardtanh":
             return self.clamp(where, float(m.min_val), float(m.max_val), act)
         if kind in ("MaxPool1d", "MaxPool2d"):

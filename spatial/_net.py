@@ -51,7 +51,8 @@ __all__ = ["Layer", "MODULE_KINDS", "Network", "parse", "SUPPORTED", "check_fini
 SUPPORTED = (
     "Linear, Conv1d, Conv2d, ConvTranspose1d/2d (zeros padding), AvgPool1d/2d, AdaptiveAvgPool1d/2d, "
     "MaxPool1d/2d, AdaptiveMaxPool1d/2d, BatchNorm1d/2d (eval), Flatten, Unflatten, Identity, Dropout (eval), "
-    "ReLU, LeakyReLU, PReLU, Hardtanh, ReLU6, registered activations (spatial.register_activation); in a "
+    "ReLU, LeakyReLU, PReLU, Hardtanh, ReLU6, Softshrink, Hardsigmoid, RReLU (eval), Threshold (continuous: "
+    "value = threshold), registered activations (spatial.register_activation); in a "
     "traced forward() also F.relu / torch.relu / x.relu(), F.leaky_relu, F.hardtanh, F.relu6, torch.abs, "
     "clamp(min, max), F.linear, F.conv1d/2d, F.max_pool1d/2d, F.avg_pool1d/2d, F.adaptive_avg_pool1d/2d, "
     "F.adaptive_max_pool1d/2d, x.amax(dim) / x.amin(dim), x.max(dim)[0] / x.min(dim)[0], torch.maximum / "
@@ -70,7 +71,7 @@ SELECTION_MODULES = frozenset({"ZeroPad1d", "ZeroPad2d", "ConstantPad1d", "Const
                                "UpsamplingNearest2d"})
 """Modules that only select, move or repeat elements (``Upsample`` in mode 'nearest'): read by the
 graph reader as one selection each."""
-GRAPH_MODULES = GRAPH_MODULES | SELECTION_MODULES
+GRAPH_MODULES = GRAPH_MODULES | SELECTION_MODULES | {"Softshrink", "RReLU", "Threshold", "Hardsigmoid", "Hardshrink"}
 # the layers read as modules (by their class name; TorchScript keeps it in ``original_name``)
 MODULE_KINDS = frozenset({"Linear", "ReLU", "LeakyReLU", "PReLU", "Identity", "Flatten", "Dropout", "BatchNorm1d"})
 

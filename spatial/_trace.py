@@ -33,11 +33,11 @@ __all__ = ["Step", "chain"]
 # modules and functions by name (in-place variants ``relu_`` and ``x += 1`` read as the same)
 _NOT_PL = frozenset({
     "tanh", "sigmoid", "gelu", "silu", "elu", "selu", "celu", "softplus", "softmax", "log_softmax",
-    "softmin", "mish", "hardswish", "hardsigmoid", "logsigmoid", "softsign", "tanhshrink", "glu",
+    "softmin", "mish", "hardswish", "logsigmoid", "softsign", "tanhshrink", "glu",
     "exp", "expm1", "log", "log1p", "log2", "log10", "sin", "cos", "tan", "sqrt", "rsqrt", "pow",
     "square", "reciprocal", "erf", "erfc", "atan", "asin", "acos", "sinh", "cosh", "asinh", "atanh",
     "matmul", "bmm", "mm", "einsum", "bilinear"})
-_PL_LATER = frozenset({"abs", "absolute", "hardtanh", "relu6", "threshold", "maximum", "minimum", "max",
+_PL_LATER = frozenset({"abs", "absolute", "hardtanh", "relu6", "threshold", "_threshold", "hardsigmoid", "maximum", "minimum", "max",
                        "min", "hardshrink", "softshrink", "rrelu", "clamp_max", "fmax", "fmin", "sign",
                        "floor", "ceil", "round", "trunc"})
 _ARITH = {"mul": "*", "add": "+", "sub": "-", "truediv": "/", "div": "/", "neg": "-x", "pos": "+x"}
@@ -46,9 +46,9 @@ _CLAMP = frozenset({"clamp", "clip", "clamp_min"})
 _RESHAPE = frozenset({"view", "reshape"})
 _IDENTITY = frozenset({"contiguous", "dropout"})
 _NONLINEAR_MODULES = frozenset({"Tanh", "Sigmoid", "GELU", "SiLU", "ELU", "SELU", "CELU", "Softplus", "Softmax",
-                                "LogSoftmax", "Softmin", "Mish", "Hardswish", "Hardsigmoid", "LogSigmoid",
+                                "LogSoftmax", "Softmin", "Mish", "Hardswish", "LogSigmoid",
                                 "Softsign", "Tanhshrink", "GLU", "Bilinear", "MultiheadAttention"})
-_PL_LATER_MODULES = frozenset({"Hardtanh", "ReLU6", "Threshold", "Hardshrink", "Softshrink", "RReLU"})
+_PL_LATER_MODULES = frozenset({"Hardtanh", "ReLU6", "Threshold", "Hardshrink", "Softshrink", "RReLU", "Hardsigmoid"})
 
 
 @dataclass

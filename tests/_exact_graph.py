@@ -363,6 +363,18 @@ def _stack(tensors, dim=0):
     return Aff(np.stack(vs, axis=d - 1))
 
 
+def _interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=None, recompute_scale_factor=None,
+                 antialias=False):
+    assert mode == "nearest" and size is None, "nearest interpolation by an integer scale factor only"
+    nd = len(x.shape) - 1
+    f = scale_factor if isinstance(scale_factor, (tuple, list)) else (scale_factor,) * nd
+    assert all(float(k).is_integer() for k in f), "an integer scale factor"
+    v = x.v
+    for d, k in enumerate(f):  # each element repeated k times along each spatial dimension
+        v = np.repeat(v, int(k), axis=1 + d)
+    return Aff(v)
+
+
 def _getitem(x, idx):
     if not isinstance(x, Aff):
         return x[idx]
@@ -801,6 +813,24 @@ def _p_abs(x):
     return _Act(x, [0], [-1, 1])
 
 
+def _p_softshrink(x, lambd=0.5):
+    return _Act(x, [-lambd, lambd], [1, 0, 1], 0)
+
+
+def _p_hardsigmoid(x, inplace=False):  # 0 below -3, x / 6 + 1 / 2 between, 1 above 3 (slope exactly 1/6)
+    return _Act(x, [-3, 3], [0, Fr(1, 6), 0], 0)
+
+
+def _p_rrelu(x, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False):
+    assert not training, "rrelu in training mode is random"
+    return _Act(x, [0], [(lower + upper) / 2, 1])
+
+
+def _p_threshold(x, threshold, value, inplace=False):
+    assert threshold == value, "a discontinuous threshold"
+    return _Act(x, [threshold], [0, 1], threshold)
+
+
 def _p_clamp(x, min=None, max=None):
     if min is not None and max is not None:
         return _Act(x, [min, max], [0, 1, 0], min)
@@ -865,7 +895,8 @@ _PL_FUNCTIONS = {
     F.max_pool3d: _p_max_pool(3), F.adaptive_max_pool1d: _p_adaptive_max_pool(1),
     F.adaptive_max_pool2d: _p_adaptive_max_pool(2), torch.maximum: _pair_max(1),
     torch.minimum: _pair_max(-1), torch.amax: _p_amax(1), torch.amin: _p_amax(-1),
-    torch.max: _p_max_of_two(1), torch.min: _p_max_of_two(-1),
+    torch.max: _p_max_of_two(1), torch.min: _p_max_of_two(-1), F.softshrink: _p_softshrink,
+    F.hardsigmoid: _p_hardsigmoid, F.rrelu: _p_rrelu, F.threshold: _p_threshold,
 }
 _PL_METHODS = {
     "relu": _p_relu, "relu_": _p_relu, "abs": _p_abs, "abs_": _p_abs, "clamp": _p_clamp,
@@ -894,6 +925,14 @@ def _module_pl(m, activations):
         return lambda x: _p_prelu(x, m.weight)
     if isinstance(m, nn.Hardtanh):  # ReLU6 too
         return lambda x: _p_hardtanh(x, m.min_val, m.max_val)
+    if isinstance(m, nn.Softshrink):
+        return lambda x: _p_softshrink(x, m.lambd)
+    if isinstance(m, nn.Hardsigmoid):
+        return lambda x: _p_hardsigmoid(x)
+    if isinstance(m, nn.RReLU):
+        return lambda x: _p_rrelu(x, m.lower, m.upper, m.training)
+    if isinstance(m, nn.Threshold):
+        return lambda x: _p_threshold(x, m.threshold, m.value)
     for typ, n in ((nn.MaxPool1d, 1), (nn.MaxPool2d, 2), (nn.MaxPool3d, 3)):
         if isinstance(m, typ):
             return lambda x: _p_max_pool(n)(x, m.kernel_size, m.stride, m.padding, m.dilation,
@@ -934,7 +973,7 @@ _FUNCTIONS = {
     F.conv3d: _conv, F.conv_transpose1d: _conv_transpose, F.conv_transpose2d: _conv_transpose,
     F.conv_transpose3d: _conv_transpose, F.dropout: _f_dropout, operator.matmul: _matmul,
     torch.matmul: _matmul, torch.flip: _flip, torch.roll: _roll, torch.narrow: _narrow, torch.select: _select,
-    torch.chunk: _chunk, torch.split: _split, torch.unbind: _unbind, F.pad: _pad,
+    torch.chunk: _chunk, torch.split: _split, torch.unbind: _unbind, F.pad: _pad, F.interpolate: _interpolate,
 }
 _FUNCTIONS[F.avg_pool1d] = lambda x, *a, **k: _avg_pool(x, 1, *a, **k)
 _FUNCTIONS[F.avg_pool2d] = lambda x, *a, **k: _avg_pool(x, 2, *a, **k)

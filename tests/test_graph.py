@@ -133,6 +133,20 @@ class Parts(nn.Module):  # padding with a constant, chunk, roll, narrow, select,
         return self.out(torch.cat([m, c.flatten(1)[:, :5], e], 1))
 
 
+class MoreActivations(nn.Module):  # Softshrink, Hardsigmoid (slope 1/6), RReLU (eval), Threshold, nearest upsampling
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(1, 2, 2), nn.Linear(48, 2)
+        self.shrink, self.hsig, self.rrelu, self.thr = nn.Softshrink(0.5), nn.Hardsigmoid(), nn.RReLU(0.25, 0.75), \
+            nn.Threshold(0.25, 0.25)
+
+    def forward(self, x):
+        h = self.conv(x)  # (2, 2, 2)
+        a = torch.cat([self.shrink(h), F.hardsigmoid(4 * h), self.rrelu(h), self.thr(h)], 1)  # (8, 2, 2)
+        return self.fc(F.softshrink(F.interpolate(a, scale_factor=2, mode="nearest"), 0.25)[:, :, :2].flatten(1)
+                       [:, :48])
+
+
 CASES = {  # name: (model, seed, plane input shape or None, bounds)
     "conv_strided": (_conv_strided, 1, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
     "conv_dilated_groups": (_conv_dilated_groups, 2, (2, 3, 3), (-1.0, 1.0, -1.0, 1.0)),
@@ -147,6 +161,7 @@ CASES = {  # name: (model, seed, plane input shape or None, bounds)
     "select_flip_transpose_stack": (Select, 12, None, (-2.0, 2.0, -2.0, 2.0)),
     "maximum_minimum_amin": (Extremes, 13, None, (-2.0, 2.0, -2.0, 2.0)),
     "pad_chunk_roll_narrow_repeat_expand": (Parts, 14, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
+    "softshrink_hardsigmoid_rrelu_threshold_nearest": (MoreActivations, 19, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
 }
 
 
@@ -486,7 +501,14 @@ def test_selection_modules_equal_the_model(make):
     assert len(p) >= sampled_patterns(model, (-1.0, 1.5, -1.0, 1.5), plane=plane, n=200)
 
 
-def test_upsampling_that_is_not_a_selection_is_refused():
-    model = nn.Sequential(nn.Conv2d(1, 1, 2), nn.Upsample(scale_factor=2, mode="bilinear"), nn.ReLU()).double()
-    with pytest.raises(spatial.UnsupportedLayerError, match=r"Upsample\(mode='bilinear'\) is not supported"):
+@pytest.mark.parametrize("layer, match", [
+    (nn.Hardshrink(), r"Hardshrink\).* is piecewise linear but not continuous"),
+    (nn.Threshold(0.5, 0.0), r"not continuous \(x > 0.5 else 0 jumps at 0.5\)"),
+    (nn.RReLU().train(), r"RReLU\).* is in training mode"),
+    (nn.Upsample(scale_factor=2, mode="bilinear"), r"Upsample\(mode='bilinear'\) is not supported"),
+])
+def test_activations_that_are_not_continuous_or_fixed_are_refused(layer, match):
+    model = nn.Sequential(nn.Conv2d(1, 1, 2), layer, nn.Flatten(), nn.LazyLinear(1)).double()
+    model(torch.zeros(1, 1, 3, 3, dtype=D))
+    with pytest.raises(spatial.UnsupportedLayerError, match=match):
         spatial.partition(model, (-1.0, 1.0, -1.0, 1.0), plane=spatial.Plane.through(*dyadic_images(0, (1, 3, 3))))
