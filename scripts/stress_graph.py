@@ -195,7 +195,8 @@ def _funcpool_clamp(rng):  # clamp, functional max pooling, adaptive max pooling
 def _activations(rng):
     c, co = _pick(rng, 1, 2), _pick(rng, 1, 2)
     act = _pick(rng, nn.LeakyReLU(_pick(rng, 0.25, 0.5, -0.5)), nn.Hardtanh(-0.5, 0.75), nn.ReLU6(),
-                _Net(lambda m, x: x.abs()), nn.PReLU(co), nn.PReLU())
+                _Net(lambda m, x: x.abs()), nn.PReLU(co), nn.PReLU(), nn.Softshrink(0.25), nn.Hardsigmoid(),
+                nn.RReLU(0.25, 0.75).eval(), nn.Threshold(-0.25, -0.25))
     if rng.random() < 0.5:
         return _seq((c, 3, 3), nn.Conv2d(c, co, 2), act)
     return nn.Sequential(nn.Conv2d(c, co, 2), act, nn.Flatten(), nn.Linear(co * 4, 3), nn.Hardtanh(-0.25, 0.5),
