@@ -359,11 +359,8 @@ class _Reader:
         if ins[0].kind == "tuple" and name not in ("getitem", "cat", "concat", "concatenate", "stack"):
             raise _Refuse(2, f"{where}: the parts of a split can be indexed, concatenated or stacked, not "
                              f"passed on whole; supported: {SUPPORTED_GRAPH}")
-        if name == "interpolate":
-            mode = t._arg(node, 3, "mode", "nearest")
-            if mode not in ("nearest", "nearest-exact"):
-                raise _Refuse(2, f"{where}: interpolation mode {mode!r} is not supported (only 'nearest' and "
-                                 "'nearest-exact', selections of elements)")
+        if name == "interpolate" and t._arg(node, 3, "mode", "nearest") not in ("nearest", "nearest-exact"):
+            return self.resample(node, where, x, ins[0], shape, label)
         values_of_max = name == "getitem" and x.op in ("call_method", "call_function") and t._op(x)[1] in ("max", "min")
         if not values_of_max and (name in _INDEX or name in _TUPLE or (
                 ins[0].kind == "tuple" and name in ("cat", "concat", "concatenate", "stack"))):
@@ -627,6 +624,23 @@ class _Reader:
             return _Node("tuple", [base], tuple(base.shape), label, fn=parts)
         return self.selection(where, base, out, shape, label, fill)
 
+    def resample(self, node, where, x, src: _Node, shape, label) -> _Node:
+        """``F.interpolate`` in a linear mode (linear, bilinear, bicubic, area; not antialiased) as a
+        fixed linear map (:class:`_ops.Resample`)."""
+        t = self.t
+        mode = t._arg(node, 3, "mode", "nearest")
+        if mode not in ("linear", "bilinear", "bicubic", "area") or t._arg(node, 6, "antialias", False):
+            raise _Refuse(2, f"{where}: interpolation mode {mode!r} is not supported (nearest, nearest-exact, "
+                             "linear, bilinear, bicubic and area are, without antialias)")
+        kw = {k: t._arg(node, i, k, None) for i, k in ((1, "size"), (2, "scale_factor"), (4, "align_corners"),
+                                                        (5, "recompute_scale_factor"))}
+        if any(isinstance(v, torch.fx.Node) for v in kw.values()):
+            raise _Refuse(2, f"{where}: the size or scale of an interpolation must be constants")
+
+        def fn(v, _kw=kw, _mode=mode):
+            return F.interpolate(v, mode=_mode, **_kw)
+        return _Node("affine", [src], tuple(shape), label, op=_ops.Resample(fn, src.shape, shape))
+
     def selection(self, where, base: _Node, out, shape, label, fill=None) -> _Node:
         """The node selecting the elements of ``base`` named by ``out``: a selection run on the
         element indices of a batch of two samples of ``base`` (-1: padding of the constant ``fill``)."""
@@ -765,9 +779,11 @@ class _Reader:
             if isinstance(m, torch.nn.modules.padding._ConstantPadNd):  # its constant is added after
                 return self.selection(where, ins[0], F.pad(idx, list(m.padding), value=-1.0), shape, label,
                                       float(m.value))
-            if kind in ("Upsample", "UpsamplingNearest2d") and m.mode != "nearest":
-                raise _Refuse(2, f"{where}: Upsample(mode={m.mode!r}) is not supported (only 'nearest', a "
-                                 "selection of elements)")
+            if kind == "Upsample" and m.mode not in ("nearest", "nearest-exact"):
+                if m.mode not in ("linear", "bilinear", "bicubic"):
+                    raise _Refuse(2, f"{where}: Upsample(mode={m.mode!r}) is not supported (nearest, linear, "
+                                     "bilinear and bicubic are)")
+                return _Node("affine", [ins[0]], tuple(shape), label, op=_ops.Resample(m, ins[0].shape, shape))
             return self.selection(where, ins[0], m(idx), shape, label)
         if kind in ("Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d"):
             nd = 1 if kind.endswith("1d") else 2

@@ -319,6 +319,42 @@ class Pool(Op):
         return s / self.divisor
 
 
+class Resample(Op):
+    """A fixed linear map of one sample given by a function (``F.interpolate`` in a linear mode):
+    ``run`` is torch's own function; ``bound`` and ``exact`` read its sparse matrix, made once by
+    applying the function to the unit vectors (each entry one float64 weight, exactly).
+
+    ``table``: (out_elems, k) input indices (-1: nothing); ``weights``: (out_elems, k) float64."""
+
+    def __init__(self, fn, in_shape, out_shape):
+        self.fn = fn
+        n = int(np.prod(in_shape, dtype=np.int64))
+        with torch.no_grad():
+            M = fn(torch.eye(n, dtype=torch.float64).reshape((n,) + tuple(in_shape))).reshape(n, -1).T.numpy()
+        k = max(1, int((M != 0).sum(1).max(initial=0)))
+        order = np.argsort(M == 0, axis=1, kind="stable")[:, :k]  # each output's nonzero inputs first
+        self.weights = np.take_along_axis(M, order, 1)
+        self.table = np.where(self.weights != 0, order, -1)
+        self.shape = tuple(out_shape)
+        self._t, self._w = torch.from_numpy(np.where(self.table < 0, n, self.table)), torch.from_numpy(self.weights)
+        self._wq = Q.of(to_fractions(self.weights))
+
+    def run(self, args, c):
+        return self.fn(args[0])
+
+    def bound(self, args, c):
+        x = args[0].reshape(len(args[0]), -1)
+        x = torch.cat([x, x.new_zeros((len(x), 1))], 1)
+        y = (x[:, self._t.to(x.device)] * self._w.abs().to(x.device)).sum(2)
+        return y.reshape((len(x),) + self.shape)
+
+    def exact(self, args, c):
+        (x,) = args
+        N = x.shape[0]
+        flat = Q.cat([x.reshape(N, -1), Q.zeros((N, 1))], axis=1)  # index -1: zero
+        return (flat[:, self.table] * self._wq[None]).sum(axis=2).reshape((N,) + self.shape)
+
+
 class Gather(Op):
     """Selected elements of the flattened input (a max over one candidate; a slice, permutation,
     flip or padding); index -1 is a 0 (zero padding).

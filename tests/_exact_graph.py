@@ -363,16 +363,43 @@ def _stack(tensors, dim=0):
     return Aff(np.stack(vs, axis=d - 1))
 
 
+def _linear_weights(n_in, n_out, scale_factor, align_corners):
+    """Per output position, [(input position, weight), (input position, weight)] of a linear
+    interpolation along one dimension (torch's rule for the source position)."""
+    out = []
+    for j in range(n_out):
+        if align_corners:
+            src = Fr(j * (n_in - 1), n_out - 1) if n_out > 1 else Fr(0)
+        else:
+            ratio = 1 / _num(scale_factor) if scale_factor is not None else Fr(n_in, n_out)
+            src = max((j + Fr(1, 2)) * ratio - Fr(1, 2), Fr(0))
+        i0 = min(math.floor(src), n_in - 1)
+        lam = src - i0
+        out.append([(i0, 1 - lam), (min(i0 + 1, n_in - 1), lam)])
+    return out
+
+
 def _interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=None, recompute_scale_factor=None,
                  antialias=False):
-    assert mode == "nearest" and size is None, "nearest interpolation by an integer scale factor only"
+    assert mode in ("nearest", "linear", "bilinear") and not antialias, "nearest or (bi)linear interpolation only"
     nd = len(x.shape) - 1
     f = scale_factor if isinstance(scale_factor, (tuple, list)) else (scale_factor,) * nd
-    assert all(float(k).is_integer() for k in f), "an integer scale factor"
+    sizes = size if isinstance(size, (tuple, list)) else (size,) * nd
     v = x.v
-    for d, k in enumerate(f):  # each element repeated k times along each spatial dimension
-        v = np.repeat(v, int(k), axis=1 + d)
-    return Aff(v)
+    for d, (k, n) in enumerate(zip(f, sizes)):
+        n_in = v.shape[1 + d]
+        n_out = math.floor(n_in * k) if n is None else int(n)
+        if mode == "nearest":  # an integer factor: each element repeated
+            assert n is None, "nearest interpolation by a factor only"
+            assert float(k).is_integer(), "nearest interpolation by an integer factor"
+            v = np.repeat(v, int(k), axis=1 + d)
+            continue
+        moved = np.moveaxis(v, 1 + d, 0)
+        new = np.empty((n_out,) + moved.shape[1:], dtype=object)
+        for j, terms in enumerate(_linear_weights(n_in, n_out, k, align_corners)):
+            new[j] = sum(moved[i] * w for i, w in terms)
+        v = np.moveaxis(new, 0, 1 + d)
+    return Aff(np.ascontiguousarray(v))
 
 
 def _getitem(x, idx):
@@ -1016,6 +1043,8 @@ def _module_affine(m, x):
         return _unflatten(x, m.dim, m.unflattened_size)
     if isinstance(m, nn.Identity):
         return x
+    if isinstance(m, nn.Upsample):
+        return _interpolate(x, m.size, m.scale_factor, m.mode, m.align_corners)
     if isinstance(m, nn.modules.dropout._DropoutNd):
         return _dropout_module(m, x)
     raise NotImplementedError(f"module {type(m).__name__} is not supported by the exact reference")

@@ -147,6 +147,17 @@ class MoreActivations(nn.Module):  # Softshrink, Hardsigmoid (slope 1/6), RReLU 
                        [:, :48])
 
 
+class Bilinear(nn.Module):  # bilinear upsampling (weights 1/16 .. 9/16), and with aligned corners (quarters)
+    def __init__(self):
+        super().__init__()
+        self.conv, self.up, self.fc = nn.Conv2d(1, 1, 2), nn.Upsample(size=5, mode="bilinear", align_corners=True), \
+            nn.Linear(41, 2)
+
+    def forward(self, x):
+        h = F.interpolate(torch.relu(self.conv(x)), scale_factor=2, mode="bilinear")  # (1, 4, 4)
+        return self.fc(torch.cat([torch.relu(h - 0.25).flatten(1), torch.abs(self.up(self.conv(x))).flatten(1)], 1))
+
+
 CASES = {  # name: (model, seed, plane input shape or None, bounds)
     "conv_strided": (_conv_strided, 1, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
     "conv_dilated_groups": (_conv_dilated_groups, 2, (2, 3, 3), (-1.0, 1.0, -1.0, 1.0)),
@@ -162,6 +173,7 @@ CASES = {  # name: (model, seed, plane input shape or None, bounds)
     "maximum_minimum_amin": (Extremes, 13, None, (-2.0, 2.0, -2.0, 2.0)),
     "pad_chunk_roll_narrow_repeat_expand": (Parts, 14, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
     "softshrink_hardsigmoid_rrelu_threshold_nearest": (MoreActivations, 19, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
+    "bilinear_upsampling": (Bilinear, 20, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
 }
 
 
@@ -501,14 +513,39 @@ def test_selection_modules_equal_the_model(make):
     assert len(p) >= sampled_patterns(model, (-1.0, 1.5, -1.0, 1.5), plane=plane, n=200)
 
 
+class _Antialiased(nn.Module):
+    def forward(self, x):
+        return F.interpolate(x, scale_factor=2, mode="bilinear", antialias=True)
+
+
 @pytest.mark.parametrize("layer, match", [
     (nn.Hardshrink(), r"Hardshrink\).* is piecewise linear but not continuous"),
     (nn.Threshold(0.5, 0.0), r"not continuous \(x > 0.5 else 0 jumps at 0.5\)"),
     (nn.RReLU().train(), r"RReLU\).* is in training mode"),
-    (nn.Upsample(scale_factor=2, mode="bilinear"), r"Upsample\(mode='bilinear'\) is not supported"),
+    (_Antialiased(), r"interpolation mode 'bilinear' is not supported \(nearest, .*, without antialias\)"),
 ])
 def test_activations_that_are_not_continuous_or_fixed_are_refused(layer, match):
     model = nn.Sequential(nn.Conv2d(1, 1, 2), layer, nn.Flatten(), nn.LazyLinear(1)).double()
     model(torch.zeros(1, 1, 3, 3, dtype=D))
     with pytest.raises(spatial.UnsupportedLayerError, match=match):
         spatial.partition(model, (-1.0, 1.0, -1.0, 1.0), plane=spatial.Plane.through(*dyadic_images(0, (1, 3, 3))))
+
+
+class _Bicubic(nn.Module):  # bicubic weights are negative too (the rounding bound reads their sizes); area is a mean
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(1, 2, 2), nn.Linear(50, 2)
+
+    def forward(self, x):
+        h = torch.relu(nn.functional.interpolate(self.conv(x), scale_factor=2, mode="bicubic"))  # (2, 4, 4)
+        return self.fc(torch.cat([h.flatten(1), F.interpolate(h, size=3, mode="area").flatten(1)], 1))
+
+
+def test_bicubic_and_area_interpolation_equal_the_model():
+    model = dyadic_model(_Bicubic(), 21)
+    plane = spatial.Plane.through(*dyadic_images(21, (1, 3, 3)))
+    p = spatial.partition(model, (-1.0, 1.5, -1.0, 1.5), plane=plane)
+    assert len(p) > 3 and p.verify().ok
+    assert_maps_equal_model(model, (-1.0, 1.5, -1.0, 1.5), plane=plane)
+    from _exact_graph import sampled_patterns
+    assert len(p) >= sampled_patterns(model, (-1.0, 1.5, -1.0, 1.5), plane=plane, n=200)

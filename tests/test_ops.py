@@ -1,5 +1,6 @@
-"""spatial/_ops.py: exact products on integer limbs (exact_bilinear) against Fraction arithmetic;
-the operations' float, bound and exact forms are tested through whole networks in test_graph.py."""
+"""spatial/_ops.py: exact products on integer limbs (exact_bilinear) against Fraction arithmetic,
+a resampling's exact and bound forms against Fraction interpolation weights; the operations'
+float, bound and exact forms are tested through whole networks in test_graph.py."""
 from fractions import Fraction
 
 import numpy as np
@@ -91,3 +92,36 @@ def test_a_small_transposed_convolution_is_applied_as_its_matrix():
     assert op._matrix(x, False) is not None  # 27 inputs <= 3 * 18
     assert torch.equal(op.run([x], c), F.conv_transpose2d(x, w, None, 2, 1, 1))
     assert torch.equal(op.bound([x.abs()], c), F.conv_transpose2d(x.abs(), w.abs(), None, 2, 1, 1))
+
+
+def _bilinear_1d(n_in, n_out):
+    """Linear interpolation weights (n_out, n_in) of torch's rule without aligned corners, in Fractions."""
+    W = np.zeros((n_out, n_in), dtype=object)
+    for j in range(n_out):
+        src = max((j + Fraction(1, 2)) * Fraction(n_in, n_out) - Fraction(1, 2), Fraction(0))
+        i0 = min(int(src), n_in - 1)
+        W[j, i0] += 1 - (src - i0)
+        W[j, min(i0 + 1, n_in - 1)] += src - i0
+    return W
+
+
+def test_resample_exact_and_bound_read_the_interpolation_weights():
+    # bilinear 3x3 -> 6x6: its exact form against Fraction weights of torch's rule (independent of
+    # the unit-vector matrix), and its bound the map with |weights|
+    from splinescope.spatial._rational import Q
+    import torch
+    op = _ops.Resample(lambda v: F.interpolate(v, size=6, mode="bilinear"), (1, 3, 3), (1, 6, 6))
+    rng = np.random.default_rng(0)
+    x = rng.integers(-8, 9, (2, 1, 3, 3)) / 8.0
+    W = _bilinear_1d(3, 6)
+    xf = np.vectorize(Fraction)(x)
+    want = np.stack([W.dot(xf[i, 0]).dot(W.T) for i in range(2)])  # rows then columns
+    got = op.exact([Q.of(xf)], None)
+    assert [[Fraction(int(n), got.den) for n in r] for r in got.num.reshape(2, -1)] == want.reshape(2, -1).tolist()
+    xt = torch.tensor(x)
+    np.testing.assert_allclose(op.run([xt], None).numpy(), np.vectorize(float)(want)[:, None], atol=1e-15)
+    np.testing.assert_array_equal(op.bound([xt.abs()], None).numpy(), op.run([xt.abs()], None).numpy())
+    cubic = _ops.Resample(lambda v: F.interpolate(v, size=6, mode="bicubic"), (1, 3, 3), (1, 6, 6))
+    assert (cubic.weights < 0).any()  # the bound takes |w|: above |the map| of any input
+    y, b = cubic.run([xt], None).numpy(), cubic.bound([xt.abs()], None).numpy()
+    assert (b >= np.abs(y) - 1e-15).all() and (b > np.abs(y) + 1e-3).any()
