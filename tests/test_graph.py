@@ -482,17 +482,24 @@ def test_a_selection_that_is_not_a_map_of_one_sample_is_refused(model, match):
         spatial.partition(model().double(), (-1.0, 1.0, -1.0, 1.0))
 
 
-@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
-def test_convolutions_with_other_padding_modes_equal_the_model(mode):
-    # the padding is a selection of the input's elements, then a convolution without padding
-    model = dyadic_model(nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, padding_mode=mode), nn.ReLU(), nn.Flatten(),
-                                       nn.Linear(18, 2)), 17)
-    plane = spatial.Plane.through(*dyadic_images(17, (1, 3, 3)))
+def _assert_equals_model(model, seed):
+    """A 1x3x3-input model with dyadic weights on a plane through dyadic images: a partition that
+    verifies, each region's map the model's forward pass at its centroid, and at least the patterns
+    of dense sampling (a lower bound; for layers the exact reference does not read)."""
+    from _exact_graph import sampled_patterns
+    model = dyadic_model(model, seed)
+    plane = spatial.Plane.through(*dyadic_images(seed, (1, 3, 3)))
     p = spatial.partition(model, (-1.0, 1.5, -1.0, 1.5), plane=plane)
     assert len(p) > 3 and p.verify().ok
     assert_maps_equal_model(model, (-1.0, 1.5, -1.0, 1.5), plane=plane)
-    from _exact_graph import sampled_patterns
-    assert len(p) >= sampled_patterns(model, (-1.0, 1.5, -1.0, 1.5), plane=plane, n=200)  # a lower bound
+    assert len(p) >= sampled_patterns(model, (-1.0, 1.5, -1.0, 1.5), plane=plane, n=200)
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+def test_convolutions_with_other_padding_modes_equal_the_model(mode):
+    # the padding is a selection of the input's elements, then a convolution without padding
+    _assert_equals_model(nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, padding_mode=mode), nn.ReLU(), nn.Flatten(),
+                                       nn.Linear(18, 2)), 17)
 
 
 @pytest.mark.parametrize("make", [
@@ -504,13 +511,7 @@ def test_convolutions_with_other_padding_modes_equal_the_model(mode):
 ])
 def test_selection_modules_equal_the_model(make):
     # padding, pixel and channel shuffles, nearest upsampling: selections of elements (and a constant)
-    model = dyadic_model(make(), 18)
-    plane = spatial.Plane.through(*dyadic_images(18, (1, 3, 3)))
-    p = spatial.partition(model, (-1.0, 1.5, -1.0, 1.5), plane=plane)
-    assert len(p) > 3 and p.verify().ok
-    assert_maps_equal_model(model, (-1.0, 1.5, -1.0, 1.5), plane=plane)
-    from _exact_graph import sampled_patterns
-    assert len(p) >= sampled_patterns(model, (-1.0, 1.5, -1.0, 1.5), plane=plane, n=200)
+    _assert_equals_model(make(), 18)
 
 
 class _Antialiased(nn.Module):
@@ -542,10 +543,4 @@ class _Bicubic(nn.Module):  # bicubic weights are negative too (the rounding bou
 
 
 def test_bicubic_and_area_interpolation_equal_the_model():
-    model = dyadic_model(_Bicubic(), 21)
-    plane = spatial.Plane.through(*dyadic_images(21, (1, 3, 3)))
-    p = spatial.partition(model, (-1.0, 1.5, -1.0, 1.5), plane=plane)
-    assert len(p) > 3 and p.verify().ok
-    assert_maps_equal_model(model, (-1.0, 1.5, -1.0, 1.5), plane=plane)
-    from _exact_graph import sampled_patterns
-    assert len(p) >= sampled_patterns(model, (-1.0, 1.5, -1.0, 1.5), plane=plane, n=200)
+    _assert_equals_model(_Bicubic(), 21)
