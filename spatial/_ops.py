@@ -326,16 +326,36 @@ class Resample(Op):
 
     ``table``: (out_elems, k) input indices (-1: nothing); ``weights``: (out_elems, k) float64."""
 
+    UNITS = 1 << 22
+    """Entries of the unit vectors' images made at a time while the matrix is read."""
+
     def __init__(self, fn, in_shape, out_shape):
         self.fn = fn
-        n = int(np.prod(in_shape, dtype=np.int64))
-        with torch.no_grad():
-            M = fn(torch.eye(n, dtype=torch.float64).reshape((n,) + tuple(in_shape))).reshape(n, -1).T.numpy()
-        k = max(1, int((M != 0).sum(1).max(initial=0)))
-        order = np.argsort(M == 0, axis=1, kind="stable")[:, :k]  # each output's nonzero inputs first
-        self.weights = np.take_along_axis(M, order, 1)
-        self.table = np.where(self.weights != 0, order, -1)
         self.shape = tuple(out_shape)
+        C, sp = int(in_shape[0]), tuple(in_shape[1:])  # the channels are resampled alike: one channel's matrix
+        n, n_out = int(np.prod(sp, dtype=np.int64)), int(np.prod(out_shape[1:], dtype=np.int64))
+        rows, cols, vals = [], [], []
+        step = max(1, self.UNITS // max(n_out, 1))
+        with torch.no_grad():
+            for s in range(0, n, step):
+                k = min(step, n - s)
+                e = torch.zeros((k, n), dtype=torch.float64)
+                e[torch.arange(k), s + torch.arange(k)] = 1.0
+                img = fn(e.reshape((k, 1) + sp)).reshape(k, n_out).numpy()
+                i, o = np.nonzero(img)
+                rows.append(o), cols.append(s + i), vals.append(img[i, o])
+        o, i, v = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+        order = np.lexsort((i, o))
+        o, i, v = o[order], i[order], v[order]
+        cnt = np.bincount(o, minlength=n_out)
+        k = max(1, int(cnt.max(initial=0)))
+        pos = np.arange(len(o)) - np.repeat(np.cumsum(cnt) - cnt, cnt)  # rank of each entry in its output
+        tab, w = np.full((n_out, k), -1, np.int64), np.zeros((n_out, k))
+        tab[o, pos], w[o, pos] = i, v
+        c = np.arange(C, dtype=np.int64)[:, None, None] * n  # every channel: the same map on its own inputs
+        self.table = np.where(tab[None] >= 0, tab[None] + c, -1).reshape(C * n_out, k)
+        self.weights = np.broadcast_to(w[None], (C, n_out, k)).reshape(C * n_out, k).copy()
+        n = C * n
         self._t, self._w = torch.from_numpy(np.where(self.table < 0, n, self.table)), torch.from_numpy(self.weights)
         self._wq = Q.of(to_fractions(self.weights))
 
