@@ -491,9 +491,17 @@ class _Reader:
             c = node.args[0] if node.args[1:2] == (x,) else t._arg(node, 1, "other")
             if isinstance(c, torch.fx.Node) and c.op == "get_attr":
                 c = self.attr(where, c).detach().to(torch.float64).numpy()
-                if name not in ("add", "sub"):
-                    raise _Refuse(2, f"{where}: only a number may scale the value (x * 2, x / 4); a tensor "
-                                     "may only be added")
+                if not np.isfinite(c).all():
+                    raise NonFiniteWeightsError(f"{where}: its constant has non-finite values (NaN or inf)")
+                if name not in ("add", "sub"):  # x * t, x / t: elementwise by a constant tensor
+                    if tuple(np.broadcast_shapes((1,) + tuple(shape), c.shape)[1:]) != tuple(ins[0].shape) or \
+                            tuple(shape) != tuple(ins[0].shape) or (c.ndim > len(shape) and c.shape[0] != 1):
+                        raise _Refuse(2, f"{where}: a constant of shape {c.shape} would broadcast the value "
+                                         f"{ins[0].shape} to {shape}; only constants that keep its shape are "
+                                         "supported")
+                    if name != "mul" and (c == 0).any():
+                        raise _Refuse(2, f"{where} divides by a constant with zeros")
+                    return affine(_ops.ScaleConst(c, divide=name != "mul"))
             elif not t._number(c):
                 raise _Refuse(2, f"{where}: only a constant may scale or shift the value (x * 2, x + 1.0, x / 4); "
                                  f"supported: {SUPPORTED_GRAPH}")

@@ -60,7 +60,7 @@ SUPPORTED = (
     "unflatten, squeeze, unsqueeze), selections (x[...] slicing and indexing, permute, transpose, flip, roll, "
     "narrow, select, repeat, expand, F.pad, chunk, split, unbind; padding modules, PixelShuffle, ChannelShuffle, "
     "nearest Upsample / F.interpolate), linear, bilinear, bicubic and area interpolation, x + y, x - y, "
-    "torch.cat, torch.stack, and constants: x * c, x / c, x + c")
+    "torch.cat, torch.stack, and constants: x * c, x / c, x + c (numbers, or tensors that keep the shape)")
 # the modules the graph reader knows (besides MODULE_KINDS)
 GRAPH_MODULES = frozenset({"Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "AvgPool1d", "AvgPool2d",
                            "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "MaxPool1d", "MaxPool2d", "AdaptiveMaxPool1d",

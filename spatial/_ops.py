@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from ._rational import Q
 
 __all__ = ["Op", "Weighted", "Pool", "ChannelAffine", "AddConst", "Add", "Sub", "Scale", "Cat", "Reshape",
-           "Reduce", "Gather", "exact_bilinear", "windows", "to_fractions"]
+           "Reduce", "Gather", "Resample", "ScaleConst", "exact_bilinear", "windows", "to_fractions"]
 
 _fr = np.frompyfunc(lambda v: Fraction(float(v)), 1, 1)
 
@@ -438,6 +438,26 @@ class Scale(Op):
 
     def exact(self, args, c):
         return args[0] / self._k if self.divide else args[0] * self._k
+
+
+class ScaleConst(Op):
+    """``x * t`` or ``x / t`` for a constant tensor ``t`` broadcast over one sample (a LayerScale, a
+    fixed mask; exact: ``x / Fraction(t)``, not ``x * (1/t)``)."""
+
+    def __init__(self, t, divide: bool = False):
+        self.t, self.divide = torch.as_tensor(np.asarray(t, np.float64)), divide
+        self._t = Q.of(to_fractions(self.t))
+
+    def run(self, args, c):
+        t = self.t.to(args[0].device)
+        return args[0] / t if self.divide else args[0] * t
+
+    def bound(self, args, c):
+        t = self.t.abs().to(args[0].device)
+        return args[0] / t if self.divide else args[0] * t
+
+    def exact(self, args, c):
+        return args[0] / self._t if self.divide else args[0] * self._t
 
 
 class AddConst(Op):

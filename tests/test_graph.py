@@ -158,6 +158,19 @@ class Bilinear(nn.Module):  # bilinear upsampling (weights 1/16 .. 9/16), and wi
         return self.fc(torch.cat([torch.relu(h - 0.25).flatten(1), torch.abs(self.up(self.conv(x))).flatten(1)], 1))
 
 
+class LayerScale(nn.Module):  # elementwise by constant tensors: a per-channel scale, a mask, a divisor
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(1, 2, 2), nn.Linear(8, 2)
+        self.gamma = nn.Parameter(torch.ones(2, 1, 1))
+        self.register_buffer("mask", torch.tensor([[1.0, 0.0], [-0.5, 2.0]], dtype=D))
+        self.register_buffer("div", torch.tensor([4.0, -2.0], dtype=D).reshape(1, 2, 1, 1))
+
+    def forward(self, x):
+        h = torch.relu(self.conv(x) * self.gamma)
+        return self.fc((torch.abs(h * self.mask - 0.25) / self.div).flatten(1))
+
+
 CASES = {  # name: (model, seed, plane input shape or None, bounds)
     "conv_strided": (_conv_strided, 1, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
     "conv_dilated_groups": (_conv_dilated_groups, 2, (2, 3, 3), (-1.0, 1.0, -1.0, 1.0)),
@@ -174,6 +187,7 @@ CASES = {  # name: (model, seed, plane input shape or None, bounds)
     "pad_chunk_roll_narrow_repeat_expand": (Parts, 14, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
     "softshrink_hardsigmoid_rrelu_threshold_nearest": (MoreActivations, 19, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
     "bilinear_upsampling": (Bilinear, 20, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
+    "scaled_by_constant_tensors": (LayerScale, 22, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
 }
 
 
@@ -474,7 +488,18 @@ class _Indices(nn.Module):
         return self.fc(x).view(-1, 3, 2).max(2)[1].double()
 
 
+class _PerSampleConstant(nn.Module):  # a constant with a batch dimension of 2 (the traced batch's size)
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(2, 6)
+        self.register_buffer("c", torch.ones(2, 6, dtype=D))
+
+    def forward(self, x):
+        return self.fc(x) * self.c
+
+
 @pytest.mark.parametrize("model, match", [(_Swap, "mixes the samples of a batch"),
+                                          (_PerSampleConstant, r"a constant of shape \(2, 6\) would broadcast"),
                                           (_Broadcast, r"broadcasts \(6,\) and \(1,\)"),
                                           (_Indices, r"only the values of x.max\(dim\)")])
 def test_a_selection_that_is_not_a_map_of_one_sample_is_refused(model, match):

@@ -125,3 +125,16 @@ def test_resample_exact_and_bound_read_the_interpolation_weights():
     assert (cubic.weights < 0).any()  # the bound takes |w|: above |the map| of any input
     y, b = cubic.run([xt], None).numpy(), cubic.bound([xt.abs()], None).numpy()
     assert (b >= np.abs(y) - 1e-15).all() and (b > np.abs(y) + 1e-3).any()
+
+
+def test_scale_by_a_constant_tensor_divides_exactly():
+    # x / t with t = 3 (not dyadic): the exact form divides by Fraction(3), not by the float 1/3
+    from splinescope.spatial._rational import Q
+    import torch
+    t = np.array([3.0, -0.5]).reshape(2, 1)
+    op, mul = _ops.ScaleConst(t, divide=True), _ops.ScaleConst(t)
+    x = np.array([[[1.0, 2.0], [3.0, -4.0]]])
+    got = op.exact([Q.of(np.vectorize(Fraction)(x))], None)
+    assert [Fraction(int(n), got.den) for n in got.num.reshape(-1)] == [Fraction(1, 3), Fraction(2, 3), -6, 8]
+    np.testing.assert_array_equal(op.run([torch.tensor(x)], None).numpy(), x / t)
+    np.testing.assert_array_equal(mul.bound([torch.tensor(np.abs(x))], None).numpy(), np.abs(x) * np.abs(t))
