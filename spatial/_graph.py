@@ -103,6 +103,9 @@ _INDEX = frozenset({"getitem", "permute", "transpose", "swapaxes", "swapdims", "
                     "permute_copy", "repeat_interleave", "interpolate", "upsample_nearest1d", "upsample_nearest2d",
                     "_upsample_nearest_exact1d", "_upsample_nearest_exact2d"})
 """Operations that only select, move or repeat elements: one gather each (``_Reader.index``)."""
+_RESAMPLE_ATEN = frozenset({"upsample_linear1d", "upsample_bilinear2d", "upsample_bicubic2d",
+                            "_upsample_bilinear2d_aa", "_upsample_bicubic2d_aa"})
+"""ATen forms of linear interpolation (``torch.export``): read as :class:`_ops.Resample`."""
 _TUPLE = frozenset({"chunk", "split", "split_with_sizes", "unbind", "tensor_split", "hsplit", "vsplit", "dsplit"})
 """Operations that return parts of a tensor (a tuple, indexed after them)."""
 
@@ -359,7 +362,8 @@ class _Reader:
         if ins[0].kind == "tuple" and name not in ("getitem", "cat", "concat", "concatenate", "stack"):
             raise _Refuse(2, f"{where}: the parts of a split can be indexed, concatenated or stacked, not "
                              f"passed on whole; supported: {SUPPORTED_GRAPH}")
-        if name == "interpolate" and t._arg(node, 3, "mode", "nearest") not in ("nearest", "nearest-exact"):
+        if (name == "interpolate" and t._arg(node, 3, "mode", "nearest") not in ("nearest", "nearest-exact")) or \
+                name in _RESAMPLE_ATEN:
             return self.resample(node, where, x, ins[0], shape, label)
         values_of_max = name == "getitem" and x.op in ("call_method", "call_function") and t._op(x)[1] in ("max", "min")
         if not values_of_max and (name in _INDEX or name in _TUPLE or (
@@ -633,9 +637,23 @@ class _Reader:
         return self.selection(where, base, out, shape, label, fill)
 
     def resample(self, node, where, x, src: _Node, shape, label) -> _Node:
-        """``F.interpolate`` in a linear mode (linear, bilinear, bicubic, area; not antialiased) as a
-        fixed linear map (:class:`_ops.Resample`)."""
+        """``F.interpolate`` in a linear mode (linear, bilinear, bicubic, area; not antialiased) or
+        its ATen form (``aten.upsample_bilinear2d``, ...) as a fixed linear map (:class:`_ops.Resample`)."""
         t = self.t
+        name = t._op(node)[1]
+        if name in _RESAMPLE_ATEN:
+            if "_aa" in name:
+                raise _Refuse(2, f"{where}: antialiased interpolation is not supported")
+            def const(a):
+                if a is x or "splinescope_value" not in a.meta:
+                    raise _Refuse(2, f"{where}: the size or scale of an interpolation must be constants")
+                return a.meta["splinescope_value"]
+            rest = torch.fx.node.map_arg(node.args[1:], const)
+            kw = dict(torch.fx.node.map_arg(node.kwargs, const))
+
+            def aten(v, _f=node.target, _a=tuple(rest), _k=kw):
+                return _f(v, *_a, **_k)
+            return _Node("affine", [src], tuple(shape), label, op=_ops.Resample(aten, src.shape, shape))
         mode = t._arg(node, 3, "mode", "nearest")
         if mode not in ("linear", "bilinear", "bicubic", "area") or t._arg(node, 6, "antialias", False):
             raise _Refuse(2, f"{where}: interpolation mode {mode!r} is not supported (nearest, nearest-exact, "

@@ -569,3 +569,31 @@ class _Bicubic(nn.Module):  # bicubic weights are negative too (the rounding bou
 
 def test_bicubic_and_area_interpolation_equal_the_model():
     _assert_equals_model(_Bicubic(), 21)
+
+
+class ExportMore(nn.Module):  # the ATen forms of interpolation, the new activations, maxima and constant tensors
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(1, 2, 2), nn.Linear(88, 2)
+        self.gamma = nn.Parameter(torch.ones(2, 1, 1))
+
+    def forward(self, x):
+        h = self.conv(x) * self.gamma
+        a = F.interpolate(torch.relu(h), scale_factor=2, mode="bilinear")
+        b = torch.relu(F.interpolate(h, scale_factor=2, mode="nearest"))
+        c = torch.maximum(F.hardsigmoid(h), F.softshrink(h, 0.25))
+        d = torch.minimum(h, h.flip(2)).amin(3)
+        e, f = F.rrelu(h, 0.25, 0.75, training=False), F.threshold(h, 0.25, 0.25)
+        return self.fc(torch.cat([v.flatten(1) for v in (a, b, c, d, e)] + [f.flatten(1)[:, :4]], 1))
+
+
+def test_the_new_operations_in_a_torch_export_program_equal_the_module():
+    model = dyadic_model(ExportMore(), 3)
+    plane = spatial.Plane.through(*dyadic_images(3, (1, 3, 3)))
+    ep = torch.export.export(model, (torch.zeros(2, 1, 3, 3, dtype=D),))  # aten.upsample_bilinear2d, aten.rrelu, ...
+    a = spatial.partition(ep, (-1.0, 1.5, -1.0, 1.5), plane=plane)
+    b = spatial.partition(model, (-1.0, 1.5, -1.0, 1.5), plane=plane)
+    assert len(a) == len(b) > 100
+    np.testing.assert_array_equal(a.patterns, b.patterns)
+    assert a.verify().ok
+    assert_maps_equal_model(model, (-1.0, 1.5, -1.0, 1.5), plane=plane)
