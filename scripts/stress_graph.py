@@ -3,7 +3,7 @@
 Each case is a random small torch network of one *family* (``--list``: conv, max / adaptive /
 functional pooling, ``amax``, residual, concatenation, PL activations, average pooling, BatchNorm,
 strided / grouped / transposed convolutions, selections (padding, chunk, flip, permute, slicing)
-with a maximum or minimum of two tensors) with small dyadic float64 weights made degenerate
+with a maximum or minimum of two tensors, a constant-tensor scale with bilinear upsampling) with small dyadic float64 weights made degenerate
 (coarse or duplicated units, zero rows and biases), a plane through degenerate images (few values,
 blocks, shared or mirrored pixels) and a box whose side or corner may lie on a first-layer line.
 Its partition is compared with ``exact_graph_regions`` (``tests/_exact_graph.py``: exact rational
@@ -240,8 +240,20 @@ def _convtranspose(rng):
     return _seq((1, 3, 3), ct, nn.ReLU(), *pool)
 
 
+class _Scale(nn.Module):
+    """``x * t`` by a constant buffer (a LayerScale)."""
+
+    def __init__(self, t):
+        super().__init__()
+        self.register_buffer("t", t)
+
+    def forward(self, x):
+        return x * self.t
+
+
 def _selections(rng):  # constant padding, chunk, flip, permute, slicing, a maximum / minimum of two tensors
-    kind, fill = _pick(rng, "pad_chunk_max", "flip_permute_slice", "min_roll"), _pick(rng, 0.0, 0.5, -0.25)
+    kind = _pick(rng, "pad_chunk_max", "flip_permute_slice", "min_roll", "scale_bilinear")
+    fill = _pick(rng, 0.0, 0.5, -0.25)
     conv = nn.Conv2d(_pick(rng, 1, 2), 2, 2)
     c = conv.in_channels
     if kind == "pad_chunk_max":
@@ -252,6 +264,11 @@ def _selections(rng):  # constant padding, chunk, flip, permute, slicing, a maxi
     if kind == "flip_permute_slice":
         return _Net(lambda m, x: m.fc(torch.relu(m.conv(x).flip(3).permute(0, 1, 3, 2)[:, :, 1:]).flatten(1)),
                     lambda m, x: m.conv(x), conv=conv, fc=nn.Linear(4, 2)), (c, 3, 3)
+    if kind == "scale_bilinear":  # a per-channel constant tensor, then bilinear upsampling (weights 1/16 .. 9/16)
+        return _Net(lambda m, x: m.fc(F.interpolate(torch.relu(m.gamma(m.conv(x))), scale_factor=2,
+                                                    mode="bilinear").flatten(1)),
+                    lambda m, x: m.gamma(m.conv(x)), conv=conv, fc=nn.Linear(32, 2),
+                    gamma=_Scale(torch.tensor([[[0.5]], [[-1.25]]], dtype=D))), (c, 3, 3)
     return _Net(lambda m, x: m.fc(torch.relu(torch.minimum(m.conv(x), m.conv(x).roll(1, 3))).flatten(1)),
                 lambda m, x: torch.cat([m.conv(x), m.conv(x).roll(1, 3)], 1), True, conv=conv,
                 fc=nn.Linear(8, 2)), (c, 3, 3)
