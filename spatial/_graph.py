@@ -100,7 +100,7 @@ def registered(module_type: type) -> Optional[Tuple[Tuple[float, ...], Tuple[flo
 _INDEX = frozenset({"getitem", "permute", "transpose", "swapaxes", "swapdims", "movedim", "moveaxis", "flip",
                     "fliplr", "flipud", "roll", "narrow", "select", "slice", "repeat", "tile", "expand", "pad",
                     "constant_pad_nd", "index_select", "t", "alias", "expand_copy", "slice_copy", "select_copy",
-                    "permute_copy", "repeat_interleave", "interpolate", "upsample_nearest1d", "upsample_nearest2d",
+                    "permute_copy", "repeat_interleave", "stack", "unfold", "im2col", "interpolate", "upsample_nearest1d", "upsample_nearest2d",
                     "_upsample_nearest_exact1d", "_upsample_nearest_exact2d"})
 """Operations that only select, move or repeat elements: one gather each (``_Reader.index``)."""
 _RESAMPLE_ATEN = frozenset({"upsample_linear1d", "upsample_bilinear2d", "upsample_bicubic2d",
@@ -108,6 +108,13 @@ _RESAMPLE_ATEN = frozenset({"upsample_linear1d", "upsample_bilinear2d", "upsampl
 """ATen forms of linear interpolation (``torch.export``): read as :class:`_ops.Resample`."""
 _TUPLE = frozenset({"chunk", "split", "split_with_sizes", "unbind", "tensor_split", "hsplit", "vsplit", "dsplit"})
 """Operations that return parts of a tensor (a tuple, indexed after them)."""
+
+
+def _element_ids(shape) -> torch.Tensor:
+    """(2,) + shape float64: the elements of a batch of two samples numbered from 1 (0 stays free for
+    the zeros an operation makes, -1 for a padding marker)."""
+    n = int(np.prod(shape, dtype=np.int64))
+    return torch.arange(1, 2 * n + 1, dtype=torch.float64).reshape((2,) + tuple(shape))
 
 
 def _padding_selection(shape, pad, mode: str) -> _ops.Gather:
@@ -589,7 +596,7 @@ class _Reader:
         _, name, _ = t._op(node)
         base = src.args[0] if src.kind == "tuple" else src
         n = base.numel
-        idx = torch.arange(2 * n, dtype=torch.float64).reshape((2,) + tuple(base.shape))
+        idx = _element_ids(base.shape)
         value_in = src.fn(idx) if src.kind == "tuple" else idx
 
         def value(a):
@@ -668,17 +675,22 @@ class _Reader:
         return _Node("affine", [src], tuple(shape), label, op=_ops.Resample(fn, src.shape, shape))
 
     def selection(self, where, base: _Node, out, shape, label, fill=None) -> _Node:
-        """The node selecting the elements of ``base`` named by ``out``: a selection run on the
-        element indices of a batch of two samples of ``base`` (-1: padding of the constant ``fill``)."""
+        """The node selecting the elements of ``base`` named by ``out``: a selection run on
+        :func:`_element_ids` of ``base`` (a batch of two samples). In ``out`` an id is an element, 0
+        a zero the operation made (zero padding), -1 the padding marker of the constant ``fill``."""
         n = base.numel
         if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2,) + tuple(shape):
             raise _Refuse(2, f"{where} could not be read as a selection of elements of one sample")
-        o0, o1 = out[0].reshape(-1).to(torch.int64).numpy(), out[1].reshape(-1).to(torch.int64).numpy()
-        pad = o0 == -1
-        ok = np.where(pad, o1 == -1, (o0 >= 0) & (o0 < n) & (o1 == o0 + n))
-        if fill is None and pad.any() or not ok.all():
+        r0, r1 = out[0].reshape(-1).numpy(), out[1].reshape(-1).numpy()
+        if not (np.isfinite(r0).all() and (r0 == np.round(r0)).all()):
+            raise _Refuse(2, f"{where} combines elements (not a selection of them); supported: {SUPPORTED_GRAPH}")
+        made = r0 <= 0  # a zero or the fill
+        pad = (r0 == -1) if fill is not None else np.zeros(len(r0), bool)
+        ok = np.where(made, (r1 == r0) & ((r0 == 0) | pad), (r0 <= n) & (r1 == r0 + n))
+        if not ok.all():
             raise _Refuse(2, f"{where} mixes the samples of a batch; the batch must stay the first dimension")
-        g = _Node("affine", [base], tuple(shape), label, op=_ops.Gather(o0, shape))
+        g = _Node("affine", [base], tuple(shape), label,
+                  op=_ops.Gather(np.where(made, -1, r0 - 1).astype(np.int64), shape))
         if fill is not None and fill != 0 and pad.any():
             return _Node("affine", [g], tuple(shape), label,
                          op=_ops.AddConst(np.where(pad, float(fill), 0.0).reshape(shape)))
@@ -801,7 +813,7 @@ class _Reader:
         if kind == "Linear":
             return affine(self.weighted_linear(where, m.weight, m.bias))
         if kind in SELECTION_MODULES:
-            idx = torch.arange(2 * ins[0].numel, dtype=torch.float64).reshape((2,) + tuple(ins[0].shape))
+            idx = _element_ids(ins[0].shape)
             if isinstance(m, torch.nn.modules.padding._ConstantPadNd):  # its constant is added after
                 return self.selection(where, ins[0], F.pad(idx, list(m.padding), value=-1.0), shape, label,
                                       float(m.value))

@@ -59,7 +59,7 @@ SUPPORTED = (
     "torch.minimum of two tensors of one shape, x.mean(dims), x.sum(dims), reshapes (view, reshape, flatten, "
     "unflatten, squeeze, unsqueeze), selections (x[...] slicing and indexing, permute, transpose, flip, roll, "
     "narrow, select, repeat, expand, F.pad, chunk, split, unbind; padding modules, PixelShuffle, ChannelShuffle, "
-    "nearest Upsample / F.interpolate), linear, bilinear, bicubic and area interpolation, x + y, x - y, "
+    "nearest Upsample / F.interpolate, Unfold, Tensor.unfold), linear, bilinear, bicubic and area interpolation, x + y, x - y, "
     "torch.cat, torch.stack, and constants: x * c, x / c, x + c (numbers, or tensors that keep the shape)")
 # the modules the graph reader knows (besides MODULE_KINDS)
 GRAPH_MODULES = frozenset({"Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "AvgPool1d", "AvgPool2d",
@@ -69,7 +69,7 @@ GRAPH_MODULES = frozenset({"Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose
 SELECTION_MODULES = frozenset({"ZeroPad1d", "ZeroPad2d", "ConstantPad1d", "ConstantPad2d", "ReflectionPad1d",
                                "ReflectionPad2d", "ReplicationPad1d", "ReplicationPad2d", "CircularPad1d",
                                "CircularPad2d", "PixelShuffle", "PixelUnshuffle", "ChannelShuffle", "Upsample",
-                               "UpsamplingNearest2d"})
+                               "UpsamplingNearest2d", "Unfold"})
 """Modules that only select, move or repeat elements (``Upsample`` in mode 'nearest'): read by the
 graph reader as one selection each."""
 GRAPH_MODULES = GRAPH_MODULES | SELECTION_MODULES | {"Softshrink", "RReLU", "Threshold", "Hardsigmoid", "Hardshrink"}

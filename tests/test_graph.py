@@ -514,6 +514,18 @@ def test_a_selection_that_is_not_a_map_of_one_sample_is_refused(model, match):
         spatial.partition(model().double(), (-1.0, 1.0, -1.0, 1.0))
 
 
+class _Windows(nn.Module):  # sliding windows (Tensor.unfold), im2col with zero padding (F.unfold), a stack of one
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(1, 2, 2), nn.Linear(42, 2)
+
+    def forward(self, x):
+        h = torch.relu(self.conv(x))  # (2, 2, 2)
+        a = h.unfold(3, 2, 1).flatten(1)  # 8
+        b = F.unfold(h - 0.5, 2, padding=1).flatten(1)  # 8 x 9 = 72: the first 32
+        return self.fc(torch.cat([a, torch.stack([b[:, :32]], 2).flatten(1), h[:, 0, 0]], 1))
+
+
 def _assert_equals_model(model, seed):
     """A 1x3x3-input model with dyadic weights on a plane through dyadic images: a partition that
     verifies, each region's map the model's forward pass at its centroid, and at least the patterns
@@ -538,6 +550,8 @@ def test_convolutions_with_other_padding_modes_equal_the_model(mode):
     lambda: nn.Sequential(nn.ZeroPad2d((1, 0, 0, 1)), nn.Conv2d(1, 2, 2), nn.ReLU(), nn.Flatten(), nn.Linear(18, 2)),
     lambda: nn.Sequential(nn.Conv2d(1, 4, 2), nn.ReLU(), nn.ConstantPad2d(1, 0.5), nn.PixelShuffle(2),
                           nn.ReflectionPad2d(1), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(25, 2)),
+    lambda: nn.Sequential(nn.Conv2d(1, 2, 2), nn.ReLU(), nn.Unfold(2, padding=1), nn.Flatten(), nn.Linear(72, 2)),
+    lambda: _Windows(),
     lambda: nn.Sequential(nn.Conv2d(1, 2, 2), nn.ReLU(), nn.Upsample(scale_factor=2), nn.ReplicationPad2d((0, 1, 1, 0)),
                           nn.ChannelShuffle(2), nn.Conv2d(2, 1, 2), nn.ReLU(), nn.Flatten(), nn.Linear(16, 2)),
 ])
@@ -597,3 +611,13 @@ class ExportMore(nn.Module):  # the ATen forms of interpolation, the new activat
 def test_the_new_operations_in_a_torch_export_program_equal_the_module():
     model, plane = _export_equals_module(ExportMore(), 3)  # aten.upsample_bilinear2d, aten.rrelu, ...
     assert_maps_equal_model(model, (-1.0, 1.5, -1.0, 1.5), plane=plane)
+
+
+def test_a_selection_must_not_combine_elements():
+    from splinescope.spatial import _graph
+    base = _graph._Node("input", [], (2,), "x")
+    out = torch.tensor([[1.0, 1.5], [3.0, 3.5]], dtype=D)  # an average of elements 1 and 2 is no selection
+    with pytest.raises(_graph._Refuse, match="combines elements"):
+        _graph._Reader.selection(None, "f", base, out, (2,), "f")
+    g = _graph._Reader.selection(None, "f", base, torch.tensor([[2.0, 0.0], [4.0, 0.0]], dtype=D), (2,), "f")
+    assert g.op.index.tolist() == [1, -1]  # element 2, then a zero the operation made
