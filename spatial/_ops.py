@@ -357,7 +357,16 @@ class Resample(Op):
         self.weights = np.broadcast_to(w[None], (C, n_out, k)).reshape(C * n_out, k).copy()
         n = C * n
         self._t, self._w = torch.from_numpy(np.where(self.table < 0, n, self.table)), torch.from_numpy(self.weights)
-        self._wq = Q.of(to_fractions(self.weights))
+        self._one, self._channels = w, C  # one channel's weights: their Fractions made once, when first asked
+        self._q: Optional[Q] = None
+
+    @property
+    def _wq(self) -> Q:
+        """The weights as exact rationals (made on the first exact evaluation; one channel's, tiled)."""
+        if self._q is None:
+            one = Q.of(to_fractions(self._one))
+            self._q = Q(np.tile(one.num, (self._channels, 1)), one.den)
+        return self._q
 
     def run(self, args, c):
         return self.fn(args[0])
