@@ -118,12 +118,11 @@ def _element_ids(shape) -> torch.Tensor:
 
 
 def _padding_selection(shape, pad, mode: str) -> _ops.Gather:
-    """``F.pad(x, pad, mode)`` (reflect, replicate, circular) of one sample of ``shape`` as a
-    selection of its elements (torch's padding run on their indices)."""
-    n = int(np.prod(shape, dtype=np.int64))
-    idx = torch.arange(n, dtype=torch.float64).reshape((1,) + tuple(shape))
-    out = F.pad(idx, list(pad), mode=mode)
-    return _ops.Gather(out.reshape(-1).to(torch.int64).numpy(), tuple(out.shape[1:]))
+    """``F.pad(x, pad, mode)`` (constant 0, reflect, replicate, circular) of one sample of ``shape``
+    as a selection of its elements (torch's padding run on their ids; a 0 made is a zero)."""
+    out = F.pad(_element_ids(shape)[:1], list(pad), mode=mode)
+    ids = out.reshape(-1).to(torch.int64).numpy()
+    return _ops.Gather(np.where(ids > 0, ids - 1, -1), tuple(out.shape[1:]))
 
 
 _UIDS = itertools.count()  # node keys: unlike id(), the same after the compiled stages are pickled
@@ -429,10 +428,11 @@ class _Reader:
         if name in ("conv1d", "conv2d") and family in ("F", "torch"):
             w, b = t._arg(node, 1, "weight"), t._arg(node, 2, "bias")
             nd = 1 if name == "conv1d" else 2
-            return affine(self.conv(where, nd, self.attr(where, w), None if b is None else self.attr(where, b),
-                                    _pair(t._arg(node, 3, "stride", 1), nd), t._arg(node, 4, "padding", 0),
-                                    _pair(t._arg(node, 5, "dilation", 1), nd), int(t._arg(node, 6, "groups", 1)),
-                                    ins[0].shape, shape))
+            w = self.attr(where, w)
+            return self.conv_node(where, nd, w, None if b is None else self.attr(where, b),
+                                  _pair(t._arg(node, 3, "stride", 1), nd), t._arg(node, 4, "padding", 0),
+                                  _pair(t._arg(node, 5, "dilation", 1), nd), int(t._arg(node, 6, "groups", 1)),
+                                  ins[0], shape, label)
         if name in ("max_pool1d", "max_pool2d", "max_pool1d_with_indices", "max_pool2d_with_indices"):
             nd = 2 if "2d" in name else 1
             if t._arg(node, 6, "return_indices", False):
@@ -743,6 +743,31 @@ class _Reader:
             raise _Refuse(2, f"{where}: the weight must be (out, in), got {tuple(w.shape)}")
         return _ops.Weighted(lambda x, ww: F.linear(x, ww), w, b, w.shape[1], (-1,))
 
+    def conv_node(self, where, nd, w, b, stride, padding, dilation, groups, src: _Node, shape, label,
+                  mode: str = "zeros") -> _Node:
+        """A convolution of ``src``: padding given as numbers, 'valid' or 'same', of any ``mode``
+        (zeros, reflect, replicate, circular). A padding that is not one number per side of the
+        convolution's own kind (another mode, or 'same' with an even span: one more on the right) is
+        a selection first (:func:`_padding_selection`), then the convolution without padding."""
+        dil = _pair(dilation, nd)
+        k = tuple(w.shape[2:])
+        if isinstance(padding, str):
+            if padding not in ("same", "valid"):
+                raise _Refuse(2, f"{where}: padding={padding!r} is not supported (numbers, 'same' or 'valid')")
+            total = [0] * nd if padding == "valid" else [d * (kk - 1) for d, kk in zip(dil, k)]
+            sides = [(t_ // 2, t_ - t_ // 2) for t_ in total]
+        else:
+            sides = [(p, p) for p in _pair(padding, nd)]
+        if mode == "zeros" and all(lo == hi for lo, hi in sides):
+            return _Node("affine", [src], tuple(shape), label,
+                         op=self.conv(where, nd, w, b, stride, [lo for lo, _ in sides], dilation, groups, src.shape,
+                                      shape))
+        pad = _padding_selection(src.shape, [v for lo, hi in reversed(sides) for v in (lo, hi)],
+                                 "constant" if mode == "zeros" else mode)
+        padded = _Node("affine", [src], pad.shape, label, op=pad)
+        return _Node("affine", [padded], tuple(shape), label,
+                     op=self.conv(where, nd, w, b, stride, 0, dilation, groups, pad.shape, shape))
+
     def conv(self, where, nd, w, b, stride, padding, dilation, groups, in_shape, out_shape,
              transpose=False, output_padding=0) -> _ops.Op:
         w = _f64(w)
@@ -825,15 +850,12 @@ class _Reader:
             return self.selection(where, ins[0], m(idx), shape, label)
         if kind in ("Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d"):
             nd = 1 if kind.endswith("1d") else 2
-            if m.padding_mode != "zeros":  # reflect, replicate, circular: a selection, then the convolution
-                if kind.startswith("ConvTranspose"):
-                    raise _Refuse(2, f"{where}: padding_mode={m.padding_mode!r} is not supported for a transposed "
-                                     "convolution (only 'zeros')")
-                pad = _padding_selection(ins[0].shape, m._reversed_padding_repeated_twice, m.padding_mode)
-                src = _Node("affine", [ins[0]], pad.shape, label, op=pad)
-                return _Node("affine", [src], shape, label,
-                             op=self.conv(where, nd, m.weight, m.bias, m.stride, 0, m.dilation, m.groups, pad.shape,
-                                          shape))
+            if m.padding_mode != "zeros" and kind.startswith("ConvTranspose"):
+                raise _Refuse(2, f"{where}: padding_mode={m.padding_mode!r} is not supported for a transposed "
+                                 "convolution (only 'zeros')")
+            if not kind.startswith("ConvTranspose"):
+                return self.conv_node(where, nd, m.weight, m.bias, m.stride, m.padding, m.dilation, m.groups, ins[0],
+                                      shape, label, m.padding_mode)
             return affine(self.conv(where, nd, m.weight, m.bias, m.stride, m.padding, m.dilation, m.groups,
                                     ins[0].shape, shape, transpose=kind.startswith("ConvTranspose"),
                                     output_padding=getattr(m, "output_padding", 0)))

@@ -49,7 +49,8 @@ from ._errors import NonFiniteWeightsError, UnsupportedLayerError
 __all__ = ["Layer", "MODULE_KINDS", "Network", "parse", "SUPPORTED", "check_finite"]
 
 SUPPORTED = (
-    "Linear, Conv1d, Conv2d, ConvTranspose1d/2d (zeros padding), AvgPool1d/2d, AdaptiveAvgPool1d/2d, "
+    "Linear, Conv1d, Conv2d (padding as numbers, 'same' or 'valid', of any padding_mode), ConvTranspose1d/2d "
+    "(zeros padding), AvgPool1d/2d, AdaptiveAvgPool1d/2d, "
     "MaxPool1d/2d, AdaptiveMaxPool1d/2d, BatchNorm1d/2d (eval), Flatten, Unflatten, Identity, Dropout (eval), "
     "ReLU, LeakyReLU, PReLU, Hardtanh, ReLU6, Softshrink, Hardsigmoid, RReLU (eval), Threshold (continuous: "
     "value = threshold), registered activations (spatial.register_activation); in a "

@@ -539,11 +539,30 @@ def _assert_equals_model(model, seed):
     assert len(p) >= sampled_patterns(model, (-1.0, 1.5, -1.0, 1.5), plane=plane, n=200)
 
 
-@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
-def test_convolutions_with_other_padding_modes_equal_the_model(mode):
+class _SameConv(nn.Module):  # padding='same' as a function, with an even kernel (one more zero on the right)
+    def __init__(self):
+        super().__init__()
+        self.c, self.c2, self.fc = nn.Conv2d(1, 2, 3), nn.Conv2d(2, 2, 2, padding="same"), nn.Linear(36, 2)
+
+    def forward(self, x):
+        h = torch.relu(F.conv2d(x, self.c.weight, self.c.bias, padding="same"))
+        return self.fc(torch.cat([h.flatten(1), torch.relu(self.c2(h)).flatten(1)], 1))
+
+
+@pytest.mark.parametrize("make", [
+    lambda mode: nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, padding_mode=mode), nn.ReLU(), nn.Flatten(),
+                               nn.Linear(18, 2)),
+    lambda mode: nn.Sequential(nn.Conv2d(1, 2, 2, padding="same", padding_mode=mode), nn.ReLU(),
+                               nn.Conv2d(2, 1, 3, padding="valid"), nn.ReLU(), nn.Flatten(), nn.Linear(1, 2)),
+])
+@pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular"])
+def test_convolutions_with_other_padding_modes_equal_the_model(make, mode):
     # the padding is a selection of the input's elements, then a convolution without padding
-    _assert_equals_model(nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, padding_mode=mode), nn.ReLU(), nn.Flatten(),
-                                       nn.Linear(18, 2)), 17)
+    _assert_equals_model(make(mode), 17)
+
+
+def test_same_padding_as_a_function_equals_the_model():
+    _assert_equals_model(_SameConv(), 23)
 
 
 @pytest.mark.parametrize("make", [
