@@ -3,9 +3,10 @@
 Each case is a random small torch network of one *family* (``--list``: conv, max / adaptive /
 functional pooling, ``amax``, residual, concatenation, PL activations, average pooling, BatchNorm,
 strided / grouped / transposed convolutions, selections (padding, chunk, flip, permute, slicing)
-with a maximum or minimum of two tensors, a constant-tensor scale with bilinear upsampling) with small dyadic float64 weights made degenerate
-(coarse or duplicated units, zero rows and biases), a plane through degenerate images (few values,
-blocks, shared or mirrored pixels) and a box whose side or corner may lie on a first-layer line.
+with a maximum or minimum of two tensors, a constant-tensor scale with bilinear upsampling) with
+small dyadic float64 weights made degenerate (coarse or duplicated units, zero rows and biases), a
+plane through degenerate images (few values, blocks, shared or mirrored pixels) and a box whose
+side or corner may lie on a first-layer line.
 Its partition is compared with ``exact_graph_regions`` (``tests/_exact_graph.py``: exact rational
 arithmetic, no code shared with the engine) by the checks of ``tests/common.py``: region count
 and sorted areas, each exact region's vertex-mean centroid located in its own engine region with

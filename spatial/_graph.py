@@ -100,8 +100,8 @@ def registered(module_type: type) -> Optional[Tuple[Tuple[float, ...], Tuple[flo
 _INDEX = frozenset({"getitem", "permute", "transpose", "swapaxes", "swapdims", "movedim", "moveaxis", "flip",
                     "fliplr", "flipud", "roll", "narrow", "select", "slice", "repeat", "tile", "expand", "pad",
                     "constant_pad_nd", "index_select", "t", "alias", "expand_copy", "slice_copy", "select_copy",
-                    "permute_copy", "repeat_interleave", "stack", "unfold", "im2col", "interpolate", "upsample_nearest1d", "upsample_nearest2d",
-                    "_upsample_nearest_exact1d", "_upsample_nearest_exact2d"})
+                    "permute_copy", "repeat_interleave", "stack", "unfold", "im2col", "interpolate",
+                    "upsample_nearest1d", "upsample_nearest2d", "_upsample_nearest_exact1d", "_upsample_nearest_exact2d"})
 """Operations that only select, move or repeat elements: one gather each (``_Reader.index``)."""
 _RESAMPLE_ATEN = frozenset({"upsample_linear1d", "upsample_bilinear2d", "upsample_bicubic2d",
                             "_upsample_bilinear2d_aa", "_upsample_bicubic2d_aa"})
@@ -595,7 +595,6 @@ class _Reader:
         t = self.t
         _, name, _ = t._op(node)
         base = src.args[0] if src.kind == "tuple" else src
-        n = base.numel
         idx = _element_ids(base.shape)
         value_in = src.fn(idx) if src.kind == "tuple" else idx
 

@@ -60,8 +60,9 @@ SUPPORTED = (
     "torch.minimum of two tensors of one shape, x.mean(dims), x.sum(dims), reshapes (view, reshape, flatten, "
     "unflatten, squeeze, unsqueeze), selections (x[...] slicing and indexing, permute, transpose, flip, roll, "
     "narrow, select, repeat, expand, F.pad, chunk, split, unbind; padding modules, PixelShuffle, ChannelShuffle, "
-    "nearest Upsample / F.interpolate, Unfold, Tensor.unfold), linear, bilinear, bicubic and area interpolation, x + y, x - y, "
-    "torch.cat, torch.stack, and constants: x * c, x / c, x + c (numbers, or tensors that keep the shape)")
+    "nearest Upsample / F.interpolate, Unfold, Tensor.unfold), linear, bilinear, bicubic and area interpolation, "
+    "x + y, x - y, torch.cat, torch.stack, and constants: x * c, x / c, x + c (numbers, or tensors that keep "
+    "the shape)")
 # the modules the graph reader knows (besides MODULE_KINDS)
 GRAPH_MODULES = frozenset({"Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "AvgPool1d", "AvgPool2d",
                            "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "MaxPool1d", "MaxPool2d", "AdaptiveMaxPool1d",
