@@ -265,7 +265,13 @@ class Network:
 
 
 def _name(m: torch.nn.Module) -> str:
-    # TorchScript modules keep the Python class name in ``original_name``.
+    # TorchScript modules keep the Python class name in ``original_name``; a parametrized module
+    # (weight_norm, spectral_norm) is a subclass made for it ("ParametrizedLinear"): its base's name
+    # (its ``weight`` is the parametrization's value).
+    from torch.nn.utils import parametrize
+
+    if parametrize.is_parametrized(m):
+        return type(m).__bases__[0].__name__
     return getattr(m, "original_name", None) or type(m).__name__
 
 
@@ -483,6 +489,15 @@ def parse(model: torch.nn.Module, in_features: Optional[int] = None, in_shape=No
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module or a torch.export.ExportedProgram, got "
                         f"{type(model).__name__}")
+    from torch.nn.utils import parametrize
+
+    for where, m in model.named_modules():
+        if parametrize.is_parametrized(m) and m.training:
+            raise UnsupportedLayerError(
+                f"layer {where or type(model).__name__} ({_name(m)}, parametrized: "
+                f"{', '.join(type(q).__name__ for ps in m.parametrizations.values() for q in ps)}) is in training "
+                "mode, where reading its weight may update the parametrization's state (spectral_norm's power "
+                "iteration); call model.eval() first")
     if _plain(model):
         fold = _Fold(in_features)
         if not _is_chain_of_modules(model):

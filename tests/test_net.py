@@ -68,3 +68,27 @@ def test_a_module_used_twice_in_a_sequential_is_read_twice():
     net = L.Sequential(L.Linear(2, 3), act, L.Linear(3, 3), act, L.Linear(3, 1))
     assert [l.slope for l in parse(net).layers] == [0.0, 0.0, None]
     assert [l.slope for l in parse(torch.jit.script(net)).layers] == [0.0, 0.0, None]
+
+
+@pytest.mark.parametrize("wrap", ["weight_norm", "spectral_norm"])
+def test_parametrized_layers_equal_their_plain_twins_and_are_refused_in_training(wrap):
+    # weight_norm / spectral_norm: a subclass made for the module ("ParametrizedLinear") whose weight
+    # is the parametrization's value; in training mode spectral_norm's power iteration would update
+    # its state when the weight is read
+    from torch.nn.utils import parametrizations
+
+    torch.manual_seed(0)
+    param = getattr(parametrizations, wrap)
+    a = L.Sequential(param(L.Linear(2, 6)), L.ReLU(), L.Unflatten(1, (1, 6)), param(L.Conv1d(1, 2, 3)), L.ReLU(),
+                     L.Flatten(), L.Linear(8, 1)).double().eval()
+    b = L.Sequential(L.Linear(2, 6), L.ReLU(), L.Unflatten(1, (1, 6)), L.Conv1d(1, 2, 3), L.ReLU(), L.Flatten(),
+                     L.Linear(8, 1)).double().eval()
+    with torch.no_grad():
+        for i in (0, 3, 6):
+            b[i].weight.copy_(a[i].weight)
+            b[i].bias.copy_(a[i].bias)
+    pa, pb = spatial.partition(a, (-2, 2, -2, 2)), spatial.partition(b, (-2, 2, -2, 2))
+    assert len(pa) == len(pb) > 3
+    np.testing.assert_array_equal(pa.patterns, pb.patterns)
+    with pytest.raises(spatial.UnsupportedLayerError, match=r"layer 0 \(Linear, parametrized: .*\) is in training"):
+        spatial.partition(a.train(), (-2, 2, -2, 2))
