@@ -351,7 +351,8 @@ def test_a_torch_export_program_equals_its_module():
 
 
 @pytest.mark.parametrize("name", ["conv_strided", "residual", "batchnorm_prelu_adaptive", "registered_activation",
-                                  "concat_abs"])
+                                  "concat_abs", "pad_chunk_roll_narrow_repeat_expand", "maximum_minimum_amin",
+                                  "bilinear_upsampling", "scaled_by_constant_tensors"])
 def test_certify_on_operation_layers(name):
     pytest.importorskip("cdd")  # pycddlib (libcdd) may be absent: certify() needs it
     # cdd's exact vertices of each region's H-representation (maps composed by ExactNet) are the engine's
