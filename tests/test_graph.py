@@ -641,3 +641,48 @@ def test_a_selection_must_not_combine_elements():
         _graph._Reader.selection(None, "f", base, out, (2,), "f")
     g = _graph._Reader.selection(None, "f", base, torch.tensor([[2.0, 0.0], [4.0, 0.0]], dtype=D), (2,), "f")
     assert g.op.index.tolist() == [1, -1]  # element 2, then a zero the operation made
+
+
+class _BasicBlock(nn.Module):  # torchvision's ResNet block as written there: in-place add, a downsampling branch
+    def __init__(self, inplanes, planes, stride=1, downsample=None):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False), nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2, self.bn2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False), nn.BatchNorm2d(planes)
+        self.downsample = downsample
+
+    def forward(self, x):
+        identity = x
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        if self.downsample is not None:
+            identity = self.downsample(x)
+        out += identity
+        return self.relu(out)
+
+
+class _TinyResNet(nn.Module):  # the ResNet-18 layout, small: 7x7/2 stem, max pool 3/2/1, two stages, global pool
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.bn1, self.relu = nn.Conv2d(3, 4, 7, 2, 3, bias=False), nn.BatchNorm2d(4), nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        self.layer1 = nn.Sequential(_BasicBlock(4, 4))
+        self.layer2 = nn.Sequential(_BasicBlock(4, 8, 2, nn.Sequential(nn.Conv2d(4, 8, 1, 2, bias=False),
+                                                                        nn.BatchNorm2d(8))))
+        self.avgpool, self.fc = nn.AdaptiveAvgPool2d((1, 1)), nn.Linear(8, 10)
+
+    def forward(self, x):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer2(self.layer1(x))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def test_a_resnet_written_as_torchvision_writes_it_equals_the_model():
+    from _exact_graph import sampled_patterns
+    model = dyadic_model(_TinyResNet(), 24)
+    plane = spatial.Plane.through(*dyadic_images(24, (3, 8, 8)))
+    bounds = (0.0, 0.25, 0.0, 0.25)
+    p = spatial.partition(model, bounds, plane=plane)
+    assert len(p) > 20 and p.verify().ok
+    assert_maps_equal_model(model, bounds, plane=plane)
+    assert len(p) >= sampled_patterns(model, bounds, plane=plane, n=150)
