@@ -13,7 +13,10 @@ The CNN (issue 10): 1x8x8 -> Conv 16 (3x3, pad 1) -> ReLU -> MaxPool 2 -> Conv 3
 its regions, so the ratio is printed for each box (the default boxes hold about 3k, 18k and 61k
 regions). Prints regions, seconds (the least of ``--repeat`` runs, and the first run's: memory the process
 has not touched yet costs page faults, which are slow on some virtual machines), and the ratio
-partition / grid.
+partition / grid. (On the development VM the first call's extra second is system time: the kernel
+making the transparent huge pages numpy asks for with madvise. With
+``np._core.multiarray._set_madvise_hugepage(False)`` the (0, 1)^2 box took 1.67 s first and 1.61 s
+after, against 2.40 s and 1.36-1.63 s with them; a process-wide setting, left to the user.)
 
 The residual net (issue 10): 3x32x32 -> Conv 16 (3x3, pad 1) -> ReLU -> two blocks
 ``relu(x + conv(relu(conv(x))))`` of 16 channels -> AdaptiveAvgPool 1 -> Linear 10,
