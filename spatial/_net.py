@@ -503,12 +503,21 @@ def parse(model: torch.nn.Module, in_features: Optional[int] = None, in_shape=No
         if not _is_chain_of_modules(model):
             return _parse_traced(model, fold)
         check_finite(_flatten(model))
-        for pos, m in _flatten(model):
+        from . import _trace
+        from ._graph import registered
+
+        layers = list(_flatten(model))
+        # the layer neither reader knows (a chain with a convolution and a softmax: the softmax)
+        unknown = [(p, _name(m)) for p, m in layers if _name(m) not in MODULE_KINDS | GRAPH_MODULES and
+                   registered(type(m)) is None] or [(p, _name(m)) for p, m in layers if _name(m) not in MODULE_KINDS]
+        if unknown:
+            pos, kind = unknown[0]
+            if kind in _trace._NONLINEAR_MODULES:
+                raise UnsupportedLayerError(_trace.not_pl(f"layer {pos} ({kind})", kind, SUPPORTED))
+            raise UnsupportedLayerError(f"layer {pos} ({kind}) is not supported (not a known piecewise-linear layer); "
+                                        f"supported: {SUPPORTED}")
+        for pos, m in layers:
             kind = _name(m)
-            if kind not in MODULE_KINDS:
-                raise UnsupportedLayerError(
-                    f"layer {pos} ({kind}) is not supported (not a known piecewise-linear layer); "
-                    f"supported: {SUPPORTED}")
             _read_module(fold, m, f"{pos} ({kind})", kind)
         return fold.finish()
     if isinstance(model, torch.jit.ScriptModule) or (_name(model) == "Sequential" and any(

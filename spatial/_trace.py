@@ -37,9 +37,22 @@ _NOT_PL = frozenset({
     "exp", "expm1", "log", "log1p", "log2", "log10", "sin", "cos", "tan", "sqrt", "rsqrt", "pow",
     "square", "reciprocal", "erf", "erfc", "atan", "asin", "acos", "sinh", "cosh", "asinh", "atanh",
     "matmul", "bmm", "mm", "einsum", "bilinear"})
-_PL_LATER = frozenset({"abs", "absolute", "hardtanh", "relu6", "threshold", "_threshold", "hardsigmoid", "maximum", "minimum", "max",
+_PL_LATER = frozenset({"abs", "absolute", "hardtanh", "relu6", "threshold", "_threshold", "hardsigmoid", "maximum",
+                       "minimum", "max",
                        "min", "hardshrink", "softshrink", "rrelu", "clamp_max", "fmax", "fmin", "sign",
                        "floor", "ceil", "round", "trunc"})
+_SOFTMAX = frozenset({"softmax", "log_softmax", "softmin", "Softmax", "LogSoftmax", "Softmin", "Softmax2d"})
+
+
+def not_pl(where: str, name: str, supported: str) -> str:
+    """The refusal of an operation that is not piecewise linear (a softmax: what to partition instead)."""
+    if name in _SOFTMAX:
+        return (f"{where} is not piecewise linear; a softmax at the output changes neither the regions nor the "
+                "argmax decision boundary of the logits before it: partition those (the model without it, e.g. "
+                f"model[:-1]); supported: {supported}")
+    return f"{where} is not piecewise linear; supported: {supported}"
+
+
 _ARITH = {"mul": "*", "add": "+", "sub": "-", "truediv": "/", "div": "/", "neg": "-x", "pos": "+x"}
 _RELU = frozenset({"relu"})
 _CLAMP = frozenset({"clamp", "clip", "clamp_min"})
@@ -290,7 +303,6 @@ def chain(model: torch.nn.Module) -> List[Step]:
 def _read(node, model, shown, where, kind, data_in) -> Union[None, Step, Tuple[Step, Step]]:
     """The step of one call on the input's value (None: a step that changes nothing)."""
     label = f"{node.target if node.op == 'call_module' else node.name} ({shown})"
-    not_pl = f"{where} is not piecewise linear; supported: {SUPPORTED}"
     later = f"{where} is piecewise linear but not a one-slope (leaky) ReLU: not supported yet; supported: {SUPPORTED}"
     unknown = f"{where} is not supported (not a known piecewise-linear operation); supported: {SUPPORTED}"
     if node.op == "call_module":
@@ -298,7 +310,7 @@ def _read(node, model, shown, where, kind, data_in) -> Union[None, Step, Tuple[S
         if shown in MODULE_KINDS:
             return Step("module", label, module=m)
         if shown in _NONLINEAR_MODULES:
-            raise _Refusal(0, not_pl)
+            raise _Refusal(0, not_pl(where, shown, SUPPORTED))
         raise _Refusal(2, later if shown in _PL_LATER_MODULES else unknown)
     family, name, _ = _op(node)
     if len(data_in) > 1:
@@ -310,7 +322,7 @@ def _read(node, model, shown, where, kind, data_in) -> Union[None, Step, Tuple[S
     if name in ("matmul", "mm") and node.args[:1] == (data_in[0],):
         raise _Refusal(2, f"{where}: x @ W (a constant W) is read by the graph reader, not as a chain")
     if name in _NOT_PL:
-        raise _Refusal(0, not_pl)
+        raise _Refusal(0, not_pl(where, name, SUPPORTED))
     if family == "operator" and name == "truediv" and node.args[1] is data_in[0]:
         raise _Refusal(0, f"{where} divides by a value that depends on the input: it is not piecewise linear; "
                           f"supported: {SUPPORTED}")

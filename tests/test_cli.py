@@ -50,7 +50,7 @@ def test_count_errors(tmp_path, capsys):
     assert "no such model file" in capsys.readouterr().err
     torch.save(torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.GELU(), torch.nn.Linear(3, 1)), tmp_path / "g.pt")
     assert main(["count", str(tmp_path / "g.pt"), "--trust"]) == 2
-    assert "layer 1 (GELU) is not supported" in capsys.readouterr().err
+    assert "layer 1 (GELU) is not piecewise linear" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["count"])
 

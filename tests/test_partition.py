@@ -494,15 +494,32 @@ def test_verify_forward_passes_hold_a_bounded_number_of_values(monkeypatch):
 # ---- errors
 
 
+class _SoftmaxNet(L.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = L.Linear(2, 3)
+
+    def forward(self, x):
+        return L.functional.softmax(self.fc(x), dim=1)
+
+
 def test_unsupported_layer_is_named():
     net = L.Sequential(L.Linear(2, 4), L.GELU(), L.Linear(4, 1))
-    with pytest.raises(spatial.UnsupportedLayerError, match=r"layer 1 \(GELU\) is not supported.*supported: Linear"):
+    with pytest.raises(spatial.UnsupportedLayerError,
+                       match=r"layer 1 \(GELU\) is not piecewise linear.*supported: Linear"):
         spatial.partition(net, bounds=BOX)
     nested = L.Sequential(L.Linear(2, 4), L.Sequential(L.ReLU(), L.Tanh()), L.Linear(4, 1))
     with pytest.raises(spatial.UnsupportedLayerError, match=r"layer 1\.1 \(Tanh\)"):
         spatial.partition(nested, bounds=BOX)
     with pytest.raises(spatial.UnsupportedLayerError, match=r"layer 1 \(Softmax\)"):
         spatial.partition(L.Sequential(L.Linear(2, 4), L.Softmax(dim=1), L.Linear(4, 1)), bounds=BOX)
+    # a chain the graph reader would read but for one layer: that layer is named, not the first graph layer
+    conv = L.Sequential(L.Conv2d(1, 2, 2), L.ReLU(), L.Flatten(), L.Linear(8, 3), L.LogSoftmax(1))
+    with pytest.raises(spatial.UnsupportedLayerError, match=r"layer 4 \(LogSoftmax\) is not piecewise linear; a "
+                                                            r"softmax at the output .* partition those"):
+        spatial.partition(conv, bounds=BOX, plane=spatial.Plane.through(*np.eye(3, 9).reshape(3, 1, 3, 3)))
+    with pytest.raises(spatial.UnsupportedLayerError, match=r"node 'softmax' \(F.softmax\).* partition those"):
+        spatial.partition(_SoftmaxNet(), bounds=BOX)
 
 
 def test_bad_inputs():

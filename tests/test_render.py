@@ -331,7 +331,7 @@ def test_an_unsupported_layer_fails_before_any_frame(tmp_path, monkeypatch):
     real = _plot.plot_partition
     monkeypatch.setattr(_plot, "plot_partition", lambda *a, **k: drawn.append(1) or real(*a, **k))
     bad = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.GELU(), torch.nn.Linear(4, 1))
-    with pytest.raises(spatial.UnsupportedLayerError, match=r"layer 1 \(GELU\) is not supported"):
+    with pytest.raises(spatial.UnsupportedLayerError, match=r"layer 1 \(GELU\) is not piecewise linear"):
         render.animate([_net(0), _net(1), bad], B, tmp_path / "x.gif", **SMALL)
     assert drawn == [] and list(tmp_path.iterdir()) == []
 
