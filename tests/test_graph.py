@@ -1,6 +1,8 @@
 """Module graphs (spatial/_graph.py, spatial/_ops.py) through the engine, against the independent
 exact reference (tests/_exact_graph.py): equal counts, areas and output maps on every region,
-verify() passing; subclass and functional forms equal to their Sequential twins; refusals."""
+verify() passing; the layers the reference does not read (reflect padding, shuffles, unfold,
+bicubic) against the model's forward pass and dense sampling; subclass, functional and
+torch.export forms equal to their twins; refusals."""
 import numpy as np
 import pytest
 import torch
