@@ -286,7 +286,7 @@ class _Reader:
         where = self.where(node, shown)
         shape = self.shape(node)
         label = f"{node.target if node.op == 'call_module' else node.name} ({shown})"
-        not_pl = f"{where} is not piecewise linear; supported: {SUPPORTED_GRAPH}"
+        not_pl = t.not_pl(where, t._op(node)[1] if node.op != "call_module" else "", SUPPORTED_GRAPH)
         unknown = f"{where} is not supported (not a known piecewise-linear operation); supported: {SUPPORTED_GRAPH}"
 
         def affine(op, args=None):
@@ -931,7 +931,7 @@ class _Reader:
             out = tuple(ins[0].shape[-nd + i] if o is None else int(o) for i, o in enumerate(out))
             return affine(self.adaptive_avg(nd, out, ins[0].shape, shape))
         if kind in t._NONLINEAR_MODULES:
-            raise _Refuse(0, f"{where} is not piecewise linear; supported: {SUPPORTED_GRAPH}")
+            raise _Refuse(0, t.not_pl(where, kind, SUPPORTED_GRAPH))
         raise _Refuse(2, f"{where} is not supported (not a known piecewise-linear layer; a continuous "
                          "piecewise-linear activation of your own can be declared with "
                          f"spatial.register_activation); supported: {SUPPORTED_GRAPH}")
