@@ -294,9 +294,22 @@ class Softplus(nn.Module):
         return F.softplus(self.fc(x))
 
 
+class _StepSoftmax(nn.Module):  # read by the graph reader (a registered activation), then a softmax
+    def __init__(self):
+        super().__init__()
+        self.fc, self.act = nn.Linear(2, 3), Step()
+
+    def forward(self, x):
+        return torch.softmax(self.act(self.fc(x)), dim=1)
+
+
 def test_a_non_piecewise_linear_operation_is_refused_naming_node_and_line():
     with pytest.raises(spatial.UnsupportedLayerError, match=r"softplus.*line \d+ of .*test_graph\.py"):
         spatial.partition(Softplus().double(), (-1.0, 1.0, -1.0, 1.0))
+    _mlp_custom()  # registers Step: the graph reader refuses the softmax, saying what to partition instead
+    with pytest.raises(spatial.UnsupportedLayerError, match=r"node 'softmax'.* is not piecewise linear; a softmax "
+                                                            r"at the output .*partition those"):
+        spatial.partition(_StepSoftmax().double(), (-1.0, 1.0, -1.0, 1.0))
 
 
 class MatmulNet(nn.Module):  # x @ W with a parameter W: a Linear without bias
