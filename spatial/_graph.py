@@ -117,14 +117,6 @@ def _element_ids(shape) -> torch.Tensor:
     return torch.arange(1, 2 * n + 1, dtype=torch.float64).reshape((2,) + tuple(shape))
 
 
-def _padding_selection(shape, pad, mode: str) -> _ops.Gather:
-    """``F.pad(x, pad, mode)`` (constant 0, reflect, replicate, circular) of one sample of ``shape``
-    as a selection of its elements (torch's padding run on their ids; a 0 made is a zero)."""
-    out = F.pad(_element_ids(shape)[:1], list(pad), mode=mode)
-    ids = out.reshape(-1).to(torch.int64).numpy()
-    return _ops.Gather(np.where(ids > 0, ids - 1, -1), tuple(out.shape[1:]))
-
-
 _UIDS = itertools.count()  # node keys: unlike id(), the same after the compiled stages are pickled
 
 
@@ -673,7 +665,8 @@ class _Reader:
             return F.interpolate(v, mode=_mode, **_kw)
         return _Node("affine", [src], tuple(shape), label, op=_ops.Resample(fn, src.shape, shape))
 
-    def selection(self, where, base: _Node, out, shape, label, fill=None) -> _Node:
+    @staticmethod
+    def selection(where, base: _Node, out, shape, label, fill=None) -> _Node:
         """The node selecting the elements of ``base`` named by ``out``: a selection run on
         :func:`_element_ids` of ``base`` (a batch of two samples). In ``out`` an id is an element, 0
         a zero the operation made (zero padding), -1 the padding marker of the constant ``fill``."""
@@ -747,7 +740,8 @@ class _Reader:
         """A convolution of ``src``: padding given as numbers, 'valid' or 'same', of any ``mode``
         (zeros, reflect, replicate, circular). A padding that is not one number per side of the
         convolution's own kind (another mode, or 'same' with an even span: one more on the right) is
-        a selection first (:func:`_padding_selection`), then the convolution without padding."""
+        a selection first (torch's padding of the element ids, :meth:`selection`), then the convolution
+        without padding."""
         dil = _pair(dilation, nd)
         k = tuple(w.shape[2:])
         if isinstance(padding, str):
@@ -761,11 +755,11 @@ class _Reader:
             return _Node("affine", [src], tuple(shape), label,
                          op=self.conv(where, nd, w, b, stride, [lo for lo, _ in sides], dilation, groups, src.shape,
                                       shape))
-        pad = _padding_selection(src.shape, [v for lo, hi in reversed(sides) for v in (lo, hi)],
-                                 "constant" if mode == "zeros" else mode)
-        padded = _Node("affine", [src], pad.shape, label, op=pad)
+        ids = F.pad(_element_ids(src.shape), [v for lo, hi in reversed(sides) for v in (lo, hi)],
+                    mode="constant" if mode == "zeros" else mode)  # (zeros: the 0 ids it makes)
+        padded = self.selection(where, src, ids, tuple(ids.shape[1:]), label)
         return _Node("affine", [padded], tuple(shape), label,
-                     op=self.conv(where, nd, w, b, stride, 0, dilation, groups, pad.shape, shape))
+                     op=self.conv(where, nd, w, b, stride, 0, dilation, groups, padded.shape, shape))
 
     def conv(self, where, nd, w, b, stride, padding, dilation, groups, in_shape, out_shape,
              transpose=False, output_padding=0) -> _ops.Op:

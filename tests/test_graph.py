@@ -653,8 +653,8 @@ def test_a_selection_must_not_combine_elements():
     base = _graph._Node("input", [], (2,), "x")
     out = torch.tensor([[1.0, 1.5], [3.0, 3.5]], dtype=D)  # an average of elements 1 and 2 is no selection
     with pytest.raises(_graph._Refuse, match="combines elements"):
-        _graph._Reader.selection(None, "f", base, out, (2,), "f")
-    g = _graph._Reader.selection(None, "f", base, torch.tensor([[2.0, 0.0], [4.0, 0.0]], dtype=D), (2,), "f")
+        _graph._Reader.selection("f", base, out, (2,), "f")
+    g = _graph._Reader.selection("f", base, torch.tensor([[2.0, 0.0], [4.0, 0.0]], dtype=D), (2,), "f")
     assert g.op.index.tolist() == [1, -1]  # element 2, then a zero the operation made
 
 
