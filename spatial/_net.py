@@ -43,6 +43,7 @@ from typing import Any, List, Optional
 
 import numpy as np
 import torch
+from torch.nn.utils import parametrize
 
 from ._errors import NonFiniteWeightsError, UnsupportedLayerError
 
@@ -268,8 +269,6 @@ def _name(m: torch.nn.Module) -> str:
     # TorchScript modules keep the Python class name in ``original_name``; a parametrized module
     # (weight_norm, spectral_norm) is a subclass made for it ("ParametrizedLinear"): its base's name
     # (its ``weight`` is the parametrization's value).
-    from torch.nn.utils import parametrize
-
     if parametrize.is_parametrized(m):
         return type(m).__bases__[0].__name__
     return getattr(m, "original_name", None) or type(m).__name__
@@ -489,8 +488,6 @@ def parse(model: torch.nn.Module, in_features: Optional[int] = None, in_shape=No
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module or a torch.export.ExportedProgram, got "
                         f"{type(model).__name__}")
-    from torch.nn.utils import parametrize
-
     for where, m in model.named_modules():
         if parametrize.is_parametrized(m) and m.training:
             raise UnsupportedLayerError(
