@@ -651,7 +651,9 @@ class _Reader:
 
             def aten(v, _f=node.target, _a=tuple(rest), _k=kw):
                 return _f(v, *_a, **_k)
-            return _Node("affine", [src], tuple(shape), label, op=_ops.Resample(aten, src.shape, shape))
+            return _Node("affine", [src], tuple(shape), label,
+                         op=_ops.Resample.of(repr((str(node.target), rest, sorted(kw.items()))), aten, src.shape,
+                                             shape))
         mode = t._arg(node, 3, "mode", "nearest")
         if mode not in ("linear", "bilinear", "bicubic", "area") or t._arg(node, 6, "antialias", False):
             raise _Refuse(2, f"{where}: interpolation mode {mode!r} is not supported (nearest, nearest-exact, "
@@ -663,7 +665,8 @@ class _Reader:
 
         def fn(v, _kw=kw, _mode=mode):
             return F.interpolate(v, mode=_mode, **_kw)
-        return _Node("affine", [src], tuple(shape), label, op=_ops.Resample(fn, src.shape, shape))
+        return _Node("affine", [src], tuple(shape), label,
+                     op=_ops.Resample.of(repr(("interpolate", mode, sorted(kw.items()))), fn, src.shape, shape))
 
     @staticmethod
     def selection(where, base: _Node, out, shape, label, fill=None) -> _Node:
@@ -839,7 +842,8 @@ class _Reader:
                 if m.mode not in ("linear", "bilinear", "bicubic"):
                     raise _Refuse(2, f"{where}: Upsample(mode={m.mode!r}) is not supported (nearest, linear, "
                                      "bilinear and bicubic are)")
-                return _Node("affine", [ins[0]], tuple(shape), label, op=_ops.Resample(m, ins[0].shape, shape))
+                key = repr(("Upsample", m.mode, m.size, m.scale_factor, m.align_corners, m.recompute_scale_factor))
+                return _Node("affine", [ins[0]], tuple(shape), label, op=_ops.Resample.of(key, m, ins[0].shape, shape))
             return self.selection(where, ins[0], m(idx), shape, label)
         if kind in ("Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d"):
             nd = 1 if kind.endswith("1d") else 2

@@ -23,6 +23,7 @@ the tests.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from fractions import Fraction
 from typing import List, Optional, Sequence, Tuple
 
@@ -328,6 +329,23 @@ class Resample(Op):
 
     UNITS = 1 << 22
     """Entries of the unit vectors' images made at a time while the matrix is read."""
+    KEEP = 16
+    """Resamplings kept by :meth:`of` (the frames of an animation parse one model again and again)."""
+    _made: "OrderedDict[str, Resample]" = OrderedDict()
+
+    @classmethod
+    def of(cls, key: str, fn, in_shape, out_shape) -> "Resample":
+        """The resampling ``fn`` (named by ``key``: every argument that decides it) of ``in_shape``,
+        made once and kept for the next :data:`KEEP` others (its matrix is read from unit vectors)."""
+        k = repr((key, tuple(in_shape), tuple(out_shape)))
+        hit = cls._made.get(k)
+        if hit is None:
+            hit = cls._made[k] = cls(fn, in_shape, out_shape)
+            while len(cls._made) > cls.KEEP:
+                cls._made.popitem(last=False)
+        else:
+            cls._made.move_to_end(k)
+        return hit
 
     def __init__(self, fn, in_shape, out_shape):
         self.fn = fn

@@ -138,3 +138,19 @@ def test_scale_by_a_constant_tensor_divides_exactly():
     assert [Fraction(int(n), got.den) for n in got.num.reshape(-1)] == [Fraction(1, 3), Fraction(2, 3), -6, 8]
     np.testing.assert_array_equal(op.run([torch.tensor(x)], None).numpy(), x / t)
     np.testing.assert_array_equal(mul.bound([torch.tensor(np.abs(x))], None).numpy(), np.abs(x) * np.abs(t))
+
+
+def test_resamplings_are_made_once_per_key_and_shape(monkeypatch):
+    monkeypatch.setattr(_ops.Resample, "_made", __import__("collections").OrderedDict())
+    monkeypatch.setattr(_ops.Resample, "KEEP", 2)
+
+    def up(v):
+        return F.interpolate(v, scale_factor=2, mode="bilinear")
+    a = _ops.Resample.of("up2", up, (1, 3, 3), (1, 6, 6))
+    assert _ops.Resample.of("up2", up, (1, 3, 3), (1, 6, 6)) is a  # a model parsed again: no new matrix
+    b = _ops.Resample.of("up2", up, (2, 3, 3), (2, 6, 6))
+    assert b is not a and b.table.shape == (72, 4)
+    assert _ops.Resample.of("up2", up, (1, 3, 3), (1, 6, 6)) is a  # used again: b is now the least recent
+    _ops.Resample.of("up2", up, (1, 4, 4), (1, 8, 8))  # a third: the least recently used (b) goes
+    assert _ops.Resample.of("up2", up, (1, 3, 3), (1, 6, 6)) is a
+    assert _ops.Resample.of("up2", up, (2, 3, 3), (2, 6, 6)) is not b
