@@ -101,7 +101,8 @@ _INDEX = frozenset({"getitem", "permute", "transpose", "swapaxes", "swapdims", "
                     "fliplr", "flipud", "roll", "narrow", "select", "slice", "repeat", "tile", "expand", "pad",
                     "constant_pad_nd", "index_select", "t", "alias", "expand_copy", "slice_copy", "select_copy",
                     "permute_copy", "repeat_interleave", "stack", "unfold", "im2col", "interpolate",
-                    "upsample_nearest1d", "upsample_nearest2d", "_upsample_nearest_exact1d", "_upsample_nearest_exact2d"})
+                    "upsample_nearest1d", "upsample_nearest2d", "_upsample_nearest_exact1d",
+                    "_upsample_nearest_exact2d"})
 """Operations that only select, move or repeat elements: one gather each (``_Reader.index``)."""
 _RESAMPLE_ATEN = frozenset({"upsample_linear1d", "upsample_bilinear2d", "upsample_bicubic2d",
                             "_upsample_bilinear2d_aa", "_upsample_bicubic2d_aa"})
@@ -367,6 +368,12 @@ class _Reader:
         if not values_of_max and (name in _INDEX or name in _TUPLE or (
                 ins[0].kind == "tuple" and name in ("cat", "concat", "concatenate", "stack"))):
             return self.index(node, where, x, ins[0], shape, label, kinds)
+        other = node.args[1] if len(node.args) == 2 and node.args[0] is x else \
+            node.args[0] if len(node.args) == 2 else None
+        if name in ("maximum", "minimum", "max", "min", "fmax", "fmin") and isinstance(other, torch.fx.Node) \
+                and other.op == "get_attr":  # against a constant tensor
+            return self.const_max(where, ins[0], self.attr(where, other).detach().to(torch.float64).numpy(),
+                                  name in ("minimum", "min", "fmin"), shape, label)
         if name in ("cat", "concat", "concatenate"):  # one tensor
             return affine(_ops.Reshape(shape))
         if node.args[:1] != (x,) and not (family == "operator" and name in ("mul", "add", "sub")
@@ -401,9 +408,17 @@ class _Reader:
             cmin = None if name == "clamp_max" else t._arg(node, 1, "min", None)
             cmax = t._arg(node, 1, "max", None) if name == "clamp_max" else None if name == "clamp_min" \
                 else t._arg(node, 2, "max", None)
+            if any(isinstance(v, torch.fx.Node) for v in (cmin, cmax)):  # constant tensors: max, then min
+                res = ins[0]
+                for v, low in ((cmin, False), (cmax, True)):
+                    if v is not None:
+                        c = self.attr(where, v).detach().to(torch.float64).numpy() if isinstance(v, torch.fx.Node) \
+                            else np.asarray(float(v))
+                        res = self.const_max(where, res, c, low, shape, label)
+                return res
             for v in (cmin, cmax):
                 if v is not None and not t._number(v):
-                    raise _Refuse(2, f"{where}: clamp bounds must be numbers (a tensor bound is not supported)")
+                    raise _Refuse(2, f"{where}: clamp bounds must be numbers or constant tensors")
             return self.clamp(where, None if cmin is None else float(cmin), None if cmax is None else float(cmax), act)
         if name == "linear" and family == "F":
             w, b = t._arg(node, 1, "weight"), t._arg(node, 2, "bias")
@@ -536,6 +551,28 @@ class _Reader:
         if moved.shape[1] == 1:
             return _Node("affine", [src], out_shape, label, op=_ops.Gather(moved[:, 0], out_shape))
         return _Node("max", [src], out_shape, label, table=table)
+
+    @staticmethod
+    def const_max(where, src: _Node, c: np.ndarray, low: bool, shape, label) -> _Node:
+        """``max(x, c)`` (``low``: ``min(x, c)``) for a constant ``c`` broadcast over one sample:
+        ``relu(x - c) + c`` (and ``c - relu(c - x)``), a ReLU of each element against its own constant."""
+        c = np.asarray(c, np.float64)
+        if not np.isfinite(c).all():
+            raise NonFiniteWeightsError(f"{where}: its constant has non-finite values (NaN or inf)")
+        if tuple(np.broadcast_shapes((1,) + tuple(src.shape), c.shape)[1:]) != tuple(src.shape) or \
+                tuple(shape) != tuple(src.shape) or (c.ndim > len(shape) and c.shape[0] != 1):
+            raise _Refuse(2, f"{where}: a constant of shape {c.shape} would broadcast the value {src.shape} to "
+                             f"{shape}; only constants that keep its shape are supported")
+        n = int(np.prod(shape, dtype=np.int64))
+        shape = tuple(shape)
+
+        def affine(node, op):
+            return _Node("affine", [node], shape, label, op=op)
+        x = affine(src, _ops.Scale(-1.0)) if low else src
+        z = affine(x, _ops.AddConst(c if low else -c))  # x - c, or c - x
+        h = _Node("act", [z], shape, label, bp=np.array([0.0]), slopes=np.repeat(np.array([0.0, 1.0])[:, None], n, 1),
+                  value0=np.zeros(n))
+        return affine(affine(h, _ops.Scale(-1.0)) if low else h, _ops.AddConst(c))
 
     def pair_max(self, where, name, ins: List[_Node], shape, label) -> _Node:
         """``torch.maximum(a, b)`` (``torch.max(a, b)``, ``fmax``) elementwise as a max over windows of

@@ -51,19 +51,18 @@ __all__ = ["Layer", "MODULE_KINDS", "Network", "parse", "SUPPORTED", "check_fini
 
 SUPPORTED = (
     "Linear, Conv1d, Conv2d (padding as numbers, 'same' or 'valid', of any padding_mode), ConvTranspose1d/2d "
-    "(zeros padding), AvgPool1d/2d, AdaptiveAvgPool1d/2d, "
-    "MaxPool1d/2d, AdaptiveMaxPool1d/2d, BatchNorm1d/2d (eval), Flatten, Unflatten, Identity, Dropout (eval), "
-    "ReLU, LeakyReLU, PReLU, Hardtanh, ReLU6, Softshrink, Hardsigmoid, RReLU (eval), Threshold (continuous: "
-    "value = threshold), registered activations (spatial.register_activation); in a "
-    "traced forward() also F.relu / torch.relu / x.relu(), F.leaky_relu, F.hardtanh, F.relu6, torch.abs, "
-    "clamp(min, max), F.linear, F.conv1d/2d, F.max_pool1d/2d, F.avg_pool1d/2d, F.adaptive_avg_pool1d/2d, "
-    "F.adaptive_max_pool1d/2d, x.amax(dim) / x.amin(dim), x.max(dim)[0] / x.min(dim)[0], torch.maximum / "
-    "torch.minimum of two tensors of one shape, x.mean(dims), x.sum(dims), reshapes (view, reshape, flatten, "
-    "unflatten, squeeze, unsqueeze), selections (x[...] slicing and indexing, permute, transpose, flip, roll, "
-    "narrow, select, repeat, expand, F.pad, chunk, split, unbind; padding modules, PixelShuffle, ChannelShuffle, "
-    "nearest Upsample / F.interpolate, Unfold, Tensor.unfold), linear, bilinear, bicubic and area interpolation, "
-    "x + y, x - y, torch.cat, torch.stack, and constants: x * c, x / c, x + c (numbers, or tensors that keep "
-    "the shape)")
+    "(zeros padding), AvgPool1d/2d, AdaptiveAvgPool1d/2d, MaxPool1d/2d, AdaptiveMaxPool1d/2d, BatchNorm1d/2d "
+    "(eval), Flatten, Unflatten, Identity, Dropout (eval), ReLU, LeakyReLU, PReLU, Hardtanh, ReLU6, Softshrink, "
+    "Hardsigmoid, RReLU (eval), Threshold (continuous: value = threshold), registered activations "
+    "(spatial.register_activation); in a traced forward() also F.relu / torch.relu / x.relu(), F.leaky_relu, "
+    "F.hardtanh, F.relu6, torch.abs, clamp(min, max) (numbers or constant tensors), F.linear, F.conv1d/2d, "
+    "F.max_pool1d/2d, F.avg_pool1d/2d, F.adaptive_avg_pool1d/2d, F.adaptive_max_pool1d/2d, x.amax(dim) / "
+    "x.amin(dim), x.max(dim)[0] / x.min(dim)[0], torch.maximum / torch.minimum of two tensors of one shape or "
+    "of a tensor and a constant, x.mean(dims), x.sum(dims), reshapes (view, reshape, flatten, unflatten, squeeze, "
+    "unsqueeze), selections (x[...] slicing and indexing, permute, transpose, flip, roll, narrow, select, repeat, "
+    "expand, F.pad, chunk, split, unbind; padding modules, PixelShuffle, ChannelShuffle, nearest Upsample / "
+    "F.interpolate, Unfold, Tensor.unfold), linear, bilinear, bicubic and area interpolation, x + y, x - y, "
+    "torch.cat, torch.stack, and constants: x * c, x / c, x + c (numbers, or tensors that keep the shape)")
 # the modules the graph reader knows (besides MODULE_KINDS)
 GRAPH_MODULES = frozenset({"Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "AvgPool1d", "AvgPool2d",
                            "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "MaxPool1d", "MaxPool2d", "AdaptiveMaxPool1d",

@@ -173,6 +173,20 @@ class LayerScale(nn.Module):  # elementwise by constant tensors: a per-channel s
         return self.fc((torch.abs(h * self.mask - 0.25) / self.div).flatten(1))
 
 
+class ConstantBounds(nn.Module):  # maxima and minima against constant tensors, a clamp between two of them
+    def __init__(self, clamp=False):
+        super().__init__()
+        self.fc, self.out, self.clamp = nn.Linear(2, 6), nn.Linear(12, 2), clamp
+        self.register_buffer("lo", torch.tensor([-0.5, 0.0, 0.25, -1.0, 0.5, 0.0], dtype=D))
+        self.register_buffer("hi", torch.tensor([[0.75]], dtype=D))
+
+    def forward(self, x):
+        h = self.fc(x)
+        if self.clamp:
+            return self.out(torch.cat([torch.clamp(h, min=self.lo, max=self.hi), h.clamp(max=self.lo)], 1))
+        return self.out(torch.cat([torch.maximum(h, self.lo), torch.minimum(self.hi, h)], 1))
+
+
 CASES = {  # name: (model, seed, plane input shape or None, bounds)
     "conv_strided": (_conv_strided, 1, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
     "conv_dilated_groups": (_conv_dilated_groups, 2, (2, 3, 3), (-1.0, 1.0, -1.0, 1.0)),
@@ -190,6 +204,7 @@ CASES = {  # name: (model, seed, plane input shape or None, bounds)
     "softshrink_hardsigmoid_rrelu_threshold_nearest": (MoreActivations, 19, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
     "bilinear_upsampling": (Bilinear, 20, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
     "scaled_by_constant_tensors": (LayerScale, 22, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
+    "maximum_minimum_of_constants": (ConstantBounds, 25, None, (-2.0, 2.0, -2.0, 2.0)),
 }
 
 
@@ -701,3 +716,17 @@ def test_a_resnet_written_as_torchvision_writes_it_equals_the_model():
     assert len(p) > 20 and p.verify().ok
     assert_maps_equal_model(model, bounds, plane=plane)
     assert len(p) >= sampled_patterns(model, bounds, plane=plane, n=150)
+
+
+def test_a_clamp_between_constant_tensors_equals_the_model():
+    # max(x, lo) then min(., hi), each a ReLU of every element against its own constant; at least as
+    # many regions as patterns of (h > lo, h > hi) on a dense grid (the exact reference clamps by numbers)
+    model = dyadic_model(ConstantBounds(clamp=True), 25)
+    p = spatial.partition(model, (-2.0, 2.0, -2.0, 2.0))
+    assert len(p) > 10 and p.verify().ok
+    assert_maps_equal_model(model, (-2.0, 2.0, -2.0, 2.0))
+    g = np.linspace(-2.0, 2.0, 301)
+    with torch.no_grad():
+        h = model.fc(torch.tensor(np.stack(np.meshgrid(g, g), -1).reshape(-1, 2))).numpy()
+    lo, hi = model.lo.numpy(), model.hi.numpy()
+    assert len(p) >= len(np.unique(np.concatenate([h > lo, h > hi], 1), axis=0))
