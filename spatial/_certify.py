@@ -6,11 +6,15 @@ operation layers, through ``_predicates.ExactNet``'s maps); behind a max-pooling
 window's argmax against every rival (``_maxpool.duels``: the tournament rigged so that the two
 meet), which is the merged region, not one of its cells; the rows are integers, normalised and
 deduplicated (``_distinct``) before ``cdd.gmp`` turns them into vertices, which are compared
-with the float polygon's corners.
+with the float polygon's corners. cdd is given the half-planes that can bound the region (near
+the float polygon) and then every one an exact vertex violates (``_exact_vertices``): the answer
+is that of all of them, at a fraction of the cost.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
+from math import gcd
 from typing import TYPE_CHECKING, Dict, Optional, Sequence, Tuple
 
 import numpy as np
@@ -19,8 +23,6 @@ from ._errors import MissingDependencyError, VerificationError
 from ._html import dataclass_html
 
 if TYPE_CHECKING:  # pragma: no cover
-    from fractions import Fraction
-
     from ._partition import Partition
 
 __all__ = ["CertifyReport", "certify"]
@@ -61,8 +63,6 @@ def certify(p: "Partition", *, regions: Optional[Sequence[int]] = None,
         raise MissingDependencyError(
             "certify() needs pycddlib >= 3 (pip install 'splinescope[certify]'; on Linux it builds "
             "against libcdd-dev and libgmp-dev)") from e
-    from fractions import Fraction
-
     sel = range(len(p)) if regions is None else [int(i) for i in regions]
     bits = p.pattern_bits()
     rows_of = _rows_dense if p.network.dense else _rows_graph(p)
@@ -74,11 +74,8 @@ def certify(p: "Partition", *, regions: Optional[Sequence[int]] = None,
     count = 0
     for i in sel:
         count += 1
-        rows = [list(r) for r in box] + _distinct(rows_of(p, bits[i], cache))
-        mat = cdd.gmp.matrix_from_array(rows, rep_type=cdd.RepType.INEQUALITY)  # type: ignore[arg-type]
-        gen = cdd.gmp.copy_generators(cdd.gmp.polyhedron_from_matrix(mat)).array
-        verts = [(Fraction(g[1]), Fraction(g[2])) for g in gen if g[0] == 1]  # exact corners
         poly = p.polygon(i)
+        verts = _exact_vertices([list(r) for r in box], _distinct(rows_of(p, bits[i], cache)), poly)
         if p._exact is not None:  # the partition's exact polygon: compared exactly, slivers too
             if len(verts) < 3 or _exact_area(verts) <= 0:
                 empty += 1
@@ -188,6 +185,52 @@ def _rows_graph(p: "Partition"):
             out.extend(rows(b2, cols, sign))
         return out
     return rows_of
+
+
+TIGHT = 1e-6
+"""A half-plane goes to cdd at once when its line passes within this fraction of the box's size of
+a corner of the float polygon; the others join only if an exact vertex violates them."""
+
+
+def _cdd_vertices(rows: list) -> list:
+    """The exact vertices (Fractions) of the bounded polygon ``b + a1 s + a2 t >= 0`` over ``rows``."""
+    import cdd
+    import cdd.gmp
+
+    mat = cdd.gmp.matrix_from_array(rows, rep_type=cdd.RepType.INEQUALITY)  # type: ignore[arg-type]
+    gen = cdd.gmp.copy_generators(cdd.gmp.polyhedron_from_matrix(mat)).array
+    return [(Fraction(g[1]), Fraction(g[2])) for g in gen if g[0] == 1]
+
+
+def _exact_vertices(box: list, rows: list, poly: np.ndarray) -> list:
+    """The exact vertices of the region ``box`` and ``rows`` (half-planes ``b + a1 s + a2 t >= 0``),
+    with cdd on the few half-planes that can bound it: those whose line passes near a corner of the
+    float polygon ``poly`` (:data:`TIGHT`), then every half-plane an exact vertex violates, until
+    none does. Exact whatever ``poly`` is: the polygon of a subset of the half-planes contains the
+    region, and when all its vertices satisfy every half-plane it is inside the region (convex), so
+    it is the region (2,300 half-planes of a digits-CNN region: cdd on all of them took 0.13 s)."""
+    if not rows:
+        return _cdd_vertices(box)
+    R = np.array(rows, dtype=object)
+    if len(poly):
+        big = np.array([max(abs(int(v)) for v in r[1:]) or 1 for r in rows], dtype=object)
+        unit = np.array([[float(Fraction(int(v), int(m))) for v in r] for r, m in zip(rows, big)])  # |a|_inf = 1
+        span = float(np.ptp(poly, axis=0).max()) or 1.0
+        near = (unit[:, :1] + unit[:, 1:] @ poly.T).min(1) <= TIGHT * span * 2
+    else:
+        near = np.ones(len(rows), bool)
+    use = np.nonzero(near)[0].tolist()
+    while True:
+        verts = _cdd_vertices(box + [rows[k] for k in use])
+        bad: set = set()
+        for x, y in verts:  # b q + a1 p + a2 r >= 0 for the vertex (p / q, r / q), in integers
+            q = x.denominator * y.denominator // gcd(x.denominator, y.denominator)
+            p_, r_ = x.numerator * (q // x.denominator), y.numerator * (q // y.denominator)
+            v = R[:, 0] * q + R[:, 1] * p_ + R[:, 2] * r_
+            bad.update(np.nonzero(v < 0)[0].tolist())
+        if not bad:
+            return verts
+        use = sorted(set(use) | bad)
 
 
 def _distinct(rows: list) -> list:
