@@ -298,6 +298,15 @@ def adaptive_windows(size: int, out: int) -> List[List[int]]:
     return [list(range((i * size) // out, -(-((i + 1) * size) // out))) for i in range(out)]
 
 
+def _with_zero(x):
+    """Each sample of ``x`` (a torch tensor or a :class:`Q`) flattened, then a 0: the value an index
+    -1 of a window table or a selection reads (padding)."""
+    flat = x.reshape(len(x), -1)
+    if isinstance(flat, Q):
+        return Q.cat([flat, Q.zeros((len(flat), 1))], axis=1)
+    return torch.cat([flat, flat.new_zeros((len(flat), 1))], 1)
+
+
 class Pool(Op):
     """Average pooling: ``run`` is torch's own function; ``exact`` sums the window table and divides.
 
@@ -313,10 +322,7 @@ class Pool(Op):
         return self.fn(args[0])
 
     def exact(self, args, c):
-        (x,) = args
-        N = x.shape[0]
-        flat = Q.cat([x.reshape(N, -1), Q.zeros((N, 1))], axis=1)  # index -1: zero
-        s = flat[:, self.table].sum(axis=2)
+        s = _with_zero(args[0])[:, self.table].sum(axis=2)
         return s / self.divisor
 
 
@@ -373,8 +379,7 @@ class Resample(Op):
         c = np.arange(C, dtype=np.int64)[:, None, None] * n  # every channel: the same map on its own inputs
         self.table = np.where(tab[None] >= 0, tab[None] + c, -1).reshape(C * n_out, k)
         self.weights = np.broadcast_to(w[None], (C, n_out, k)).reshape(C * n_out, k).copy()
-        n = C * n
-        self._t, self._w = torch.from_numpy(np.where(self.table < 0, n, self.table)), torch.from_numpy(self.weights)
+        self._t, self._w = torch.from_numpy(self.table), torch.from_numpy(self.weights)  # (-1: the zero after x)
         self._one, self._channels = w, C  # one channel's weights: their Fractions made once, when first asked
         self._q: Optional[Q] = None
 
@@ -390,16 +395,13 @@ class Resample(Op):
         return self.fn(args[0])
 
     def bound(self, args, c):
-        x = args[0].reshape(len(args[0]), -1)
-        x = torch.cat([x, x.new_zeros((len(x), 1))], 1)
+        x = _with_zero(args[0])
         y = (x[:, self._t.to(x.device)] * self._w.abs().to(x.device)).sum(2)
         return y.reshape((len(x),) + self.shape)
 
     def exact(self, args, c):
-        (x,) = args
-        N = x.shape[0]
-        flat = Q.cat([x.reshape(N, -1), Q.zeros((N, 1))], axis=1)  # index -1: zero
-        return (flat[:, self.table] * self._wq[None]).sum(axis=2).reshape((N,) + self.shape)
+        x = _with_zero(args[0])
+        return (x[:, self.table] * self._wq[None]).sum(axis=2).reshape((len(x),) + self.shape)
 
 
 class Gather(Op):
@@ -417,16 +419,11 @@ class Gather(Op):
         self._t = torch.from_numpy(self.index)
 
     def run(self, args, c):
-        x = args[0].reshape(len(args[0]), -1)
-        i = self._t.to(x.device)
-        if self.pad:  # a column of zeros after the input: index -1 reads it
-            x = torch.cat([x, x.new_zeros((len(x), 1))], 1)
-        return x[:, i].reshape((len(x),) + self.shape)
+        x = _with_zero(args[0]) if self.pad else args[0].reshape(len(args[0]), -1)
+        return x[:, self._t.to(x.device)].reshape((len(x),) + self.shape)
 
     def exact(self, args, c):
-        x = args[0].reshape(len(args[0]), -1)
-        if self.pad:
-            x = Q.cat([x, Q.zeros((len(x), 1))], axis=1)
+        x = _with_zero(args[0]) if self.pad else args[0].reshape(len(args[0]), -1)
         return x[:, self.index].reshape((len(x),) + self.shape)
 
 
