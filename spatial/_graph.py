@@ -322,33 +322,23 @@ class _Reader:
                     raise _Refuse(2, f"{where} broadcasts {ins[0].shape} and {ins[1].shape}; only tensors of "
                                      "one shape can be added")
                 return affine(_ops.Add() if name == "add" else _ops.Sub(), ins)
-            if name in ("cat", "concat", "concatenate"):
+            if name in ("cat", "concat", "concatenate", "stack"):  # a stack: each part given its new dimension
+                stack = name == "stack"
                 dim = t._arg(node, 1, "dim", 0)
                 dim = dim if dim >= 0 else dim + len(shape) + 1
                 if dim == 0:
-                    raise _Refuse(2, f"{where} concatenates along the batch dimension")
-                seq = node.args[0]
-                order = [nodes for nodes in seq] if isinstance(seq, (list, tuple)) else []
-                if not all(isinstance(a, torch.fx.Node) and kinds.get(a) == "data" for a in order):
-                    raise _Refuse(2, f"{where}: only tensors computed from the input can be concatenated")
-                by = {id(a): n for a, n in zip(data_in, ins)}
-                return affine(_ops.Cat(dim, len(order)), [by[id(a)] for a in order])
-            if name == "stack":
-                dim = t._arg(node, 1, "dim", 0)
-                dim = dim if dim >= 0 else dim + len(shape) + 1
-                if dim == 0:
-                    raise _Refuse(2, f"{where} stacks along the batch dimension")
+                    raise _Refuse(2, f"{where} {'stacks' if stack else 'concatenates'} along the batch dimension")
                 seq = node.args[0]
                 order = list(seq) if isinstance(seq, (list, tuple)) else []
                 if not all(isinstance(a, torch.fx.Node) and kinds.get(a) == "data" for a in order):
-                    raise _Refuse(2, f"{where}: only tensors computed from the input can be stacked")
+                    raise _Refuse(2, f"{where}: only tensors computed from the input can be "
+                                     f"{'stacked' if stack else 'concatenated'}")
                 by = {id(a): n for a, n in zip(data_in, ins)}
-                parts = []
-                for a in order:
-                    src = by[id(a)]
-                    one = tuple(src.shape[:dim - 1]) + (1,) + tuple(src.shape[dim - 1:])
-                    parts.append(_Node("affine", [src], one, label, op=_ops.Reshape(one)))
-                return affine(_ops.Cat(dim, len(order)), parts)
+                parts = [by[id(a)] for a in order]
+                if stack:
+                    parts = [_Node("affine", [src], one, label, op=_ops.Reshape(one)) for src in parts
+                             for one in [tuple(src.shape[:dim - 1]) + (1,) + tuple(src.shape[dim - 1:])]]
+                return affine(_ops.Cat(dim, len(parts)), parts)
             if name in ("maximum", "minimum", "max", "min", "fmax", "fmin") and len(data_in) == 2 \
                     and len(node.args) + len(node.kwargs) == 2:
                 return self.pair_max(where, name, ins, shape, label)

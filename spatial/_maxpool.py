@@ -215,12 +215,12 @@ def _replay_sliced(bT: np.ndarray, tours: List[_Tour], off: int) -> None:
     (8 patterns per byte instead of one)."""
     W = bT.shape[1]
     for t in tours:
-        L = _planes(t)
-        C = _start_sliced(t, L, W)
+        start = _start_sliced(t, _planes(t), W)
+        C = start.copy()
         for cols, left, right, made in zip(t.cols, t.left, t.right, t.made):  # the argmax under the bits
             C[:, made] = _pick(bT[cols - off][None], C[:, left], C[:, right])
         A = C[:, t.last]
-        C = _start_sliced(t, L, W)
+        C = start  # (the replay writes the slots it makes; the starting ones stay)
         for cols, w, left, right, made in zip(t.cols, t.win, t.left, t.right, t.made):
             cl, cr = C[:, left], C[:, right]
             won = np.bitwise_and.reduce(~(cl ^ A[:, w]), axis=0)  # the left operand is the argmax
