@@ -111,6 +111,15 @@ _TUPLE = frozenset({"chunk", "split", "split_with_sizes", "unbind", "tensor_spli
 """Operations that return parts of a tensor (a tuple, indexed after them)."""
 
 
+def _keeps_shape(where: str, c: np.ndarray, value, shape) -> None:
+    """Refuse an elementwise constant ``c`` that would broadcast a sample's ``value`` shape to another
+    (or that has a batch dimension of its own)."""
+    if tuple(np.broadcast_shapes((1,) + tuple(value), c.shape)[1:]) != tuple(value) or \
+            tuple(shape) != tuple(value) or (c.ndim > len(shape) and c.shape[0] != 1):
+        raise _Refuse(2, f"{where}: a constant of shape {c.shape} would broadcast the value {tuple(value)} to "
+                         f"{tuple(shape)}; only constants that keep its shape are supported")
+
+
 def _element_ids(shape) -> torch.Tensor:
     """(2,) + shape float64: the elements of a batch of two samples numbered from 1 (0 stays free for
     the zeros an operation makes, -1 for a padding marker)."""
@@ -502,11 +511,7 @@ class _Reader:
                 if not np.isfinite(c).all():
                     raise NonFiniteWeightsError(f"{where}: its constant has non-finite values (NaN or inf)")
                 if name not in ("add", "sub"):  # x * t, x / t: elementwise by a constant tensor
-                    if tuple(np.broadcast_shapes((1,) + tuple(shape), c.shape)[1:]) != tuple(ins[0].shape) or \
-                            tuple(shape) != tuple(ins[0].shape) or (c.ndim > len(shape) and c.shape[0] != 1):
-                        raise _Refuse(2, f"{where}: a constant of shape {c.shape} would broadcast the value "
-                                         f"{ins[0].shape} to {shape}; only constants that keep its shape are "
-                                         "supported")
+                    _keeps_shape(where, c, ins[0].shape, shape)
                     if name != "mul" and (c == 0).any():
                         raise _Refuse(2, f"{where} divides by a constant with zeros")
                     return affine(_ops.ScaleConst(c, divide=name != "mul"))
@@ -549,10 +554,7 @@ class _Reader:
         c = np.asarray(c, np.float64)
         if not np.isfinite(c).all():
             raise NonFiniteWeightsError(f"{where}: its constant has non-finite values (NaN or inf)")
-        if tuple(np.broadcast_shapes((1,) + tuple(src.shape), c.shape)[1:]) != tuple(src.shape) or \
-                tuple(shape) != tuple(src.shape) or (c.ndim > len(shape) and c.shape[0] != 1):
-            raise _Refuse(2, f"{where}: a constant of shape {c.shape} would broadcast the value {src.shape} to "
-                             f"{shape}; only constants that keep its shape are supported")
+        _keeps_shape(where, c, src.shape, shape)
         n = int(np.prod(shape, dtype=np.int64))
         shape = tuple(shape)
 
