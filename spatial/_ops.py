@@ -22,7 +22,9 @@ the tests.
 """
 from __future__ import annotations
 
+import functools
 import math
+import operator
 from collections import OrderedDict
 from fractions import Fraction
 from typing import List, Optional, Sequence, Tuple
@@ -85,44 +87,59 @@ def _weight_limbs(w: np.ndarray, bits: int) -> Tuple[List[np.ndarray], int]:
 
 def _limbs(A: np.ndarray, bits: int) -> List[np.ndarray]:
     """Signed limbs of an integer object array, as float64: ``A = sum_i limb_i * 2**(bits*i)``,
-    |limb| < 2**bits (the magnitudes' bytes unpacked to bits and regrouped, in numpy)."""
+    |limb| < 2**bits.
+
+    Each integer is written once as two's-complement bytes (``int.to_bytes``, called by ``map``,
+    not by a Python loop), read as 64-bit words, and cut into ``bits``-bit fields by shifts in
+    numpy; the sign's weight ``-2**(bits*L)`` is folded into the top limb (digits in
+    ``[0, 2**bits)``, so the top one stays within ``(-2**bits, 2**bits)``)."""
     flat = A.reshape(-1).tolist()
-    neg = np.fromiter((v < 0 for v in flat), bool, len(flat))
-    mags = [-v if v < 0 else v for v in flat]
-    nb = max(1, (max((v.bit_length() for v in mags), default=0) + 7) // 8)
-    buf = b"".join(v.to_bytes(nb, "little") for v in mags)
-    B = np.unpackbits(np.frombuffer(buf, np.uint8).reshape(len(flat), nb), axis=1, bitorder="little")
-    L = -(-B.shape[1] // bits)
-    B = np.pad(B, ((0, 0), (0, L * bits - B.shape[1]))).reshape(len(flat), L, bits)
-    limbs = B.astype(np.int64) @ (np.int64(1) << np.arange(bits, dtype=np.int64))  # (n, L)
-    limbs[neg] *= -1
-    while L > 1 and not limbs[:, L - 1].any():
+    n = len(flat)
+    top = max(map(int.bit_length, flat), default=0) + 1  # with the sign bit
+    L = -(-top // bits)
+    nw = -(-(L * bits) // 64) + 1  # whole words, one more than the fields reach (sign extension)
+    buf = b"".join(map(operator.methodcaller("to_bytes", 8 * nw, "little", signed=True), flat))
+    W = np.frombuffer(buf, np.uint64).reshape(n, nw)
+    mask = np.uint64((1 << bits) - 1)
+    limbs = np.empty((L, n), np.int64)
+    for i in range(L):
+        k, s = divmod(i * bits, 64)
+        f = W[:, k] >> np.uint64(s)
+        if s + bits > 64:
+            f = f | (W[:, k + 1] << np.uint64(64 - s))
+        limbs[i] = (f & mask).view(np.int64)
+    limbs[L - 1] -= (W[:, nw - 1] >> np.uint64(63)).view(np.int64) << bits  # the sign: -2**(bits*L)
+    while L > 1 and not limbs[L - 1].any():
         L -= 1
-    return [limbs[:, i].astype(np.float64).reshape(A.shape) for i in range(L)]
+    return [limbs[i].astype(np.float64).reshape(A.shape) for i in range(L)]
 
 
 def _combine(S: List[np.ndarray], bits: int) -> np.ndarray:
     """``sum_s S[s] * 2**(bits*s)`` as Python integers (an object array), for int64 arrays ``S``
-    (|entries| < 2**62): carries in numpy, then one ``int.from_bytes`` per entry."""
+    (|entries| < 2**62): carries in numpy, the digits packed into 64-bit words by shifts, then
+    one ``int.from_bytes`` per entry (called by ``map``) and the last carry added where it is not 0."""
     shape = S[0].shape
-    carry = np.zeros(S[0].size, np.int64)
-    digits = []
-    for s in S:
+    n = S[0].size
+    carry = np.zeros(n, np.int64)
+    nw = -(-(bits * len(S)) // 64) + 1
+    W = np.zeros((n, nw), np.uint64)
+    for i, s in enumerate(S):
         t = s.reshape(-1) + carry
         d = t & ((1 << bits) - 1)  # in [0, 2**bits): floor modulo for negatives too
         carry = (t - d) >> bits
-        digits.append(d)
-    D = np.stack(digits, 1)  # (n, len(S)) nonnegative digits
-    bitsarr = ((D[:, :, None] >> np.arange(bits, dtype=np.int64)) & 1).astype(np.uint8).reshape(len(D), -1)
-    by = np.packbits(bitsarr, axis=1, bitorder="little")
-    nb = by.shape[1]
-    buf = by.tobytes()
-    top = bits * len(S)
-    out = np.empty(len(D), dtype=object)
-    cl = carry.tolist()
-    for i in range(len(D)):
-        v = int.from_bytes(buf[i * nb: (i + 1) * nb], "little")
-        out[i] = v + (cl[i] << top) if cl[i] else v
+        du = d.view(np.uint64)
+        k, sh = divmod(i * bits, 64)
+        W[:, k] |= du << np.uint64(sh)
+        if sh + bits > 64:
+            W[:, k + 1] |= du >> np.uint64(64 - sh)
+    # fixed-width byte strings: numpy drops trailing NUL bytes, the high zero bytes (little-endian)
+    rows = np.frombuffer(W.tobytes(), f"S{8 * nw}").tolist()
+    out = np.empty(n, dtype=object)
+    out[:] = list(map(functools.partial(int.from_bytes, byteorder="little"), rows))
+    nz = np.nonzero(carry)[0]
+    if len(nz):
+        top = bits * len(S)
+        out[nz] = out[nz] + np.array([c << top for c in carry[nz].tolist()], dtype=object)
     return out.reshape(shape)
 
 

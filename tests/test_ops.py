@@ -48,6 +48,23 @@ def test_limbs_and_their_sum_are_inverse():
         assert back.tolist() == A.tolist()
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(-(2**400), 2**400) | st.sampled_from([0, -1, -(2**64), 2**63, -(2**127)]), max_size=12),
+       st.integers(2, 30), st.data())
+def test_limbs_and_sums_of_limbs_match_python_integers(values, bits, data):
+    # the word-level conversions against plain Python integer arithmetic: fields that cross a
+    # 64-bit word, negative numbers (two's complement), all-zero arrays and empty ones
+    A = np.array(values, dtype=object)
+    limbs = _ops._limbs(A, bits)
+    assert all(np.abs(l).max(initial=0) < 2**bits for l in limbs)
+    assert [sum(int(l[i]) << (bits * j) for j, l in enumerate(limbs)) for i in range(len(A))] == values
+    k = data.draw(st.integers(1, 20))
+    S = [np.array(data.draw(st.lists(st.integers(-(2**61), 2**61), min_size=len(A), max_size=len(A))), np.int64)
+         for _ in range(k)]
+    want = [sum(int(s[i]) << (bits * j) for j, s in enumerate(S)) for i in range(len(A))]
+    assert _ops._combine(S, bits).tolist() == want
+
+
 def test_a_small_convolution_is_applied_as_its_matrix():
     # a conv whose input is small next to its fan-in runs as one matrix product (made from the
     # unit vectors, so its entries are the weights themselves): the same values as the conv and,
