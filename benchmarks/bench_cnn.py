@@ -25,6 +25,12 @@ The residual net (issue 10): 3x32x32 -> Conv 16 (3x3, pad 1) -> ReLU -> two bloc
 it is timed on ``--res-grid`` of the 10^6 grid points (in the same batches)
 and scaled to 10^6 (the forward pass costs the same per point; printed as ``grid s*``).
 
+``floor s`` / ``x floor``: a float64 forward pass of the partition's vertices through the network
+(the engine's own layers on the plane, :func:`floor`) and partition / that pass, as
+``bench_partition`` prints it: every vertex through every layer, so an exact method that passes
+each vertex only through the layers after the one that made it can be below it (the MLPs there are
+at 0.3-0.7x), but it shows what one evaluation of the output's vertices costs next to the grid.
+
 ``--checks``: five more columns, ``verify()`` and ``affine_maps()`` of the box's partition (seconds,
 and as ratios to the partition's) and the process's peak memory (MB) after them (both check every
 region with a forward pass of its corners, or three maps per region, in bounded chunks).
@@ -116,6 +122,23 @@ def grid_forward(net, plane, h, points: int = 1_000_000, device: str = "cpu", ba
     return total * (1_000_000 / len(st))
 
 
+def floor(net, plane, vertices, repeat: int) -> float:
+    """Seconds (the least of ``repeat``) of a float64 forward pass of the partition's vertices
+    through the network as the engine holds it (:func:`splinescope.spatial._net.parse`, on the
+    plane), in chunks of 2,000: every vertex through every layer, where the engine passes each
+    vertex only through the layers after the one that made it (as ``bench_partition``'s floor)."""
+    from splinescope.spatial._net import parse
+
+    pnet = parse(net, in_shape=plane.shape).restrict(plane.origin, plane.basis)
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        for i in range(0, len(vertices), 2_000):
+            pnet.forward(vertices[i: i + 2_000])
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
 def checks(net, plane, h, tp: float) -> str:
     """``--checks``: seconds of ``verify()`` and of ``affine_maps()`` on the box's partition, as
     ratios to the partition's seconds (``tp``), and the process's peak memory after them (MB)."""
@@ -141,13 +164,15 @@ def run(name, net, plane, halves, repeat, points=1_000_000, device="cpu", check=
     if check:
         extra += f" {'verify s':>8} {'/part':>7} {'maps s':>7} {'/part':>7} {'peak MB':>7}"
     print(f"{name}\n{'box':>14} {'regions':>8} {'partition s':>12} {'first s':>8} {'grid s' + star:>8} {'ratio':>7}"
-          + extra)
+          f" {'floor s':>8} {'x floor':>7}" + extra)
     for h in halves:
         tp, tg, td, tgd, n = [], [], [], [], 0
         for _ in range(repeat):  # the partitions one after another, then the grid passes
             t = time.perf_counter()
-            n = len(spatial.partition(net, (0, h, 0, h), plane=plane))
+            p = spatial.partition(net, (0, h, 0, h), plane=plane)
             tp.append(time.perf_counter() - t)
+            n = len(p)
+        tf = floor(net, plane, p.vertices, repeat)
         for _ in range(repeat):
             tg.append(grid_best(net, plane, h, points))
             if gpu:
@@ -161,7 +186,7 @@ def run(name, net, plane, halves, repeat, points=1_000_000, device="cpu", check=
         if check:
             extra += checks(net, plane, h, min(tp))
         print(f"{f'(0,{h})^2':>14} {n:>8} {min(tp):>12.2f} {tp[0]:>8.2f} {min(tg):>8.2f} {min(tp) / min(tg):>7.3f}x"
-              + extra)
+              f" {tf:>8.2f} {min(tp) / tf:>6.2f}x" + extra)
 
 
 def main() -> None:
