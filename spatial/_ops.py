@@ -116,12 +116,14 @@ def _limbs(A: np.ndarray, bits: int) -> List[np.ndarray]:
 
 def _combine(S: List[np.ndarray], bits: int) -> np.ndarray:
     """``sum_s S[s] * 2**(bits*s)`` as Python integers (an object array), for int64 arrays ``S``
-    (|entries| < 2**62): carries in numpy, the digits packed into 64-bit words by shifts, then
-    one ``int.from_bytes`` per entry (called by ``map``) and the last carry added where it is not 0."""
+    (|entries| < 2**62): carries in numpy, the digits and then the last carry (two's complement,
+    from bit ``bits * len(S)`` up) packed into 64-bit words by shifts, and one signed
+    ``int.from_bytes`` per entry (called by ``map``)."""
     shape = S[0].shape
     n = S[0].size
+    top = bits * len(S)
+    nw = top // 64 + 2  # the digits, then 128 bits from the carry's first word: |carry| 2**63 < 2**127
     carry = np.zeros(n, np.int64)
-    nw = -(-(bits * len(S)) // 64) + 1
     W = np.zeros((n, nw), np.uint64)
     for i, s in enumerate(S):
         t = s.reshape(-1) + carry
@@ -132,14 +134,12 @@ def _combine(S: List[np.ndarray], bits: int) -> np.ndarray:
         W[:, k] |= du << np.uint64(sh)
         if sh + bits > 64:
             W[:, k + 1] |= du >> np.uint64(64 - sh)
-    # fixed-width byte strings: numpy drops trailing NUL bytes, the high zero bytes (little-endian)
-    rows = np.frombuffer(W.tobytes(), f"S{8 * nw}").tolist()
+    k, sh = divmod(top, 64)
+    W[:, k] |= carry.view(np.uint64) << np.uint64(sh)  # the carry's low bits (the digits end below them)
+    W[:, k + 1] = (carry >> (64 - sh) if sh else carry >> 63).view(np.uint64)  # its high bits, sign-extended
+    rows = np.frombuffer(W.tobytes(), f"V{8 * nw}").tolist()  # (void items keep their zero bytes)
     out = np.empty(n, dtype=object)
-    out[:] = list(map(functools.partial(int.from_bytes, byteorder="little"), rows))
-    nz = np.nonzero(carry)[0]
-    if len(nz):
-        top = bits * len(S)
-        out[nz] = out[nz] + np.array([c << top for c in carry[nz].tolist()], dtype=object)
+    out[:] = list(map(functools.partial(int.from_bytes, byteorder="little", signed=True), rows))
     return out.reshape(shape)
 
 
