@@ -122,7 +122,7 @@ def _combine(S: List[np.ndarray], bits: int) -> np.ndarray:
     shape = S[0].shape
     n = S[0].size
     top = bits * len(S)
-    nw = top // 64 + 2  # the digits, then 128 bits from the carry's first word: |carry| 2**63 < 2**127
+    nw = top // 64 + 2  # the digits' words, and two from the carry's first: |carry| * 2**63 < 2**127
     carry = np.zeros(n, np.int64)
     W = np.zeros((n, nw), np.uint64)
     for i, s in enumerate(S):

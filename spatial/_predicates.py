@@ -331,8 +331,8 @@ class ExactNet:
         si, ti = s.numerator * (D // s.denominator), t.numerator * (D // t.denominator)
         num = M.num if cols is None else M.num[cols]
         den = M.den * D
-        # object-array arithmetic (no list of rows: allocating one wakes the garbage collector,
-        # which then walks every live object array, 0.1 s a call on a 32768-wide map)
+        # object-array arithmetic, no list of rows: 32,768 small lists start garbage collections,
+        # which walk every live container of the process (0.1 s in some calls)
         v = (num[:, 0] * si + num[:, 1] * ti + num[:, 2] * D) / den
         return np.asarray(v, dtype=np.float64).reshape(len(num))
 
