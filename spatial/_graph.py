@@ -316,12 +316,14 @@ class _Reader:
             return self.module(node, m, shown, where, ins, shape, label, affine, act, maxpool)
         family, name, _ = t._op(node)
         if name in ("matmul", "mm") and len(data_in) == 1 and node.args[:1] == (data_in[0],) and len(node.args) == 2:
-            # x @ W with W a parameter or buffer: a Linear without bias (F.linear(x, W.T))
-            w = self.attr(where, node.args[1])
-            if w.ndim != 2:
+            # x @ W with W a constant (a parameter or buffer, or made from them): a Linear without bias
+            w = self.const(where, node.args[1], kinds)
+            if not isinstance(w, torch.Tensor) or w.ndim != 2:
                 raise _Refuse(2, f"{where}: only x @ W with a 2-D weight W is supported, got W of shape "
-                                 f"{tuple(w.shape)}")
+                                 f"{tuple(getattr(w, 'shape', ()))}")
             return affine(self.weighted_linear(where, w.detach().T, None))
+        if name == "einsum" and len(data_in) == 1:
+            return affine(self.einsum(where, node, data_in[0], ins[0].shape, kinds))
         if name in t._NOT_PL:
             raise _Refuse(0, not_pl)
         x = data_in[0]
@@ -720,6 +722,26 @@ class _Reader:
                          op=_ops.AddConst(np.where(pad, float(fill), 0.0).reshape(shape)))
         return g
 
+    def const(self, where, n, kinds):
+        """The value of an argument that does not depend on the input: a parameter or buffer, a
+        number, or torch's own call on such values (``self.w.t()``), evaluated here."""
+        if not isinstance(n, torch.fx.Node):
+            return n
+        if kinds.get(n) == "data":
+            raise _Refuse(2, f"{where}: {n.name!r} depends on the input where a constant is expected")
+        if n.op == "get_attr":
+            return self.attr(where, n).detach()
+        if "splinescope_value" in n.meta:
+            return n.meta["splinescope_value"]
+        if n.op not in ("call_function", "call_method"):
+            raise _Refuse(2, f"{where}: its constant {n.name!r} is made by a module; only parameters, buffers "
+                             "and torch calls on them are read")
+        args = torch.fx.node.map_arg(n.args, lambda a: self.const(where, a, kinds))
+        kwargs = dict(torch.fx.node.map_arg(n.kwargs, lambda a: self.const(where, a, kinds)))
+        with torch.no_grad():
+            v = getattr(args[0], n.target)(*args[1:], **kwargs) if n.op == "call_method" else n.target(*args, **kwargs)
+        return v.detach() if isinstance(v, torch.Tensor) else v
+
     def attr(self, where, n):
         if not (isinstance(n, torch.fx.Node) and n.op == "get_attr"):
             raise _Refuse(2, f"{where}: weights must be attributes of the module (parameters or buffers)")
@@ -766,6 +788,39 @@ class _Reader:
         if w.ndim != 2:
             raise _Refuse(2, f"{where}: the weight must be (out, in), got {tuple(w.shape)}")
         return _ops.Weighted(lambda x, ww: F.linear(x, ww), w, b, w.shape[1], (-1,))
+
+    def einsum(self, where, node, x, in_shape, kinds) -> _ops.Op:
+        """``torch.einsum`` of the input and one constant tensor (a parameter, a buffer, or a constant
+        made from them): ``f(x, w) = einsum(eq, x, w)``, linear in each, as a weighted operation
+        (exact through :func:`_ops.exact_bilinear`; at most the product of the summed dimensions'
+        sizes of products per value). The input's first index must be the batch: the output's first,
+        read once, and not an index of the constant."""
+        ops = node.args[1:]
+        if len(ops) == 1 and isinstance(ops[0], (list, tuple)):
+            ops = tuple(ops[0])
+        eq = node.args[0]
+        if not isinstance(eq, str) or node.kwargs or len(ops) != 2 or sum(a is x for a in ops) != 1:
+            raise _Refuse(2, f"{where}: only einsum of the input and one constant tensor is supported")
+        k = 0 if ops[0] is x else 1
+        w = self.const(where, ops[1 - k], kinds)
+        if not isinstance(w, torch.Tensor):
+            raise _Refuse(2, f"{where}: only einsum of the input and one constant tensor is supported")
+        eq = eq.replace(" ", "")
+        if "->" not in eq or "." in eq:
+            raise _Refuse(2, f"{where}: only einsum equations with an explicit output ('...->...') and no "
+                             "ellipsis are supported")
+        lhs, out = eq.split("->")
+        subs = lhs.split(",")
+        sx, sw = subs[k], subs[1 - k]
+        b = sx[:1]
+        if not b or len(sx) != len(in_shape) + 1 or len(sw) != w.ndim or sx.count(b) != 1 or b in sw \
+                or out[:1] != b or out.count(b) != 1:
+            raise _Refuse(2, f"{where}: in einsum {eq!r} the input's first index must be its batch index, "
+                             "the output's first, and not an index of the constant")
+
+        def f(v, ww, _eq=eq, _k=k):
+            return torch.einsum(_eq, v, ww) if _k == 0 else torch.einsum(_eq, ww, v)
+        return _ops.Weighted(f, _f64(w), None, _einsum_terms(sx[1:], in_shape, sw, w.shape, out), None)
 
     def conv_node(self, where, nd, w, b, stride, padding, dilation, groups, src: _Node, shape, label,
                   mode: str = "zeros") -> _Node:
@@ -1245,6 +1300,20 @@ class _Meta(NamedTuple):
 
     shape: torch.Size
     dtype: torch.dtype
+
+
+def _einsum_terms(sx: str, x_shape, sw: str, w_shape, out: str) -> int:
+    """The most products an einsum sums into one value: the product of the sizes of the indices
+    it sums over (those of the operands that the output does not keep); at least 1.
+
+    >>> _einsum_terms("dhw", (2, 3, 3), "dhwk", (2, 3, 3, 4), "bk")  # ("bdhw,dhwk->bk"; b the batch)
+    18
+    >>> _einsum_terms("i", (5,), "ij", (5, 7), "bj"), _einsum_terms("i", (5,), "i", (5,), "bi")
+    (5, 1)
+    """
+    size = dict(zip(sx, x_shape))
+    size.update(zip(sw, w_shape))
+    return max(1, int(np.prod([size[i] for i in set(sx + sw) - set(out)], dtype=np.int64)))
 
 
 class _Shapes(torch.fx.Interpreter):

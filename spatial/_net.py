@@ -62,7 +62,8 @@ SUPPORTED = (
     "unsqueeze), selections (x[...] slicing and indexing, permute, transpose, flip, roll, narrow, select, repeat, "
     "expand, F.pad, chunk, split, unbind; padding modules, PixelShuffle, ChannelShuffle, nearest Upsample / "
     "F.interpolate, Unfold, Tensor.unfold), linear, bilinear, bicubic and area interpolation, x + y, x - y, "
-    "torch.cat, torch.stack, and constants: x * c, x / c, x + c (numbers, or tensors that keep the shape)")
+    "torch.cat, torch.stack, x @ W and torch.einsum of the input and one constant tensor, and constants: x * c, "
+    "x / c, x + c (numbers, or tensors that keep the shape)")
 # the modules the graph reader knows (besides MODULE_KINDS)
 GRAPH_MODULES = frozenset({"Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "AvgPool1d", "AvgPool2d",
                            "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "MaxPool1d", "MaxPool2d", "AdaptiveMaxPool1d",
@@ -550,8 +551,8 @@ def _plain(model: torch.nn.Module) -> bool:
         _trace.chain(model)
     except UnsupportedLayerError as e:
         msg = str(e)
-        if any(k in msg for k in ("could not be traced", "is not piecewise linear", "does not depend on the input",
-                                  "must return one tensor", "inputs (")):
+        if any(k in msg for k in ("could not be traced", "is not piecewise linear", "must return one tensor",
+                                  "inputs (")):
             raise
         return False
     return True

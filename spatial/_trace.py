@@ -321,6 +321,8 @@ def _read(node, model, shown, where, kind, data_in) -> Union[None, Step, Tuple[S
                           "residual/branching graphs are not supported yet (the forward must be a chain)")
     if name in ("matmul", "mm") and node.args[:1] == (data_in[0],):
         raise _Refusal(2, f"{where}: x @ W (a constant W) is read by the graph reader, not as a chain")
+    if name == "einsum":
+        raise _Refusal(2, f"{where}: einsum is read by the graph reader, not as a chain")
     if name in _NOT_PL:
         raise _Refusal(0, not_pl(where, name, SUPPORTED))
     if family == "operator" and name == "truediv" and node.args[1] is data_in[0]:

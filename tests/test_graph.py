@@ -348,6 +348,73 @@ def test_matmul_by_a_parameter_equals_its_linear_twin():
     np.testing.assert_array_equal(pa.patterns, pb.patterns)
 
 
+class EinsumNet(nn.Module):  # einsum of the input and one constant: channel mixing, a contraction, a transpose
+    def __init__(self):
+        super().__init__()
+        self.mix = nn.Parameter(torch.zeros(2, 1, dtype=D))
+        self.w = nn.Parameter(torch.zeros(2, 3, 3, 4, dtype=D))
+        self.v = nn.Parameter(torch.zeros(3, 4, dtype=D))
+
+    def forward(self, x):
+        h = torch.relu(torch.einsum("bchw,dc->bdhw", x, self.mix))
+        h = torch.relu(torch.einsum("dhwk,bdhw->bk", self.w, h))
+        return torch.einsum("bk,kj->bj", h, self.v.t())  # the constant made from a parameter
+
+
+def test_einsum_of_the_input_and_a_constant_equals_the_model():
+    _assert_equals_model(EinsumNet(), 5)
+
+
+def test_einsum_by_a_parameter_equals_its_linear_twin():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(3, 4, generator=torch.Generator().manual_seed(0), dtype=D))
+
+        def forward(self, x):
+            return torch.relu(torch.einsum("bi,ij->bj", x, self.w)).sum(1, keepdim=True)
+    a, b = Net(), MatmulNet()
+    plane = spatial.Plane.through(*np.random.default_rng(0).random((3, 3)))
+    pa, pb = (spatial.partition(m, (-3.0, 3.0, -3.0, 3.0), plane=plane) for m in (a, b))
+    assert len(pa) == len(pb) > 3
+    np.testing.assert_array_equal(pa.patterns, pb.patterns)
+    np.testing.assert_array_equal(pa.vertices, pb.vertices)
+
+
+def test_a_weight_made_from_a_parameter_in_forward_equals_its_twin():
+    # x @ W.t() and einsum(..., W.t()): the constant is torch's own call on the parameter
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.wt = nn.Parameter(MatmulNet().w.detach().T.clone())
+
+        def forward(self, x):
+            return torch.relu(x @ self.wt.t()).sum(1, keepdim=True)
+    plane = spatial.Plane.through(*np.random.default_rng(0).random((3, 3)))
+    pa, pb = (spatial.partition(m, (-3.0, 3.0, -3.0, 3.0), plane=plane) for m in (Net(), MatmulNet()))
+    assert len(pa) == len(pb) > 3
+    np.testing.assert_array_equal(pa.vertices, pb.vertices)
+
+
+@pytest.mark.parametrize("eq, shape, match", [
+    ("bi,bi->bi", None, "is not piecewise linear"),  # the input times itself
+    ("...i,ij->...j", (3, 3), "explicit output"),
+    ("bi,bj->bj", (2, 3), "batch index"),  # the constant indexed by the batch (of the example run's 2)
+    ("bi,ij->jb", (3, 3), "batch"),
+])
+def test_einsum_that_is_not_a_map_of_one_sample_by_a_constant_is_refused(eq, shape, match):
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.ones(shape or (1,), dtype=D))
+
+        def forward(self, x):
+            return torch.relu(torch.einsum(eq, x, x if shape is None else self.w)).flatten(1)[:, :1]
+    plane = spatial.Plane.through(*np.random.default_rng(0).random((3, 3)))
+    with pytest.raises(spatial.UnsupportedLayerError, match=match):
+        spatial.partition(Net(), (0.0, 1.0, 0.0, 1.0), plane=plane)
+
+
 def test_an_input_of_the_wrong_shape_names_the_module_and_torchs_reason(capsys):
     model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(5, 1))
     plane = spatial.Plane.through(*np.random.default_rng(0).random((3, 1, 6, 6)))
