@@ -365,6 +365,12 @@ def test_einsum_of_the_input_and_a_constant_equals_the_model():
     _assert_equals_model(EinsumNet(), 5)
 
 
+def test_einsum_in_a_torch_export_program_equals_the_module_and_certifies():
+    pytest.importorskip("cdd")  # pycddlib (libcdd) may be absent: certify() needs it
+    model, plane = _export_equals_module(EinsumNet(), 5)
+    assert spatial.partition(model, (-1.0, 1.5, -1.0, 1.5), plane=plane).certify().ok
+
+
 def test_einsum_by_a_parameter_equals_its_linear_twin():
     class Net(nn.Module):
         def __init__(self):
