@@ -213,6 +213,7 @@ class _Reader:
         self.model, self.gm, self.in_shape = model, gm, tuple(in_shape)
         self.t = _trace
         self.cls = type(model).__name__
+        self._kinds: Dict[Any, str] = {}
 
     def where(self, node, shown):
         return f"{self.cls}.forward: node {node.name!r} ({shown}){self.t._where(node)}"
@@ -221,6 +222,7 @@ class _Reader:
         t = self.t
         nodes: Dict[Any, Any] = {}
         kinds: Dict[Any, str] = {}
+        self._kinds = kinds  # (read by attr: a weight may be a constant made in forward)
         refusals: List[_Refuse] = []
         out_node = None
         for node in self.gm.graph.nodes:
@@ -371,8 +373,7 @@ class _Reader:
             return self.index(node, where, x, ins[0], shape, label, kinds)
         other = node.args[1] if len(node.args) == 2 and node.args[0] is x else \
             node.args[0] if len(node.args) == 2 else None
-        if name in ("maximum", "minimum", "max", "min", "fmax", "fmin") and isinstance(other, torch.fx.Node) \
-                and other.op == "get_attr":  # against a constant tensor
+        if name in ("maximum", "minimum", "max", "min", "fmax", "fmin") and self.is_const(other):  # a constant tensor
             return self.const_max(where, ins[0], self.attr(where, other).detach().to(torch.float64).numpy(),
                                   name in ("minimum", "min", "fmin"), shape, label)
         if name in ("cat", "concat", "concatenate"):  # one tensor
@@ -508,7 +509,7 @@ class _Reader:
             if name in ("neg", "pos"):
                 return affine(_ops.Scale(-1.0 if name == "neg" else 1.0))
             c = node.args[0] if node.args[1:2] == (x,) else t._arg(node, 1, "other")
-            if isinstance(c, torch.fx.Node) and c.op == "get_attr":
+            if self.is_const(c):
                 c = self.attr(where, c).detach().to(torch.float64).numpy()
                 if not np.isfinite(c).all():
                     raise NonFiniteWeightsError(f"{where}: its constant has non-finite values (NaN or inf)")
@@ -742,9 +743,20 @@ class _Reader:
             v = getattr(args[0], n.target)(*args[1:], **kwargs) if n.op == "call_method" else n.target(*args, **kwargs)
         return v.detach() if isinstance(v, torch.Tensor) else v
 
+    def is_const(self, n) -> bool:
+        """Whether ``n`` is a node whose value does not depend on the input (a parameter, or made from
+        parameters in forward)."""
+        return isinstance(n, torch.fx.Node) and self._kinds.get(n) == "const"
+
     def attr(self, where, n):
+        """A weight: a parameter or buffer, or a tensor made from them in forward (:meth:`const`)."""
+        if isinstance(n, torch.fx.Node) and n.op != "get_attr" and self.is_const(n):
+            v = self.const(where, n, self._kinds)
+            if isinstance(v, torch.Tensor):
+                return v
         if not (isinstance(n, torch.fx.Node) and n.op == "get_attr"):
-            raise _Refuse(2, f"{where}: weights must be attributes of the module (parameters or buffers)")
+            raise _Refuse(2, f"{where}: weights must be attributes of the module (parameters or buffers) or "
+                             "tensors made from them")
         import functools
         return functools.reduce(getattr, n.target.split("."), self.model)
 

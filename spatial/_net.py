@@ -63,7 +63,8 @@ SUPPORTED = (
     "expand, F.pad, chunk, split, unbind; padding modules, PixelShuffle, ChannelShuffle, nearest Upsample / "
     "F.interpolate, Unfold, Tensor.unfold), linear, bilinear, bicubic and area interpolation, x + y, x - y, "
     "torch.cat, torch.stack, x @ W and torch.einsum of the input and one constant tensor, and constants: x * c, "
-    "x / c, x + c (numbers, or tensors that keep the shape)")
+    "x / c, x + c (numbers, or tensors that keep the shape); weights, constant tensors and bounds may be "
+    "parameters or buffers or made from them in forward (W.t(), a standardized conv weight)")
 # the modules the graph reader knows (besides MODULE_KINDS)
 GRAPH_MODULES = frozenset({"Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "AvgPool1d", "AvgPool2d",
                            "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "MaxPool1d", "MaxPool2d", "AdaptiveMaxPool1d",

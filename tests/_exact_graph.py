@@ -1348,10 +1348,13 @@ class _Sampler(fx.Interpreter):
     def __init__(self, gm, parsers):
         super().__init__(gm)
         self.parsers, self.codes = parsers, []
+        self.data = set()  # the nodes whose value depends on the input (a weight made in forward does not)
 
     def run_node(self, n):
+        if n.op == "placeholder" or any(a in self.data for a in n.all_input_nodes):
+            self.data.add(n)
         parser = self.parsers.get(n)
-        if parser is not None:
+        if parser is not None and n in self.data:
             args, kwargs = self.fetch_args_kwargs_from_env(n)
             self.codes.append(_codes(parser(*args, **kwargs)))
         return super().run_node(n)

@@ -402,6 +402,29 @@ def test_a_weight_made_from_a_parameter_in_forward_equals_its_twin():
     np.testing.assert_array_equal(pa.vertices, pb.vertices)
 
 
+class StdConv2d(nn.Conv2d):  # weight standardization (as BiT's ResNets): the weight made in forward
+    def forward(self, x):
+        w = self.weight
+        w = (w - w.mean(dim=(1, 2, 3), keepdim=True)) / (w.std(dim=(1, 2, 3), keepdim=True) + 1.0)
+        return F.conv2d(x, w, self.bias, self.stride, self.padding)
+
+
+class MadeWeights(nn.Module):  # weights, scales and bounds made from parameters in forward
+    def __init__(self):
+        super().__init__()
+        self.conv, self.g, self.c = StdConv2d(1, 2, 3, padding=1), nn.Parameter(torch.zeros(2, 3, 3)), \
+            nn.Parameter(torch.zeros(18))
+        self.w = nn.Parameter(torch.zeros(2, 18))
+
+    def forward(self, x):
+        h = torch.relu(self.conv(x) * (self.g * 2.0))
+        return F.linear(torch.maximum(h.flatten(1), self.c.abs()), self.w.flip(0))
+
+
+def test_weights_made_from_parameters_in_forward_equal_the_model():
+    _assert_equals_model(MadeWeights(), 6)
+
+
 @pytest.mark.parametrize("eq, shape, match", [
     ("bi,bi->bi", None, "is not piecewise linear"),  # the input times itself
     ("...i,ij->...j", (3, 3), "explicit output"),
