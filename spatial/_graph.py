@@ -331,10 +331,8 @@ class _Reader:
         x = data_in[0]
         if len(data_in) > 1:
             if family == "operator" and name in ("add", "sub") and len(data_in) == 2 and len(node.args) == 2:
-                if tuple(ins[0].shape) != shape or tuple(ins[1].shape) != shape:
-                    raise _Refuse(2, f"{where} broadcasts {ins[0].shape} and {ins[1].shape}; only tensors of "
-                                     "one shape can be added")
-                return affine(_ops.Add() if name == "add" else _ops.Sub(), ins)
+                return affine(_ops.Add() if name == "add" else _ops.Sub(),
+                              [self.broadcast(where, src, ins, shape, label) for src in ins])
             if name in ("cat", "concat", "concatenate", "stack"):  # a stack: each part given its new dimension
                 stack = name == "stack"
                 dim = t._arg(node, 1, "dim", 0)
@@ -572,9 +570,7 @@ class _Reader:
     def pair_max(self, where, name, ins: List[_Node], shape, label) -> _Node:
         """``torch.maximum(a, b)`` (``torch.max(a, b)``, ``fmax``) elementwise as a max over windows of
         two candidates, one from each; a minimum as ``-max(-a, -b)``."""
-        if tuple(ins[0].shape) != tuple(shape) or tuple(ins[1].shape) != tuple(shape):
-            raise _Refuse(2, f"{where} broadcasts {ins[0].shape} and {ins[1].shape}; only tensors of one shape "
-                             "are supported")
+        ins = [self.broadcast(where, a, ins, shape, label) for a in ins]
         n = int(np.prod(shape, dtype=np.int64))
         low = name in ("minimum", "min", "fmin")
         flat = []
@@ -722,6 +718,18 @@ class _Reader:
             return _Node("affine", [g], tuple(shape), label,
                          op=_ops.AddConst(np.where(pad, float(fill), 0.0).reshape(shape)))
         return g
+
+    def broadcast(self, where, src: _Node, ins, shape, label) -> _Node:
+        """``src`` as an operand of ``x + y`` or ``torch.maximum(x, y)`` of shape ``shape``: itself, or
+        broadcast (a dimension of size 1 repeated, as torch broadcasts it; ``h - h.mean(1,
+        keepdim=True)``) by a selection."""
+        if tuple(src.shape) == tuple(shape):
+            return src
+        if len(src.shape) != len(shape) or any(a not in (1, b) for a, b in zip(src.shape, shape)):
+            raise _Refuse(2, f"{where} broadcasts {ins[0].shape} and {ins[1].shape}; only tensors of one shape, or "
+                             "of one rank with sizes 1 where they differ (keepdim=True), are supported")
+        return self.selection(where, src, torch.broadcast_to(_element_ids(src.shape), (2,) + tuple(shape)), shape,
+                              label)
 
     def const(self, where, n, kinds):
         """The value of an argument that does not depend on the input: a parameter or buffer, a

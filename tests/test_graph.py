@@ -421,6 +421,22 @@ class MadeWeights(nn.Module):  # weights, scales and bounds made from parameters
         return F.linear(torch.maximum(h.flatten(1), self.c.abs()), self.w.flip(0))
 
 
+class Broadcasts(nn.Module):  # x - x.mean(keepdim=True) per channel, a dueling head v + a - a.mean, a max
+    def __init__(self):
+        super().__init__()
+        self.conv, self.v, self.a = nn.Conv2d(1, 2, 3, padding=1), nn.Linear(18, 1), nn.Linear(18, 3)
+
+    def forward(self, x):
+        h = torch.relu(self.conv(x))
+        h = torch.relu(h - h.mean(dim=(2, 3), keepdim=True)).flatten(1)
+        a = self.a(h)
+        return self.v(h) + torch.maximum(a - a.mean(1, keepdim=True), a[:, :1])
+
+
+def test_sums_of_broadcast_tensors_equal_the_model():
+    _assert_equals_model(Broadcasts(), 7)
+
+
 def test_weights_made_from_parameters_in_forward_equal_the_model():
     _assert_equals_model(MadeWeights(), 6)
 
@@ -610,7 +626,7 @@ class _Broadcast(nn.Module):
 
     def forward(self, x):
         h = self.fc(x)
-        return torch.maximum(h, h[:, :1])
+        return torch.maximum(h.view(-1, 2, 3), h[:, :3])  # (2, 3) and (3,): another rank
 
 
 class _Indices(nn.Module):
@@ -634,7 +650,7 @@ class _PerSampleConstant(nn.Module):  # a constant with a batch dimension of 2 (
 
 @pytest.mark.parametrize("model, match", [(_Swap, "mixes the samples of a batch"),
                                           (_PerSampleConstant, r"a constant of shape \(2, 6\) would broadcast"),
-                                          (_Broadcast, r"broadcasts \(6,\) and \(1,\)"),
+                                          (_Broadcast, r"broadcasts \(2, 3\) and \(3,\)"),
                                           (_Indices, r"only the values of x.max\(dim\)")])
 def test_a_selection_that_is_not_a_map_of_one_sample_is_refused(model, match):
     with pytest.raises(spatial.UnsupportedLayerError, match=match):
