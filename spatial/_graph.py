@@ -747,6 +747,14 @@ class _Reader:
                              "and torch calls on them are read")
         args = torch.fx.node.map_arg(n.args, lambda a: self.const(where, a, kinds))
         kwargs = dict(torch.fx.node.map_arg(n.kwargs, lambda a: self.const(where, a, kinds)))
+        fn = str(getattr(n.target, "__name__", n.target))
+        training = "dropout" in fn and (args[2] if len(args) > 2 else kwargs.get("training", True))
+        if any(r in fn for r in _RANDOM) or training or fn.startswith("empty") or fn.endswith("empty"):
+            raise _Refuse(2, f"{where}: its constant {n.name!r} ({fn}) is random or uninitialized, not a fixed "
+                             "value; only deterministic torch calls on parameters and buffers are read")
+        if fn.endswith("_") and not fn.startswith("_"):
+            raise _Refuse(2, f"{where}: its constant {n.name!r} is made in place ({fn}), which would change the "
+                             "model's parameters; only torch calls that return a new tensor are read")
         with torch.no_grad():
             v = getattr(args[0], n.target)(*args[1:], **kwargs) if n.op == "call_method" else n.target(*args, **kwargs)
         return v.detach() if isinstance(v, torch.Tensor) else v
@@ -1320,6 +1328,12 @@ class _Meta(NamedTuple):
 
     shape: torch.Size
     dtype: torch.dtype
+
+
+_RANDOM = ("rand", "normal", "bernoulli", "multinomial", "poisson", "uniform", "exponential", "geometric", "cauchy",
+           "random")
+"""Parts of the names of torch's random functions (``randn``, ``rand_like``, ``normal_``, ...): a
+constant they make is refused (:meth:`_Reader.const`)."""
 
 
 def _einsum_terms(sx: str, x_shape, sw: str, w_shape, out: str) -> int:

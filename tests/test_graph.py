@@ -441,6 +441,28 @@ def test_weights_made_from_parameters_in_forward_equal_the_model():
     _assert_equals_model(MadeWeights(), 6)
 
 
+@pytest.mark.parametrize("make, match", [
+    (lambda w: F.dropout(w, 0.5, True), r"'dropout' \(dropout\) is random"),  # DropConnect in training
+    (lambda w: w + torch.randn_like(w), r"'randn_like' \(randn_like\) is random"),
+    (lambda w: w.mul_(1.0), r"made in place \(mul_\), which would change the model's parameters"),
+    (lambda w: F.dropout(w, 0.5, False), None),  # in eval: the weight itself
+])
+def test_a_weight_made_randomly_or_in_place_is_refused(make, match):
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.ones(2, 3, dtype=D))
+
+        def forward(self, x):
+            return torch.relu(F.linear(x, make(self.w)))
+    plane = spatial.Plane.through(*np.random.default_rng(0).random((3, 3)))
+    if match is None:
+        assert len(spatial.partition(Net(), (-1.0, 1.0, -1.0, 1.0), plane=plane)) >= 1
+        return
+    with pytest.raises(spatial.UnsupportedLayerError, match=match):
+        spatial.partition(Net(), (-1.0, 1.0, -1.0, 1.0), plane=plane)
+
+
 @pytest.mark.parametrize("eq, shape, match", [
     ("bi,bi->bi", None, "is not piecewise linear"),  # the input times itself
     ("...i,ij->...j", (3, 3), "explicit output"),
