@@ -554,6 +554,26 @@ def _matmul(x, y):
     return Aff(np.ascontiguousarray(np.moveaxis(out, len(x.shape) - 1, -1) if W.ndim == 2 else out))
 
 
+def _einsum(eq, *ops):
+    """``torch.einsum`` of one affine tensor and one constant: the input's batch index dropped, the
+    (s, t, 1) axis of the affine tensor added as an index of its own, in Fractions (numpy's einsum
+    on object arrays)."""
+    if len(ops) == 1 and isinstance(ops[0], (list, tuple)):
+        ops = tuple(ops[0])
+    assert len(ops) == 2 and sum(isinstance(o, Aff) for o in ops) == 1, "einsum of one affine tensor and a constant"
+    eq = eq.replace(" ", "")
+    lhs, out = eq.split("->")
+    subs = lhs.split(",")
+    k = 0 if isinstance(ops[0], Aff) else 1
+    b = subs[k][0]
+    own = next(c for c in "ZYXWVU" if c not in eq)
+    subs = [s.replace(b, "") + (own if i == k else "") for i, s in enumerate(subs)]
+    c = ops[1 - k]
+    C = c.fr if isinstance(c, Const) else _fr_arr(_f64(c))
+    args = (ops[k].v, C) if k == 0 else (C, ops[k].v)
+    return Aff(np.ascontiguousarray(np.einsum(",".join(subs) + "->" + out.replace(b, "") + own, *args)))
+
+
 def _weights(w):
     return w.fr if isinstance(w, Const) else _fr_arr(_f64(w))
 
@@ -1001,6 +1021,7 @@ _FUNCTIONS = {
     F.conv_transpose3d: _conv_transpose, F.dropout: _f_dropout, operator.matmul: _matmul,
     torch.matmul: _matmul, torch.flip: _flip, torch.roll: _roll, torch.narrow: _narrow, torch.select: _select,
     torch.chunk: _chunk, torch.split: _split, torch.unbind: _unbind, F.pad: _pad, F.interpolate: _interpolate,
+    torch.einsum: _einsum,
 }
 _FUNCTIONS[F.avg_pool1d] = lambda x, *a, **k: _avg_pool(x, 1, *a, **k)
 _FUNCTIONS[F.avg_pool2d] = lambda x, *a, **k: _avg_pool(x, 2, *a, **k)

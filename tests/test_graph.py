@@ -187,6 +187,54 @@ class ConstantBounds(nn.Module):  # maxima and minima against constant tensors, 
         return self.out(torch.cat([torch.maximum(h, self.lo), torch.minimum(self.hi, h)], 1))
 
 
+class EinsumNet(nn.Module):  # einsum of the input and one constant: channel mixing, a contraction, a transpose
+    def __init__(self):
+        super().__init__()
+        self.mix = nn.Parameter(torch.zeros(2, 1, dtype=D))
+        self.w = nn.Parameter(torch.zeros(2, 3, 3, 4, dtype=D))
+        self.v = nn.Parameter(torch.zeros(3, 4, dtype=D))
+
+    def forward(self, x):
+        h = torch.relu(torch.einsum("bchw,dc->bdhw", x, self.mix))
+        h = torch.relu(torch.einsum("dhwk,bdhw->bk", self.w, h))
+        return torch.einsum("bk,kj->bj", h, self.v.t())  # the constant made from a parameter
+
+
+class Broadcasts(nn.Module):  # x - x.mean(keepdim=True) per channel, a dueling head v + a - a.mean, a max
+    def __init__(self):
+        super().__init__()
+        self.conv, self.v, self.a = nn.Conv2d(1, 2, 3, padding=1), nn.Linear(18, 1), nn.Linear(18, 3)
+
+    def forward(self, x):
+        h = torch.relu(self.conv(x))
+        h = torch.relu(h - h.mean(dim=(2, 3), keepdim=True)).flatten(1)
+        a = self.a(h)
+        return self.v(h) + torch.maximum(a - a.mean(1, keepdim=True), a[:, :1])
+
+
+class StdConv2d(nn.Conv2d):  # weight standardization (as BiT's ResNets): the weight made in forward
+    def forward(self, x):
+        w = self.weight
+        w = (w - w.mean(dim=(1, 2, 3), keepdim=True)) / (w.std(dim=(1, 2, 3), keepdim=True) + 1.0)
+        return F.conv2d(x, w, self.bias, self.stride, self.padding)
+
+
+class MadeWeights(nn.Module):  # weights, scales and bounds made from parameters in forward
+    def __init__(self):
+        super().__init__()
+        self.conv, self.g, self.c = StdConv2d(1, 2, 3, padding=1), nn.Parameter(torch.zeros(2, 3, 3)), \
+            nn.Parameter(torch.zeros(18))
+        self.w = nn.Parameter(torch.zeros(2, 18))
+
+    def forward(self, x):
+        h = torch.relu(self.conv(x) * (self.g * 2.0))
+        return F.linear(torch.maximum(h.flatten(1), self.c.abs()), self.w.flip(0))
+
+
+def test_sums_of_broadcast_tensors_equal_the_model():
+    _assert_equals_model(Broadcasts(), 7)
+
+
 CASES = {  # name: (model, seed, plane input shape or None, bounds)
     "conv_strided": (_conv_strided, 1, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
     "conv_dilated_groups": (_conv_dilated_groups, 2, (2, 3, 3), (-1.0, 1.0, -1.0, 1.0)),
@@ -205,6 +253,9 @@ CASES = {  # name: (model, seed, plane input shape or None, bounds)
     "bilinear_upsampling": (Bilinear, 20, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
     "scaled_by_constant_tensors": (LayerScale, 22, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
     "maximum_minimum_of_constants": (ConstantBounds, 25, None, (-2.0, 2.0, -2.0, 2.0)),
+    "einsum_by_constants": (EinsumNet, 5, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
+    "broadcast_sums_and_maxima": (Broadcasts, 7, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
+    "weights_made_in_forward": (MadeWeights, 6, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
 }
 
 
@@ -348,19 +399,6 @@ def test_matmul_by_a_parameter_equals_its_linear_twin():
     np.testing.assert_array_equal(pa.patterns, pb.patterns)
 
 
-class EinsumNet(nn.Module):  # einsum of the input and one constant: channel mixing, a contraction, a transpose
-    def __init__(self):
-        super().__init__()
-        self.mix = nn.Parameter(torch.zeros(2, 1, dtype=D))
-        self.w = nn.Parameter(torch.zeros(2, 3, 3, 4, dtype=D))
-        self.v = nn.Parameter(torch.zeros(3, 4, dtype=D))
-
-    def forward(self, x):
-        h = torch.relu(torch.einsum("bchw,dc->bdhw", x, self.mix))
-        h = torch.relu(torch.einsum("dhwk,bdhw->bk", self.w, h))
-        return torch.einsum("bk,kj->bj", h, self.v.t())  # the constant made from a parameter
-
-
 def test_einsum_of_the_input_and_a_constant_equals_the_model():
     _assert_equals_model(EinsumNet(), 5)
 
@@ -400,41 +438,6 @@ def test_a_weight_made_from_a_parameter_in_forward_equals_its_twin():
     pa, pb = (spatial.partition(m, (-3.0, 3.0, -3.0, 3.0), plane=plane) for m in (Net(), MatmulNet()))
     assert len(pa) == len(pb) > 3
     np.testing.assert_array_equal(pa.vertices, pb.vertices)
-
-
-class StdConv2d(nn.Conv2d):  # weight standardization (as BiT's ResNets): the weight made in forward
-    def forward(self, x):
-        w = self.weight
-        w = (w - w.mean(dim=(1, 2, 3), keepdim=True)) / (w.std(dim=(1, 2, 3), keepdim=True) + 1.0)
-        return F.conv2d(x, w, self.bias, self.stride, self.padding)
-
-
-class MadeWeights(nn.Module):  # weights, scales and bounds made from parameters in forward
-    def __init__(self):
-        super().__init__()
-        self.conv, self.g, self.c = StdConv2d(1, 2, 3, padding=1), nn.Parameter(torch.zeros(2, 3, 3)), \
-            nn.Parameter(torch.zeros(18))
-        self.w = nn.Parameter(torch.zeros(2, 18))
-
-    def forward(self, x):
-        h = torch.relu(self.conv(x) * (self.g * 2.0))
-        return F.linear(torch.maximum(h.flatten(1), self.c.abs()), self.w.flip(0))
-
-
-class Broadcasts(nn.Module):  # x - x.mean(keepdim=True) per channel, a dueling head v + a - a.mean, a max
-    def __init__(self):
-        super().__init__()
-        self.conv, self.v, self.a = nn.Conv2d(1, 2, 3, padding=1), nn.Linear(18, 1), nn.Linear(18, 3)
-
-    def forward(self, x):
-        h = torch.relu(self.conv(x))
-        h = torch.relu(h - h.mean(dim=(2, 3), keepdim=True)).flatten(1)
-        a = self.a(h)
-        return self.v(h) + torch.maximum(a - a.mean(1, keepdim=True), a[:, :1])
-
-
-def test_sums_of_broadcast_tensors_equal_the_model():
-    _assert_equals_model(Broadcasts(), 7)
 
 
 def test_weights_made_from_parameters_in_forward_equal_the_model():
