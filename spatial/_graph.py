@@ -255,6 +255,11 @@ class _Reader:
                 if q is not None:
                     kinds[node] = q
                     continue
+                like = self.like(node, name, first)
+                if like is not None:  # zeros_like(x): a constant of one sample's shape
+                    node.meta["splinescope_like"] = like
+                    kinds[node] = "const"
+                    continue
             if not data_in:
                 kinds[node] = "const"
                 continue
@@ -731,6 +736,22 @@ class _Reader:
         return self.selection(where, src, torch.broadcast_to(_element_ids(src.shape), (2,) + tuple(shape)), shape,
                               label)
 
+    def like(self, node, name: str, first: Optional[str]) -> Optional[torch.Tensor]:
+        """``torch.zeros_like(x)``, ``ones_like(x)``, ``full_like(x, v)`` of a value that depends on the
+        input: only its shape is read, so the result is a constant of one sample's shape (a number
+        ``v``); None for any other call."""
+        if first != "data" or name not in ("zeros_like", "ones_like", "full_like"):
+            return None
+        fill = {"zeros_like": 0.0, "ones_like": 1.0}.get(name)
+        if fill is None:
+            fill = self.t._arg(node, 1, "fill_value", None)
+        rest = [a for a in list(node.args[1 if name != "full_like" else 2:]) + list(node.kwargs.values())
+                if isinstance(a, torch.fx.Node)]
+        tm = node.meta.get("tensor_meta")
+        if not self.t._number(fill) or rest or tm is None or not hasattr(tm, "shape"):
+            return None
+        return torch.full(tuple(int(v) for v in tm.shape)[1:], float(fill), dtype=torch.float64)
+
     def const(self, where, n, kinds):
         """The value of an argument that does not depend on the input: a parameter or buffer, a
         number, or torch's own call on such values (``self.w.t()``), evaluated here."""
@@ -740,6 +761,8 @@ class _Reader:
             raise _Refuse(2, f"{where}: {n.name!r} depends on the input where a constant is expected")
         if n.op == "get_attr":
             return self.attr(where, n).detach()
+        if "splinescope_like" in n.meta:
+            return n.meta["splinescope_like"]
         if "splinescope_value" in n.meta:
             return n.meta["splinescope_value"]
         if n.op not in ("call_function", "call_method"):

@@ -66,7 +66,8 @@ SUPPORTED = (
     "1 broadcast: h - h.mean(1, keepdim=True)), "
     "torch.cat, torch.stack, x @ W and torch.einsum of the input and one constant tensor, and constants: x * c, "
     "x / c, x + c (numbers, or tensors that keep the shape); weights, constant tensors and bounds may be "
-    "parameters or buffers or made from them in forward (W.t(), a standardized conv weight)")
+    "parameters or buffers or made from them in forward (W.t(), a standardized conv weight), or "
+    "zeros_like / ones_like / full_like of a value (torch.maximum(h, torch.zeros_like(h)))")
 # the modules the graph reader knows (besides MODULE_KINDS)
 GRAPH_MODULES = frozenset({"Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "AvgPool1d", "AvgPool2d",
                            "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "MaxPool1d", "MaxPool2d", "AdaptiveMaxPool1d",

@@ -574,6 +574,15 @@ def _einsum(eq, *ops):
     return Aff(np.ascontiguousarray(np.einsum(",".join(subs) + "->" + out.replace(b, "") + own, *args)))
 
 
+def _like(fill):
+    """``torch.zeros_like(x)`` (``ones_like``, ``full_like(x, v)``) of an affine ``x``: a constant of
+    its shape."""
+    def like(x, *args, **kwargs):
+        v = fill if fill is not None else (args[0] if args else kwargs["fill_value"])
+        return Const(torch.full(tuple(x.shape), float(v), dtype=torch.float64))
+    return like
+
+
 def _weights(w):
     return w.fr if isinstance(w, Const) else _fr_arr(_f64(w))
 
@@ -1021,7 +1030,7 @@ _FUNCTIONS = {
     F.conv_transpose3d: _conv_transpose, F.dropout: _f_dropout, operator.matmul: _matmul,
     torch.matmul: _matmul, torch.flip: _flip, torch.roll: _roll, torch.narrow: _narrow, torch.select: _select,
     torch.chunk: _chunk, torch.split: _split, torch.unbind: _unbind, F.pad: _pad, F.interpolate: _interpolate,
-    torch.einsum: _einsum,
+    torch.einsum: _einsum, torch.zeros_like: _like(0.0), torch.ones_like: _like(1.0), torch.full_like: _like(None),
 }
 _FUNCTIONS[F.avg_pool1d] = lambda x, *a, **k: _avg_pool(x, 1, *a, **k)
 _FUNCTIONS[F.avg_pool2d] = lambda x, *a, **k: _avg_pool(x, 2, *a, **k)

@@ -235,6 +235,17 @@ def test_sums_of_broadcast_tensors_equal_the_model():
     _assert_equals_model(Broadcasts(), 7)
 
 
+class ConstantsLike(nn.Module):  # zeros_like / ones_like / full_like of a value: constants of its shape
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(1, 2, 3, padding=1), nn.Linear(18, 2)
+
+    def forward(self, x):
+        h = self.conv(x)
+        h = torch.minimum(torch.maximum(h, torch.zeros_like(h)), torch.full_like(h, 0.75)) + torch.ones_like(h)
+        return self.fc(h.flatten(1))
+
+
 CASES = {  # name: (model, seed, plane input shape or None, bounds)
     "conv_strided": (_conv_strided, 1, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
     "conv_dilated_groups": (_conv_dilated_groups, 2, (2, 3, 3), (-1.0, 1.0, -1.0, 1.0)),
@@ -256,6 +267,7 @@ CASES = {  # name: (model, seed, plane input shape or None, bounds)
     "einsum_by_constants": (EinsumNet, 5, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
     "broadcast_sums_and_maxima": (Broadcasts, 7, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
     "weights_made_in_forward": (MadeWeights, 6, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
+    "zeros_ones_full_like": (ConstantsLike, 8, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
 }
 
 
