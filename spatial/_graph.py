@@ -214,6 +214,7 @@ class _Reader:
         self.t = _trace
         self.cls = type(model).__name__
         self._kinds: Dict[Any, str] = {}
+        self._nodes: Dict[Any, Any] = {}
 
     def where(self, node, shown):
         return f"{self.cls}.forward: node {node.name!r} ({shown}){self.t._where(node)}"
@@ -223,6 +224,7 @@ class _Reader:
         nodes: Dict[Any, Any] = {}
         kinds: Dict[Any, str] = {}
         self._kinds = kinds  # (read by attr: a weight may be a constant made in forward)
+        self._nodes = nodes  # (read by where_act: the value a condition compares)
         refusals: List[_Refuse] = []
         out_node = None
         for node in self.gm.graph.nodes:
@@ -259,6 +261,10 @@ class _Reader:
                 if like is not None:  # zeros_like(x): a constant of one sample's shape
                     node.meta["splinescope_like"] = like
                     kinds[node] = "const"
+                    continue
+                if name in _COMPARE and first == "data" and len(node.args) == 2 and not node.kwargs \
+                        and t._number(node.args[1]):
+                    kinds[node] = "cond"  # h > c: only a torch.where may read it (:meth:`where_act`)
                     continue
             if not data_in:
                 kinds[node] = "const"
@@ -301,13 +307,14 @@ class _Reader:
         def affine(op, args=None):
             return _Node("affine", args if args is not None else [ins[0]], shape, label, op=op)
 
-        def act(bp, slopes, value0, per_channel=None):
+        def act(bp, slopes, value0, per_channel=None, src=None):
             n = int(np.prod(shape, dtype=np.int64))
             sl = np.asarray(slopes, np.float64)
             if sl.ndim == 1:
                 sl = np.repeat(sl[:, None], n, axis=1)
             v0 = np.broadcast_to(np.asarray(value0, np.float64), (n,)).copy()
-            return _Node("act", [ins[0]], shape, label, bp=np.asarray(bp, np.float64), slopes=sl, value0=v0)
+            return _Node("act", [ins[0] if src is None else src], shape, label, bp=np.asarray(bp, np.float64),
+                         slopes=sl, value0=v0)
 
         def maxpool(table):
             real = [[c for c in r if c >= 0] for r in table]  # (-1: padding, never the max)
@@ -322,6 +329,8 @@ class _Reader:
             m = self.model.get_submodule(node.target)
             return self.module(node, m, shown, where, ins, shape, label, affine, act, maxpool)
         family, name, _ = t._op(node)
+        if name == "where" and len(node.args) == 3 and not node.kwargs and kinds.get(node.args[0]) == "cond":
+            return self.where_act(where, node, kinds, shape, act)
         if name in ("matmul", "mm") and len(data_in) == 1 and node.args[:1] == (data_in[0],) and len(node.args) == 2:
             # x @ W with W a constant (a parameter or buffer, or made from them): a Linear without bias
             w = self.const(where, node.args[1], kinds)
@@ -735,6 +744,63 @@ class _Reader:
                              "of one rank with sizes 1 where they differ (keepdim=True), are supported")
         return self.selection(where, src, torch.broadcast_to(_element_ids(src.shape), (2,) + tuple(shape)), shape,
                               label)
+
+    def where_act(self, where, node, kinds, shape, act) -> _Node:
+        """``torch.where(h > c, a, b)`` (``>=``, ``<``, ``<=``; ``c`` a number) where ``a`` and ``b`` are
+        each ``alpha * h + beta`` through numbers (``h``, ``0.1 * h``, ``h - 1``, a number, a constant
+        like ``zeros_like(h)``): an activation of ``h`` with one breakpoint ``c``, if it is continuous
+        there (a leaky ReLU written as ``torch.where(h > 0, h, 0.1 * h)``)."""
+        t = self.t
+        cond, a, b = node.args
+        h, c = cond.args[0], float(cond.args[1])
+        pieces = [self.affine_of(v, h, kinds) for v in (a, b)]
+        if any(p is None for p in pieces) or tuple(self._nodes[h].shape) != tuple(shape):
+            raise _Refuse(2, f"{where}: only torch.where(h > c, a, b) with a and b each alpha * h + beta (numbers "
+                             "alpha, beta; the value the condition compares) is supported")
+        (aa, ba), (ab, bb) = (p for p in pieces if p is not None)
+        fa, fb = Fraction(aa) * Fraction(c) + Fraction(ba), Fraction(ab) * Fraction(c) + Fraction(bb)
+        if fa != fb:
+            raise _Refuse(2, f"{where} is piecewise linear but not continuous ({float(fa):g} and {float(fb):g} at "
+                             f"{c:g}); only continuous activations are supported: {SUPPORTED_GRAPH}")
+        above = t._op(cond)[1] in ("gt", "ge", "greater", "greater_equal")  # a holds above c
+        slopes = [ab, aa] if above else [aa, ab]
+        return act([c], slopes, float(fa), src=self._nodes[h])
+
+    def affine_of(self, n, h, kinds) -> Optional[Tuple[float, float]]:
+        """``(alpha, beta)`` when ``n`` is ``alpha * h + beta`` elementwise, made from ``h`` by negation,
+        multiplication, division, addition and subtraction by numbers (or is a number, or a constant
+        tensor of one value); else None."""
+        t = self.t
+        if n is h:
+            return 1.0, 0.0
+        if t._number(n):
+            return 0.0, float(n)
+        if not isinstance(n, torch.fx.Node) or n.op not in ("call_function", "call_method") or n.kwargs:
+            return None
+        if kinds.get(n) == "const":
+            v = self.const("", n, kinds)
+            if isinstance(v, torch.Tensor) and v.numel() and bool((v == v.reshape(-1)[0]).all()):
+                return 0.0, float(v.reshape(-1)[0])
+            return None
+        name = t._op(n)[1]
+        if name == "neg" and len(n.args) == 1:
+            r = self.affine_of(n.args[0], h, kinds)
+            return None if r is None else (-r[0], -r[1])
+        if len(n.args) != 2 or name not in ("mul", "add", "sub", "truediv", "div"):
+            return None
+        x, y = n.args
+        if isinstance(y, (int, float)) and not isinstance(y, bool):
+            r, k = self.affine_of(x, h, kinds), float(y)
+            if r is None or (name in ("truediv", "div") and k == 0):
+                return None
+            return {"mul": (r[0] * k, r[1] * k), "add": (r[0], r[1] + k), "sub": (r[0], r[1] - k)}.get(
+                name, (r[0] / k, r[1] / k))
+        if isinstance(x, (int, float)) and not isinstance(x, bool) and name in ("mul", "add", "sub"):
+            r, k = self.affine_of(y, h, kinds), float(x)
+            if r is None:
+                return None
+            return {"mul": (k * r[0], k * r[1]), "add": (r[0], k + r[1]), "sub": (-r[0], k - r[1])}[name]
+        return None
 
     def like(self, node, name: str, first: Optional[str]) -> Optional[torch.Tensor]:
         """``torch.zeros_like(x)``, ``ones_like(x)``, ``full_like(x, v)`` of a value that depends on the
@@ -1352,6 +1418,9 @@ class _Meta(NamedTuple):
     shape: torch.Size
     dtype: torch.dtype
 
+
+_COMPARE = frozenset({"gt", "ge", "lt", "le", "greater", "greater_equal", "less", "less_equal"})
+"""Comparisons of a value with a number: the condition of a ``torch.where`` (:meth:`_Reader.where_act`)."""
 
 _RANDOM = ("rand", "normal", "bernoulli", "multinomial", "poisson", "uniform", "exponential", "geometric", "cauchy",
            "random")

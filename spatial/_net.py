@@ -67,7 +67,8 @@ SUPPORTED = (
     "torch.cat, torch.stack, x @ W and torch.einsum of the input and one constant tensor, and constants: x * c, "
     "x / c, x + c (numbers, or tensors that keep the shape); weights, constant tensors and bounds may be "
     "parameters or buffers or made from them in forward (W.t(), a standardized conv weight), or "
-    "zeros_like / ones_like / full_like of a value (torch.maximum(h, torch.zeros_like(h)))")
+    "zeros_like / ones_like / full_like of a value (torch.maximum(h, torch.zeros_like(h))); torch.where(h > c, "
+    "a, b) with a and b each alpha * h + beta, continuous at c (torch.where(h > 0, h, 0.1 * h))")
 # the modules the graph reader knows (besides MODULE_KINDS)
 GRAPH_MODULES = frozenset({"Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "AvgPool1d", "AvgPool2d",
                            "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "MaxPool1d", "MaxPool2d", "AdaptiveMaxPool1d",

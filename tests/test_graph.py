@@ -411,6 +411,47 @@ def test_matmul_by_a_parameter_equals_its_linear_twin():
     np.testing.assert_array_equal(pa.patterns, pb.patterns)
 
 
+def _where_net(fn):
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            g = torch.Generator().manual_seed(0)
+            self.a = nn.Linear(3, 5).double()
+            self.b = nn.Linear(5, 2).double()
+            with torch.no_grad():
+                for m in (self.a, self.b):
+                    m.weight.copy_(torch.randn(m.weight.shape, generator=g, dtype=D))
+                    m.bias.copy_(torch.randn(m.bias.shape, generator=g, dtype=D))
+
+        def forward(self, x):
+            return self.b(fn(self.a(x)))
+    return Net()
+
+
+@pytest.mark.parametrize("written, twin", [
+    (lambda h: torch.where(h > 0, h, 0.1 * h), lambda h: F.leaky_relu(h, 0.1)),
+    (lambda h: torch.where(h >= 0, h, torch.zeros_like(h)), torch.relu),
+    (lambda h: torch.where(h.lt(1.0), 0.5 * h + 0.5, h), lambda h: h - 0.5 * torch.relu(1.0 - h)),
+])
+def test_an_activation_written_with_torch_where_equals_its_twin(written, twin):
+    plane = spatial.Plane.through(*np.random.default_rng(0).random((3, 3)))
+    pa, pb = (spatial.partition(_where_net(f), (-3.0, 3.0, -3.0, 3.0), plane=plane) for f in (written, twin))
+    assert len(pa) == len(pb) > 3 and pa.verify().ok
+    np.testing.assert_allclose(np.sort(pa.vertices, 0), np.sort(pb.vertices, 0), atol=1e-12)
+    assert_maps_equal_model(_where_net(written), (-3.0, 3.0, -3.0, 3.0), plane=plane)
+
+
+@pytest.mark.parametrize("written, match", [
+    (lambda h: torch.where(h > 0, h + 1, h), r"not continuous \(1 and 0 at 0\)"),
+    (lambda h: torch.where(h > 0, h, torch.relu(h)), r"only torch.where\(h > c, a, b\)"),
+    (lambda h: h * (h > 0), "is not piecewise linear"),
+])
+def test_a_where_that_is_not_a_continuous_activation_is_refused(written, match):
+    plane = spatial.Plane.through(*np.random.default_rng(0).random((3, 3)))
+    with pytest.raises(spatial.UnsupportedLayerError, match=match):
+        spatial.partition(_where_net(written), (-3.0, 3.0, -3.0, 3.0), plane=plane)
+
+
 def test_einsum_of_the_input_and_a_constant_equals_the_model():
     _assert_equals_model(EinsumNet(), 5)
 
