@@ -114,8 +114,11 @@ _TUPLE = frozenset({"chunk", "split", "split_with_sizes", "unbind", "tensor_spli
 def _keeps_shape(where: str, c: np.ndarray, value, shape) -> None:
     """Refuse an elementwise constant ``c`` that would broadcast a sample's ``value`` shape to another
     (or that has a batch dimension of its own)."""
-    if tuple(np.broadcast_shapes((1,) + tuple(value), c.shape)[1:]) != tuple(value) or \
-            tuple(shape) != tuple(value) or (c.ndim > len(shape) and c.shape[0] != 1):
+    if c.ndim > len(shape) and c.shape[0] != 1:
+        raise _Refuse(2, f"{where}: a constant of shape {c.shape} has a dimension more than one sample's value "
+                         f"{tuple(value)} (a batch dimension of its own, as torch.ones(h.shape) makes); only "
+                         "constants of one sample's shape are supported (torch.ones_like(h))")
+    if tuple(np.broadcast_shapes((1,) + tuple(value), c.shape)[1:]) != tuple(value) or tuple(shape) != tuple(value):
         raise _Refuse(2, f"{where}: a constant of shape {c.shape} would broadcast the value {tuple(value)} to "
                          f"{tuple(shape)}; only constants that keep its shape are supported")
 
@@ -525,8 +528,8 @@ class _Reader:
                 c = self.attr(where, c).detach().to(torch.float64).numpy()
                 if not np.isfinite(c).all():
                     raise NonFiniteWeightsError(f"{where}: its constant has non-finite values (NaN or inf)")
+                _keeps_shape(where, c, ins[0].shape, shape)  # (no batch dimension of its own: torch.ones(h.shape))
                 if name not in ("add", "sub"):  # x * t, x / t: elementwise by a constant tensor
-                    _keeps_shape(where, c, ins[0].shape, shape)
                     if name != "mul" and (c == 0).any():
                         raise _Refuse(2, f"{where} divides by a constant with zeros")
                     return affine(_ops.ScaleConst(c, divide=name != "mul"))

@@ -726,8 +726,19 @@ class _PerSampleConstant(nn.Module):  # a constant with a batch dimension of 2 (
         return self.fc(x) * self.c
 
 
+class _BatchShapedConstant(nn.Module):  # torch.ones(h.shape): the traced batch's size baked in
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(2, 6)
+
+    def forward(self, x):
+        h = self.fc(x)
+        return h + torch.ones(h.shape, dtype=D)
+
+
 @pytest.mark.parametrize("model, match", [(_Swap, "mixes the samples of a batch"),
-                                          (_PerSampleConstant, r"a constant of shape \(2, 6\) would broadcast"),
+                                          (_PerSampleConstant, r"a constant of shape \(2, 6\) has a dimension more than one sample's value"),
+                                          (_BatchShapedConstant, r"\(a batch dimension of its own, as torch.ones"),
                                           (_Broadcast, r"broadcasts \(2, 3\) and \(3,\)"),
                                           (_Indices, r"only the values of x.max\(dim\)")])
 def test_a_selection_that_is_not_a_map_of_one_sample_is_refused(model, match):
