@@ -756,7 +756,7 @@ class _Reader:
         t = self.t
         cond, a, b = node.args
         h, c = cond.args[0], float(cond.args[1])
-        pieces = [self.affine_of(v, h, kinds) for v in (a, b)]
+        pieces = [self.affine_of(v, h, kinds, where) for v in (a, b)]
         if any(p is None for p in pieces) or tuple(self._nodes[h].shape) != tuple(shape):
             raise _Refuse(2, f"{where}: only torch.where(h > c, a, b) with a and b each alpha * h + beta (numbers "
                              "alpha, beta; the value the condition compares) is supported")
@@ -769,7 +769,7 @@ class _Reader:
         slopes = [ab, aa] if above else [aa, ab]
         return act([c], slopes, float(fa), src=self._nodes[h])
 
-    def affine_of(self, n, h, kinds) -> Optional[Tuple[float, float]]:
+    def affine_of(self, n, h, kinds, where: str = "") -> Optional[Tuple[float, float]]:
         """``(alpha, beta)`` when ``n`` is ``alpha * h + beta`` elementwise, made from ``h`` by negation,
         multiplication, division, addition and subtraction by numbers (or is a number, or a constant
         tensor of one value); else None."""
@@ -781,25 +781,25 @@ class _Reader:
         if not isinstance(n, torch.fx.Node) or n.op not in ("call_function", "call_method") or n.kwargs:
             return None
         if kinds.get(n) == "const":
-            v = self.const("", n, kinds)
+            v = self.const(where, n, kinds)
             if isinstance(v, torch.Tensor) and v.numel() and bool((v == v.reshape(-1)[0]).all()):
                 return 0.0, float(v.reshape(-1)[0])
             return None
         name = t._op(n)[1]
         if name == "neg" and len(n.args) == 1:
-            r = self.affine_of(n.args[0], h, kinds)
+            r = self.affine_of(n.args[0], h, kinds, where)
             return None if r is None else (-r[0], -r[1])
         if len(n.args) != 2 or name not in ("mul", "add", "sub", "truediv", "div"):
             return None
         x, y = n.args
         if isinstance(y, (int, float)) and not isinstance(y, bool):
-            r, k = self.affine_of(x, h, kinds), float(y)
+            r, k = self.affine_of(x, h, kinds, where), float(y)
             if r is None or (name in ("truediv", "div") and k == 0):
                 return None
             return {"mul": (r[0] * k, r[1] * k), "add": (r[0], r[1] + k), "sub": (r[0], r[1] - k)}.get(
                 name, (r[0] / k, r[1] / k))
         if isinstance(x, (int, float)) and not isinstance(x, bool) and name in ("mul", "add", "sub"):
-            r, k = self.affine_of(y, h, kinds), float(x)
+            r, k = self.affine_of(y, h, kinds, where), float(x)
             if r is None:
                 return None
             return {"mul": (k * r[0], k * r[1]), "add": (r[0], k + r[1]), "sub": (-r[0], k - r[1])}[name]
