@@ -275,13 +275,41 @@ def _selections(rng):  # constant padding, chunk, flip, permute, slicing, a maxi
                 fc=nn.Linear(8, 2)), (c, 3, 3)
 
 
+def _idioms(rng):  # einsum by a parameter, centring by a broadcast mean, zeros_like / full_like bounds, a weight made in forward
+    kind = _pick(rng, "einsum", "centre", "like", "made")
+    conv = nn.Conv2d(_pick(rng, 1, 2), 2, 2)
+    c = conv.in_channels
+    if kind == "einsum":  # channel mixing written as an einsum
+        mix = nn.Parameter(torch.tensor(rng.integers(-4, 5, (2, c)) / 4, dtype=D))
+        net = _Net(lambda m, x: m.fc(torch.relu(torch.einsum("bchw,dc->bdhw", x, m.mix)).flatten(1)),
+                   lambda m, x: torch.einsum("bchw,dc->bdhw", x, m.mix), fc=nn.Linear(18, 2))
+        net.mix = mix
+        return net, (c, 3, 3)
+    if kind == "centre":  # relu(h - h.mean(keepdim)): a sum of tensors whose sizes 1 broadcast
+        def forward(m, x):
+            h = torch.relu(m.conv(x))
+            return m.fc(torch.relu(h - h.mean(dim=(2, 3), keepdim=True)).flatten(1))
+        return _Net(forward, lambda m, x: m.conv(x), conv=conv, fc=nn.Linear(8, 2)), (c, 3, 3)
+    if kind == "like":  # a clamp written with zeros_like / full_like
+        top = _pick(rng, 0.5, 1.0, 0.25)
+        def forward(m, x):
+            h = m.conv(x)
+            return m.fc(torch.minimum(torch.maximum(h, torch.zeros_like(h)), torch.full_like(h, top)).flatten(1))
+        return _Net(forward, lambda m, x: m.conv(x), conv=conv, fc=nn.Linear(8, 2)), (c, 3, 3)
+    def forward(m, x):  # the last layer's weight made from a parameter: transposed and scaled
+        return F.linear(torch.relu(m.conv(x)).flatten(1), m.w.t() * 0.5)
+    net = _Net(forward, lambda m, x: m.conv(x), conv=conv)
+    net.w = nn.Parameter(torch.tensor(rng.integers(-4, 5, (8, 2)) / 4, dtype=D))
+    return net, (c, 3, 3)
+
+
 FAMILIES = {
     "conv_relu_pool": _conv_relu_pool, "pool_first": _pool_first, "pool_conv": _pool_conv,
     "two_pools": _two_pools, "two_pools_direct": _two_pools_direct, "adaptive_max": _adaptive_max,
     "pool_variants": _pool_variants, "amax": _amax, "residual": _residual, "residual_pool": _residual_pool,
     "cat": _cat, "activations": _activations, "avgpool": _avgpool, "batchnorm": _batchnorm,
     "conv_variants": _conv_variants, "convtranspose": _convtranspose, "funcpool_clamp": _funcpool_clamp,
-    "selections": _selections,
+    "selections": _selections, "idioms": _idioms,
 }
 _AFFINE = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Flatten, nn.Identity, nn.AvgPool2d, nn.AdaptiveAvgPool2d,
            nn.BatchNorm2d)
