@@ -761,29 +761,29 @@ class _Reader:
             raise _Refuse(2, f"{where}: only torch.where(h > c, a, b) with a and b each alpha * h + beta (numbers "
                              "alpha, beta; the value the condition compares) is supported")
         (aa, ba), (ab, bb) = (p for p in pieces if p is not None)
-        fa, fb = Fraction(aa) * Fraction(c) + Fraction(ba), Fraction(ab) * Fraction(c) + Fraction(bb)
+        fa, fb = aa * Fraction(c) + ba, ab * Fraction(c) + bb  # (exact: the pieces' constants need not be floats)
         if fa != fb:
             raise _Refuse(2, f"{where} is piecewise linear but not continuous ({float(fa):g} and {float(fb):g} at "
                              f"{c:g}); only continuous activations are supported: {SUPPORTED_GRAPH}")
         above = t._op(cond)[1] in ("gt", "ge", "greater", "greater_equal")  # a holds above c
-        slopes = [ab, aa] if above else [aa, ab]
+        slopes = [float(ab), float(aa)] if above else [float(aa), float(ab)]
         return act([c], slopes, float(fa), src=self._nodes[h])
 
-    def affine_of(self, n, h, kinds, where: str = "") -> Optional[Tuple[float, float]]:
-        """``(alpha, beta)`` when ``n`` is ``alpha * h + beta`` elementwise, made from ``h`` by negation,
-        multiplication, division, addition and subtraction by numbers (or is a number, or a constant
-        tensor of one value); else None."""
+    def affine_of(self, n, h, kinds, where: str = "") -> Optional[Tuple[Fraction, Fraction]]:
+        """``(alpha, beta)``, exact, when ``n`` is ``alpha * h + beta`` elementwise, made from ``h`` by
+        negation, multiplication, division, addition and subtraction by numbers (or is a number, or a
+        constant tensor of one value); else None."""
         t = self.t
         if n is h:
-            return 1.0, 0.0
+            return Fraction(1), Fraction(0)
         if t._number(n):
-            return 0.0, float(n)
+            return Fraction(0), Fraction(float(n))
         if not isinstance(n, torch.fx.Node) or n.op not in ("call_function", "call_method") or n.kwargs:
             return None
         if kinds.get(n) == "const":
             v = self.const(where, n, kinds)
             if isinstance(v, torch.Tensor) and v.numel() and bool((v == v.reshape(-1)[0]).all()):
-                return 0.0, float(v.reshape(-1)[0])
+                return Fraction(0), Fraction(float(v.reshape(-1)[0]))
             return None
         name = t._op(n)[1]
         if name == "neg" and len(n.args) == 1:
@@ -793,13 +793,13 @@ class _Reader:
             return None
         x, y = n.args
         if isinstance(y, (int, float)) and not isinstance(y, bool):
-            r, k = self.affine_of(x, h, kinds, where), float(y)
+            r, k = self.affine_of(x, h, kinds, where), Fraction(float(y))
             if r is None or (name in ("truediv", "div") and k == 0):
                 return None
             return {"mul": (r[0] * k, r[1] * k), "add": (r[0], r[1] + k), "sub": (r[0], r[1] - k)}.get(
                 name, (r[0] / k, r[1] / k))
         if isinstance(x, (int, float)) and not isinstance(x, bool) and name in ("mul", "add", "sub"):
-            r, k = self.affine_of(y, h, kinds, where), float(x)
+            r, k = self.affine_of(y, h, kinds, where), Fraction(float(x))
             if r is None:
                 return None
             return {"mul": (k * r[0], k * r[1]), "add": (r[0], k + r[1]), "sub": (-r[0], k - r[1])}[name]

@@ -432,6 +432,7 @@ def _where_net(fn):
     (lambda h: torch.where(h > 0, h, 0.1 * h), lambda h: F.leaky_relu(h, 0.1)),
     (lambda h: torch.where(h >= 0, h, torch.zeros_like(h)), torch.relu),
     (lambda h: torch.where(h.lt(1.0), 0.5 * h + 0.5, h), lambda h: h - 0.5 * torch.relu(1.0 - h)),
+    (lambda h: torch.where(h > 0.1, (h - 0.1) * 3, 0.0), lambda h: 3 * torch.relu(h - 0.1)),  # 3 * 0.1: no float
 ])
 def test_an_activation_written_with_torch_where_equals_its_twin(written, twin):
     plane = spatial.Plane.through(*np.random.default_rng(0).random((3, 3)))
