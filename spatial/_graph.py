@@ -226,7 +226,7 @@ class _Reader:
         t = self.t
         nodes: Dict[Any, Any] = {}
         kinds: Dict[Any, str] = {}
-        self._kinds = kinds  # (read by attr: a weight may be a constant made in forward)
+        self._kinds = kinds  # (read by const and is_const: a weight may be a constant made in forward)
         self._nodes = nodes  # (read by where_act: the value a condition compares)
         refusals: List[_Refuse] = []
         out_node = None
@@ -333,16 +333,16 @@ class _Reader:
             return self.module(node, m, shown, where, ins, shape, label, affine, act, maxpool)
         family, name, _ = t._op(node)
         if name == "where" and len(node.args) == 3 and not node.kwargs and kinds.get(node.args[0]) == "cond":
-            return self.where_act(where, node, kinds, shape, act)
+            return self.where_act(where, node, shape, act)
         if name in ("matmul", "mm") and len(data_in) == 1 and node.args[:1] == (data_in[0],) and len(node.args) == 2:
             # x @ W with W a constant (a parameter or buffer, or made from them): a Linear without bias
-            w = self.const(where, node.args[1], kinds)
+            w = self.const(where, node.args[1])
             if not isinstance(w, torch.Tensor) or w.ndim != 2:
                 raise _Refuse(2, f"{where}: only x @ W with a 2-D weight W is supported, got W of shape "
                                  f"{tuple(getattr(w, 'shape', ()))}")
             return affine(self.weighted_linear(where, w.detach().T, None))
         if name == "einsum" and len(data_in) == 1:
-            return affine(self.einsum(where, node, data_in[0], ins[0].shape, kinds))
+            return affine(self.einsum(where, node, data_in[0], ins[0].shape))
         if name in t._NOT_PL:
             raise _Refuse(0, not_pl)
         x = data_in[0]
@@ -389,7 +389,7 @@ class _Reader:
         other = node.args[1] if len(node.args) == 2 and node.args[0] is x else \
             node.args[0] if len(node.args) == 2 else None
         if name in ("maximum", "minimum", "max", "min", "fmax", "fmin") and self.is_const(other):  # a constant tensor
-            return self.const_max(where, ins[0], self.attr(where, other).detach().to(torch.float64).numpy(),
+            return self.const_max(where, ins[0], self.const_array(where, other),
                                   name in ("minimum", "min", "fmin"), shape, label)
         if name in ("cat", "concat", "concatenate"):  # one tensor
             return affine(_ops.Reshape(shape))
@@ -414,8 +414,7 @@ class _Reader:
         if name == "hardsigmoid":
             return self.hardsigmoid(ins[0], shape, label)
         if name == "hardshrink":
-            raise _Refuse(2, f"{where} is piecewise linear but not continuous (it jumps at +-lambd); only "
-                             f"continuous activations are supported: {SUPPORTED_GRAPH}")
+            raise self.hardshrink(where)
         if name == "relu6":
             return act([0.0, 6.0], [0.0, 1.0, 0.0], 0.0)
         if name == "hardtanh":
@@ -429,8 +428,7 @@ class _Reader:
                 res = ins[0]
                 for v, low in ((cmin, False), (cmax, True)):
                     if v is not None:
-                        c = self.attr(where, v).detach().to(torch.float64).numpy() if isinstance(v, torch.fx.Node) \
-                            else np.asarray(float(v))
+                        c = self.const_array(where, v) if isinstance(v, torch.fx.Node) else np.asarray(float(v))
                         res = self.const_max(where, res, c, low, shape, label)
                 return res
             for v in (cmin, cmax):
@@ -525,7 +523,7 @@ class _Reader:
                 return affine(_ops.Scale(-1.0 if name == "neg" else 1.0))
             c = node.args[0] if node.args[1:2] == (x,) else t._arg(node, 1, "other")
             if self.is_const(c):
-                c = self.attr(where, c).detach().to(torch.float64).numpy()
+                c = self.const_array(where, c)
                 if not np.isfinite(c).all():
                     raise NonFiniteWeightsError(f"{where}: its constant has non-finite values (NaN or inf)")
                 _keeps_shape(where, c, ins[0].shape, shape)  # (no batch dimension of its own: torch.ones(h.shape))
@@ -748,7 +746,7 @@ class _Reader:
         return self.selection(where, src, torch.broadcast_to(_element_ids(src.shape), (2,) + tuple(shape)), shape,
                               label)
 
-    def where_act(self, where, node, kinds, shape, act) -> _Node:
+    def where_act(self, where, node, shape, act) -> _Node:
         """``torch.where(h > c, a, b)`` (``>=``, ``<``, ``<=``; ``c`` a number) where ``a`` and ``b`` are
         each ``alpha * h + beta`` through numbers (``h``, ``0.1 * h``, ``h - 1``, a number, a constant
         like ``zeros_like(h)``): an activation of ``h`` with one breakpoint ``c``, if it is continuous
@@ -756,7 +754,7 @@ class _Reader:
         t = self.t
         cond, a, b = node.args
         h, c = cond.args[0], float(cond.args[1])
-        pieces = [self.affine_of(v, h, kinds, where) for v in (a, b)]
+        pieces = [self.affine_of(v, h, where) for v in (a, b)]
         if any(p is None for p in pieces) or tuple(self._nodes[h].shape) != tuple(shape):
             raise _Refuse(2, f"{where}: only torch.where(h > c, a, b) with a and b each alpha * h + beta (numbers "
                              "alpha, beta; the value the condition compares) is supported")
@@ -769,7 +767,7 @@ class _Reader:
         slopes = [float(ab), float(aa)] if above else [float(aa), float(ab)]
         return act([c], slopes, float(fa), src=self._nodes[h])
 
-    def affine_of(self, n, h, kinds, where: str = "") -> Optional[Tuple[Fraction, Fraction]]:
+    def affine_of(self, n, h, where: str) -> Optional[Tuple[Fraction, Fraction]]:
         """``(alpha, beta)``, exact, when ``n`` is ``alpha * h + beta`` elementwise, made from ``h`` by
         negation, multiplication, division, addition and subtraction by numbers (or is a number, or a
         constant tensor of one value); else None."""
@@ -780,26 +778,26 @@ class _Reader:
             return Fraction(0), Fraction(float(n))
         if not isinstance(n, torch.fx.Node) or n.op not in ("call_function", "call_method") or n.kwargs:
             return None
-        if kinds.get(n) == "const":
-            v = self.const(where, n, kinds)
+        if self.is_const(n):
+            v = self.const(where, n)
             if isinstance(v, torch.Tensor) and v.numel() and bool((v == v.reshape(-1)[0]).all()):
                 return Fraction(0), Fraction(float(v.reshape(-1)[0]))
             return None
         name = t._op(n)[1]
         if name == "neg" and len(n.args) == 1:
-            r = self.affine_of(n.args[0], h, kinds, where)
+            r = self.affine_of(n.args[0], h, where)
             return None if r is None else (-r[0], -r[1])
         if len(n.args) != 2 or name not in ("mul", "add", "sub", "truediv", "div"):
             return None
         x, y = n.args
         if isinstance(y, (int, float)) and not isinstance(y, bool):
-            r, k = self.affine_of(x, h, kinds, where), Fraction(float(y))
+            r, k = self.affine_of(x, h, where), Fraction(float(y))
             if r is None or (name in ("truediv", "div") and k == 0):
                 return None
             return {"mul": (r[0] * k, r[1] * k), "add": (r[0], r[1] + k), "sub": (r[0], r[1] - k)}.get(
                 name, (r[0] / k, r[1] / k))
         if isinstance(x, (int, float)) and not isinstance(x, bool) and name in ("mul", "add", "sub"):
-            r, k = self.affine_of(y, h, kinds, where), Fraction(float(x))
+            r, k = self.affine_of(y, h, where), Fraction(float(x))
             if r is None:
                 return None
             return {"mul": (k * r[0], k * r[1]), "add": (r[0], k + r[1]), "sub": (-r[0], k - r[1])}[name]
@@ -821,12 +819,12 @@ class _Reader:
             return None
         return torch.full(tuple(int(v) for v in tm.shape)[1:], float(fill), dtype=torch.float64)
 
-    def const(self, where, n, kinds):
+    def const(self, where, n):
         """The value of an argument that does not depend on the input: a parameter or buffer, a
         number, or torch's own call on such values (``self.w.t()``), evaluated here."""
         if not isinstance(n, torch.fx.Node):
             return n
-        if kinds.get(n) == "data":
+        if self._kinds.get(n) == "data":
             raise _Refuse(2, f"{where}: {n.name!r} depends on the input where a constant is expected")
         if n.op == "get_attr":
             return self.attr(where, n).detach()
@@ -837,8 +835,8 @@ class _Reader:
         if n.op not in ("call_function", "call_method"):
             raise _Refuse(2, f"{where}: its constant {n.name!r} is made by a module; only parameters, buffers "
                              "and torch calls on them are read")
-        args = torch.fx.node.map_arg(n.args, lambda a: self.const(where, a, kinds))
-        kwargs = dict(torch.fx.node.map_arg(n.kwargs, lambda a: self.const(where, a, kinds)))
+        args = torch.fx.node.map_arg(n.args, lambda a: self.const(where, a))
+        kwargs = dict(torch.fx.node.map_arg(n.kwargs, lambda a: self.const(where, a)))
         fn = str(getattr(n.target, "__name__", n.target))
         training = "dropout" in fn and (args[2] if len(args) > 2 else kwargs.get("training", True))
         if any(r in fn for r in _RANDOM) or training or fn.startswith("empty") or fn.endswith("empty"):
@@ -851,6 +849,10 @@ class _Reader:
             v = getattr(args[0], n.target)(*args[1:], **kwargs) if n.op == "call_method" else n.target(*args, **kwargs)
         return v.detach() if isinstance(v, torch.Tensor) else v
 
+    def const_array(self, where, n) -> np.ndarray:
+        """A constant tensor argument (:meth:`attr`) as a float64 array."""
+        return self.attr(where, n).detach().to(torch.float64).numpy()
+
     def is_const(self, n) -> bool:
         """Whether ``n`` is a node whose value does not depend on the input (a parameter, or made from
         parameters in forward)."""
@@ -859,7 +861,7 @@ class _Reader:
     def attr(self, where, n):
         """A weight: a parameter or buffer, or a tensor made from them in forward (:meth:`const`)."""
         if isinstance(n, torch.fx.Node) and n.op != "get_attr" and self.is_const(n):
-            v = self.const(where, n, self._kinds)
+            v = self.const(where, n)
             if isinstance(v, torch.Tensor):
                 return v
         if not (isinstance(n, torch.fx.Node) and n.op == "get_attr"):
@@ -882,6 +884,12 @@ class _Reader:
                              f"at {th:g}); only a continuous threshold (value = threshold, max(x, threshold)) is "
                              "supported")
         return act([th], [0.0, 1.0], th)
+
+    @staticmethod
+    def hardshrink(where) -> "_Refuse":
+        """The refusal of Hardshrink (module and function alike)."""
+        return _Refuse(2, f"{where} is piecewise linear but not continuous (it jumps at +-lambd); only "
+                          f"continuous activations are supported: {SUPPORTED_GRAPH}")
 
     @staticmethod
     def hardsigmoid(src: _Node, shape, label) -> _Node:
@@ -909,7 +917,7 @@ class _Reader:
             raise _Refuse(2, f"{where}: the weight must be (out, in), got {tuple(w.shape)}")
         return _ops.Weighted(lambda x, ww: F.linear(x, ww), w, b, w.shape[1], (-1,))
 
-    def einsum(self, where, node, x, in_shape, kinds) -> _ops.Op:
+    def einsum(self, where, node, x, in_shape) -> _ops.Op:
         """``torch.einsum`` of the input and one constant tensor (a parameter, a buffer, or a constant
         made from them): ``f(x, w) = einsum(eq, x, w)``, linear in each, as a weighted operation
         (exact through :func:`_ops.exact_bilinear`; at most the product of the summed dimensions'
@@ -922,7 +930,7 @@ class _Reader:
         if not isinstance(eq, str) or node.kwargs or len(ops) != 2 or sum(a is x for a in ops) != 1:
             raise _Refuse(2, f"{where}: only einsum of the input and one constant tensor is supported")
         k = 0 if ops[0] is x else 1
-        w = self.const(where, ops[1 - k], kinds)
+        w = self.const(where, ops[1 - k])
         if not isinstance(w, torch.Tensor):
             raise _Refuse(2, f"{where}: only einsum of the input and one constant tensor is supported")
         eq = eq.replace(" ", "")
@@ -1101,8 +1109,7 @@ class _Reader:
         if kind == "Hardsigmoid":
             return self.hardsigmoid(ins[0], shape, label)
         if kind == "Hardshrink":
-            raise _Refuse(2, f"{where} is piecewise linear but not continuous (it jumps at +-lambd); only "
-                             f"continuous activations are supported: {SUPPORTED_GRAPH}")
+            raise self.hardshrink(where)
         if kind == "Hardtanh":
             return self.clamp(where, float(m.min_val), float(m.max_val), act)
         if kind in ("MaxPool1d", "MaxPool2d"):
