@@ -39,6 +39,7 @@ from . import _ops
 from ._rational import Q
 from ._errors import NonFiniteWeightsError, UnsupportedLayerError
 from ._net import SELECTION_MODULES, SUPPORTED
+from ._trace import _CASTS, _COMPARE
 
 __all__ = ["compile", "register_activation", "registered", "StageOp", "MaxInfo"]
 
@@ -267,7 +268,18 @@ class _Reader:
                     continue
                 if name in _COMPARE and first == "data" and len(node.args) == 2 and not node.kwargs \
                         and t._number(node.args[1]):
-                    kinds[node] = "cond"  # h > c: only a torch.where may read it (:meth:`where_act`)
+                    kinds[node] = "cond"  # h > c: only a torch.where or a product may read it (:meth:`where_act`)
+                    node.meta["splinescope_cond"] = node
+                    continue
+                if first == "cond" and name in _CASTS:  # (h > 0).float(): the same condition
+                    kinds[node] = "cond"
+                    node.meta["splinescope_cond"] = node.args[0].meta["splinescope_cond"]
+                    continue
+                if first == "data" and name == "getattr" and node.args[1] in ("dtype", "device", "is_cuda"):
+                    kinds[node] = "shape"  # (read only by casts: x.to(h.dtype))
+                    continue
+                if name.startswith("_assert") and family == "torch":  # torch.export's checks: no value
+                    kinds[node] = "assert"
                     continue
             if not data_in:
                 kinds[node] = "const"
@@ -333,7 +345,22 @@ class _Reader:
             return self.module(node, m, shown, where, ins, shape, label, affine, act, maxpool)
         family, name, _ = t._op(node)
         if name == "where" and len(node.args) == 3 and not node.kwargs and kinds.get(node.args[0]) == "cond":
-            return self.where_act(where, node, shape, act)
+            return self.where_act(where, node.args[0], node.args[1], node.args[2], shape, act)
+        conds = [a for a in node.args if isinstance(a, torch.fx.Node) and kinds.get(a) == "cond"]
+        if name == "mul" and len(node.args) == 2 and not node.kwargs and len(conds) == 1:  # h * (h > 0)
+            other = node.args[1] if node.args[0] is conds[0] else node.args[0]
+            return self.where_act(where, conds[0], other, 0.0, shape, act, form="h * (h > c)")
+        if (name in _CASTS or (name == "getattr" and node.args[1] == "data")) and node.args[:1] == (data_in[0],):
+            return self.cast(where, node, name, ins[0], shape)
+        if name in ("view_as", "reshape_as", "expand_as") and node.args[:1] == (data_in[0],):  # another's shape
+            src = ins[0]
+            if name != "expand_as":
+                return affine(_ops.Reshape(shape))
+            if len(src.shape) != len(shape):
+                raise _Refuse(2, f"{where}: an expand_as that adds dimensions ({src.shape} to {tuple(shape)}) is not "
+                                 "supported; unsqueeze first")
+            return affine(_ops.Gather(np.broadcast_to(np.arange(src.numel).reshape(src.shape), shape).reshape(-1),
+                                      shape))
         if name in ("matmul", "mm") and len(data_in) == 1 and node.args[:1] == (data_in[0],) and len(node.args) == 2:
             # x @ W with W a constant (a parameter or buffer, or made from them): a Linear without bias
             w = self.const(where, node.args[1])
@@ -509,7 +536,7 @@ class _Reader:
                 raise _Refuse(2, f"{where}: a {name} over the batch dimension is not a map of one sample")
             count = int(np.prod([ins[0].shape[d - 1] for d in dims]))
             return affine(_ops.Reduce(dims, keep, name == "mean", count))
-        if name in ("view", "reshape", "flatten", "unflatten", "squeeze", "unsqueeze", "contiguous"):
+        if name in ("view", "reshape", "flatten", "unflatten", "squeeze", "unsqueeze"):
             if name == "flatten" and t._arg(node, 1, "start_dim", 0) == 0:
                 raise _Refuse(2, f"{where}: flatten(x) merges the batch; use flatten(x, 1)")
             return affine(_ops.Reshape(shape))
@@ -746,18 +773,19 @@ class _Reader:
         return self.selection(where, src, torch.broadcast_to(_element_ids(src.shape), (2,) + tuple(shape)), shape,
                               label)
 
-    def where_act(self, where, node, shape, act) -> _Node:
-        """``torch.where(h > c, a, b)`` (``>=``, ``<``, ``<=``; ``c`` a number) where ``a`` and ``b`` are
-        each ``alpha * h + beta`` through numbers (``h``, ``0.1 * h``, ``h - 1``, a number, a constant
-        like ``zeros_like(h)``): an activation of ``h`` with one breakpoint ``c``, if it is continuous
-        there (a leaky ReLU written as ``torch.where(h > 0, h, 0.1 * h)``)."""
+    def where_act(self, where, cond, a, b, shape, act, form: str = "torch.where(h > c, a, b)") -> _Node:
+        """``torch.where(h > c, a, b)`` (``>=``, ``<``, ``<=``; ``c`` a number; the condition cast to
+        any dtype) where ``a`` and ``b`` are each ``alpha * h + beta`` through numbers (``h``,
+        ``0.1 * h``, ``h - 1``, a number, a constant like ``zeros_like(h)``): an activation of ``h`` with
+        one breakpoint ``c``, if it is continuous there (a leaky ReLU written as
+        ``torch.where(h > 0, h, 0.1 * h)``; a ReLU written as ``h * (h > 0)`` is ``where(h > 0, h, 0)``)."""
         t = self.t
-        cond, a, b = node.args
+        cond = cond.meta["splinescope_cond"]  # the comparison itself (through casts)
         h, c = cond.args[0], float(cond.args[1])
         pieces = [self.affine_of(v, h, where) for v in (a, b)]
         if any(p is None for p in pieces) or tuple(self._nodes[h].shape) != tuple(shape):
-            raise _Refuse(2, f"{where}: only torch.where(h > c, a, b) with a and b each alpha * h + beta (numbers "
-                             "alpha, beta; the value the condition compares) is supported")
+            raise _Refuse(2, f"{where}: only {form} with {'a and b each' if 'where' in form else 'h'} alpha * h + "
+                             "beta (numbers alpha, beta; the value the condition compares) is supported")
         (aa, ba), (ab, bb) = (p for p in pieces if p is not None)
         fa, fb = aa * Fraction(c) + ba, ab * Fraction(c) + bb  # (exact: the pieces' constants need not be floats)
         if fa != fb:
@@ -766,6 +794,21 @@ class _Reader:
         above = t._op(cond)[1] in ("gt", "ge", "greater", "greater_equal")  # a holds above c
         slopes = [float(ab), float(aa)] if above else [float(aa), float(ab)]
         return act([c], slopes, float(fa), src=self._nodes[h])
+
+    def cast(self, where, node, name: str, src: _Node, shape) -> _Node:
+        """A copy or a cast to a floating dtype (``x.clone()``, ``x.float()``, ``x.to(torch.float32)``,
+        ``x.type_as(w)``, ``x.detach()``, ``x.cpu()``): the value itself. The network is read in exact
+        arithmetic, as everywhere (a float32 model's own rounding is not part of it); a cast to a
+        dtype that is not floating (``x.int()``, ``x.bool()``) is refused: it rounds or compares."""
+        tm = node.meta.get("tensor_meta")
+        dtype = getattr(tm, "dtype", None)
+        if dtype is None or not dtype.is_floating_point:
+            raise _Refuse(0, f"{where} makes a value of dtype {dtype} (rounding or comparing): not piecewise linear; "
+                             "casts to a floating dtype (x.float(), x.to(torch.float64)) are read as the value itself")
+        if tuple(shape) != tuple(src.shape):
+            raise _Refuse(2, f"{where}: a copy or cast that changes the shape ({src.shape} to {tuple(shape)}) is "
+                             "not supported")
+        return src
 
     def affine_of(self, n, h, where: str) -> Optional[Tuple[Fraction, Fraction]]:
         """``(alpha, beta)``, exact, when ``n`` is ``alpha * h + beta`` elementwise, made from ``h`` by
@@ -1428,9 +1471,6 @@ class _Meta(NamedTuple):
     shape: torch.Size
     dtype: torch.dtype
 
-
-_COMPARE = frozenset({"gt", "ge", "lt", "le", "greater", "greater_equal", "less", "less_equal"})
-"""Comparisons of a value with a number: the condition of a ``torch.where`` (:meth:`_Reader.where_act`)."""
 
 _RANDOM = ("rand", "normal", "bernoulli", "multinomial", "poisson", "uniform", "exponential", "geometric", "cauchy",
            "random")

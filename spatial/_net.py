@@ -60,15 +60,17 @@ SUPPORTED = (
     "x.amin(dim), x.max(dim)[0] / x.min(dim)[0], torch.maximum / torch.minimum of two tensors (of one shape, or "
     "sizes 1 broadcast) or "
     "of a tensor and a constant, x.mean(dims), x.sum(dims), reshapes (view, reshape, flatten, unflatten, squeeze, "
-    "unsqueeze), selections (x[...] slicing and indexing, permute, transpose, flip, roll, narrow, select, repeat, "
-    "expand, F.pad, chunk, split, unbind; padding modules, PixelShuffle, ChannelShuffle, nearest Upsample / "
+    "unsqueeze, view_as, reshape_as), copies and casts to a floating dtype (x.clone(), x.detach(), x.float(), "
+    "x.to(dtype or device), x.type_as(w)), selections (x[...] slicing and indexing, permute, transpose, flip, roll, narrow, select, repeat, "
+    "expand, expand_as, F.pad, chunk, split, unbind; padding modules, PixelShuffle, ChannelShuffle, nearest Upsample / "
     "F.interpolate, Unfold, Tensor.unfold), linear, bilinear, bicubic and area interpolation, x + y, x - y (sizes "
     "1 broadcast: h - h.mean(1, keepdim=True)), "
     "torch.cat, torch.stack, x @ W and torch.einsum of the input and one constant tensor, and constants: x * c, "
     "x / c, x + c (numbers, or tensors that keep the shape); weights, constant tensors and bounds may be "
     "parameters or buffers or made from them in forward (W.t(), a standardized conv weight), or "
     "zeros_like / ones_like / full_like of a value (torch.maximum(h, torch.zeros_like(h))); torch.where(h > c, "
-    "a, b) with a and b each alpha * h + beta, continuous at c (torch.where(h > 0, h, 0.1 * h))")
+    "a, b) with a and b each alpha * h + beta, continuous at c (torch.where(h > 0, h, 0.1 * h)), and h * (h > c) "
+    "(the condition cast to any dtype; continuous: c = 0)")
 # the modules the graph reader knows (besides MODULE_KINDS)
 GRAPH_MODULES = frozenset({"Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "AvgPool1d", "AvgPool2d",
                            "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "MaxPool1d", "MaxPool2d", "AdaptiveMaxPool1d",

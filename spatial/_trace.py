@@ -53,6 +53,29 @@ def not_pl(where: str, name: str, supported: str) -> str:
     return f"{where} is not piecewise linear; supported: {supported}"
 
 
+_CASTS = frozenset({"clone", "detach", "contiguous", "float", "double", "half", "bfloat16", "int", "long", "short",
+                    "bool", "to", "type", "type_as", "_to_copy", "cpu", "cuda", "alias", "lift_fresh_copy",
+                    "requires_grad"})
+"""Copies and casts: the value itself where the dtype stays floating (:meth:`_graph._Reader.cast`); a condition
+cast to any dtype stays the condition (``h * (h > 0).float()``)."""
+_COMPARE = frozenset({"gt", "ge", "lt", "le", "greater", "greater_equal", "less", "less_equal"})
+"""Comparisons of a value with a number: the condition of a ``torch.where`` (:meth:`_graph._Reader.where_act`)."""
+
+
+
+def _condition(n) -> bool:
+    """Whether ``n`` is a comparison of a value with a number, through casts (``(h > 0).float()``):
+    the mask of a product the graph reader reads as an activation (``h * (h > 0)``)."""
+    while isinstance(n, torch.fx.Node) and n.op in ("call_function", "call_method"):
+        name = _op(n)[1]
+        if name in _COMPARE:
+            return True
+        if name not in _CASTS or not n.args:
+            return False
+        n = n.args[0]
+    return False
+
+
 _ARITH = {"mul": "*", "add": "+", "sub": "-", "truediv": "/", "div": "/", "neg": "-x", "pos": "+x"}
 _RELU = frozenset({"relu"})
 _CLAMP = frozenset({"clamp", "clip", "clamp_min"})
@@ -314,6 +337,9 @@ def _read(node, model, shown, where, kind, data_in) -> Union[None, Step, Tuple[S
         raise _Refusal(2, later if shown in _PL_LATER_MODULES else unknown)
     family, name, _ = _op(node)
     if len(data_in) > 1:
+        if name == "mul" and any(_condition(a) for a in node.args):
+            raise _Refusal(2, f"{where}: a product with a condition (h * (h > 0)) is read by the graph reader, "
+                              "not as a chain")
         if name in ("mul", "truediv", "div", "matmul", "pow"):
             raise _Refusal(0, f"{where} is not piecewise linear (a product or quotient of two values that depend "
                               f"on the input); supported: {SUPPORTED}")

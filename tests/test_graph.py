@@ -433,6 +433,12 @@ def _where_net(fn):
     (lambda h: torch.where(h >= 0, h, torch.zeros_like(h)), torch.relu),
     (lambda h: torch.where(h.lt(1.0), 0.5 * h + 0.5, h), lambda h: h - 0.5 * torch.relu(1.0 - h)),
     (lambda h: torch.where(h > 0.1, (h - 0.1) * 3, 0.0), lambda h: 3 * torch.relu(h - 0.1)),  # 3 * 0.1: no float
+    (lambda h: torch.where((h > 0).bool(), h, 0.1 * h), lambda h: F.leaky_relu(h, 0.1)),
+    # a mask product is torch.where(cond, h, 0)
+    (lambda h: h * (h > 0), torch.relu),
+    (lambda h: (h >= 0).float() * h, torch.relu),
+    (lambda h: h * h.lt(0).to(h.dtype), lambda h: -torch.relu(-h)),
+    (lambda h: (0.5 * h) * (h > 0).type_as(h), lambda h: 0.5 * torch.relu(h)),
 ])
 def test_an_activation_written_with_torch_where_equals_its_twin(written, twin):
     plane = spatial.Plane.through(*np.random.default_rng(0).random((3, 3)))
@@ -445,12 +451,52 @@ def test_an_activation_written_with_torch_where_equals_its_twin(written, twin):
 @pytest.mark.parametrize("written, match", [
     (lambda h: torch.where(h > 0, h + 1, h), r"not continuous \(1 and 0 at 0\)"),
     (lambda h: torch.where(h > 0, h, torch.relu(h)), r"only torch.where\(h > c, a, b\)"),
-    (lambda h: h * (h > 0), "is not piecewise linear"),
+    (lambda h: h * (h > 1), r"not continuous \(1 and 0 at 1\)"),
+    (lambda h: torch.relu(h) * (h > 0), r"only h \* \(h > c\) with h alpha \* h \+ beta"),
+    (lambda h: h * h, "is not piecewise linear"),
 ])
 def test_a_where_that_is_not_a_continuous_activation_is_refused(written, match):
     plane = spatial.Plane.through(*np.random.default_rng(0).random((3, 3)))
     with pytest.raises(spatial.UnsupportedLayerError, match=match):
         spatial.partition(_where_net(written), (-3.0, 3.0, -3.0, 3.0), plane=plane)
+
+
+_CASTS = [lambda h: h.float().double(), lambda h: h.clone(), lambda h: torch.clone(h).detach(),
+          lambda h: h.to(torch.float64), lambda h: h.to(dtype=h.dtype), lambda h: h.type_as(h), lambda h: h.cpu(),
+          lambda h: h.contiguous().data, lambda h: h.to("cpu", non_blocking=True)]
+
+
+@pytest.mark.parametrize("export", [False, True])
+def test_copies_and_casts_are_the_value_itself(export):
+    plane = spatial.Plane.through(*np.random.default_rng(0).random((3, 3)))
+    twin = spatial.partition(_where_net(torch.relu), (-3.0, 3.0, -3.0, 3.0), plane=plane)
+    for i, cast in enumerate(_CASTS):
+        model = _where_net(lambda h: torch.relu(cast(h)))
+        if export:
+            if i == 7:  # (torch.export refuses .data itself)
+                continue
+            model = torch.export.export(model, (torch.zeros(2, 3, dtype=D),))
+        p = spatial.partition(model, (-3.0, 3.0, -3.0, 3.0), plane=plane)
+        np.testing.assert_array_equal(p.patterns, twin.patterns)  # (the twin is a chain: its own rounding)
+        np.testing.assert_allclose(p.vertices, twin.vertices, atol=1e-12)
+
+
+@pytest.mark.parametrize("written, twin", [
+    (lambda h: torch.relu(h.reshape_as(h.unsqueeze(2)).view_as(h.unsqueeze(1)).flatten(1)), torch.relu),
+    (lambda h: torch.relu(h.unsqueeze(1).expand_as(torch.cat([h.unsqueeze(1)] * 3, 1))).sum(1),  # 3 copies
+     lambda h: 3 * torch.relu(h)),
+])
+def test_shapes_taken_from_another_value_equal_their_twin(written, twin):
+    plane = spatial.Plane.through(*np.random.default_rng(0).random((3, 3)))
+    pa, pb = (spatial.partition(_where_net(f), (-3.0, 3.0, -3.0, 3.0), plane=plane) for f in (written, twin))
+    assert len(pa) == len(pb) > 3 and pa.verify().ok
+    np.testing.assert_allclose(np.sort(pa.vertices, 0), np.sort(pb.vertices, 0), atol=1e-12)
+
+
+def test_a_cast_that_rounds_is_refused():
+    plane = spatial.Plane.through(*np.random.default_rng(0).random((3, 3)))
+    with pytest.raises(spatial.UnsupportedLayerError, match=r"dtype torch.int64 \(rounding or comparing\): not piecewise"):
+        spatial.partition(_where_net(lambda h: torch.relu(h.long().double())), (-3.0, 3.0, -3.0, 3.0), plane=plane)
 
 
 def test_einsum_of_the_input_and_a_constant_equals_the_model():
