@@ -278,6 +278,11 @@ class _Reader:
                 if first == "data" and name == "getattr" and node.args[1] in ("dtype", "device", "is_cuda"):
                     kinds[node] = "shape"  # (read only by casts: x.to(h.dtype))
                     continue
+                if name in ("getitem", "getattr") and first == "data" and not node.users and \
+                        node.args[1] in (1, "indices") and node.args[0].op != "placeholder" and \
+                        t._op(node.args[0])[1] in _VALUES_OF:  # indices never read (torch.export keeps the node)
+                    kinds[node] = "unused"
+                    continue
                 if name.startswith("_assert") and family == "torch":  # torch.export's checks: no value
                     kinds[node] = "assert"
                     continue
@@ -409,7 +414,7 @@ class _Reader:
         if (name == "interpolate" and t._arg(node, 3, "mode", "nearest") not in ("nearest", "nearest-exact")) or \
                 name in _RESAMPLE_ATEN:
             return self.resample(node, where, x, ins[0], shape, label)
-        values_of_max = name == "getitem" and x.op in ("call_method", "call_function") and t._op(x)[1] in ("max", "min")
+        values_of_max = name == "getitem" and x.op in ("call_method", "call_function") and t._op(x)[1] in _VALUES_OF
         if not values_of_max and (name in _INDEX or name in _TUPLE or (
                 ins[0].kind == "tuple" and name in ("cat", "concat", "concatenate", "stack"))):
             return self.index(node, where, x, ins[0], shape, label, kinds)
@@ -512,6 +517,8 @@ class _Reader:
             out = _pair(t._arg(node, 1, "output_size"), nd)
             out = tuple(ins[0].shape[-nd + i] if o is None else int(o) for i, o in enumerate(out))
             return affine(self.adaptive_avg(nd, out, ins[0].shape, shape))
+        if name in ("sort", "topk") and family in ("torch", "method"):
+            return self.sort_node(node, where, name, ins[0], shape, label)
         if name in ("amin", "min") and family in ("torch", "method"):  # min(x) = -max(-x)
             neg = _Node("affine", [ins[0]], ins[0].shape, label, op=_ops.Scale(-1.0))
             top = self.node_max(node, where, name.replace("min", "max"), neg, shape, label, called=name)
@@ -523,7 +530,7 @@ class _Reader:
                 raise _Refuse(2, f"{where}: only the values of x.{t._op(x)[1]}(dim) are supported, not its indices")
             return ins[0]
         if name in ("getattr",) and node.args[1:] == ("values",) and x.op in ("call_method", "call_function") \
-                and t._op(x)[1] in ("max", "min"):
+                and t._op(x)[1] in _VALUES_OF:
             return ins[0]
         if name in ("mean", "sum"):
             dim = t._arg(node, 1, "dim", None)
@@ -624,6 +631,49 @@ class _Reader:
         m = _Node("max", [both], tuple(shape), label, table=[[i, n + i] for i in range(n)])
         return _Node("affine", [m], tuple(shape), label, op=_ops.Scale(-1.0)) if low else m
 
+    def sort_node(self, node, where, name, src: _Node, shape, label) -> _Node:
+        """The values of ``x.sort(dim, descending)`` and ``x.topk(k, dim, largest)`` (GroupSort, MaxMin)
+        by a sorting network (:func:`_sorting_network`): each layer of comparators one max over
+        windows of two (the larger), the smaller the pair's sum minus it; a region is one outcome of
+        every comparator, that is one order of each group."""
+        t = self.t
+        if not _values_only(node):
+            raise _Refuse(2, f"{where}: only the values of x.{name}() are supported (x.{name}(...)[0] or .values), "
+                             "not its indices")
+        if name == "sort":
+            dim, desc = t._arg(node, 1, "dim", -1), bool(t._arg(node, 2, "descending", False))
+            k = None
+        else:
+            k, dim = int(t._arg(node, 1, "k")), t._arg(node, 2, "dim", -1)
+            desc = bool(t._arg(node, 3, "largest", True))
+        nd = len(src.shape)
+        ax = dim - 1 if dim > 0 else dim + nd
+        if dim == 0 or not 0 <= ax < nd:
+            raise _Refuse(2, f"{where}: a {name} over the batch dimension is not a map of one sample")
+        n, size = src.numel, src.shape[ax]
+        ids = np.moveaxis(np.arange(n).reshape(src.shape), ax, -1)  # (..., size): each group's flat ids
+        groups = ids.reshape(-1, size)
+        flat = lambda v, m: _Node("affine", [v], (m,), label, op=_ops.Reshape((m,)))  # noqa: E731
+        cur = flat(src, n)
+        for layer in _sorting_network(size):
+            a = groups[:, [i for i, _ in layer]].reshape(-1)
+            b = groups[:, [j for _, j in layer]].reshape(-1)
+            m = len(a)
+            hi = _Node("max", [cur], (m,), label, table=np.stack([a, b], 1).tolist())
+            pair = _Node("affine", [_Node("affine", [cur], (m,), label, op=_ops.Gather(a, (m,))),
+                                    _Node("affine", [cur], (m,), label, op=_ops.Gather(b, (m,)))],
+                         (m,), label, op=_ops.Add())
+            lo = _Node("affine", [pair, hi], (m,), label, op=_ops.Sub())
+            index = np.arange(n)
+            index[a], index[b] = n + m + np.arange(m), n + np.arange(m)  # the smaller first
+            both = _Node("affine", [cur, hi, lo], (n + 2 * m,), label, op=_ops.Cat(1, 3))
+            cur = _Node("affine", [both], (n,), label, op=_ops.Gather(index, (n,)))
+        order = ids[..., ::-1] if desc else ids  # the sorted values sit at the group's positions in order
+        if k is not None:
+            order = order[..., :k]
+        pick = np.moveaxis(order, -1, ax)
+        return _Node("affine", [cur], tuple(shape), label, op=_ops.Gather(pick.reshape(-1).copy(), tuple(shape)))
+
     def node_max(self, node, where, name, src: _Node, shape, label, called=None) -> _Node:
         """``x.amax(dim)`` / ``x.max(dim)`` (its values) of ``src`` (``called``: the name the messages use)."""
         t = self.t
@@ -638,9 +688,7 @@ class _Reader:
         if name == "max":
             if len(dims) != 1:
                 raise _Refuse(2, f"{where}: x.{called} takes one dimension")
-            users = list(node.users)
-            if not all(u.op == "call_function" and getattr(u.target, "__name__", "") in ("getitem", "getattr")
-                       and u.args[1] in (0, "values") for u in users):
+            if not _values_only(node):
                 raise _Refuse(2, f"{where}: only the values of x.{called}(dim) are supported (x.{called}(dim)[0] "
                                  "or .values), not its indices")
             out_shape = self.reduced_shape(src.shape, dims, keep)
@@ -1478,6 +1526,44 @@ _RANDOM = ("rand", "normal", "bernoulli", "multinomial", "poisson", "uniform", "
 constant they make is refused (:meth:`_Reader.const`)."""
 
 
+_VALUES_OF = frozenset({"max", "min", "sort", "topk"})
+"""Calls that return (values, indices), of which only the values are read (:func:`_values_only`)."""
+
+
+def _values_only(node: torch.fx.Node) -> bool:
+    """Whether only the values of a call that returns (values, indices) are read: each use is
+    ``[0]`` or ``.values``, or the indices unused (torch.export keeps their ``getitem`` node)."""
+    def use(u):
+        item = u.op == "call_function" and getattr(u.target, "__name__", "") in ("getitem", "getattr")
+        return item and (u.args[1] in (0, "values") or (u.args[1] in (1, "indices") and not u.users))
+    return all(use(u) for u in node.users)
+
+
+def _sorting_network(k: int) -> List[List[Tuple[int, int]]]:
+    """Batcher's odd-even merge sort of ``k`` items: layers of disjoint comparators ``(i, j)``,
+    ``i < j``, each putting the smaller value at ``i``; ``k`` is padded to a power of two with
+    values above all others, which stay where they are, so comparators that reach them are left out.
+
+    >>> _sorting_network(2), _sorting_network(3)
+    ([[(0, 1)]], [[(0, 1)], [(0, 2)], [(1, 2)]])
+    >>> [len(layer) for layer in _sorting_network(8)]
+    [4, 4, 2, 4, 2, 3]
+    """
+    n = 1 << max(0, (k - 1).bit_length())
+    layers = []
+    p = 1
+    while p < n:
+        q = p
+        while q >= 1:
+            layer = [(i + j, i + j + q) for j in range(q % p, n - q, 2 * q) for i in range(min(q, n - j - q))
+                     if (i + j) // (2 * p) == (i + j + q) // (2 * p) and i + j + q < k]
+            if layer:
+                layers.append(layer)
+            q //= 2
+        p *= 2
+    return layers
+
+
 def _einsum_terms(sx: str, x_shape, sw: str, w_shape, out: str) -> int:
     """The most products an einsum sums into one value: the product of the sizes of the indices
     it sums over (those of the operands that the output does not keep); at least 1.
@@ -1545,6 +1631,15 @@ def _shape_error(model, in_shape, e: _ShapeError) -> str:
 
 
 def _guess_shape(model) -> Optional[Tuple[int, ...]]:
+    """One input's shape when the model tells it: a ``torch.export`` program's example input, or
+    the first Linear's ``in_features`` before any convolution; else None."""
+    if isinstance(model, torch.fx.GraphModule):
+        vals = [n.meta.get("val") for n in model.graph.nodes if n.op == "placeholder"]
+        if len(vals) == 1 and isinstance(vals[0], torch.Tensor) and vals[0].ndim >= 2:
+            try:
+                return tuple(int(d) for d in vals[0].shape[1:])
+            except (TypeError, ValueError):  # (a dynamic size)
+                return None
     for m in model.modules():
         if isinstance(m, torch.nn.Linear):
             return (m.in_features,)

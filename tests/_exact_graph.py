@@ -774,6 +774,30 @@ class _Max:
         self.srcs, self.wins, self.out_shape, self.sign = srcs, np.asarray(wins), tuple(out_shape), sign
 
 
+class _Sort:
+    """The values of a sort of ``x`` along ``dim`` (of the batch tensor; ``desc``: descending), the
+    first ``k`` of them for a topk."""
+
+    def __init__(self, x, dim, desc, k=None):
+        self.x, self.dim, self.desc, self.k = x, dim, bool(desc), k
+
+
+class _SortOut(tuple):
+    """(values, indices) of a sort: ``[0]`` and ``.values`` (the indices are not computed)."""
+
+    @property
+    def values(self):
+        return self[0]
+
+
+def _p_sort(x, dim=-1, descending=False, stable=False):
+    return _Sort(x, dim, descending)
+
+
+def _p_topk(x, k, dim=-1, largest=True, sorted=True):
+    return _Sort(x, dim, largest, int(k))
+
+
 def _shape(x):
     if isinstance(x, Aff):
         return x.shape
@@ -951,13 +975,15 @@ _PL_FUNCTIONS = {
     F.max_pool3d: _p_max_pool(3), F.adaptive_max_pool1d: _p_adaptive_max_pool(1),
     F.adaptive_max_pool2d: _p_adaptive_max_pool(2), torch.maximum: _pair_max(1),
     torch.minimum: _pair_max(-1), torch.amax: _p_amax(1), torch.amin: _p_amax(-1),
-    torch.max: _p_max_of_two(1), torch.min: _p_max_of_two(-1), F.softshrink: _p_softshrink,
+    torch.max: _p_max_of_two(1), torch.min: _p_max_of_two(-1), F.softshrink: _p_softshrink, torch.sort: _p_sort,
+    torch.topk: _p_topk,
     F.hardsigmoid: _p_hardsigmoid, F.rrelu: _p_rrelu, F.threshold: _p_threshold,
 }
 _PL_METHODS = {
     "relu": _p_relu, "relu_": _p_relu, "abs": _p_abs, "abs_": _p_abs, "clamp": _p_clamp,
     "clip": _p_clamp, "clamp_": _p_clamp, "clamp_min": _p_clamp_min, "clamp_max": _p_clamp_max,
     "maximum": _pair_max(1), "minimum": _pair_max(-1), "amax": _p_amax(1), "amin": _p_amax(-1),
+    "sort": _p_sort, "topk": _p_topk,
 }
 
 
@@ -1257,6 +1283,49 @@ def _split_max(spec, poly):
     return out
 
 
+def _split_sort(spec, poly):
+    """[(cell, choices, output)] for a sort node on one piece: per group (the elements along the
+    dimension), the cell of each order ``z[p0] <= z[p1] <= ...`` (identical functions in increasing
+    index), its choice the order's lexicographic rank; the output is a (values, indices) pair."""
+    x = _to_aff(spec.x)
+    ax = _axis(spec.dim - 1 if spec.dim > 0 else spec.dim, len(x.shape))
+    moved = np.moveaxis(x.v, ax, -2)  # (..., k, 3)
+    k = moved.shape[-2]
+    groups = moved.reshape(-1, k, 3)
+    perms = list(itertools.permutations(range(k)))
+    pieces = [(poly, ())]
+    for g in groups:
+        rows = [tuple(r) for r in g]
+        new = []
+        for p, ch in pieces:
+            for code, perm in enumerate(perms):
+                q = p
+                for a, b in zip(perm, perm[1:]):  # rows[a] <= rows[b]
+                    d = tuple(rb - ra for ra, rb in zip(rows[a], rows[b]))
+                    if d[0] == 0 and d[1] == 0:
+                        if d[2] < 0 or (d[2] == 0 and b < a):
+                            q = None
+                            break
+                        continue
+                    q = _clip(q, d)
+                    if q is None:
+                        break
+                if q is not None:
+                    new.append((q, ch + (code,)))
+        pieces = new
+    kk = k if spec.k is None else spec.k
+    out = []
+    for p, ch in pieces:
+        v = np.empty((len(groups), kk, 3), dtype=object)
+        for gi, code in enumerate(ch):
+            order = perms[code][::-1] if spec.desc else perms[code]
+            for i in range(kk):
+                v[gi, i] = groups[gi, order[i]]
+        vals = np.moveaxis(v.reshape(moved.shape[:-2] + (kk, 3)), -2, ax)
+        out.append((p, ch, _SortOut((Aff(vals), None))))
+    return out
+
+
 # ----------------------------------------------------------------------------- public API
 
 
@@ -1345,7 +1414,8 @@ def exact_graph_regions(model, bounds, plane=None, in_shape=None, activations=No
                 parser = parsers.get(node)
                 if parser is not None:
                     spec = parser(*args, **kwargs)
-                    split = _split_act if isinstance(spec, _Act) else _split_max
+                    split = _split_act if isinstance(spec, _Act) else _split_sort if isinstance(spec, _Sort) \
+                        else _split_max
                     for cell, ch, val in split(spec, poly):
                         e2 = dict(env)
                         e2[node] = val
@@ -1391,6 +1461,14 @@ class _Sampler(fx.Interpreter):
 
 
 def _codes(spec):
+    if isinstance(spec, _Sort):  # each group's order (a stable argsort), as its lexicographic rank
+        z = spec.x.detach().to(torch.float64).cpu().numpy()
+        g = np.moveaxis(z, spec.dim, -1)
+        g = g.reshape(len(z), -1, g.shape[-1])
+        perm = np.argsort(g, axis=-1, kind="stable")
+        k = perm.shape[-1]
+        later_smaller = (perm[..., None, :] < perm[..., :, None]) & np.triu(np.ones((k, k), bool), 1)
+        return (later_smaller.sum(-1) * np.array([math.factorial(k - 1 - i) for i in range(k)])).sum(-1)
     if isinstance(spec, _Act):
         z = spec.x.detach().reshape(spec.x.shape[0], -1).to(torch.float64).cpu().numpy()
         return np.searchsorted(np.array([float(b) for b in spec.bps]), z, side="left")

@@ -120,6 +120,17 @@ class Extremes(nn.Module):  # maxima and minima of two tensors and of a dimensio
         return self.out(torch.cat([m, n, m.view(-1, 2, 2).amin(2) + n.view(-1, 2, 2).amin(1)], 1))
 
 
+class Sorts(nn.Module):  # GroupSort (groups of 3), MaxMin written as a descending sort of pairs, topk
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.out = nn.Linear(2, 6), nn.Linear(6, 4), nn.Linear(2, 2)
+
+    def forward(self, x):
+        h = self.a(x).view(-1, 2, 3).sort(-1).values.flatten(1)
+        h = torch.sort(self.b(h).view(-1, 2, 2), dim=2, descending=True)[0].flatten(1)
+        return self.out(h.topk(2, dim=1).values)
+
+
 class Parts(nn.Module):  # padding with a constant, chunk, roll, narrow, select, repeat, expand, unbind
     def __init__(self):
         super().__init__()
@@ -259,6 +270,7 @@ CASES = {  # name: (model, seed, plane input shape or None, bounds)
     "conv_wide_inf_norm": (_conv_wide, 10, (1, 12, 12), (0.0, 0.1875, 0.0, 0.1875)),
     "select_flip_transpose_stack": (Select, 12, None, (-2.0, 2.0, -2.0, 2.0)),
     "maximum_minimum_amin": (Extremes, 13, None, (-2.0, 2.0, -2.0, 2.0)),
+    "groupsort_maxmin_topk": (Sorts, 15, None, (-2.0, 2.0, -2.0, 2.0)),
     "pad_chunk_roll_narrow_repeat_expand": (Parts, 14, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
     "softshrink_hardsigmoid_rrelu_threshold_nearest": (MoreActivations, 19, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
     "bilinear_upsampling": (Bilinear, 20, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
@@ -909,6 +921,24 @@ class ExportMore(nn.Module):  # the ATen forms of interpolation, the new activat
 def test_the_new_operations_in_a_torch_export_program_equal_the_module():
     model, plane = _export_equals_module(ExportMore(), 3)  # aten.upsample_bilinear2d, aten.rrelu, ...
     assert_maps_equal_model(model, (-1.0, 1.5, -1.0, 1.5), plane=plane)
+
+
+def test_sorts_in_a_torch_export_program_equal_the_module():
+    model = dyadic_model(Sorts(), 15)
+    ep = torch.export.export(model, (torch.zeros(2, 2, dtype=D),))  # aten.sort, aten.topk, unused indices
+    a, b = (spatial.partition(m, (-2.0, 2.0, -2.0, 2.0)) for m in (ep, model))
+    assert len(a) == len(b) > 3
+    np.testing.assert_array_equal(a.patterns, b.patterns)
+
+
+@pytest.mark.parametrize("fn, match", [
+    (lambda h: h.sort(1)[1].to(h.dtype), r"only the values of x.sort\(\) are supported"),
+    (lambda h: h + h.topk(1, 1).indices.to(h.dtype), r"only the values of x.topk\(\)"),
+    (lambda h: torch.sort(h, 0).values, "over the batch dimension"),
+])
+def test_a_sort_that_is_not_its_values_in_one_sample_is_refused(fn, match):
+    with pytest.raises(spatial.UnsupportedLayerError, match=match):
+        spatial.partition(_where_net(fn), (-3.0, 3.0, -3.0, 3.0), plane=spatial.Plane.through(*np.eye(3)))
 
 
 def test_a_selection_must_not_combine_elements():
