@@ -15,6 +15,7 @@ operation and the line of ``forward`` that made it.
 from __future__ import annotations
 
 import functools
+import inspect
 import linecache
 import operator
 import os
@@ -123,6 +124,27 @@ class _Tracer(torch.fx.Tracer):
     def is_leaf_module(self, m, qualname):  # the user's registered activations are read, not traced
         return (self.leaf is not None and self.leaf(m)) or super().is_leaf_module(m, qualname)
 
+    def proxy(self, node):
+        return _Proxy(node, self)
+
+
+class _Proxy(torch.fx.Proxy):
+    """A traced value whose ``+=`` (``-=``, ``*=``, ``/=``) is recorded as the in-place operator
+    it is: torch.fx's own Proxy records ``h += y`` as ``h + y``, which loses the change of a tensor
+    that another name still holds (:func:`_functionalize`)."""
+
+    def __iadd__(self, other):
+        return self.tracer.create_proxy("call_function", operator.iadd, (self, other), {})
+
+    def __isub__(self, other):
+        return self.tracer.create_proxy("call_function", operator.isub, (self, other), {})
+
+    def __imul__(self, other):
+        return self.tracer.create_proxy("call_function", operator.imul, (self, other), {})
+
+    def __itruediv__(self, other):
+        return self.tracer.create_proxy("call_function", operator.itruediv, (self, other), {})
+
 
 def _len(x):
     """``len`` as the tracer sees it: a recorded call on a traced value (``len(x)`` in a reshape)."""
@@ -141,7 +163,7 @@ def _trace(model: torch.nn.Module, leaf=None) -> torch.fx.Graph:
             g["len"] = _len
             patched.append(g)
     try:
-        return _Tracer(leaf).trace(model)
+        graph = _Tracer(leaf).trace(model)
     except Exception as e:  # noqa: BLE001 -- any failure of the trace is the same answer to the user
         reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".rstrip(": ")
         raise UnsupportedLayerError(
@@ -152,6 +174,94 @@ def _trace(model: torch.nn.Module, leaf=None) -> torch.fx.Graph:
         for g in patched:
             if g.get("len") is _len:
                 del g["len"]
+    _functionalize(graph, model)
+    return graph
+
+
+_VIEWS = frozenset({"view", "reshape", "flatten", "unflatten", "squeeze", "unsqueeze", "transpose", "permute", "t",
+                    "expand", "expand_as", "view_as", "reshape_as", "narrow", "select", "getitem", "chunk", "split",
+                    "unbind", "tensor_split", "split_with_sizes", "movedim", "moveaxis", "swapaxes", "swapdims",
+                    "diagonal", "unfold", "contiguous", "detach", "alias", "as_strided", "getattr", "float", "double",
+                    "to", "type", "type_as", "cpu", "cuda"})
+"""Calls whose result may share its memory with their first argument (a view, or the tensor itself)."""
+_VIEW_MODULES = frozenset({"Identity", "Flatten", "Unflatten", "Dropout", "Dropout1d", "Dropout2d", "AlphaDropout"})
+_SHAPE_CALLS = frozenset({"size", "len", "dim", "numel", "getattr", "getitem"})
+_ARITH_NAMES = frozenset({"add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "and", "or", "xor",
+                          "lshift", "rshift"})
+"""The operators whose in-place forms (``operator.iadd``, ...) change a tensor."""
+
+
+def _mutated(node: torch.fx.Node, model: torch.nn.Module) -> Optional[torch.fx.Node]:
+    """The value that an in-place call changes (its first argument: ``h.relu_()``, ``F.relu(h,
+    inplace=True)``, ``nn.ReLU(inplace=True)(h)``, ``h += y``), or None."""
+    first = node.args[0] if node.args else None
+    if not isinstance(first, torch.fx.Node):
+        return None
+    if node.op == "call_module":
+        return first if getattr(model.get_submodule(str(node.target)), "inplace", False) is True else None
+    if node.op not in ("call_method", "call_function"):
+        return None
+    t = node.target
+    name = str(t) if node.op == "call_method" else getattr(t, "__name__", "")
+    if node.op == "call_function" and getattr(t, "__module__", "") in ("_operator", "operator"):
+        number = first.op in ("call_function", "call_method") and _op(first)[1] in _SHAPE_CALLS  # x.size(1): an int
+        return first if name.startswith("i") and name[1:] in _ARITH_NAMES and not number else None
+    if name.endswith("_") and not name.endswith("__") and name != "requires_grad_":
+        return first
+    if node.kwargs.get("inplace") is True:
+        return first
+    if node.op == "call_function" and len(node.args) > 1:
+        try:
+            bound = inspect.signature(t).bind(*node.args, **node.kwargs)
+        except (TypeError, ValueError):
+            return None
+        return first if bound.arguments.get("inplace") is True else None
+    return None
+
+
+def _functionalize(graph: torch.fx.Graph, model: torch.nn.Module) -> None:
+    """Make every read of a value after an in-place call on it read the call's result (which is
+    the changed value), as torch.export does: ``h.relu_(); return fc(h)`` is ``fc(relu(h))``. A value
+    changed in place while a view of it (or the tensor it is a view of) is read afterwards is
+    refused: that view changes too."""
+    nodes = list(graph.nodes)
+    order = {n: i for i, n in enumerate(nodes)}
+
+    def view_of(n):  # the value n may share memory with (its first argument), or None
+        if n.op == "call_module":
+            kind = type(model.get_submodule(str(n.target))).__name__
+            return n.args[0] if kind in _VIEW_MODULES and n.args else None
+        if n.op in ("call_function", "call_method") and n.args and isinstance(n.args[0], torch.fx.Node) \
+                and _op(n)[1] in _VIEWS:
+            return n.args[0]
+        return None
+
+    for node in nodes:
+        a = _mutated(node, model)
+        if a is None:
+            continue
+        links: Dict[torch.fx.Node, List[torch.fx.Node]] = {}  # the views made before the call, both ways
+        for n in nodes[:order[node]]:
+            base = view_of(n)
+            if base is not None:
+                links.setdefault(n, []).append(base)
+                links.setdefault(base, []).append(n)
+        seen, todo = {a}, [a]
+        while todo:
+            for m in links.get(todo.pop(), []):
+                if m not in seen:
+                    seen.add(m)
+                    todo.append(m)
+        for alias in seen - {a}:
+            late = [u for u in alias.users if order[u] > order[node]]
+            if late:
+                raise UnsupportedLayerError(
+                    f"{type(model).__name__}.forward: node {node.name!r}{_where(node)} changes {a.name!r} in place while "
+                    f"{alias.name!r}, which shares its memory, is read afterwards ({late[0].name!r}); write it "
+                    "without the in-place call (h = F.relu(h))")
+        for u in list(a.users):
+            if u is not node and order[u] > order[node]:
+                u.replace_input_with(a, node)
 
 
 def _where(node: torch.fx.Node) -> str:

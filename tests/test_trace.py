@@ -252,3 +252,70 @@ def test_only_a_reshape_that_keeps_the_batch_is_read():
     assert [l.width for l in parse(ok).layers] == [2]  # no activation: one affine map
     with pytest.raises(ValueError, match=r"reshapes to 4 features but receives 6"):
         parse(_Refused(lambda s, x: s.fc3(s.fc2(s.fc1(x).reshape(-1, 4)))))
+
+
+class _InPlace(torch.nn.Module):
+    """``forward`` changes a value in place and reads it afterwards through its old name."""
+
+    def __init__(self, form):
+        super().__init__()
+        g = torch.Generator().manual_seed(3)
+        self.a, self.b = torch.nn.Linear(3, 6).double(), torch.nn.Linear(6, 2).double()
+        self.act = torch.nn.ReLU(inplace=True)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64))
+        self.form = form
+
+    def forward(self, x):
+        h = self.a(x)
+        if self.form == "relu_":
+            h.relu_()
+        elif self.form == "functional":
+            F.relu(h, inplace=True)
+        elif self.form == "module":
+            self.act(h)
+        elif self.form == "clamp_mul":
+            h.clamp_(min=0.0).mul_(2.0)
+        elif self.form == "alias":  # one tensor under two names: both change
+            same = h
+            h += torch.relu(h)
+            return self.b(same + h)
+        return self.b(h)
+
+
+@pytest.mark.parametrize("form, twin", [
+    ("relu_", lambda m, x: m.b(torch.relu(m.a(x)))),
+    ("functional", lambda m, x: m.b(torch.relu(m.a(x)))),
+    ("module", lambda m, x: m.b(torch.relu(m.a(x)))),
+    ("clamp_mul", lambda m, x: m.b(2 * torch.relu(m.a(x)))),
+    ("alias", lambda m, x: m.b(2 * (m.a(x) + torch.relu(m.a(x))))),
+])
+def test_a_value_changed_in_place_is_read_changed(form, twin):
+    model = _InPlace(form)
+    plane = spatial.Plane.through(*np.random.default_rng(0).random((3, 3)))
+    p = spatial.partition(model, (-3.0, 3.0, -3.0, 3.0), plane=plane)
+    assert len(p) > 3 and p.verify().ok
+    c = p.centroids()
+    with torch.no_grad():  # the model (which changes h) and its twin agree, and so do the region maps
+        x = torch.tensor(plane.lift(c), dtype=torch.float64)
+        y = model(x.clone()).numpy()
+        np.testing.assert_allclose(y, twin(model, x).numpy(), atol=1e-12)
+    maps = p.affine_maps()
+    np.testing.assert_allclose(np.einsum("rij,rj->ri", maps[:, :, :2], c) + maps[:, :, 2], y, atol=1e-9)
+
+
+def test_a_value_changed_in_place_under_a_view_is_refused():
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = torch.nn.Linear(3, 6), torch.nn.Linear(6, 2)
+
+        def forward(self, x):
+            h = self.a(x)
+            v = h.view(-1, 6)
+            h.relu_()
+            return self.b(v)
+    with pytest.raises(spatial.UnsupportedLayerError, match=r"changes 'a' in place while 'view', which shares its "
+                                                             r"memory, is read afterwards \('b'\)"):
+        spatial.partition(Net(), (-1.0, 1.0, -1.0, 1.0), plane=spatial.Plane.through(*np.eye(3)))
