@@ -210,7 +210,7 @@ def _mutated(node: torch.fx.Node, model: torch.nn.Module) -> Optional[torch.fx.N
         return first
     if node.kwargs.get("inplace") is True:
         return first
-    if node.op == "call_function" and len(node.args) > 1:
+    if node.op == "call_function" and len(node.args) > 1 and callable(t):
         try:
             bound = inspect.signature(t).bind(*node.args, **node.kwargs)
         except (TypeError, ValueError):
