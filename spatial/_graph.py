@@ -354,7 +354,13 @@ class _Reader:
         conds = [a for a in node.args if isinstance(a, torch.fx.Node) and kinds.get(a) == "cond"]
         if name == "mul" and len(node.args) == 2 and not node.kwargs and len(conds) == 1:  # h * (h > 0)
             other = node.args[1] if node.args[0] is conds[0] else node.args[0]
-            return self.where_act(where, conds[0], other, 0.0, shape, act, form="h * (h > c)")
+            return self.where_act(where, conds[0], other, 0.0, shape, act, form="h * (h > c) with h")
+        if name == "masked_fill" and len(node.args) == 3 and not node.kwargs and kinds.get(node.args[1]) == "cond" \
+                and node.args[0] is data_in[0]:  # h.masked_fill(h < 0, 0.0): torch.where(h < 0, 0.0, h)
+            return self.where_act(where, node.args[1], node.args[2], node.args[0], shape, act,
+                                  form="h.masked_fill(h > c, v) with h and v each")
+        if name == "prelu" and node.args[:1] == (data_in[0],) and len(data_in) == 1:
+            return self.prelu(where, self.const_array(where, t._arg(node, 1, "weight")), shape, act)
         if (name in _CASTS or (name == "getattr" and node.args[1] == "data")) and node.args[:1] == (data_in[0],):
             return self.cast(where, node, name, ins[0], shape)
         if name in ("view_as", "reshape_as", "expand_as") and node.args[:1] == (data_in[0],):  # another's shape
@@ -379,9 +385,12 @@ class _Reader:
             raise _Refuse(0, not_pl)
         x = data_in[0]
         if len(data_in) > 1:
-            if family == "operator" and name in ("add", "sub") and len(data_in) == 2 and len(node.args) == 2:
-                return affine(_ops.Add() if name == "add" else _ops.Sub(),
-                              [self.broadcast(where, src, ins, shape, label) for src in ins])
+            if name in ("add", "sub") and len(data_in) == 2 and len(node.args) == 2:  # x + alpha * y
+                alpha = self.arith_alpha(where, node, name)
+                two = [self.broadcast(where, src, ins, shape, label) for src in ins]
+                if alpha != 1.0:
+                    two[1] = _Node("affine", [two[1]], tuple(shape), label, op=_ops.Scale(alpha))
+                return affine(_ops.Add() if name == "add" else _ops.Sub(), two)
             if name in ("cat", "concat", "concatenate", "stack"):  # a stack: each part given its new dimension
                 stack = name == "stack"
                 dim = t._arg(node, 1, "dim", 0)
@@ -552,7 +561,8 @@ class _Reader:
                 raise _Refuse(2, f"{where} is in training mode (a random mask is not a fixed map); pass "
                                  "training=self.training and call model.eval() first")
             return affine(_ops.Reshape(shape))
-        if name in t._ARITH:
+        if name in t._ARITH or name == "rsub":
+            alpha = self.arith_alpha(where, node, name)
             if name in ("neg", "pos"):
                 return affine(_ops.Scale(-1.0 if name == "neg" else 1.0))
             c = node.args[0] if node.args[1:2] == (x,) else t._arg(node, 1, "other")
@@ -561,22 +571,41 @@ class _Reader:
                 if not np.isfinite(c).all():
                     raise NonFiniteWeightsError(f"{where}: its constant has non-finite values (NaN or inf)")
                 _keeps_shape(where, c, ins[0].shape, shape)  # (no batch dimension of its own: torch.ones(h.shape))
-                if name not in ("add", "sub"):  # x * t, x / t: elementwise by a constant tensor
+                if name not in ("add", "sub", "rsub"):  # x * t, x / t: elementwise by a constant tensor
                     if name != "mul" and (c == 0).any():
                         raise _Refuse(2, f"{where} divides by a constant with zeros")
                     return affine(_ops.ScaleConst(c, divide=name != "mul"))
             elif not t._number(c):
                 raise _Refuse(2, f"{where}: only a constant may scale or shift the value (x * 2, x + 1.0, x / 4); "
                                  f"supported: {SUPPORTED_GRAPH}")
-            if name == "sub":
-                if node.args[0] is x:
-                    return affine(_ops.AddConst(-np.asarray(c, np.float64)))
-                neg = _Node("affine", [ins[0]], shape, label, op=_ops.Scale(-1.0))
-                return _Node("affine", [neg], shape, label, op=_ops.AddConst(np.asarray(c, np.float64)))
-            if name == "add":
-                return affine(_ops.AddConst(np.asarray(c, np.float64)))
+            c = np.asarray(c, np.float64)
+            if name == "rsub" or (name == "sub" and node.args[0] is not x):  # c - alpha * x
+                neg = _Node("affine", [ins[0]], shape, label, op=_ops.Scale(-alpha))
+                return _Node("affine", [neg], shape, label, op=_ops.AddConst(c))
+            if name in ("add", "sub"):  # x + alpha * c, x - alpha * c
+                return affine(_ops.AddConst((alpha if name == "add" else -alpha) * c))
             return affine(_ops.Scale(float(c), divide=name in ("truediv", "div")))
         raise _Refuse(2, not_pl if name in t._NOT_PL else unknown)
+
+    def arith_alpha(self, where, node, name: str) -> float:
+        """The ``alpha`` of ``torch.add(x, y, alpha=a)`` (``sub``, ``rsub``; 1 for the others), after
+        refusing the options that are not read: a rounding division (``rounding_mode=``: not
+        piecewise linear) and any other keyword."""
+        kw = dict(node.kwargs)
+        if isinstance(node.target, torch._ops.OpOverload):  # ATen's alpha may be positional (aten.rsub.Scalar)
+            kw.update(zip([a.name for a in node.target._schema.arguments][2:], node.args[2:]))
+        elif len(node.args) > 2:
+            raise _Refuse(2, f"{where}: {len(node.args)} arguments; supported: {SUPPORTED_GRAPH}")
+        mode = kw.get("rounding_mode")
+        if mode is not None:
+            raise _Refuse(0, f"{where} rounds (rounding_mode={mode!r}): not piecewise linear; supported: "
+                             f"{SUPPORTED_GRAPH}")
+        alpha = kw.get("alpha", 1)
+        other = set(kw) - {"other", "alpha", "rounding_mode"}
+        if other or not self.t._number(alpha) or (alpha != 1 and name not in ("add", "sub", "rsub")):
+            raise _Refuse(2, f"{where}: of its options only a number alpha (torch.add(x, y, alpha=2)) is read, "
+                             f"got {', '.join(sorted(kw))}")
+        return float(alpha)
 
     @staticmethod
     def reduced_shape(shape, dims, keep):
@@ -821,7 +850,7 @@ class _Reader:
         return self.selection(where, src, torch.broadcast_to(_element_ids(src.shape), (2,) + tuple(shape)), shape,
                               label)
 
-    def where_act(self, where, cond, a, b, shape, act, form: str = "torch.where(h > c, a, b)") -> _Node:
+    def where_act(self, where, cond, a, b, shape, act, form: str = "torch.where(h > c, a, b) with a and b each") -> _Node:
         """``torch.where(h > c, a, b)`` (``>=``, ``<``, ``<=``; ``c`` a number; the condition cast to
         any dtype) where ``a`` and ``b`` are each ``alpha * h + beta`` through numbers (``h``,
         ``0.1 * h``, ``h - 1``, a number, a constant like ``zeros_like(h)``): an activation of ``h`` with
@@ -832,7 +861,7 @@ class _Reader:
         h, c = cond.args[0], float(cond.args[1])
         pieces = [self.affine_of(v, h, where) for v in (a, b)]
         if any(p is None for p in pieces) or tuple(self._nodes[h].shape) != tuple(shape):
-            raise _Refuse(2, f"{where}: only {form} with {'a and b each' if 'where' in form else 'h'} alpha * h + "
+            raise _Refuse(2, f"{where}: only {form} alpha * h + "
                              "beta (numbers alpha, beta; the value the condition compares) is supported")
         (aa, ba), (ab, bb) = (p for p in pieces if p is not None)
         fa, fb = aa * Fraction(c) + ba, ab * Fraction(c) + bb  # (exact: the pieces' constants need not be floats)
@@ -842,6 +871,19 @@ class _Reader:
         above = t._op(cond)[1] in ("gt", "ge", "greater", "greater_equal")  # a holds above c
         slopes = [float(ab), float(aa)] if above else [float(aa), float(ab)]
         return act([c], slopes, float(fa), src=self._nodes[h])
+
+    @staticmethod
+    def prelu(where, weight: np.ndarray, shape, act) -> _Node:
+        """PReLU with ``weight``: one slope, or one per channel (the first dimension after the batch)."""
+        a = np.asarray(weight, np.float64).reshape(-1)
+        n = int(np.prod(shape, dtype=np.int64))
+        if len(a) == 1:
+            per = np.full(n, a[0])
+        else:
+            if len(shape) < 1 or shape[0] != len(a):
+                raise _Refuse(2, f"{where} has {len(a)} slopes but its input has {shape[0] if shape else 1} channels")
+            per = np.repeat(a, n // len(a))
+        return act([0.0], np.stack([per, np.ones(n)]), 0.0)
 
     def cast(self, where, node, name: str, src: _Node, shape) -> _Node:
         """A copy or a cast to a floating dtype (``x.clone()``, ``x.float()``, ``x.to(torch.float32)``,
@@ -1179,16 +1221,7 @@ class _Reader:
         if kind == "LeakyReLU":
             return act([0.0], [float(m.negative_slope), 1.0], 0.0)
         if kind == "PReLU":
-            a = m.weight.detach().to("cpu", torch.float64).numpy().reshape(-1)
-            n = int(np.prod(shape, dtype=np.int64))
-            if len(a) == 1:
-                per = np.full(n, a[0])
-            else:
-                if len(shape) < 1 or shape[0] != len(a):
-                    raise _Refuse(2, f"{where} has {len(a)} slopes but its input has {shape[0] if shape else 1} "
-                                     "channels")
-                per = np.repeat(a, n // len(a))
-            return act([0.0], np.stack([per, np.ones(n)]), 0.0)
+            return self.prelu(where, m.weight.detach().to("cpu", torch.float64).numpy(), shape, act)
         if kind == "ReLU6":
             return act([0.0, 6.0], [0.0, 1.0, 0.0], 0.0)
         if kind == "Softshrink":

@@ -55,7 +55,7 @@ SUPPORTED = (
     "(eval), Flatten, Unflatten, Identity, Dropout (eval), ReLU, LeakyReLU, PReLU, Hardtanh, ReLU6, Softshrink, "
     "Hardsigmoid, RReLU (eval), Threshold (continuous: value = threshold), registered activations "
     "(spatial.register_activation); in a traced forward() also F.relu / torch.relu / x.relu(), F.leaky_relu, "
-    "F.hardtanh, F.relu6, torch.abs, clamp(min, max) (numbers or constant tensors), F.linear, F.conv1d/2d, "
+    "F.prelu, F.hardtanh, F.relu6, torch.abs, clamp(min, max) (numbers or constant tensors), F.linear, F.conv1d/2d, "
     "F.max_pool1d/2d, F.avg_pool1d/2d, F.adaptive_avg_pool1d/2d, F.adaptive_max_pool1d/2d, x.amax(dim) / "
     "x.amin(dim), x.max(dim)[0] / x.min(dim)[0], the values of x.sort(dim) and x.topk(k, dim) (GroupSort, "
     "MaxMin), torch.maximum / torch.minimum of two tensors (of one shape, or "
@@ -65,13 +65,13 @@ SUPPORTED = (
     "x.to(dtype or device), x.type_as(w)), selections (x[...] slicing and indexing, permute, transpose, flip, roll, narrow, select, repeat, "
     "expand, expand_as, F.pad, chunk, split, unbind; padding modules, PixelShuffle, ChannelShuffle, nearest Upsample / "
     "F.interpolate, Unfold, Tensor.unfold), linear, bilinear, bicubic and area interpolation, x + y, x - y (sizes "
-    "1 broadcast: h - h.mean(1, keepdim=True)), "
+    "1 broadcast: h - h.mean(1, keepdim=True); torch.add / sub / rsub with a number alpha), "
     "torch.cat, torch.stack, x @ W and torch.einsum of the input and one constant tensor, and constants: x * c, "
     "x / c, x + c (numbers, or tensors that keep the shape); weights, constant tensors and bounds may be "
     "parameters or buffers or made from them in forward (W.t(), a standardized conv weight), or "
     "zeros_like / ones_like / full_like of a value (torch.maximum(h, torch.zeros_like(h))); torch.where(h > c, "
-    "a, b) with a and b each alpha * h + beta, continuous at c (torch.where(h > 0, h, 0.1 * h)), and h * (h > c) "
-    "(the condition cast to any dtype; continuous: c = 0)")
+    "a, b) with a and b each alpha * h + beta, continuous at c (torch.where(h > 0, h, 0.1 * h)), h * (h > c) "
+    "(the condition cast to any dtype; continuous: c = 0) and h.masked_fill(h > c, v) (continuous: v = c)")
 # the modules the graph reader knows (besides MODULE_KINDS)
 GRAPH_MODULES = frozenset({"Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "AvgPool1d", "AvgPool2d",
                            "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "MaxPool1d", "MaxPool2d", "AdaptiveMaxPool1d",

@@ -505,6 +505,37 @@ def test_shapes_taken_from_another_value_equal_their_twin(written, twin):
     np.testing.assert_allclose(np.sort(pa.vertices, 0), np.sort(pb.vertices, 0), atol=1e-12)
 
 
+_ARITH_OPTIONS = [lambda h: torch.relu(torch.add(h, 1.0, alpha=2.0)), lambda h: torch.relu(h.sub(0.5, alpha=3.0)),
+                  lambda h: torch.relu(torch.add(h, h.flip(1), alpha=-2.0)),
+                  lambda h: torch.relu(torch.sub(h, h.flip(1), alpha=0.5)),
+                  lambda h: torch.relu(torch.rsub(h, 1.0, alpha=2.0)),
+                  lambda h: torch.relu(h.masked_fill(h < 0, 0.0)) + F.prelu(h, torch.tensor([0.25], dtype=D))]
+
+
+@pytest.mark.parametrize("export", [False, True])
+@pytest.mark.parametrize("i", range(len(_ARITH_OPTIONS)))
+def test_arithmetic_options_masked_fill_and_prelu_equal_the_model(i, export):
+    model = _where_net(_ARITH_OPTIONS[i])  # alpha was ignored before (the maps 0.1-0.4 off the model)
+    plane = spatial.Plane.through(*np.random.default_rng(0).random((3, 3)))
+    p = spatial.partition(torch.export.export(model, (torch.zeros(2, 3, dtype=D),)) if export else model,
+                          (-3.0, 3.0, -3.0, 3.0), plane=plane)  # (aten.rsub.Scalar takes alpha by position)
+    assert len(p) > 3 and p.verify().ok
+    c = p.centroids()
+    with torch.no_grad():
+        y = model(torch.tensor(plane.lift(c), dtype=D)).numpy()
+    maps = p.affine_maps()
+    np.testing.assert_allclose(np.einsum("rij,rj->ri", maps[:, :, :2], c) + maps[:, :, 2], y, atol=1e-10)
+
+
+@pytest.mark.parametrize("fn, match", [
+    (lambda h: torch.div(h, 2.0, rounding_mode="floor"), r"rounds \(rounding_mode='floor'\): not piecewise"),
+    (lambda h: h.masked_fill(h < 0, 1.0), r"not continuous \(1 and 0 at 0\)"),
+])
+def test_rounding_and_discontinuous_fills_are_refused(fn, match):
+    with pytest.raises(spatial.UnsupportedLayerError, match=match):
+        spatial.partition(_where_net(fn), (-3.0, 3.0, -3.0, 3.0), plane=spatial.Plane.through(*np.eye(3)))
+
+
 def test_a_cast_that_rounds_is_refused():
     plane = spatial.Plane.through(*np.random.default_rng(0).random((3, 3)))
     with pytest.raises(spatial.UnsupportedLayerError, match=r"dtype torch.int64 \(rounding or comparing\): not piecewise"):
