@@ -381,7 +381,14 @@ class _Reader:
             return affine(self.weighted_linear(where, w.detach().T, None))
         if name == "einsum" and len(data_in) == 1:
             return affine(self.einsum(where, node, data_in[0], ins[0].shape))
-        if name in t._NOT_PL:
+        if name == "instance_norm" and family == "torch" and not t._arg(node, 5, "use_input_stats", True):
+            w, b, mean, var = (t._arg(node, i, k) for i, k in ((1, "weight"), (2, "bias"), (3, "running_mean"),
+                                                               (4, "running_var")))  # (aten.instance_norm, eval)
+            if mean is not None and var is not None:
+                return affine(_batchnorm(None if w is None else self.attr(where, w), None if b is None else
+                                         self.attr(where, b), self.attr(where, mean), self.attr(where, var),
+                                         float(t._arg(node, 7, "eps", 1e-5)), shape))
+        if name in t._NOT_PL or name == "instance_norm":
             raise _Refuse(0, not_pl)
         x = data_in[0]
         if len(data_in) > 1:
@@ -488,6 +495,14 @@ class _Reader:
             return affine(_batchnorm(None if w is None else self.attr(where, w), None if b is None else self.attr(where, b),
                                      self.attr(where, mean), self.attr(where, var), float(t._arg(node, 7, "eps", 1e-5)),
                                      shape))
+        if name in ("conv_transpose1d", "conv_transpose2d") and family in ("F", "torch"):
+            nd = 1 if name.endswith("1d") else 2
+            b = t._arg(node, 2, "bias")
+            return affine(self.conv(where, nd, self.attr(where, t._arg(node, 1, "weight")),
+                                    None if b is None else self.attr(where, b), _pair(t._arg(node, 3, "stride", 1), nd),
+                                    t._arg(node, 4, "padding", 0), _pair(t._arg(node, 7, "dilation", 1), nd),
+                                    int(t._arg(node, 6, "groups", 1)), ins[0].shape, shape, transpose=True,
+                                    output_padding=t._arg(node, 5, "output_padding", 0)))
         if name in ("conv1d", "conv2d") and family in ("F", "torch"):
             w, b = t._arg(node, 1, "weight"), t._arg(node, 2, "bias")
             nd = 1 if name == "conv1d" else 2
@@ -498,8 +513,9 @@ class _Reader:
                                   ins[0], shape, label)
         if name in ("max_pool1d", "max_pool2d", "max_pool1d_with_indices", "max_pool2d_with_indices"):
             nd = 2 if "2d" in name else 1
-            if t._arg(node, 6, "return_indices", False):
-                raise _Refuse(2, f"{where}: return_indices=True is not supported")
+            if t._arg(node, 6, "return_indices", False) and not _values_only(node):
+                raise _Refuse(2, f"{where}: only the values of a max-pooling with return_indices=True are supported "
+                                 "(its [0]), not its indices")
             k = _pair(t._arg(node, 1, "kernel_size"), nd)
             st = t._arg(node, 2, "stride", None)
             st = k if st is None or st == [] or st == () else _pair(st, nd)
@@ -556,7 +572,7 @@ class _Reader:
             if name == "flatten" and t._arg(node, 1, "start_dim", 0) == 0:
                 raise _Refuse(2, f"{where}: flatten(x) merges the batch; use flatten(x, 1)")
             return affine(_ops.Reshape(shape))
-        if name == "dropout":
+        if name in _DROPOUTS:
             if t._arg(node, 2, "training", True):
                 raise _Refuse(2, f"{where} is in training mode (a random mask is not a fixed map); pass "
                                  "training=self.training and call model.eval() first")
@@ -1209,9 +1225,14 @@ class _Reader:
                 raise _Refuse(2, f"{where} keeps no running statistics (track_running_stats=False)")
             return affine(_batchnorm(m.weight if m.affine else None, m.bias if m.affine else None,
                                      m.running_mean, m.running_var, float(m.eps), shape))
+        if kind in ("InstanceNorm1d", "InstanceNorm2d"):  # affine only with its running statistics, in eval mode
+            if m.training or not m.track_running_stats or m.running_mean is None:
+                raise _Refuse(0, self.t.not_pl(where, kind, SUPPORTED_GRAPH))
+            return affine(_batchnorm(m.weight if m.affine else None, m.bias if m.affine else None,
+                                     m.running_mean, m.running_var, float(m.eps), shape))
         if kind in ("Flatten", "Unflatten", "Identity"):
             return affine(_ops.Reshape(shape))
-        if kind in ("Dropout", "Dropout1d", "Dropout2d", "AlphaDropout"):
+        if kind in ("Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout"):
             if m.training and m.p > 0:
                 raise _Refuse(2, f"{where} is in training mode (a random mask is not a fixed map); "
                                  "call model.eval() first")
@@ -1559,8 +1580,15 @@ _RANDOM = ("rand", "normal", "bernoulli", "multinomial", "poisson", "uniform", "
 constant they make is refused (:meth:`_Reader.const`)."""
 
 
-_VALUES_OF = frozenset({"max", "min", "sort", "topk"})
+_VALUES_OF = frozenset({"max", "min", "sort", "topk", "max_pool1d_with_indices", "max_pool2d_with_indices",
+                        "adaptive_max_pool1d", "adaptive_max_pool2d"})
 """Calls that return (values, indices), of which only the values are read (:func:`_values_only`)."""
+
+
+_DROPOUTS = frozenset({"dropout", "dropout1d", "dropout2d", "dropout3d", "feature_dropout", "alpha_dropout",
+                       "feature_alpha_dropout"})
+"""Dropout calls (``F.dropout2d``, ATen's ``feature_dropout`` in torch.export programs): the value
+itself when not training (their third argument)."""
 
 
 def _values_only(node: torch.fx.Node) -> bool:

@@ -52,10 +52,12 @@ __all__ = ["Layer", "MODULE_KINDS", "Network", "parse", "SUPPORTED", "check_fini
 SUPPORTED = (
     "Linear, Conv1d, Conv2d (padding as numbers, 'same' or 'valid', of any padding_mode), ConvTranspose1d/2d "
     "(zeros padding), AvgPool1d/2d, AdaptiveAvgPool1d/2d, MaxPool1d/2d, AdaptiveMaxPool1d/2d, BatchNorm1d/2d "
-    "(eval), Flatten, Unflatten, Identity, Dropout (eval), ReLU, LeakyReLU, PReLU, Hardtanh, ReLU6, Softshrink, "
+    "(eval), InstanceNorm1d/2d (eval, with running statistics), Flatten, Unflatten, Identity, Dropout, "
+    "Dropout1d/2d/3d, AlphaDropout (eval), ReLU, LeakyReLU, PReLU, Hardtanh, ReLU6, Softshrink, "
     "Hardsigmoid, RReLU (eval), Threshold (continuous: value = threshold), registered activations "
     "(spatial.register_activation); in a traced forward() also F.relu / torch.relu / x.relu(), F.leaky_relu, "
     "F.prelu, F.hardtanh, F.relu6, torch.abs, clamp(min, max) (numbers or constant tensors), F.linear, F.conv1d/2d, "
+    "F.conv_transpose1d/2d, "
     "F.max_pool1d/2d, F.avg_pool1d/2d, F.adaptive_avg_pool1d/2d, F.adaptive_max_pool1d/2d, x.amax(dim) / "
     "x.amin(dim), x.max(dim)[0] / x.min(dim)[0], the values of x.sort(dim) and x.topk(k, dim) (GroupSort, "
     "MaxMin), torch.maximum / torch.minimum of two tensors (of one shape, or "
@@ -76,7 +78,8 @@ SUPPORTED = (
 GRAPH_MODULES = frozenset({"Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "AvgPool1d", "AvgPool2d",
                            "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "MaxPool1d", "MaxPool2d", "AdaptiveMaxPool1d",
                            "AdaptiveMaxPool2d", "BatchNorm2d", "Unflatten", "Hardtanh", "ReLU6", "Dropout1d",
-                           "Dropout2d"})
+                           "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout", "InstanceNorm1d",
+                           "InstanceNorm2d"})
 SELECTION_MODULES = frozenset({"ZeroPad1d", "ZeroPad2d", "ConstantPad1d", "ConstantPad2d", "ReflectionPad1d",
                                "ReflectionPad2d", "ReplicationPad1d", "ReplicationPad2d", "CircularPad1d",
                                "CircularPad2d", "PixelShuffle", "PixelUnshuffle", "ChannelShuffle", "Upsample",

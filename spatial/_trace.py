@@ -32,12 +32,16 @@ from ._net import MODULE_KINDS, SUPPORTED, _name
 __all__ = ["Step", "chain"]
 
 # modules and functions by name (in-place variants ``relu_`` and ``x += 1`` read as the same)
+_NORMS = frozenset({"LayerNorm", "GroupNorm", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d", "RMSNorm",
+                    "LocalResponseNorm", "layer_norm", "group_norm", "instance_norm", "rms_norm", "normalize",
+                    "local_response_norm"})
+"""Normalizations by the input's own statistics (not piecewise linear)."""
 _NOT_PL = frozenset({
     "tanh", "sigmoid", "gelu", "silu", "elu", "selu", "celu", "softplus", "softmax", "log_softmax",
     "softmin", "mish", "hardswish", "logsigmoid", "softsign", "tanhshrink", "glu",
     "exp", "expm1", "log", "log1p", "log2", "log10", "sin", "cos", "tan", "sqrt", "rsqrt", "pow",
     "square", "reciprocal", "erf", "erfc", "atan", "asin", "acos", "sinh", "cosh", "asinh", "atanh",
-    "matmul", "bmm", "mm", "einsum", "bilinear"})
+    "matmul", "bmm", "mm", "einsum", "bilinear"}) | (_NORMS - {"instance_norm"})  # (affine with running statistics)
 _PL_LATER = frozenset({"abs", "absolute", "hardtanh", "relu6", "threshold", "_threshold", "hardsigmoid", "maximum",
                        "minimum", "max",
                        "min", "hardshrink", "softshrink", "rrelu", "clamp_max", "fmax", "fmin", "sign",
@@ -51,6 +55,9 @@ def not_pl(where: str, name: str, supported: str) -> str:
         return (f"{where} is not piecewise linear; a softmax at the output changes neither the regions nor the "
                 "argmax decision boundary of the logits before it: partition those (the model without it, e.g. "
                 f"model[:-1]); supported: {supported}")
+    if name in _NORMS:
+        return (f"{where} is not piecewise linear: it divides by statistics of its own input (a BatchNorm in eval "
+                f"mode, whose statistics are fixed, is affine); supported: {supported}")
     return f"{where} is not piecewise linear; supported: {supported}"
 
 
@@ -82,7 +89,9 @@ _RELU = frozenset({"relu"})
 _CLAMP = frozenset({"clamp", "clip", "clamp_min"})
 _RESHAPE = frozenset({"view", "reshape"})
 _IDENTITY = frozenset({"contiguous", "dropout"})
-_NONLINEAR_MODULES = frozenset({"Tanh", "Sigmoid", "GELU", "SiLU", "ELU", "SELU", "CELU", "Softplus", "Softmax",
+# (an InstanceNorm with running statistics in eval mode is affine: the graph reader decides)
+_NONLINEAR_MODULES = (_NORMS - {"InstanceNorm1d", "InstanceNorm2d"}) | frozenset({
+                                "Tanh", "Sigmoid", "GELU", "SiLU", "ELU", "SELU", "CELU", "Softplus", "Softmax",
                                 "LogSoftmax", "Softmin", "Mish", "Hardswish", "LogSigmoid",
                                 "Softsign", "Tanhshrink", "GLU", "Bilinear", "MultiheadAttention"})
 _PL_LATER_MODULES = frozenset({"Hardtanh", "ReLU6", "Threshold", "Hardshrink", "Softshrink", "RReLU", "Hardsigmoid"})

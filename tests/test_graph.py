@@ -949,6 +949,32 @@ class ExportMore(nn.Module):  # the ATen forms of interpolation, the new activat
         return self.fc(torch.cat([v.flatten(1) for v in (a, b, c, d, e)] + [f.flatten(1)[:, :4]], 1))
 
 
+class ExportModules(nn.Module):  # modules whose ATen calls return (values, indices) or are transposed / eval-only
+    def __init__(self):
+        super().__init__()
+        self.conv, self.up = nn.Conv2d(1, 2, 2), nn.ConvTranspose2d(2, 2, 2)
+        self.norm, self.drop = nn.InstanceNorm2d(2, affine=True, track_running_stats=True), nn.Dropout2d(0.5)
+        self.amax, self.fc = nn.AdaptiveMaxPool2d(1), nn.Linear(10, 2)
+
+    def forward(self, x):
+        h = torch.relu(self.norm(self.up(torch.relu(self.conv(x)))))  # aten.conv_transpose2d, aten.instance_norm
+        p = F.max_pool2d(self.drop(h), 2, stride=1, return_indices=True)[0]  # aten.feature_dropout, with indices
+        return self.fc(torch.cat([p.flatten(1), self.amax(h).flatten(1)], 1))  # aten.adaptive_max_pool2d: a pair
+
+
+def test_modules_in_a_torch_export_program_equal_the_module():
+    model, plane = _export_equals_module(ExportModules(), 21)
+    assert_maps_equal_model(model, (-1.0, 1.5, -1.0, 1.5), plane=plane)
+
+
+@pytest.mark.parametrize("layer, shape", [(nn.LayerNorm(4), (1, 4)), (nn.GroupNorm(2, 4), (4, 1)),
+                                          (nn.InstanceNorm1d(2), (2, 2))])
+def test_a_normalization_by_its_own_statistics_is_refused_as_such(layer, shape):
+    model = nn.Sequential(nn.Linear(2, 4), nn.Unflatten(1, shape), layer, nn.Flatten(), nn.ReLU(), nn.Linear(4, 1))
+    with pytest.raises(spatial.UnsupportedLayerError, match="not piecewise linear: it divides by statistics of its own"):
+        spatial.partition(model.eval(), (-1.0, 1.0, -1.0, 1.0))
+
+
 def test_the_new_operations_in_a_torch_export_program_equal_the_module():
     model, plane = _export_equals_module(ExportMore(), 3)  # aten.upsample_bilinear2d, aten.rrelu, ...
     assert_maps_equal_model(model, (-1.0, 1.5, -1.0, 1.5), plane=plane)
