@@ -472,6 +472,63 @@ def _parse_traced(model: torch.nn.Module, fold: _Fold) -> Network:
     return fold.finish()
 
 
+def _weight_hook(hook) -> bool:
+    """Whether a forward pre-hook only recomputes a weight from the module's own tensors (the
+    older ``torch.nn.utils.weight_norm`` and ``spectral_norm``, and ``torch.nn.utils.prune``)."""
+    from torch.nn.utils import prune
+    from torch.nn.utils.spectral_norm import SpectralNorm
+    from torch.nn.utils.weight_norm import WeightNorm
+
+    return isinstance(hook, (WeightNorm, SpectralNorm, prune.BasePruningMethod))
+
+
+def _run_weight_hooks(model: torch.nn.Module) -> None:
+    """Refuse a model whose forward runs hooks that reading it would not (the trace and the layers
+    read their weights without calling forward): any forward hook, and any forward pre-hook but
+    those that recompute a weight (:func:`_weight_hook`), which are run here once, as forward runs
+    them before each call (the weight they left may be a step old: ``weight_norm``'s ``weight`` is
+    recomputed from ``weight_g`` and ``weight_v`` at the start of each forward)."""
+    import torch.nn.modules.module as nn_module
+
+    for kind in ("_global_forward_hooks", "_global_forward_pre_hooks"):
+        if getattr(nn_module, kind, None):
+            raise UnsupportedLayerError(f"a global module {kind[8:].replace('_', ' ')[:-1]} is registered "
+                                        "(torch.nn.modules.module.register_module_forward_"
+                                        f"{'pre_' if 'pre' in kind else ''}hook), which reading the model does not "
+                                        "run; remove it (its handle's .remove()) first")
+    for where, m in model.named_modules():
+        name = f"layer {where} ({_name(m)})" if where else f"the model ({_name(m)})"
+        hooks = {k: h for k, h in (getattr(m, "_forward_hooks", None) or {}).items() if not _export_hook(h)}
+        if hooks:
+            raise UnsupportedLayerError(
+                f"{name} has a forward hook ({_hook_name(next(iter(hooks.values())))}), which reading the model "
+                "does not run (the weights are read, forward is not called); remove it (its handle's .remove()) "
+                "or write what it does into forward()")
+        pre = {k: h for k, h in (getattr(m, "_forward_pre_hooks", None) or {}).items() if not _export_hook(h)}
+        for hook in pre.values():
+            if not _weight_hook(hook):
+                raise UnsupportedLayerError(
+                    f"{name} has a forward pre-hook ({_hook_name(hook)}), which reading the model does not run "
+                    "(the weights are read, forward is not called); remove it (its handle's .remove()) or write "
+                    "what it does into forward()")
+            if m.training and type(hook).__name__ == "SpectralNorm":
+                raise UnsupportedLayerError(
+                    f"{name} uses spectral_norm in training mode, where computing its weight runs a power iteration "
+                    "that updates the module's state; call model.eval() first")
+        with torch.no_grad():
+            for hook in pre.values():
+                hook(m, None)
+
+
+def _export_hook(hook) -> bool:
+    """torch.export's own hooks on a program's module (input checks, bookkeeping): they change no value."""
+    return getattr(hook, "__module__", "") == "torch.export._unlift"
+
+
+def _hook_name(hook) -> str:
+    return getattr(hook, "__name__", None) or type(hook).__name__
+
+
 def parse(model: torch.nn.Module, in_features: Optional[int] = None, in_shape=None) -> Network:
     """Read a network into its internal form, refusing what is not piecewise linear.
 
@@ -499,6 +556,7 @@ def parse(model: torch.nn.Module, in_features: Optional[int] = None, in_shape=No
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module or a torch.export.ExportedProgram, got "
                         f"{type(model).__name__}")
+    _run_weight_hooks(model)  # (an ExportedProgram's module has torch.export's own hooks, which are harmless)
     for where, m in model.named_modules():
         if parametrize.is_parametrized(m) and m.training:
             raise UnsupportedLayerError(

@@ -92,3 +92,56 @@ def test_parametrized_layers_equal_their_plain_twins_and_are_refused_in_training
     np.testing.assert_array_equal(pa.patterns, pb.patterns)
     with pytest.raises(spatial.UnsupportedLayerError, match=r"layer 0 \(Linear, parametrized: .*\) is in training"):
         spatial.partition(a.train(), (-2, 2, -2, 2))
+
+
+def _mlp64():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3)).double().eval()
+
+
+@pytest.mark.parametrize("attach, match", [
+    (lambda m: m[0].register_forward_hook(lambda mod, i, o: o * 2), r"layer 0 \(Linear\) has a forward hook \(<lambda>\)"),
+    (lambda m: m[2].register_forward_pre_hook(lambda mod, i: (i[0] + 1,)), r"layer 2 \(Linear\) has a forward pre-hook"),
+    (lambda m: m.register_forward_hook(lambda mod, i, o: None), r"the model \(Sequential\) has a forward hook"),
+    (lambda m: torch.nn.modules.module.register_module_forward_hook(lambda mod, i, o: o),
+     "a global module forward hook is registered"),
+])
+def test_a_model_with_hooks_that_reading_it_would_not_run_is_refused(attach, match):
+    model = _mlp64()  # (the hooks were ignored: maps 0.15-1.1 off the model's forward)
+    handle = attach(model)
+    try:
+        with pytest.raises(spatial.UnsupportedLayerError, match=match):
+            spatial.partition(model, (-1.0, 1.0, -1.0, 1.0))
+    finally:
+        handle.remove()
+
+
+@pytest.mark.parametrize("wrap", ["weight_norm", "prune", "spectral_norm"])
+def test_weights_recomputed_by_pre_hooks_are_read_as_forward_computes_them(wrap):
+    import torch.nn.utils.prune as prune
+
+    model = _mlp64()
+    layer = model[0]
+    if wrap == "weight_norm":
+        torch.nn.utils.weight_norm(layer)
+        with torch.no_grad():  # after the last forward (an optimizer step): the stored weight is stale
+            layer.weight_g.mul_(2.0)
+    elif wrap == "prune":
+        prune.l1_unstructured(layer, "weight", amount=0.5)
+        with torch.no_grad():
+            layer.weight_orig.mul_(3.0)
+    else:
+        torch.nn.utils.spectral_norm(layer)
+        model.eval()
+        with torch.no_grad():
+            layer.weight_orig.mul_(3.0)
+    p = spatial.partition(model, (-1.0, 1.0, -1.0, 1.0))
+    c = p.centroids()
+    with torch.no_grad():
+        y = model(torch.tensor(c)).numpy()
+    maps = p.affine_maps()
+    np.testing.assert_allclose(np.einsum("rij,rj->ri", maps[:, :, :2], c) + maps[:, :, 2], y, atol=1e-12)
+    if wrap == "spectral_norm":
+        model.train()
+        with pytest.raises(spatial.UnsupportedLayerError, match="spectral_norm in training mode"):
+            spatial.partition(model, (-1.0, 1.0, -1.0, 1.0))
