@@ -580,6 +580,11 @@ def parse(model: torch.nn.Module, in_features: Optional[int] = None, in_shape=No
             pos, kind = unknown[0]
             if kind in _trace._NONLINEAR_MODULES:
                 raise UnsupportedLayerError(_trace.not_pl(f"layer {pos} ({kind})", kind, SUPPORTED))
+            if isinstance(model, torch.jit.ScriptModule):
+                raise UnsupportedLayerError(
+                    f"layer {pos} ({kind}) is a TorchScript module with a forward() of its own, which is not read: "
+                    "TorchScript is read as a chain of supported layers; pass the Python module (or a torch.export "
+                    f"program) instead; supported: {SUPPORTED}")
             raise UnsupportedLayerError(f"layer {pos} ({kind}) is not supported (not a known piecewise-linear layer); "
                                         f"supported: {SUPPORTED}")
         for pos, m in layers:

@@ -145,3 +145,16 @@ def test_weights_recomputed_by_pre_hooks_are_read_as_forward_computes_them(wrap)
         model.train()
         with pytest.raises(spatial.UnsupportedLayerError, match="spectral_norm in training mode"):
             spatial.partition(model, (-1.0, 1.0, -1.0, 1.0))
+
+
+def test_a_torchscript_module_with_its_own_forward_is_refused_as_such():
+    class Scaled(torch.nn.Sequential):
+        def forward(self, x):
+            for m in self:
+                x = m(x)
+            return x * 2  # (read as a chain of its layers, this would be lost)
+
+    model = torch.jit.script(Scaled(torch.nn.Linear(2, 3), torch.nn.ReLU(), torch.nn.Linear(3, 1)).eval())
+    with pytest.raises(spatial.UnsupportedLayerError, match=r"\(Scaled\) is a TorchScript module with a forward\(\) "
+                                                            "of its own, which is not read"):
+        spatial.partition(model, (-1.0, 1.0, -1.0, 1.0))
