@@ -3,7 +3,8 @@
 Each case is a random small torch network of one *family* (``--list``: conv, max / adaptive /
 functional pooling, ``amax``, residual, concatenation, PL activations, average pooling, BatchNorm,
 strided / grouped / transposed convolutions, selections (padding, chunk, flip, permute, slicing)
-with a maximum or minimum of two tensors, a constant-tensor scale with bilinear upsampling) with
+with a maximum or minimum of two tensors, a constant-tensor scale with bilinear upsampling, sorts and
+topk) with
 small dyadic float64 weights made degenerate (coarse or duplicated units, zero rows and biases), a
 plane through degenerate images (few values, blocks, shared or mirrored pixels) and a box whose
 side or corner may lie on a first-layer line.
@@ -303,13 +304,36 @@ def _idioms(rng):  # einsum by a parameter, centring by a broadcast mean, zeros_
     return net, (c, 3, 3)
 
 
+def _sorts(rng):  # GroupSort / MaxMin (the values of a sort), topk
+    kind = _pick(rng, "groupsort", "maxmin", "topk", "pairs")
+    conv = nn.Conv2d(_pick(rng, 1, 2), 2, 2)  # (c, 3, 3) -> (2, 2, 2)
+    c = conv.in_channels
+    if kind == "groupsort":  # groups of 4 of the 8 values
+        fc = nn.Linear(8, 2)
+        def forward(m, x):
+            return m.fc(m.conv(x).flatten(1).view(-1, 2, 4).sort(-1).values.flatten(1))
+    elif kind == "maxmin":  # pairs over the channels, descending
+        fc = nn.Linear(8, 2)
+        def forward(m, x):
+            return m.fc(torch.sort(m.conv(x), dim=1, descending=True)[0].flatten(1))
+    elif kind == "topk":
+        fc = nn.Linear(3, 2)
+        def forward(m, x):
+            return m.fc(torch.relu(m.conv(x)).flatten(1).topk(3, dim=1).values)
+    else:  # MaxMin over adjacent pairs
+        fc = nn.Linear(8, 2)
+        def forward(m, x):
+            return m.fc(m.conv(x).flatten(1).view(-1, 4, 2).sort(-1).values.flatten(1))
+    return _Net(forward, lambda m, x: m.conv(x), is_max=kind != "topk", conv=conv, fc=fc), (c, 3, 3)
+
+
 FAMILIES = {
     "conv_relu_pool": _conv_relu_pool, "pool_first": _pool_first, "pool_conv": _pool_conv,
     "two_pools": _two_pools, "two_pools_direct": _two_pools_direct, "adaptive_max": _adaptive_max,
     "pool_variants": _pool_variants, "amax": _amax, "residual": _residual, "residual_pool": _residual_pool,
     "cat": _cat, "activations": _activations, "avgpool": _avgpool, "batchnorm": _batchnorm,
     "conv_variants": _conv_variants, "convtranspose": _convtranspose, "funcpool_clamp": _funcpool_clamp,
-    "selections": _selections, "idioms": _idioms,
+    "selections": _selections, "idioms": _idioms, "sorts": _sorts,
 }
 _AFFINE = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Flatten, nn.Identity, nn.AvgPool2d, nn.AdaptiveAvgPool2d,
            nn.BatchNorm2d)
