@@ -158,3 +158,11 @@ def test_a_torchscript_module_with_its_own_forward_is_refused_as_such():
     with pytest.raises(spatial.UnsupportedLayerError, match=r"\(Scaled\) is a TorchScript module with a forward\(\) "
                                                             "of its own, which is not read"):
         spatial.partition(model, (-1.0, 1.0, -1.0, 1.0))
+
+
+def test_a_compiled_model_is_read_as_the_module_it_compiles():
+    model = _mlp64()
+    compiled = torch.compile(model)  # (nothing is compiled until it is called)
+    a, b = (spatial.partition(m, (-1.0, 1.0, -1.0, 1.0)) for m in (compiled, model))
+    assert len(a) == len(b) > 3
+    np.testing.assert_array_equal(a.patterns, b.patterns)
