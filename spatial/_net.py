@@ -553,8 +553,9 @@ def parse(model: torch.nn.Module, in_features: Optional[int] = None, in_shape=No
     """
     if isinstance(model, torch.export.ExportedProgram):  # torch.export: its program as a graph of ATen calls
         model = model.module(check_guards=False)
-    while type(model).__name__ == "OptimizedModule" and isinstance(getattr(model, "_orig_mod", None), torch.nn.Module):
-        model = model._orig_mod  # torch.compile(model): the module it compiles (the same weights, the same map)
+    inner = getattr(model, "_orig_mod", None)
+    while type(model).__name__ == "OptimizedModule" and isinstance(inner, torch.nn.Module):
+        model, inner = inner, getattr(inner, "_orig_mod", None)  # torch.compile(model): the module it compiles
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module or a torch.export.ExportedProgram, got "
                         f"{type(model).__name__}")
