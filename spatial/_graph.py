@@ -1539,11 +1539,19 @@ def compile(model: torch.nn.Module, in_shape: Optional[Sequence[int]] = None):
                              "or in_shape=")
     in_shape = tuple(int(s) for s in in_shape)
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+    # the example run leaves the model as it was: its buffers (a BatchNorm in training mode updates its
+    # running statistics; the reader refuses it afterwards) and the random stream (dropout in training)
+    saved = [(b, b.detach().clone()) for b in model.buffers()]
+    devices = sorted({p.device.index or 0 for p in model.parameters() if p.is_cuda})
     try:
-        with torch.no_grad():
+        with torch.no_grad(), torch.random.fork_rng(devices=devices):
             _Shapes(gm).run(torch.zeros((2,) + in_shape, dtype=dtype))
     except _ShapeError as e:  # any failure is the same answer
         raise ValueError(_shape_error(model, in_shape, e)) from None
+    finally:
+        with torch.no_grad():
+            for b, v in saved:
+                b.copy_(v)
     out = _Reader(model, gm, in_shape).read()
     return _stages(out, in_shape, Layer, Network)
 

@@ -261,6 +261,12 @@ def _functionalize(graph: torch.fx.Graph, model: torch.nn.Module) -> None:
                 if m not in seen:
                     seen.add(m)
                     todo.append(m)
+        state = next((n for n in seen if n.op == "get_attr"), None)
+        if state is not None:
+            raise UnsupportedLayerError(
+                f"{type(model).__name__}.forward: node {node.name!r}{_where(node)} changes {state.target!r}, a "
+                "parameter or buffer of the model, in place: a model that changes its own state in forward() is "
+                "not a fixed map")
         for alias in seen - {a}:
             late = [u for u in alias.users if order[u] > order[node]]
             if late:

@@ -590,7 +590,7 @@ def test_weights_made_from_parameters_in_forward_equal_the_model():
 @pytest.mark.parametrize("make, match", [
     (lambda w: F.dropout(w, 0.5, True), r"'dropout' \(dropout\) is random"),  # DropConnect in training
     (lambda w: w + torch.randn_like(w), r"'randn_like' \(randn_like\) is random"),
-    (lambda w: w.mul_(1.0), r"made in place \(mul_\), which would change the model's parameters"),
+    (lambda w: w.mul_(1.0), r"changes 'w', a parameter or buffer of the model, in place"),  # (before any run)
     (lambda w: F.dropout(w, 0.5, False), None),  # in eval: the weight itself
 ])
 def test_a_weight_made_randomly_or_in_place_is_refused(make, match):
@@ -1065,3 +1065,23 @@ def test_a_clamp_between_constant_tensors_equals_the_model():
         h = model.fc(torch.tensor(np.stack(np.meshgrid(g, g), -1).reshape(-1, 2))).numpy()
     lo, hi = model.lo.numpy(), model.hi.numpy()
     assert len(p) >= len(np.unique(np.concatenate([h > lo, h > hi], 1), axis=0))
+
+
+def test_reading_a_model_in_training_mode_leaves_its_state_and_the_random_stream_as_they_were():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c, self.bn, self.drop, self.fc = nn.Conv2d(1, 2, 2), nn.BatchNorm2d(2), nn.Dropout(0.5), nn.Linear(8, 2)
+
+        def forward(self, x):
+            return self.fc(self.drop(torch.relu(self.bn(self.c(x)))).flatten(1))
+    model = Net().train()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    with pytest.raises(spatial.UnsupportedLayerError, match="is in training mode"):  # (after the example run)
+        spatial.partition(model, (-1.0, 1.0, -1.0, 1.0), plane=spatial.Plane.through(*dyadic_images(1, (1, 3, 3))))
+    assert torch.equal(torch.rand(3), expected)
+    for k, v in model.state_dict().items():  # (the example run updated the running statistics)
+        assert torch.equal(v, state[k]), k

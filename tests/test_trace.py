@@ -319,3 +319,18 @@ def test_a_value_changed_in_place_under_a_view_is_refused():
     with pytest.raises(spatial.UnsupportedLayerError, match=r"changes 'a' in place while 'view', which shares its "
                                                              r"memory, is read afterwards \('b'\)"):
         spatial.partition(Net(), (-1.0, 1.0, -1.0, 1.0), plane=spatial.Plane.through(*np.eye(3)))
+
+
+def test_a_forward_that_changes_a_parameter_in_place_is_refused_before_it_runs():
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w, self.fc = torch.nn.Parameter(torch.ones(3)), torch.nn.Linear(3, 2)
+
+        def forward(self, x):
+            self.w.data.mul_(2.0)  # (never read: the graph reader's example run would have changed it)
+            return self.fc(torch.relu(x * 2.0))
+    model = Net()
+    with pytest.raises(spatial.UnsupportedLayerError, match="changes 'w', a parameter or buffer of the model, in place"):
+        spatial.partition(model, (-1.0, 1.0, -1.0, 1.0), plane=spatial.Plane.through(*np.eye(3)))
+    assert torch.equal(model.w.detach(), torch.ones(3))
