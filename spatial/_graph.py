@@ -691,6 +691,9 @@ class _Reader:
         else:
             k, dim = int(t._arg(node, 1, "k")), t._arg(node, 2, "dim", -1)
             desc = bool(t._arg(node, 3, "largest", True))
+            if not t._arg(node, 4, "sorted", True) and k > 1:
+                raise _Refuse(2, f"{where}: topk(sorted=False) returns its values in an order torch does not fix; "
+                                 "only sorted=True (the default) is supported")
         nd = len(src.shape)
         ax = dim - 1 if dim > 0 else dim + nd
         if dim == 0 or not 0 <= ax < nd:

@@ -70,7 +70,6 @@ _COMPARE = frozenset({"gt", "ge", "lt", "le", "greater", "greater_equal", "less"
 """Comparisons of a value with a number: the condition of a ``torch.where`` (:meth:`_graph._Reader.where_act`)."""
 
 
-
 def _condition(n) -> bool:
     """Whether ``n`` is a comparison of a value with a number, through casts (``(h > 0).float()``):
     the mask of a product the graph reader reads as an activation (``h * (h > 0)``)."""

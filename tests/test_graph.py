@@ -992,6 +992,7 @@ def test_sorts_in_a_torch_export_program_equal_the_module():
     (lambda h: h.sort(1)[1].to(h.dtype), r"only the values of x.sort\(\) are supported"),
     (lambda h: h + h.topk(1, 1).indices.to(h.dtype), r"only the values of x.topk\(\)"),
     (lambda h: torch.sort(h, 0).values, "over the batch dimension"),
+    (lambda h: h - h.topk(2, 1, sorted=False).values.sum(1, keepdim=True), r"topk\(sorted=False\)"),
 ])
 def test_a_sort_that_is_not_its_values_in_one_sample_is_refused(fn, match):
     with pytest.raises(spatial.UnsupportedLayerError, match=match):
