@@ -19,6 +19,7 @@ import inspect
 import linecache
 import operator
 import os
+import threading
 import traceback
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple, Union
@@ -170,6 +171,8 @@ def _trace(model: torch.nn.Module, leaf=None) -> torch.fx.Graph:
         if g is not None and "len" not in g and all(g is not p for p in patched):
             g["len"] = _len
             patched.append(g)
+    drawn: List[Tuple[str, str]] = []  # (function, stack) of each random call on constant arguments
+    watched = _watch_random(drawn)
     try:
         graph = _Tracer(leaf).trace(model)
     except Exception as e:  # noqa: BLE001 -- any failure of the trace is the same answer to the user
@@ -182,8 +185,44 @@ def _trace(model: torch.nn.Module, leaf=None) -> torch.fx.Graph:
         for g in patched:
             if g.get("len") is _len:
                 del g["len"]
+        for name, fn in watched.items():
+            setattr(torch, name, fn)
+    if drawn:
+        name, stack = drawn[0]
+        where = _where_in(stack)
+        raise UnsupportedLayerError(
+            f"{type(model).__name__}.forward calls torch.{name} on arguments that do not depend on the input{where}: "
+            "a random tensor, drawn anew at each call, is not a fixed map (torch.fx would keep the one draw of its "
+            "trace)")
     _functionalize(graph, model)
     return graph
+
+
+_RANDOM_CALLS = ("rand", "randn", "randint", "randperm", "rand_like", "randn_like", "randint_like", "normal",
+                 "bernoulli", "multinomial", "poisson")
+"""torch's random functions. Called in forward() on constant arguments (``torch.randn(3)``),
+torch.fx runs them while tracing and keeps the one result as a constant; :func:`_watch_random`
+notices them."""
+
+
+def _watch_random(drawn: List[Tuple[str, str]]) -> Dict[str, Any]:
+    """Wrap :data:`_RANDOM_CALLS` in ``torch`` for the time of a trace (returns the originals, to be
+    put back): a call from this thread with no traced argument is noted in ``drawn`` with its stack."""
+    tid = threading.get_ident()
+    originals = {name: getattr(torch, name) for name in _RANDOM_CALLS if hasattr(torch, name)}
+
+    def watch(name, fn):
+        @functools.wraps(fn)
+        def call(*args, **kwargs):
+            traced = any(isinstance(a, torch.fx.Proxy) for a in (*args, *kwargs.values()))
+            if not traced and threading.get_ident() == tid:
+                drawn.append((name, "".join(traceback.format_list(traceback.extract_stack()[:-1]))))
+            return fn(*args, **kwargs)
+        return call
+
+    for name, fn in originals.items():
+        setattr(torch, name, watch(name, fn))
+    return originals
 
 
 _VIEWS = frozenset({"view", "reshape", "flatten", "unflatten", "squeeze", "unsqueeze", "transpose", "permute", "t",
@@ -281,7 +320,12 @@ def _functionalize(graph: torch.fx.Graph, model: torch.nn.Module) -> None:
 def _where(node: torch.fx.Node) -> str:
     """``line 14 of mlp.py: `x = F.gelu(x)``` from the node's stack trace (the innermost frame
     outside torch), or '' when there is none."""
-    lines = (node.stack_trace or "").splitlines()
+    return _where_in(node.stack_trace or "")
+
+
+def _where_in(stack: str) -> str:
+    """:func:`_where` of a formatted stack."""
+    lines = stack.splitlines()
     torch_dir = os.path.dirname(torch.__file__)
     here = os.path.dirname(os.path.abspath(__file__))
     found = ""

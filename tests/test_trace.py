@@ -334,3 +334,18 @@ def test_a_forward_that_changes_a_parameter_in_place_is_refused_before_it_runs()
     with pytest.raises(spatial.UnsupportedLayerError, match="changes 'w', a parameter or buffer of the model, in place"):
         spatial.partition(model, (-1.0, 1.0, -1.0, 1.0), plane=spatial.Plane.through(*np.eye(3)))
     assert torch.equal(model.w.detach(), torch.ones(3))
+
+
+def test_a_random_tensor_drawn_on_constant_arguments_is_refused():
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = torch.nn.Linear(3, 4), torch.nn.Linear(4, 2)
+
+        def forward(self, x):  # (torch.fx would run torch.randn once and keep its draw as a constant)
+            return self.b(torch.relu(self.a(x) + 0.1 * torch.randn(4)))
+    randn = torch.randn
+    with pytest.raises(spatial.UnsupportedLayerError, match=r"calls torch.randn on arguments that do not depend on "
+                                                            r"the input, line \d+ of .*test_trace.py"):
+        spatial.partition(Net(), (-1.0, 1.0, -1.0, 1.0), plane=spatial.Plane.through(*np.eye(3)))
+    assert torch.randn is randn  # put back
