@@ -173,8 +173,9 @@ def _trace(model: torch.nn.Module, leaf=None) -> torch.fx.Graph:
             patched.append(g)
     drawn: List[Tuple[str, str]] = []  # (function, stack) of each random call on constant arguments
     watched = _watch_random(drawn)
+    concrete = _defaults(model)
     try:
-        graph = _Tracer(leaf).trace(model)
+        graph = _Tracer(leaf).trace(model, concrete_args=concrete or None)
     except Exception as e:  # noqa: BLE001 -- any failure of the trace is the same answer to the user
         reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".rstrip(": ")
         raise UnsupportedLayerError(
@@ -194,8 +195,37 @@ def _trace(model: torch.nn.Module, leaf=None) -> torch.fx.Graph:
             f"{type(model).__name__}.forward calls torch.{name} on arguments that do not depend on the input{where}: "
             "a random tensor, drawn anew at each call, is not a fixed map (torch.fx would keep the one draw of its "
             "trace)")
+    if concrete:
+        _drop_specialized(graph)
     _functionalize(graph, model)
     return graph
+
+
+def _defaults(model: torch.nn.Module) -> Dict[str, Any]:
+    """The arguments of ``forward`` after the input that have defaults, at their defaults: the model
+    is read as ``model(x)`` calls it (``forward(self, x, return_features=False)``)."""
+    try:
+        params = list(inspect.signature(model.forward).parameters.values())
+    except (TypeError, ValueError):
+        return {}
+    return {p.name: p.default for p in params[1:] if p.default is not inspect.Parameter.empty
+            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+def _drop_specialized(graph: torch.fx.Graph) -> None:
+    """Remove what torch.fx adds for the arguments it traced at fixed values (``concrete_args``):
+    their placeholders (the ones with a default) and the checks of their values."""
+    fixed = [n for n in graph.nodes if n.op == "placeholder" and n.args]
+    checks = (torch._assert, torch.fx._symbolic_trace._assert_is_none)
+    for ph in fixed:
+        for u in list(ph.users):
+            for c in list(u.users):
+                if c.op == "call_function" and c.target in checks and not c.users:
+                    graph.erase_node(c)
+            if u.op == "call_function" and u.target in checks + (operator.eq,) and not u.users:
+                graph.erase_node(u)
+        if not ph.users:
+            graph.erase_node(ph)
 
 
 _RANDOM_CALLS = ("rand", "randn", "randint", "randperm", "rand_like", "randn_like", "randint_like", "normal",

@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from common import assert_maps_equal_model
 from splinescope import spatial
 from splinescope.spatial._net import parse
 
@@ -294,15 +295,11 @@ class _InPlace(torch.nn.Module):
 def test_a_value_changed_in_place_is_read_changed(form, twin):
     model = _InPlace(form)
     plane = spatial.Plane.through(*np.random.default_rng(0).random((3, 3)))
-    p = spatial.partition(model, (-3.0, 3.0, -3.0, 3.0), plane=plane)
+    p = assert_maps_equal_model(model, (-3.0, 3.0, -3.0, 3.0), plane=plane)  # the model changes h in place
     assert len(p) > 3 and p.verify().ok
-    c = p.centroids()
-    with torch.no_grad():  # the model (which changes h) and its twin agree, and so do the region maps
-        x = torch.tensor(plane.lift(c), dtype=torch.float64)
-        y = model(x.clone()).numpy()
-        np.testing.assert_allclose(y, twin(model, x).numpy(), atol=1e-12)
-    maps = p.affine_maps()
-    np.testing.assert_allclose(np.einsum("rij,rj->ri", maps[:, :, :2], c) + maps[:, :, 2], y, atol=1e-9)
+    with torch.no_grad():  # ... as its twin says
+        x = torch.tensor(plane.lift(p.centroids()), dtype=torch.float64)
+        np.testing.assert_allclose(model(x.clone()).numpy(), twin(model, x).numpy(), atol=1e-12)
 
 
 def test_a_value_changed_in_place_under_a_view_is_refused():
@@ -349,3 +346,32 @@ def test_a_random_tensor_drawn_on_constant_arguments_is_refused():
                                                             r"the input, line \d+ of .*test_trace.py"):
         spatial.partition(Net(), (-1.0, 1.0, -1.0, 1.0), plane=spatial.Plane.through(*np.eye(3)))
     assert torch.randn is randn  # put back
+
+
+def test_arguments_with_defaults_are_read_at_their_defaults():
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = torch.nn.Linear(3, 4).double(), torch.nn.Linear(4, 2).double()
+
+        def forward(self, x, return_features=False, scale=2.0, *, mask=None):
+            h = torch.relu(self.a(x))
+            if mask is not None:
+                h = h * mask
+            if return_features:
+                return h
+            return self.b(h) * scale
+    p = assert_maps_equal_model(Net(), (-1.0, 1.0, -1.0, 1.0), plane=spatial.Plane.through(*np.eye(3)))
+    assert len(p) > 3  # (read as model(x) calls it: was "cannot be traced")
+
+
+def test_a_second_input_without_a_default_is_refused():
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = torch.nn.Linear(3, 2)
+
+        def forward(self, x, y):
+            return self.a(x + y)
+    with pytest.raises(spatial.UnsupportedLayerError, match=r"takes 2 inputs \(x, y\); only one input"):
+        spatial.partition(Net(), (-1.0, 1.0, -1.0, 1.0), plane=spatial.Plane.through(*np.eye(3)))
