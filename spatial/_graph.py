@@ -1287,7 +1287,7 @@ class _Reader:
             out = _pair(m.output_size, nd)
             out = tuple(ins[0].shape[-nd + i] if o is None else int(o) for i, o in enumerate(out))
             return affine(self.adaptive_avg(nd, out, ins[0].shape, shape))
-        if kind in t._NONLINEAR_MODULES:
+        if t.nonlinear_module(kind):
             raise _Refuse(0, t.not_pl(where, kind, SUPPORTED_GRAPH))
         raise _Refuse(2, f"{where} is not supported (not a known piecewise-linear layer; a continuous "
                          "piecewise-linear activation of your own can be declared with "
@@ -1544,7 +1544,7 @@ def compile(model: torch.nn.Module, in_shape: Optional[Sequence[int]] = None):
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
     # the example run leaves the model as it was: its buffers (a BatchNorm in training mode updates its
     # running statistics; the reader refuses it afterwards) and the random stream (dropout in training)
-    saved = [(b, b.detach().clone()) for b in model.buffers()]
+    saved = [(m, k, b, b.detach().clone()) for m in model.modules() for k, b in m._buffers.items() if b is not None]
     devices = sorted({p.device.index or 0 for p in model.parameters() if p.is_cuda})
     try:
         with torch.no_grad(), torch.random.fork_rng(devices=devices):
@@ -1553,8 +1553,12 @@ def compile(model: torch.nn.Module, in_shape: Optional[Sequence[int]] = None):
         raise ValueError(_shape_error(model, in_shape, e)) from None
     finally:
         with torch.no_grad():
-            for b, v in saved:
-                b.copy_(v)
+            for m, k, b, v in saved:  # (an observer resizes its buffers, or replaces them)
+                m._buffers[k] = b
+                if b.shape == v.shape:
+                    b.copy_(v)
+                else:
+                    b.set_(v.untyped_storage(), v.storage_offset(), v.shape, v.stride())
     out = _Reader(model, gm, in_shape).read()
     return _stages(out, in_shape, Layer, Network)
 

@@ -282,7 +282,16 @@ def _name(m: torch.nn.Module) -> str:
     # (its ``weight`` is the parametrization's value).
     if parametrize.is_parametrized(m):
         return type(m).__bases__[0].__name__
-    return getattr(m, "original_name", None) or type(m).__name__
+    script = getattr(m, "original_name", None)
+    if script:
+        return script
+    name = type(m).__name__
+    base = getattr(torch.nn, name, None)
+    if isinstance(base, type) and issubclass(base, torch.nn.Module) and type(m).forward is not base.forward:
+        # not torch's own layer of that name (a quantization-aware torch.ao.nn.qat.Linear fake-quantizes its
+        # weight in forward): named by its module, so that no reader takes it for torch's
+        return f"{type(m).__module__}.{name}"
+    return name
 
 
 def _flatten(model: torch.nn.Module, prefix: str = ""):
@@ -500,10 +509,12 @@ def _run_weight_hooks(model: torch.nn.Module) -> None:
         name = f"layer {where} ({_name(m)})" if where else f"the model ({_name(m)})"
         hooks = {k: h for k, h in (getattr(m, "_forward_hooks", None) or {}).items() if not _export_hook(h)}
         if hooks:
+            hook = _hook_name(next(iter(hooks.values())))
+            quant = " (a quantization observer: partition the float model, before prepare_qat)" \
+                if "observer" in hook else ""
             raise UnsupportedLayerError(
-                f"{name} has a forward hook ({_hook_name(next(iter(hooks.values())))}), which reading the model "
-                "does not run (the weights are read, forward is not called); remove it (its handle's .remove()) "
-                "or write what it does into forward()")
+                f"{name} has a forward hook ({hook}){quant}, which reading the model does not run (the weights are "
+                "read, forward is not called); remove it (its handle's .remove()) or write what it does into forward()")
         pre = {k: h for k, h in (getattr(m, "_forward_pre_hooks", None) or {}).items() if not _export_hook(h)}
         for hook in pre.values():
             if not _weight_hook(hook):
@@ -581,7 +592,7 @@ def parse(model: torch.nn.Module, in_features: Optional[int] = None, in_shape=No
                    registered(type(m)) is None] or [(p, _name(m)) for p, m in layers if _name(m) not in MODULE_KINDS]
         if unknown:
             pos, kind = unknown[0]
-            if kind in _trace._NONLINEAR_MODULES:
+            if _trace.nonlinear_module(kind):
                 raise UnsupportedLayerError(_trace.not_pl(f"layer {pos} ({kind})", kind, SUPPORTED))
             if isinstance(model, torch.jit.ScriptModule):
                 raise UnsupportedLayerError(

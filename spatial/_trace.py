@@ -56,6 +56,10 @@ def not_pl(where: str, name: str, supported: str) -> str:
         return (f"{where} is not piecewise linear; a softmax at the output changes neither the regions nor the "
                 "argmax decision boundary of the logits before it: partition those (the model without it, e.g. "
                 f"model[:-1]); supported: {supported}")
+    if name.startswith("torch.ao."):
+        return (f"{where} is a quantized or quantization-aware layer: its forward rounds (fake quantization), which "
+                f"is not piecewise linear; partition the float model (before prepare_qat or convert); supported: "
+                f"{supported}")
     if name in _NORMS:
         return (f"{where} is not piecewise linear: it divides by statistics of its own input (a BatchNorm in eval "
                 f"mode, whose statistics are fixed, is affine); supported: {supported}")
@@ -94,6 +98,13 @@ _NONLINEAR_MODULES = (_NORMS - {"InstanceNorm1d", "InstanceNorm2d"}) | frozenset
                                 "Tanh", "Sigmoid", "GELU", "SiLU", "ELU", "SELU", "CELU", "Softplus", "Softmax",
                                 "LogSoftmax", "Softmin", "Mish", "Hardswish", "LogSigmoid",
                                 "Softsign", "Tanhshrink", "GLU", "Bilinear", "MultiheadAttention"})
+
+
+def nonlinear_module(kind: str) -> bool:
+    """Whether a module of this kind (:func:`_net._name`) is refused as not piecewise linear."""
+    return kind in _NONLINEAR_MODULES or kind.startswith("torch.ao.")
+
+
 _PL_LATER_MODULES = frozenset({"Hardtanh", "ReLU6", "Threshold", "Hardshrink", "Softshrink", "RReLU", "Hardsigmoid"})
 
 
@@ -530,7 +541,7 @@ def _read(node, model, shown, where, kind, data_in) -> Union[None, Step, Tuple[S
         m = model.get_submodule(node.target)
         if shown in MODULE_KINDS:
             return Step("module", label, module=m)
-        if shown in _NONLINEAR_MODULES:
+        if nonlinear_module(shown):
             raise _Refusal(0, not_pl(where, shown, SUPPORTED))
         raise _Refusal(2, later if shown in _PL_LATER_MODULES else unknown)
     family, name, _ = _op(node)

@@ -166,3 +166,22 @@ def test_a_compiled_model_is_read_as_the_module_it_compiles():
     a, b = (spatial.partition(m, (-1.0, 1.0, -1.0, 1.0)) for m in (compiled, model))
     assert len(a) == len(b) > 3
     np.testing.assert_array_equal(a.patterns, b.patterns)
+
+
+def test_quantization_aware_layers_are_refused_and_left_as_they_were():
+    import torch.ao.nn.qat as nnqat
+    import torch.ao.quantization as tq
+
+    qconfig = tq.get_default_qat_qconfig("fbgemm")
+    model = torch.nn.Sequential(nnqat.Linear(2, 8, qconfig=qconfig), torch.nn.ReLU(), torch.nn.Linear(8, 1)).eval()
+    state = {k: v.clone() for k, v in model.state_dict().items()}  # (its observers' buffers start empty)
+    with pytest.raises(spatial.UnsupportedLayerError, match=r"\(torch.ao.nn.qat.modules.linear.Linear\).* is a "
+                                                            "quantized or quantization-aware layer"):
+        spatial.partition(model, (-1.0, 1.0, -1.0, 1.0))  # (was read as a plain Linear: its forward rounds)
+    for k, v in model.state_dict().items():
+        assert v.shape == state[k].shape and torch.equal(v, state[k]), k
+    float_model = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1)).train()
+    float_model.qconfig = qconfig
+    prepared = tq.prepare_qat(float_model)
+    with pytest.raises(spatial.UnsupportedLayerError, match="a quantization observer"):
+        spatial.partition(prepared.eval(), (-1.0, 1.0, -1.0, 1.0))
