@@ -481,6 +481,18 @@ def _parse_traced(model: torch.nn.Module, fold: _Fold) -> Network:
     return fold.finish()
 
 
+def _unwrap(model):
+    """The module a wrapper runs: ``torch.compile(model)`` (the same weights, the same map) and
+    ``DataParallel`` / ``DistributedDataParallel`` (``.module``), however nested."""
+    while True:
+        inner = getattr(model, "_orig_mod", None) if type(model).__name__ == "OptimizedModule" else \
+            getattr(model, "module", None) if isinstance(model, (torch.nn.DataParallel,
+                                                                  torch.nn.parallel.DistributedDataParallel)) else None
+        if not isinstance(inner, torch.nn.Module):
+            return model
+        model = inner
+
+
 def _weight_hook(hook) -> bool:
     """Whether a forward pre-hook only recomputes a weight from the module's own tensors (the
     older ``torch.nn.utils.weight_norm`` and ``spectral_norm``, and ``torch.nn.utils.prune``)."""
@@ -564,9 +576,7 @@ def parse(model: torch.nn.Module, in_features: Optional[int] = None, in_shape=No
     """
     if isinstance(model, torch.export.ExportedProgram):  # torch.export: its program as a graph of ATen calls
         model = model.module(check_guards=False)
-    inner = getattr(model, "_orig_mod", None)
-    while type(model).__name__ == "OptimizedModule" and isinstance(inner, torch.nn.Module):
-        model, inner = inner, getattr(inner, "_orig_mod", None)  # torch.compile(model): the module it compiles
+    model = _unwrap(model)
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module or a torch.export.ExportedProgram, got "
                         f"{type(model).__name__}")

@@ -160,10 +160,10 @@ def test_a_torchscript_module_with_its_own_forward_is_refused_as_such():
         spatial.partition(model, (-1.0, 1.0, -1.0, 1.0))
 
 
-def test_a_compiled_model_is_read_as_the_module_it_compiles():
+def test_a_compiled_or_data_parallel_model_is_read_as_the_module_it_runs():
     model = _mlp64()
-    compiled = torch.compile(model)  # (nothing is compiled until it is called)
-    a, b = (spatial.partition(m, (-1.0, 1.0, -1.0, 1.0)) for m in (compiled, model))
+    wrapped = torch.nn.DataParallel(torch.compile(model))  # (nothing is compiled until it is called)
+    a, b = (spatial.partition(m, (-1.0, 1.0, -1.0, 1.0)) for m in (wrapped, model))
     assert len(a) == len(b) > 3
     np.testing.assert_array_equal(a.patterns, b.patterns)
 
