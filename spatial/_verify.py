@@ -9,7 +9,7 @@ shared with :meth:`Partition.areas` and :meth:`Partition.centroids`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, List
 
 import numpy as np
 
@@ -86,16 +86,31 @@ def _abs_scales(hidden, pts, box_scale):
 
 def _sign_violation(hidden, pts, box_scale, at, bits, rel) -> float:
     """Largest relative amount by which a point's pre-activation is on the wrong side of ``bits``
-    (where ``rel``: the bits the function depends on); row ``i`` of ``bits`` and ``rel`` is judged
-    at the point ``pts[at[i]]`` (one forward pass per point, however many regions meet there)."""
-    worst, col = 0.0, 0
-    for layer, (z, S) in zip(hidden, _abs_scales(hidden, pts, box_scale)):
-        b = bits[:, col: col + layer.units]
-        zi = (z / (S + 1e-300))[at]
-        wrong = np.where(b, np.maximum(-zi, 0), np.maximum(zi, 0)) * rel[:, col: col + layer.units]
-        worst = max(worst, float(wrong.max(initial=0.0)))
-        col += layer.units
+    (where ``rel``: the bits the function depends on); row ``i`` of ``bits`` and ``rel`` (per layer,
+    packed: :func:`_packed_layers`) is judged at the point ``pts[at[i]]`` (one forward pass per point,
+    however many regions meet there). Each point's signs are packed once; a corner's wrong sides are
+    the bytes where they differ from its region's relevant bits, and only those values are read."""
+    worst = 0.0
+    for (z, S), b, r in zip(_abs_scales(hidden, pts, box_scale), bits, rel):
+        zn = z / (S + 1e-300)
+        neg, pos = np.packbits(zn < 0, axis=1)[at], np.packbits(zn > 0, axis=1)[at]
+        wrong = r & ((b & neg) | (~b & pos))  # (corners, bytes): a value on the side its bit excludes
+        rows, cols = np.nonzero(wrong)
+        if 8 * len(rows) > wrong.size:  # wrong almost everywhere (a broken partition): every corner's values
+            hit = np.unpackbits(wrong, axis=1, count=zn.shape[1]).astype(bool)
+            worst = max(worst, float(np.abs(zn[at]).max(initial=0.0, where=hit)))
+        elif len(rows):
+            unit = cols[:, None] * 8 + np.arange(8)  # the bits of each wrong byte, big-endian as packbits
+            hit = np.unpackbits(wrong[rows, cols][:, None], axis=1).astype(bool)
+            vals = np.abs(zn[np.repeat(at[rows], 8).reshape(-1, 8)[hit], unit[hit]])
+            worst = max(worst, float(vals.max(initial=0.0)))
     return worst
+
+
+def _packed_layers(bits: np.ndarray, hidden) -> List[np.ndarray]:
+    """``bits`` (R, all units) as one packed (R, bytes) array per layer."""
+    edges = np.concatenate([[0], np.cumsum([layer.units for layer in hidden])])
+    return [np.packbits(bits[:, a: b], axis=1) for a, b in zip(edges[:-1], edges[1:])]
 
 
 def verify(p: "Partition", *, raise_on_error: bool = True) -> VerifyReport:
@@ -116,6 +131,7 @@ def verify(p: "Partition", *, raise_on_error: bool = True) -> VerifyReport:
     # a max-pooling comparison between two losers splits nothing: its sign is free in the region
     rel = _maxpool.relevant(bits, p.network, p.layer_sizes)
     step = _rows_per_chunk(p.network)
+    bits_l, rel_l = _packed_layers(bits, hidden), _packed_layers(rel, hidden)
     worst = 0.0
     # every region corner, judged in chunks of vertices (bounded memory): a vertex's forward pass
     # is made once for the (about three) regions that meet there
@@ -127,7 +143,7 @@ def verify(p: "Partition", *, raise_on_error: bool = True) -> VerifyReport:
         if a < b:
             g = region_of_slot[slots[a: b]]
             worst = max(worst, _sign_violation(hidden, p.vertices[v0: v0 + vstep], box_scale, sv[a: b] - v0,
-                                               bits[g], rel[g]))
+                                               [x[g] for x in bits_l], [x[g] for x in rel_l]))
     areas = p.areas()
     box = (x1 - x0) * (y1 - y0)
     area_err = abs(areas.sum() - box) / box

@@ -547,3 +547,19 @@ def test_bad_inputs():
     assert spatial.partition(L.Sequential(L.Linear(2, 3), L.PReLU(3), L.Linear(3, 1)), bounds=BOX).verify().ok
     with pytest.raises(ValueError, match="rtol"):
         spatial.partition(net, bounds=BOX, rtol=0.5)
+
+
+@pytest.mark.parametrize("flip", [0.01, 0.5])  # a few wrong sides (read one by one), or most (read densely)
+def test_the_sign_violation_is_the_largest_wrong_side_value(monkeypatch, flip):
+    from splinescope.spatial import _verify
+    rng = np.random.default_rng(0)
+    layers = [rng.normal(size=(7, 13)), rng.normal(size=(7, 5))]  # (points, units) per layer, S = 1
+    monkeypatch.setattr(_verify, "_abs_scales", lambda hidden, pts, box: [(z, np.ones_like(z)) for z in layers])
+    at = rng.integers(0, 7, 40)  # 40 region corners at 7 points
+    bits = [(z[at] > 0) ^ (rng.random((40, z.shape[1])) < flip) for z in layers]
+    rel = [rng.random((40, z.shape[1])) < 0.8 for z in layers]
+    expected = max(float((np.where(b, np.maximum(-z[at], 0), np.maximum(z[at], 0)) * r).max()) for z, b, r
+                   in zip(layers, bits, rel))
+    got = _verify._sign_violation(None, None, None, at, [np.packbits(b, axis=1) for b in bits],
+                                  [np.packbits(r, axis=1) for r in rel])
+    assert got == expected > 0
