@@ -869,7 +869,8 @@ class _Reader:
         return self.selection(where, src, torch.broadcast_to(_element_ids(src.shape), (2,) + tuple(shape)), shape,
                               label)
 
-    def where_act(self, where, cond, a, b, shape, act, form: str = "torch.where(h > c, a, b) with a and b each") -> _Node:
+    def where_act(self, where, cond, a, b, shape, act,
+                  form: str = "torch.where(h > c, a, b) with a and b each") -> _Node:
         """``torch.where(h > c, a, b)`` (``>=``, ``<``, ``<=``; ``c`` a number; the condition cast to
         any dtype) where ``a`` and ``b`` are each ``alpha * h + beta`` through numbers (``h``,
         ``0.1 * h``, ``h - 1``, a number, a constant like ``zeros_like(h)``): an activation of ``h`` with

@@ -350,8 +350,8 @@ def _functionalize(graph: torch.fx.Graph, model: torch.nn.Module) -> None:
             late = [u for u in alias.users if order[u] > order[node]]
             if late:
                 raise UnsupportedLayerError(
-                    f"{type(model).__name__}.forward: node {node.name!r}{_where(node)} changes {a.name!r} in place while "
-                    f"{alias.name!r}, which shares its memory, is read afterwards ({late[0].name!r}); write it "
+                    f"{type(model).__name__}.forward: node {node.name!r}{_where(node)} changes {a.name!r} in place "
+                    f"while {alias.name!r}, which shares its memory, is read afterwards ({late[0].name!r}); write it "
                     "without the in-place call (h = F.relu(h))")
         for u in list(a.users):
             if u is not node and order[u] > order[node]:
