@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from . import _ops
 from ._rational import Q
 from ._errors import NonFiniteWeightsError, UnsupportedLayerError
-from ._net import SELECTION_MODULES, SUPPORTED
+from ._net import SELECTION_MODULES, SUPPORTED, untouched
 from ._trace import _CASTS, _COMPARE
 
 __all__ = ["compile", "register_activation", "registered", "StageOp", "MaxInfo"]
@@ -1543,23 +1543,11 @@ def compile(model: torch.nn.Module, in_shape: Optional[Sequence[int]] = None):
                              "or in_shape=")
     in_shape = tuple(int(s) for s in in_shape)
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
-    # the example run leaves the model as it was: its buffers (a BatchNorm in training mode updates its
-    # running statistics; the reader refuses it afterwards) and the random stream (dropout in training)
-    saved = [(m, k, b, b.detach().clone()) for m in model.modules() for k, b in m._buffers.items() if b is not None]
-    devices = sorted({p.device.index or 0 for p in model.parameters() if p.is_cuda})
-    try:
-        with torch.no_grad(), torch.random.fork_rng(devices=devices):
+    try:  # (the example run leaves the model as it was: a BatchNorm in training mode, the reader refuses afterwards)
+        with untouched(model):
             _Shapes(gm).run(torch.zeros((2,) + in_shape, dtype=dtype))
     except _ShapeError as e:  # any failure is the same answer
         raise ValueError(_shape_error(model, in_shape, e)) from None
-    finally:
-        with torch.no_grad():
-            for m, k, b, v in saved:  # (an observer resizes its buffers, or replaces them)
-                m._buffers[k] = b
-                if b.shape == v.shape:
-                    b.copy_(v)
-                else:
-                    b.set_(v.untyped_storage(), v.storage_offset(), v.shape, v.stride())
     out = _Reader(model, gm, in_shape).read()
     return _stages(out, in_shape, Layer, Network)
 

@@ -38,6 +38,10 @@ affine map of the flattened input) and their own switching functions.
 """
 from __future__ import annotations
 
+import contextlib
+import importlib
+import io
+import logging
 from dataclasses import dataclass, field
 from typing import Any, List, Optional
 
@@ -589,6 +593,66 @@ def parse(model: torch.nn.Module, in_features: Optional[int] = None, in_shape=No
                 f"{', '.join(type(q).__name__ for ps in m.parametrizations.values() for q in ps)}) is in training "
                 "mode, where reading its weight may update the parametrization's state (spectral_norm's power "
                 "iteration); call model.eval() first")
+    try:
+        return _parse_module(model, in_features, in_shape)
+    except UnsupportedLayerError as e:
+        if "could not be traced with torch.fx" not in str(e):
+            raise
+        return parse(_export(model, in_features, in_shape, e), in_features, in_shape)
+
+
+def _export(model: torch.nn.Module, in_features, in_shape, fx_error: UnsupportedLayerError):
+    """A forward that torch.fx cannot trace (a loop over ``x.size()``, as the classic tutorial
+    LeNet's ``num_flat_features``) captured by ``torch.export`` instead, on an example batch of two
+    inputs: static shapes, and data-dependent control flow refused by export itself. The model is
+    left as it was (:func:`untouched`)."""
+    from ._graph import _guess_shape
+
+    shape = tuple(in_shape) if in_shape is not None else (in_features,) if in_features is not None \
+        else _guess_shape(model)
+    if shape is None:
+        raise fx_error
+    dtype = next((q.dtype for q in model.parameters() if q.is_floating_point()), torch.float32)
+    importlib.import_module("torch._dynamo")  # (its import sets torch's log levels: first, then ours)
+
+    loggers = [logging.getLogger(n) for n in ("torch.fx.experimental.symbolic_shapes", "torch._dynamo", "torch.export",
+                                              "torch._export")]
+    levels = [g.level for g in loggers]
+    try:
+        for g in loggers:  # (its warnings about the failure it reports)
+            g.setLevel(logging.ERROR)
+        with untouched(model), contextlib.redirect_stderr(io.StringIO()):  # (export prints its failed graph)
+            return torch.export.export(model, (torch.zeros((2,) + tuple(shape), dtype=dtype),), strict=False)
+    except Exception as e:  # noqa: BLE001 -- any failure is the same answer, with its reason
+        reason = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}".rstrip(": ")
+        raise UnsupportedLayerError(f"{fx_error} (torch.export could not capture it either: {reason[:300]})") from None
+    finally:
+        for g, level in zip(loggers, levels):
+            g.setLevel(level)
+
+
+@contextlib.contextmanager
+def untouched(model: torch.nn.Module):
+    """Run something on ``model`` and leave the model as it was: its buffers (a BatchNorm in
+    training mode updates its running statistics; an observer resizes or replaces its buffers) and
+    the random stream (dropout in training)."""
+    saved = [(m, k, b, b.detach().clone()) for m in model.modules() for k, b in m._buffers.items() if b is not None]
+    devices = sorted({q.device.index or 0 for q in model.parameters() if q.is_cuda})
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=devices):
+            yield
+    finally:
+        with torch.no_grad():
+            for m, k, b, v in saved:
+                m._buffers[k] = b
+                if b.shape == v.shape:
+                    b.copy_(v)
+                else:
+                    b.set_(v.untyped_storage(), v.storage_offset(), v.shape, v.stride())
+
+
+def _parse_module(model: torch.nn.Module, in_features, in_shape) -> Network:
+    """:func:`parse` of a module, after its checks."""
     if _plain(model):
         fold = _Fold(in_features)
         if not _is_chain_of_modules(model):

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 
+from common import assert_maps_equal_model
 from splinescope import spatial
 from splinescope.spatial._net import parse
 
@@ -185,3 +186,43 @@ def test_quantization_aware_layers_are_refused_and_left_as_they_were():
     prepared = tq.prepare_qat(float_model)
     with pytest.raises(spatial.UnsupportedLayerError, match="a quantization observer"):
         spatial.partition(prepared.eval(), (-1.0, 1.0, -1.0, 1.0))
+
+
+class _TutorialLeNet(torch.nn.Module):  # the classic PyTorch tutorial's: a loop over x.size(), which torch.fx cannot trace
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 2, 3)
+        self.fc = torch.nn.Linear(2 * 2 * 2, 3)
+
+    def forward(self, x):
+        x = torch.nn.functional.max_pool2d(torch.relu(self.conv(x)), 2)
+        return self.fc(x.view(-1, self.num_flat_features(x)))
+
+    def num_flat_features(self, x):
+        n = 1
+        for s in x.size()[1:]:
+            n *= s
+        return n
+
+
+def test_a_forward_torch_fx_cannot_trace_is_captured_by_torch_export():
+    torch.manual_seed(0)
+    model = _TutorialLeNet().double().eval()
+    plane = spatial.Plane.through(*np.random.default_rng(0).random((3, 1, 6, 6)))
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    p = assert_maps_equal_model(model, (0.0, 1.0, 0.0, 1.0), plane=plane)
+    assert len(p) > 3
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())
+
+
+def test_a_forward_neither_torch_fx_nor_torch_export_can_read_is_refused_with_both_reasons():
+    class Branchy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(2, 1)
+
+        def forward(self, x):
+            return self.fc(x) if x.sum() > 0 else -self.fc(x)
+    with pytest.raises(spatial.UnsupportedLayerError, match=r"could not be traced with torch.fx .* \(torch.export "
+                                                            r"could not capture it either: GuardOnDataDependent"):
+        spatial.partition(Branchy(), (-1.0, 1.0, -1.0, 1.0))
