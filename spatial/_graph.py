@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from . import _ops
 from ._rational import Q
 from ._errors import NonFiniteWeightsError, UnsupportedLayerError
-from ._net import SELECTION_MODULES, SUPPORTED, untouched
+from ._net import DROPOUT_MODULES, SELECTION_MODULES, SUPPORTED, untouched
 from ._trace import _CASTS, _COMPARE
 
 __all__ = ["compile", "register_activation", "registered", "StageOp", "MaxInfo"]
@@ -382,12 +382,9 @@ class _Reader:
         if name == "einsum" and len(data_in) == 1:
             return affine(self.einsum(where, node, data_in[0], ins[0].shape))
         if name == "instance_norm" and family == "torch" and not t._arg(node, 5, "use_input_stats", True):
-            w, b, mean, var = (t._arg(node, i, k) for i, k in ((1, "weight"), (2, "bias"), (3, "running_mean"),
-                                                               (4, "running_var")))  # (aten.instance_norm, eval)
-            if mean is not None and var is not None:
-                return affine(_batchnorm(None if w is None else self.attr(where, w), None if b is None else
-                                         self.attr(where, b), self.attr(where, mean), self.attr(where, var),
-                                         float(t._arg(node, 7, "eps", 1e-5)), shape))
+            op = self.norm_call(where, node, shape)  # (aten.instance_norm in eval mode: its running statistics)
+            if op is not None:
+                return affine(op)
         if name in t._NOT_PL or name == "instance_norm":
             raise _Refuse(0, not_pl)
         x = data_in[0]
@@ -487,14 +484,11 @@ class _Reader:
             w, b = t._arg(node, 1, "weight"), t._arg(node, 2, "bias")
             return affine(self.weighted_linear(where, self.attr(where, w), None if b is None else self.attr(where, b)))
         if name == "batch_norm" and family == "torch":  # torch.batch_norm / aten.batch_norm (torch.export)
-            w, b, mean, var = (t._arg(node, i, k) for i, k in ((1, "weight"), (2, "bias"), (3, "running_mean"),
-                                                               (4, "running_var")))
-            if t._arg(node, 5, "training", False) or mean is None or var is None:
+            op = None if t._arg(node, 5, "training", False) else self.norm_call(where, node, shape)
+            if op is None:
                 raise _Refuse(2, f"{where}: batch norm in training mode (batch statistics are not a fixed map); "
                                  "export the model after model.eval()")
-            return affine(_batchnorm(None if w is None else self.attr(where, w), None if b is None else self.attr(where, b),
-                                     self.attr(where, mean), self.attr(where, var), float(t._arg(node, 7, "eps", 1e-5)),
-                                     shape))
+            return affine(op)
         if name in ("conv_transpose1d", "conv_transpose2d") and family in ("F", "torch"):
             nd = 1 if name.endswith("1d") else 2
             b = t._arg(node, 2, "bias")
@@ -602,6 +596,17 @@ class _Reader:
                 return affine(_ops.AddConst((alpha if name == "add" else -alpha) * c))
             return affine(_ops.Scale(float(c), divide=name in ("truediv", "div")))
         raise _Refuse(2, not_pl if name in t._NOT_PL else unknown)
+
+    def norm_call(self, where, node, shape) -> Optional[_ops.ChannelAffine]:
+        """``batch_norm`` / ``instance_norm`` (torch's and ATen's: input, weight, bias, running mean,
+        running variance, a flag, momentum, eps) by its running statistics; None without them."""
+        t = self.t
+        w, b, mean, var = (t._arg(node, i, k) for i, k in ((1, "weight"), (2, "bias"), (3, "running_mean"),
+                                                           (4, "running_var")))
+        if mean is None or var is None:
+            return None
+        return _batchnorm(None if w is None else self.attr(where, w), None if b is None else self.attr(where, b),
+                          self.attr(where, mean), self.attr(where, var), float(t._arg(node, 7, "eps", 1e-5)), shape)
 
     def arith_alpha(self, where, node, name: str) -> float:
         """The ``alpha`` of ``torch.add(x, y, alpha=a)`` (``sub``, ``rsub``; 1 for the others), after
@@ -1227,16 +1232,14 @@ class _Reader:
                                  "call model.eval() first")
             if m.running_mean is None:
                 raise _Refuse(2, f"{where} keeps no running statistics (track_running_stats=False)")
-            return affine(_batchnorm(m.weight if m.affine else None, m.bias if m.affine else None,
-                                     m.running_mean, m.running_var, float(m.eps), shape))
+            return affine(_running_norm(m, shape))
         if kind in ("InstanceNorm1d", "InstanceNorm2d"):  # affine only with its running statistics, in eval mode
             if m.training or not m.track_running_stats or m.running_mean is None:
                 raise _Refuse(0, self.t.not_pl(where, kind, SUPPORTED_GRAPH))
-            return affine(_batchnorm(m.weight if m.affine else None, m.bias if m.affine else None,
-                                     m.running_mean, m.running_var, float(m.eps), shape))
+            return affine(_running_norm(m, shape))
         if kind in ("Flatten", "Unflatten", "Identity"):
             return affine(_ops.Reshape(shape))
-        if kind in ("Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout"):
+        if kind in DROPOUT_MODULES:
             if m.training and m.p > 0:
                 raise _Refuse(2, f"{where} is in training mode (a random mask is not a fixed map); "
                                  "call model.eval() first")
@@ -1561,6 +1564,12 @@ def _batchnorm(weight, bias, mean, var, eps: float, shape) -> _ops.ChannelAffine
     shift = (0.0 if bias is None else f64(bias)) - scale * f64(mean)
     extra = (1,) * (len(shape) - 1)
     return _ops.ChannelAffine(scale.reshape((-1,) + extra), np.array(np.broadcast_to(shift, scale.shape)).reshape((-1,) + extra))
+
+
+def _running_norm(m: Any, shape) -> _ops.ChannelAffine:
+    """A BatchNorm or InstanceNorm module in eval mode by its running statistics."""
+    return _batchnorm(m.weight if m.affine else None, m.bias if m.affine else None, m.running_mean, m.running_var,
+                      float(m.eps), shape)
 
 
 class _ShapeError(Exception):

@@ -80,11 +80,12 @@ SUPPORTED = (
     "a, b) with a and b each alpha * h + beta, continuous at c (torch.where(h > 0, h, 0.1 * h)), h * (h > c) "
     "(the condition cast to any dtype; continuous: c = 0) and h.masked_fill(h > c, v) (continuous: v = c)")
 # the modules the graph reader knows (besides MODULE_KINDS)
+DROPOUT_MODULES = frozenset({"Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout"})
+"""Dropout modules: the value itself in eval mode."""
 GRAPH_MODULES = frozenset({"Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "AvgPool1d", "AvgPool2d",
                            "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "MaxPool1d", "MaxPool2d", "AdaptiveMaxPool1d",
-                           "AdaptiveMaxPool2d", "BatchNorm2d", "Unflatten", "Hardtanh", "ReLU6", "Dropout1d",
-                           "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout", "InstanceNorm1d",
-                           "InstanceNorm2d"})
+                           "AdaptiveMaxPool2d", "BatchNorm2d", "Unflatten", "Hardtanh", "ReLU6", "InstanceNorm1d",
+                           "InstanceNorm2d"}) | DROPOUT_MODULES
 SELECTION_MODULES = frozenset({"ZeroPad1d", "ZeroPad2d", "ConstantPad1d", "ConstantPad2d", "ReflectionPad1d",
                                "ReflectionPad2d", "ReplicationPad1d", "ReplicationPad2d", "CircularPad1d",
                                "CircularPad2d", "PixelShuffle", "PixelUnshuffle", "ChannelShuffle", "Upsample",
@@ -579,8 +580,9 @@ def parse(model: torch.nn.Module, in_features: Optional[int] = None, in_shape=No
     >>> [(l.width, l.slope) for l in net.layers]
     [(3, 0.0), (1, None)]
     """
+    exported = False
     if isinstance(model, torch.export.ExportedProgram):  # torch.export: its program as a graph of ATen calls
-        model = model.module(check_guards=False)
+        model, exported = model.module(check_guards=False), True
     model = _unwrap(model)
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module or a torch.export.ExportedProgram, got "
@@ -596,7 +598,7 @@ def parse(model: torch.nn.Module, in_features: Optional[int] = None, in_shape=No
     try:
         return _parse_module(model, in_features, in_shape)
     except UnsupportedLayerError as e:
-        if "could not be traced with torch.fx" not in str(e):
+        if exported or "could not be traced with torch.fx" not in str(e):  # (once: a program is not exported again)
             raise
         return parse(_export(model, in_features, in_shape, e), in_features, in_shape)
 
