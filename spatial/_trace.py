@@ -28,7 +28,7 @@ import torch
 import torch.fx
 
 from ._errors import UnsupportedLayerError
-from ._net import MODULE_KINDS, SUPPORTED, _name
+from ._net import DROPOUT_MODULES, MODULE_KINDS, SUPPORTED, _name
 
 __all__ = ["Step", "chain"]
 
@@ -272,7 +272,7 @@ _VIEWS = frozenset({"view", "reshape", "flatten", "unflatten", "squeeze", "unsqu
                     "diagonal", "unfold", "contiguous", "detach", "alias", "as_strided", "getattr", "float", "double",
                     "to", "type", "type_as", "cpu", "cuda"})
 """Calls whose result may share its memory with their first argument (a view, or the tensor itself)."""
-_VIEW_MODULES = frozenset({"Identity", "Flatten", "Unflatten", "Dropout", "Dropout1d", "Dropout2d", "AlphaDropout"})
+_VIEW_MODULES = frozenset({"Identity", "Flatten", "Unflatten"}) | DROPOUT_MODULES
 _SHAPE_CALLS = frozenset({"size", "len", "dim", "numel", "getattr", "getitem"})
 _ARITH_NAMES = frozenset({"add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "and", "or", "xor",
                           "lshift", "rshift"})
@@ -324,38 +324,42 @@ def _functionalize(graph: torch.fx.Graph, model: torch.nn.Module) -> None:
             return n.args[0]
         return None
 
+    links: Dict[torch.fx.Node, List[torch.fx.Node]] = {}  # the views made so far, both ways
     for node in nodes:
         a = _mutated(node, model)
-        if a is None:
-            continue
-        links: Dict[torch.fx.Node, List[torch.fx.Node]] = {}  # the views made before the call, both ways
-        for n in nodes[:order[node]]:
-            base = view_of(n)
-            if base is not None:
-                links.setdefault(n, []).append(base)
-                links.setdefault(base, []).append(n)
-        seen, todo = {a}, [a]
-        while todo:
-            for m in links.get(todo.pop(), []):
-                if m not in seen:
-                    seen.add(m)
-                    todo.append(m)
-        state = next((n for n in seen if n.op == "get_attr"), None)
-        if state is not None:
+        if a is not None:
+            _read_changed(model, node, a, links, order)
+        base = view_of(node)
+        if base is not None:
+            links.setdefault(node, []).append(base)
+            links.setdefault(base, []).append(node)
+
+
+def _read_changed(model, node, a, links, order) -> None:
+    """:func:`_functionalize` of one in-place call ``node`` that changes ``a``, given the views made
+    before it (``links``)."""
+    seen, todo = {a}, [a]
+    while todo:
+        for m in links.get(todo.pop(), []):
+            if m not in seen:
+                seen.add(m)
+                todo.append(m)
+    state = next((n for n in seen if n.op == "get_attr"), None)
+    if state is not None:
+        raise UnsupportedLayerError(
+            f"{type(model).__name__}.forward: node {node.name!r}{_where(node)} changes {state.target!r}, a "
+            "parameter or buffer of the model, in place: a model that changes its own state in forward() is "
+            "not a fixed map")
+    for alias in seen - {a}:
+        late = [u for u in alias.users if order[u] > order[node]]
+        if late:
             raise UnsupportedLayerError(
-                f"{type(model).__name__}.forward: node {node.name!r}{_where(node)} changes {state.target!r}, a "
-                "parameter or buffer of the model, in place: a model that changes its own state in forward() is "
-                "not a fixed map")
-        for alias in seen - {a}:
-            late = [u for u in alias.users if order[u] > order[node]]
-            if late:
-                raise UnsupportedLayerError(
-                    f"{type(model).__name__}.forward: node {node.name!r}{_where(node)} changes {a.name!r} in place "
-                    f"while {alias.name!r}, which shares its memory, is read afterwards ({late[0].name!r}); write it "
-                    "without the in-place call (h = F.relu(h))")
-        for u in list(a.users):
-            if u is not node and order[u] > order[node]:
-                u.replace_input_with(a, node)
+                f"{type(model).__name__}.forward: node {node.name!r}{_where(node)} changes {a.name!r} in place "
+                f"while {alias.name!r}, which shares its memory, is read afterwards ({late[0].name!r}); write it "
+                "without the in-place call (h = F.relu(h))")
+    for u in list(a.users):
+        if u is not node and order[u] > order[node]:
+            u.replace_input_with(a, node)
 
 
 def _where(node: torch.fx.Node) -> str:
