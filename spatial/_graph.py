@@ -381,6 +381,14 @@ class _Reader:
             return affine(self.weighted_linear(where, w.detach().T, None))
         if name == "einsum" and len(data_in) == 1:
             return affine(self.einsum(where, node, data_in[0], ins[0].shape))
+        if name == "tensordot" and len(data_in) == 1:
+            return affine(self.tensordot(where, node, data_in[0], ins[0].shape))
+        if name in ("cumsum", "diff") and len(data_in) == 1 and node.args[:1] == (data_in[0],):
+            return affine(self.along(where, node, name, ins[0].shape))
+        if name == "addmm":
+            return self.addmm(where, node, data_in, ins, shape, label)
+        if name == "lerp":
+            return self.lerp(where, node, data_in, ins, shape, label)
         if name == "instance_norm" and family == "torch" and not t._arg(node, 5, "use_input_stats", True):
             op = self.norm_call(where, node, shape)  # (aten.instance_norm in eval mode: its running statistics)
             if op is not None:
@@ -1095,6 +1103,11 @@ class _Reader:
         if "->" not in eq or "." in eq:
             raise _Refuse(2, f"{where}: only einsum equations with an explicit output ('...->...') and no "
                              "ellipsis are supported")
+        return self.einsum_op(where, eq, k, w, in_shape)
+
+    def einsum_op(self, where, eq: str, k: int, w: torch.Tensor, in_shape) -> _ops.Op:
+        """The weighted operation ``einsum(eq, x, w)`` (``k == 0``) or ``einsum(eq, w, x)`` (``k == 1``)
+        of the input ``x`` (its sample's shape ``in_shape``) and a constant ``w``."""
         lhs, out = eq.split("->")
         subs = lhs.split(",")
         sx, sw = subs[k], subs[1 - k]
@@ -1107,6 +1120,144 @@ class _Reader:
         def f(v, ww, _eq=eq, _k=k):
             return torch.einsum(_eq, v, ww) if _k == 0 else torch.einsum(_eq, ww, v)
         return _ops.Weighted(f, _f64(w), None, _einsum_terms(sx[1:], in_shape, sw, w.shape, out), None)
+
+    def tensordot(self, where, node, x, in_shape) -> _ops.Op:
+        """``torch.tensordot(x, w, dims)`` (or ``(w, x)``) of the input and a constant tensor: the
+        einsum it stands for (:meth:`einsum_op`), ``dims`` a number (the last ``dims`` dimensions of
+        the first operand against the first of the second) or two lists of dimensions. The batch
+        dimension must stay the output's first: it is not summed, and the constant comes second
+        unless all of its dimensions are summed."""
+        t = self.t
+        a, b = t._arg(node, 0, "a"), t._arg(node, 1, "b")
+        if sum(v is x for v in (a, b)) != 1:
+            raise _Refuse(2, f"{where}: only tensordot of the input and one constant tensor is supported")
+        k = 0 if a is x else 1
+        w = self.const(where, b if k == 0 else a)
+        if not isinstance(w, torch.Tensor):
+            raise _Refuse(2, f"{where}: only tensordot of the input and one constant tensor is supported")
+        ranks = (len(in_shape) + 1, w.ndim) if k == 0 else (w.ndim, len(in_shape) + 1)
+        if isinstance(node.target, torch._ops.OpOverload):  # aten.tensordot(a, b, dims_a, dims_b)
+            dims = (node.args[2], node.args[3])
+        else:
+            dims = t._arg(node, 2, "dims", 2)
+            if t._arg(node, 3, "out", None) is not None:
+                raise _Refuse(2, f"{where}: tensordot into out= is not supported")
+        if isinstance(dims, torch.Tensor):
+            dims = dims.tolist()
+        if isinstance(dims, int):
+            da, db = list(range(ranks[0] - dims, ranks[0])), list(range(dims))
+        elif isinstance(dims, (list, tuple)) and len(dims) == 2:
+            da, db = ([d] if isinstance(d, int) else list(d) for d in dims)
+        else:
+            raise _Refuse(2, f"{where}: tensordot dims must be a number or two lists of dimensions, got {dims!r}")
+        da = [d + ranks[0] if d < 0 else d for d in da]
+        db = [d + ranks[1] if d < 0 else d for d in db]
+        if len(da) != len(db) or not all(0 <= d < r for ds, r in ((da, ranks[0]), (db, ranks[1])) for d in ds):
+            raise _Refuse(2, f"{where}: tensordot dims {dims!r} do not name dimensions of both operands")
+        letters = iter("abcdefghijklmnopqrstuvwxyz")
+        ia, ib = [next(letters) for _ in range(ranks[0])], [next(letters) for _ in range(ranks[1])]
+        for i, j in zip(da, db):
+            ib[j] = ia[i]
+        out = [c for i, c in enumerate(ia) if i not in da] + [c for j, c in enumerate(ib) if j not in db]
+        return self.einsum_op(where, f"{''.join(ia)},{''.join(ib)}->{''.join(out)}", k, w, in_shape)
+
+    def along(self, where, node, name, in_shape) -> _ops.Op:
+        """``torch.cumsum(x, dim)`` and ``torch.diff(x, n, dim)`` along one dimension of a sample: a
+        weighted operation by the (size, out size) matrix applied along that dimension (ones on and
+        above the diagonal: a running sum; the ``n``-th differences of neighbours), exact through
+        :func:`_ops.exact_bilinear`. ``diff``'s ``prepend`` / ``append`` are not read: concatenate
+        first."""
+        t = self.t
+        nd = len(in_shape) + 1
+        if name == "cumsum":
+            dim = t._arg(node, 1, "dim")
+            dtype = t._arg(node, 2, "dtype", None)
+            if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+                raise _Refuse(0, f"{where}: a running sum cast to {dtype} rounds: it is not piecewise linear")
+        else:
+            dim = t._arg(node, 2, "dim", -1)
+            if t._arg(node, 3, "prepend", None) is not None or t._arg(node, 4, "append", None) is not None:
+                raise _Refuse(2, f"{where}: diff with prepend= or append= is not supported; concatenate first "
+                                 "(torch.diff(torch.cat([a, x], dim), dim=dim))")
+        if not isinstance(dim, int) or not -nd <= dim < nd:
+            raise _Refuse(2, f"{where}: the dimension of a {name} must be a number within the value's {nd}, got "
+                             f"{dim!r}")
+        d = dim % nd
+        if d == 0:
+            raise _Refuse(2, f"{where}: a {name} along the batch dimension is not a map of one sample")
+        size = in_shape[d - 1]
+        if name == "cumsum":
+            w, fan = torch.triu(torch.ones(size, size, dtype=torch.float64)), size
+        else:
+            n = t._arg(node, 1, "n", 1)
+            if not isinstance(n, int) or not 0 <= n < size:
+                raise _Refuse(2, f"{where}: diff's n must be a number from 0 to the size along dim less one "
+                                 f"({size - 1}), got {n!r}")
+            w = torch.eye(size, dtype=torch.float64)
+            for _ in range(n):  # each a difference of neighbours: out[j] = in[j + 1] - in[j]
+                w = w[:, 1:] - w[:, :-1]
+            fan = n + 1
+
+        def f(v, ww, _d=d):
+            return torch.movedim(torch.movedim(v, _d, -1) @ ww, -1, _d)
+        return _ops.Weighted(f, w, None, fan, None)
+
+    def addmm(self, where, node, data_in, ins: List[_Node], shape, label) -> _Node:
+        """``torch.addmm(c, x, W, beta=, alpha=)`` of the input ``x`` with constants ``c`` and ``W``:
+        ``x @ W``, times ``alpha``, plus ``beta * c``."""
+        t = self.t
+        c, a, w = (t._arg(node, i, n) for i, n in enumerate(("input", "mat1", "mat2")))
+        beta, alpha = t._arg(node, 3, "beta", 1), t._arg(node, 4, "alpha", 1)
+        src = ins[0]
+        if len(data_in) != 1 or a is not data_in[0] or not (self.is_const(c) or t._number(c)) or not self.is_const(w) \
+                or not (t._number(beta) and t._number(alpha)):
+            raise _Refuse(2, f"{where}: only addmm(c, x, W) of the input x with constants c and W (and numbers beta, "
+                             "alpha) is supported")
+        w = self.const(where, w)
+        if not isinstance(w, torch.Tensor) or w.ndim != 2:
+            raise _Refuse(2, f"{where}: only addmm with a 2-D weight is supported")
+        y = _Node("affine", [src], tuple(shape), label, op=self.weighted_linear(where, w.detach().T, None))
+        if float(alpha) != 1.0:
+            y = _Node("affine", [y], tuple(shape), label, op=_ops.Scale(float(alpha)))
+        cv = self.const_array(where, c) if self.is_const(c) else np.asarray(float(c))
+        _keeps_shape(where, cv, shape, shape)
+        return _Node("affine", [y], tuple(shape), label, op=_ops.AddConst(float(beta) * cv))
+
+    def lerp(self, where, node, data_in, ins: List[_Node], shape, label) -> _Node:
+        """``torch.lerp(a, b, w) = a + w (b - a)`` with ``w`` a number or a constant tensor and ``a``, ``b``
+        values of the input or constants (one of them a value), read as those sums and products."""
+        t = self.t
+        a, b, w = t._arg(node, 0, "input"), t._arg(node, 1, "end"), t._arg(node, 2, "weight")
+        if isinstance(w, torch.fx.Node) and not self.is_const(w):
+            raise _Refuse(0, f"{where}: a lerp whose weight depends on the input is a product of two values that "
+                             "depend on it: not piecewise linear")
+        by = {id(v): n for v, n in zip(data_in, ins)}
+
+        def value(v):  # a node of the output's shape, or a constant array
+            if id(v) in by:
+                return self.broadcast(where, by[id(v)], ins, shape, label)
+            if self.is_const(v) or t._number(v):
+                cv = self.const_array(where, v) if self.is_const(v) else np.asarray(float(v))
+                _keeps_shape(where, cv, shape, shape)
+                return cv
+            raise _Refuse(2, f"{where}: lerp's ends must be values or constants")
+
+        def node_of(op, args):
+            return _Node("affine", args, tuple(shape), label, op=op)
+        va, vb = value(a), value(b)
+        if isinstance(va, np.ndarray):  # b - a, a value
+            diff = node_of(_ops.AddConst(-va), [vb])
+        elif isinstance(vb, np.ndarray):
+            diff = node_of(_ops.AddConst(vb), [node_of(_ops.Scale(-1.0), [va])])
+        else:
+            diff = node_of(_ops.Sub(), [vb, va])
+        if self.is_const(w):
+            wc = self.const_array(where, w)
+            _keeps_shape(where, wc, shape, shape)
+            step = node_of(_ops.ScaleConst(wc), [diff])
+        else:
+            step = node_of(_ops.Scale(float(w)), [diff])
+        return node_of(_ops.AddConst(va), [step]) if isinstance(va, np.ndarray) else node_of(_ops.Add(), [va, step])
 
     def conv_node(self, where, nd, w, b, stride, padding, dilation, groups, src: _Node, shape, label,
                   mode: str = "zeros") -> _Node:

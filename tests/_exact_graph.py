@@ -574,6 +574,64 @@ def _einsum(eq, *ops):
     return Aff(np.ascontiguousarray(np.einsum(",".join(subs) + "->" + out.replace(b, "") + own, *args)))
 
 
+def _cumsum(x, dim, dtype=None):
+    """``torch.cumsum`` of an affine tensor: running sums of Fractions along the sample's axis."""
+    assert dtype is None or dtype.is_floating_point, "a running sum cast to an integer rounds"
+    ax = _axis(dim, _ndim_full(x))
+    assert ax > 0, "a running sum along the batch"
+    return Aff(np.ascontiguousarray(np.cumsum(x.v, axis=ax - 1)))
+
+
+def _diff(x, n=1, dim=-1, prepend=None, append=None):
+    """``torch.diff``: differences of neighbours along the sample's axis, ``n`` times."""
+    assert prepend is None and append is None, "diff with prepend / append"
+    ax = _axis(dim, _ndim_full(x))
+    assert ax > 0, "differences along the batch"
+    return Aff(np.ascontiguousarray(np.diff(x.v, n=n, axis=ax - 1)))
+
+
+def _lerp(a, b, weight):
+    """``torch.lerp(a, b, w) = a + w (b - a)`` with a constant (number or tensor) weight."""
+    assert not isinstance(weight, Aff), "a weight that depends on the input is a product"
+    return _add(a, _mul(_sub(b, a), weight)) if isinstance(a, Aff) else _add(_mul(_sub(b, a), weight), a)
+
+
+def _tensordot(a, b, dims=2, out=None):
+    """``torch.tensordot`` of one affine tensor and one constant (the batch dimension stays the
+    output's first: the affine tensor first, or the constant summed whole)."""
+    assert out is None, "tensordot into out="
+    k = 0 if isinstance(a, Aff) else 1
+    x, c = (a, b) if k == 0 else (b, a)
+    C = c.fr if isinstance(c, Const) else _fr_arr(_f64(c))
+    ranks = (_ndim_full(x), C.ndim) if k == 0 else (C.ndim, _ndim_full(x))
+    if isinstance(dims, int):
+        da, db = list(range(ranks[0] - dims, ranks[0])), list(range(dims))
+    else:
+        da, db = ([d] if isinstance(d, int) else list(d) for d in dims)
+    da = [d % ranks[0] for d in da]
+    db = [d % ranks[1] for d in db]
+    dx, dc = (da, db) if k == 0 else (db, da)
+    assert 0 not in dx, "tensordot over the batch"
+    vx = [d - 1 for d in dx]  # the axes of x.v (no batch; its (s, t, 1) axis last)
+    if k == 0:
+        out = np.tensordot(x.v, C, axes=(vx, dc))  # x's free axes (the own one last of them), C's
+        own = len(x.shape) - len(vx)
+        return Aff(np.ascontiguousarray(np.moveaxis(out, own, -1)))
+    assert len(dc) == C.ndim, "tensordot(constant, x) with a constant dimension before the batch"
+    return Aff(np.ascontiguousarray(np.tensordot(C, x.v, axes=(dc, vx))))
+
+
+def _addmm(c, x, w, beta=1, alpha=1):
+    """``torch.addmm(c, x, W) = beta c + alpha (x @ W)``, constants ``c``, ``W``."""
+    y = _mul(_matmul(x, w), alpha)
+    cv = _const_values(c, _ndim_full(y)) * _num(beta)
+    if isinstance(cv, Fr):
+        return _add(y, cv)
+    v = _zeros(cv.shape + (3,))
+    v[..., 2] = cv
+    return _add(y, Aff(v))
+
+
 def _like(fill):
     """``torch.zeros_like(x)`` (``ones_like``, ``full_like(x, v)``) of an affine ``x``: a constant of
     its shape."""
@@ -1056,7 +1114,8 @@ _FUNCTIONS = {
     F.conv_transpose3d: _conv_transpose, F.dropout: _f_dropout, operator.matmul: _matmul,
     torch.matmul: _matmul, torch.flip: _flip, torch.roll: _roll, torch.narrow: _narrow, torch.select: _select,
     torch.chunk: _chunk, torch.split: _split, torch.unbind: _unbind, F.pad: _pad, F.interpolate: _interpolate,
-    torch.einsum: _einsum, torch.zeros_like: _like(0.0), torch.ones_like: _like(1.0), torch.full_like: _like(None),
+    torch.einsum: _einsum, torch.cumsum: _cumsum, torch.diff: _diff, torch.lerp: _lerp, torch.tensordot: _tensordot,
+    torch.addmm: _addmm, torch.zeros_like: _like(0.0), torch.ones_like: _like(1.0), torch.full_like: _like(None),
 }
 _FUNCTIONS[F.avg_pool1d] = lambda x, *a, **k: _avg_pool(x, 1, *a, **k)
 _FUNCTIONS[F.avg_pool2d] = lambda x, *a, **k: _avg_pool(x, 2, *a, **k)
@@ -1071,6 +1130,7 @@ _METHODS = {
     "sum": _sum, "matmul": _matmul, "contiguous": _identity, "clone": _identity, "double": _identity,
     "float": _identity, "to": _identity, "detach": _identity, "flip": _flip, "roll": _roll, "narrow": _narrow,
     "select": _select, "chunk": _chunk, "split": _split, "unbind": _unbind, "repeat": _repeat, "expand": _expand,
+    "cumsum": _cumsum, "diff": _diff, "lerp": _lerp,
 }
 
 

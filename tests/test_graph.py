@@ -257,6 +257,24 @@ class ConstantsLike(nn.Module):  # zeros_like / ones_like / full_like of a value
         return self.fc(h.flatten(1))
 
 
+class LinearAlong(nn.Module):  # running sums, differences, lerp, tensordot and addmm: linear maps
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3, padding=1)
+        self.end = nn.Parameter(torch.zeros(2, 3, 3, dtype=D))
+        self.w = nn.Parameter(torch.zeros(3, 2, dtype=D))
+        self.v = nn.Parameter(torch.zeros(12, 2, dtype=D))
+        self.c = nn.Parameter(torch.zeros(2, dtype=D))
+
+    def forward(self, x):
+        h = torch.relu(torch.cumsum(self.conv(x), 2) - 0.5)  # a running sum down the rows
+        g = torch.cat([torch.diff(h, dim=-1), h[..., :1]], -1)  # differences of neighbours, and a column
+        h = torch.relu(torch.lerp(g, h, 0.25) - 0.25)  # between two values
+        h = torch.lerp(h, self.end, 0.5).cumsum(dim=-1)  # towards a constant
+        h = torch.relu(torch.tensordot(h, self.w, dims=1))  # (2, 3, 2)
+        return torch.addmm(self.c, h.flatten(1), self.v, beta=0.5, alpha=2.0)
+
+
 CASES = {  # name: (model, seed, plane input shape or None, bounds)
     "conv_strided": (_conv_strided, 1, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
     "conv_dilated_groups": (_conv_dilated_groups, 2, (2, 3, 3), (-1.0, 1.0, -1.0, 1.0)),
@@ -280,6 +298,7 @@ CASES = {  # name: (model, seed, plane input shape or None, bounds)
     "broadcast_sums_and_maxima": (Broadcasts, 7, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
     "weights_made_in_forward": (MadeWeights, 6, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
     "zeros_ones_full_like": (ConstantsLike, 8, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
+    "cumsum_diff_lerp_tensordot_addmm": (LinearAlong, 9, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
 }
 
 
@@ -626,6 +645,58 @@ def test_einsum_that_is_not_a_map_of_one_sample_by_a_constant_is_refused(eq, sha
     plane = spatial.Plane.through(*np.random.default_rng(0).random((3, 3)))
     with pytest.raises(spatial.UnsupportedLayerError, match=match):
         spatial.partition(Net(), (0.0, 1.0, 0.0, 1.0), plane=plane)
+
+
+def test_linear_maps_along_a_dimension_equal_the_model():
+    _assert_equals_model(LinearAlong(), 9)  # cumsum, diff, lerp, tensordot, addmm
+
+
+def test_linear_maps_along_a_dimension_in_a_torch_export_program_equal_the_module():
+    _export_equals_module(LinearAlong(), 9)  # aten.cumsum, aten.lerp, aten.addmm, and what diff / tensordot become
+
+
+def test_a_running_sum_equals_its_linear_twin():
+    # cumsum(h, 1) is h @ U, U the ones on and above the diagonal; torch.diff(h, n=2) is h @ D
+    class Net(nn.Module):
+        def __init__(self, f):
+            super().__init__()
+            self.fc, self.out, self.f = nn.Linear(3, 4), nn.Linear(4, 2), f
+
+        def forward(self, x):
+            return self.out(torch.relu(self.f(torch.relu(self.fc(x))) - 0.5))
+    U = torch.triu(torch.ones(4, 4, dtype=D))
+    D2 = torch.tensor([[1, 0], [-2, 1], [1, -2], [0, 1]], dtype=D)
+    plane = spatial.Plane.through(*np.random.default_rng(0).random((3, 3)))
+    for f, twin in ((lambda h: torch.cumsum(h, 1), lambda h: h @ U),
+                    (lambda h: torch.cat([torch.diff(h, n=2), h[:, :2]], 1), lambda h: torch.cat([h @ D2, h[:, :2]], 1))):
+        pa, pb = (spatial.partition(dyadic_model(Net(g), 3), (-3.0, 3.0, -3.0, 3.0), plane=plane) for g in (f, twin))
+        assert len(pa) == len(pb) > 3
+        np.testing.assert_array_equal(pa.patterns, pb.patterns)
+        np.testing.assert_array_equal(pa.vertices, pb.vertices)
+
+
+@pytest.mark.parametrize("f, match", [
+    (lambda s, h: torch.cumsum(h, 0), "along the batch dimension"),
+    (lambda s, h: torch.cumsum(h, 1, dtype=torch.int64), "rounds: it is not piecewise linear"),
+    (lambda s, h: torch.diff(h, prepend=h[:, :1]), r"prepend= or append= is not supported; concatenate first"),
+    (lambda s, h: torch.diff(h, n=3, dim=1), "diff's n must be a number from 0 to"),
+    (lambda s, h: torch.lerp(h, -h, h.sigmoid()), "is not piecewise linear"),
+    (lambda s, h: torch.lerp(h, -h, h.abs()), "a lerp whose weight depends on the input"),
+    (lambda s, h: torch.tensordot(h, s.w[:2], dims=([0], [0])), "batch"),  # (of the example run's 2)
+    (lambda s, h: torch.tensordot(s.w, h, dims=([0], [1])), "batch"),
+    (lambda s, h: torch.addmm(h, h, s.w), r"only addmm\(c, x, W\) of the input x with constants"),
+])
+def test_linear_maps_that_are_not_maps_of_one_sample_are_refused(f, match):
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.w = nn.Linear(3, 3), nn.Parameter(torch.ones(3, 3, dtype=D))
+
+        def forward(self, x):
+            return torch.relu(f(self, self.fc(x))).sum(1, keepdim=True)
+    plane = spatial.Plane.through(*np.random.default_rng(0).random((3, 3)))
+    with pytest.raises(spatial.UnsupportedLayerError, match=match):
+        spatial.partition(Net().double(), (0.0, 1.0, 0.0, 1.0), plane=plane)
 
 
 def test_an_input_of_the_wrong_shape_names_the_module_and_torchs_reason(capsys):
