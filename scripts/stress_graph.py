@@ -4,7 +4,7 @@ Each case is a random small torch network of one *family* (``--list``: conv, max
 functional pooling, ``amax``, residual, concatenation, PL activations, average pooling, BatchNorm,
 strided / grouped / transposed convolutions, selections (padding, chunk, flip, permute, slicing)
 with a maximum or minimum of two tensors, a constant-tensor scale with bilinear upsampling, sorts and
-topk) with
+topk, running sums, differences, lerp, tensordot and addmm) with
 small dyadic float64 weights made degenerate (coarse or duplicated units, zero rows and biases), a
 plane through degenerate images (few values, blocks, shared or mirrored pixels) and a box whose
 side or corner may lie on a first-layer line.
@@ -327,13 +327,46 @@ def _sorts(rng):  # GroupSort / MaxMin (the values of a sort), topk
     return _Net(forward, lambda m, x: m.conv(x), is_max=kind != "topk", conv=conv, fc=fc), (c, 3, 3)
 
 
+def _along(rng):  # running sums and differences of a conv's output, lerp, tensordot, addmm: linear maps
+    kind = _pick(rng, "cumsum", "diff", "lerp", "tensordot", "addmm")
+    conv = nn.Conv2d(_pick(rng, 1, 2), 2, 2)  # (c, 3, 3) -> (2, 2, 2)
+    c = conv.in_channels
+    w = nn.Parameter(torch.tensor(rng.integers(-4, 5, (2, 2)) / 4, dtype=D))
+    dim = int(_pick(rng, 1, 2, 3, -1))
+    if kind == "cumsum":
+        def forward(m, x):
+            return m.fc(torch.relu(torch.cumsum(torch.relu(m.conv(x)), dim) - 0.5).flatten(1))
+        fc = nn.Linear(8, 2)
+    elif kind == "diff":  # the differences, and the first row along the dimension (the running sum's inverse)
+        def forward(m, x):
+            h = torch.relu(m.conv(x))
+            return m.fc(torch.relu(torch.cat([torch.diff(h, dim=dim), h.narrow(dim, 0, 1)], dim)).flatten(1))
+        fc = nn.Linear(8, 2)
+    elif kind == "lerp":  # between the conv's output and its ReLU, by a constant tensor
+        def forward(m, x):
+            h = m.conv(x)
+            return m.fc(torch.relu(torch.lerp(h, torch.relu(h), m.w.abs()[:, :1, None] / 2) - 0.25).flatten(1))
+        fc = nn.Linear(8, 2)
+    elif kind == "tensordot":  # mixing the last dimension
+        def forward(m, x):
+            return m.fc(torch.relu(torch.tensordot(torch.relu(m.conv(x)), m.w, dims=1)).flatten(1))
+        fc = nn.Linear(8, 2)
+    else:
+        def forward(m, x):
+            return torch.addmm(m.w[0], torch.relu(m.conv(x)).flatten(1)[:, :2], m.w, alpha=0.5)
+        fc = nn.Identity()
+    net = _Net(forward, lambda m, x: m.conv(x), conv=conv, fc=fc)
+    net.w = w
+    return net, (c, 3, 3)
+
+
 FAMILIES = {
     "conv_relu_pool": _conv_relu_pool, "pool_first": _pool_first, "pool_conv": _pool_conv,
     "two_pools": _two_pools, "two_pools_direct": _two_pools_direct, "adaptive_max": _adaptive_max,
     "pool_variants": _pool_variants, "amax": _amax, "residual": _residual, "residual_pool": _residual_pool,
     "cat": _cat, "activations": _activations, "avgpool": _avgpool, "batchnorm": _batchnorm,
     "conv_variants": _conv_variants, "convtranspose": _convtranspose, "funcpool_clamp": _funcpool_clamp,
-    "selections": _selections, "idioms": _idioms, "sorts": _sorts,
+    "selections": _selections, "idioms": _idioms, "sorts": _sorts, "along": _along,
 }
 _AFFINE = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Flatten, nn.Identity, nn.AvgPool2d, nn.AdaptiveAvgPool2d,
            nn.BatchNorm2d)

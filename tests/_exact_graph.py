@@ -592,7 +592,7 @@ def _diff(x, n=1, dim=-1, prepend=None, append=None):
 
 def _lerp(a, b, weight):
     """``torch.lerp(a, b, w) = a + w (b - a)`` with a constant (number or tensor) weight."""
-    assert not isinstance(weight, Aff), "a weight that depends on the input is a product"
+    assert not isinstance(weight, Aff) or weight.is_const(), "a weight that depends on the input is a product"
     return _add(a, _mul(_sub(b, a), weight)) if isinstance(a, Aff) else _add(_mul(_sub(b, a), weight), a)
 
 
