@@ -290,6 +290,9 @@ def _mutated(node: torch.fx.Node, model: torch.nn.Module) -> Optional[torch.fx.N
     if node.op not in ("call_method", "call_function"):
         return None
     t = node.target
+    if isinstance(t, torch._ops.OpOverload):  # ATen (a torch.export program): its schema marks what it writes
+        arg = t._schema.arguments[0] if t._schema.arguments else None
+        return first if arg is not None and arg.alias_info is not None and arg.alias_info.is_write else None
     name = str(t) if node.op == "call_method" else getattr(t, "__name__", "")
     if node.op == "call_function" and getattr(t, "__module__", "") in ("_operator", "operator"):
         number = first.op in ("call_function", "call_method") and _op(first)[1] in _SHAPE_CALLS  # x.size(1): an int
@@ -319,9 +322,12 @@ def _functionalize(graph: torch.fx.Graph, model: torch.nn.Module) -> None:
         if n.op == "call_module":
             kind = type(model.get_submodule(str(n.target))).__name__
             return n.args[0] if kind in _VIEW_MODULES and n.args else None
-        if n.op in ("call_function", "call_method") and n.args and isinstance(n.args[0], torch.fx.Node) \
-                and _op(n)[1] in _VIEWS:
-            return n.args[0]
+        if n.op in ("call_function", "call_method") and n.args and isinstance(n.args[0], torch.fx.Node):
+            if isinstance(n.target, torch._ops.OpOverload):  # ATen: its schema marks an alias of its first argument
+                arg = n.target._schema.arguments[0] if n.target._schema.arguments else None
+                return n.args[0] if arg is not None and arg.alias_info is not None else None
+            if _op(n)[1] in _VIEWS:
+                return n.args[0]
         return None
 
     links: Dict[torch.fx.Node, List[torch.fx.Node]] = {}  # the views made so far, both ways
@@ -356,7 +362,7 @@ def _read_changed(model, node, a, links, order) -> None:
             raise UnsupportedLayerError(
                 f"{type(model).__name__}.forward: node {node.name!r}{_where(node)} changes {a.name!r} in place "
                 f"while {alias.name!r}, which shares its memory, is read afterwards ({late[0].name!r}); write it "
-                "without the in-place call (h = F.relu(h))")
+                "without the in-place call (h = F.relu(h); an assignment h[...] = v as torch.cat or torch.where)")
     for u in list(a.users):
         if u is not node and order[u] > order[node]:
             u.replace_input_with(a, node)
