@@ -1835,7 +1835,7 @@ class _Shapes(torch.fx.Interpreter):
 def _plain_value(v) -> bool:
     if isinstance(v, (tuple, list)):
         return all(_plain_value(u) for u in v)
-    return v is None or isinstance(v, (bool, int, float, slice, type(Ellipsis)))
+    return v is None or isinstance(v, (bool, int, float, slice, type(Ellipsis), torch.dtype, torch.device))
 
 
 def _shape_error(model, in_shape, e: _ShapeError) -> str:

@@ -647,6 +647,25 @@ def test_einsum_that_is_not_a_map_of_one_sample_by_a_constant_is_refused(eq, sha
         spatial.partition(Net(), (0.0, 1.0, 0.0, 1.0), plane=plane)
 
 
+def test_a_constant_made_in_forward_with_the_values_dtype_and_device_equals_its_twin():
+    # torch.tensor(c, dtype=h.dtype, device=h.device): the dtype and device of the example run's value
+    class Net(nn.Module):
+        def __init__(self, f):
+            super().__init__()
+            self.fc, self.out, self.f = nn.Linear(3, 4), nn.Linear(4, 2), f
+
+        def forward(self, x):
+            return self.out(self.f(self.fc(x)))
+    made = Net(lambda h: torch.max(h, torch.tensor(0.25, dtype=h.dtype, device=h.device))
+               - torch.full((4,), 0.5, dtype=h.dtype))
+    twin = Net(lambda h: torch.clamp(h, min=0.25) - 0.5)
+    plane = spatial.Plane.through(*np.random.default_rng(0).random((3, 3)))
+    pa, pb = (spatial.partition(dyadic_model(m, 3), (-3.0, 3.0, -3.0, 3.0), plane=plane) for m in (made, twin))
+    assert len(pa) == len(pb) > 3
+    np.testing.assert_array_equal(pa.vertices, pb.vertices)
+    np.testing.assert_array_equal(pa.affine_maps(), pb.affine_maps())
+
+
 def test_linear_maps_along_a_dimension_equal_the_model():
     _assert_equals_model(LinearAlong(), 9)  # cumsum, diff, lerp, tensordot, addmm
 
