@@ -349,6 +349,11 @@ class _Reader:
             m = self.model.get_submodule(node.target)
             return self.module(node, m, shown, where, ins, shape, label, affine, act, maxpool)
         family, name, _ = t._op(node)
+        if name == "where" and len(node.args) == 3 and not node.kwargs and self.is_const(node.args[0]):
+            return self.const_where(where, node.args[0], node.args[1], node.args[2], data_in, ins, shape, label)
+        if name == "masked_fill" and len(node.args) == 3 and not node.kwargs and self.is_const(node.args[1]) \
+                and node.args[0] is data_in[0]:  # h.masked_fill(mask, v): torch.where(mask, v, h)
+            return self.const_where(where, node.args[1], node.args[2], node.args[0], data_in, ins, shape, label)
         if name == "where" and len(node.args) == 3 and not node.kwargs and kinds.get(node.args[0]) == "cond":
             return self.where_act(where, node.args[0], node.args[1], node.args[2], shape, act)
         conds = [a for a in node.args if isinstance(a, torch.fx.Node) and kinds.get(a) == "cond"]
@@ -393,7 +398,7 @@ class _Reader:
             op = self.norm_call(where, node, shape)  # (aten.instance_norm in eval mode: its running statistics)
             if op is not None:
                 return affine(op)
-        if name in t._NOT_PL or name == "instance_norm":
+        if name in t._NOT_PL or name in t._STEPS or name == "instance_norm":
             raise _Refuse(0, not_pl)
         x = data_in[0]
         if len(data_in) > 1:
@@ -403,23 +408,8 @@ class _Reader:
                 if alpha != 1.0:
                     two[1] = _Node("affine", [two[1]], tuple(shape), label, op=_ops.Scale(alpha))
                 return affine(_ops.Add() if name == "add" else _ops.Sub(), two)
-            if name in ("cat", "concat", "concatenate", "stack"):  # a stack: each part given its new dimension
-                stack = name == "stack"
-                dim = t._arg(node, 1, "dim", 0)
-                dim = dim if dim >= 0 else dim + len(shape) + 1
-                if dim == 0:
-                    raise _Refuse(2, f"{where} {'stacks' if stack else 'concatenates'} along the batch dimension")
-                seq = node.args[0]
-                order = list(seq) if isinstance(seq, (list, tuple)) else []
-                if not all(isinstance(a, torch.fx.Node) and kinds.get(a) == "data" for a in order):
-                    raise _Refuse(2, f"{where}: only tensors computed from the input can be "
-                                     f"{'stacked' if stack else 'concatenated'}")
-                by = {id(a): n for a, n in zip(data_in, ins)}
-                parts = [by[id(a)] for a in order]
-                if stack:
-                    parts = [_Node("affine", [src], one, label, op=_ops.Reshape(one)) for src in parts
-                             for one in [tuple(src.shape[:dim - 1]) + (1,) + tuple(src.shape[dim - 1:])]]
-                return affine(_ops.Cat(dim, len(parts)), parts)
+            if name in ("cat", "concat", "concatenate", "stack"):
+                return self.concat(where, node, name, data_in, ins, shape, label, kinds)
             if name in ("maximum", "minimum", "max", "min", "fmax", "fmin") and len(data_in) == 2 \
                     and len(node.args) + len(node.kwargs) == 2:
                 return self.pair_max(where, name, ins, shape, label)
@@ -444,8 +434,12 @@ class _Reader:
         if name in ("maximum", "minimum", "max", "min", "fmax", "fmin") and self.is_const(other):  # a constant tensor
             return self.const_max(where, ins[0], self.const_array(where, other),
                                   name in ("minimum", "min", "fmin"), shape, label)
-        if name in ("cat", "concat", "concatenate"):  # one tensor
-            return affine(_ops.Reshape(shape))
+        if name in ("cat", "concat", "concatenate", "stack") and ins[0].kind != "tuple":
+            seq = node.args[0]
+            if isinstance(seq, (list, tuple)) and len(seq) > 1:  # the value and constants
+                return self.concat(where, node, name, data_in, ins, shape, label, kinds)
+            if name != "stack":  # one tensor
+                return affine(_ops.Reshape(shape))
         if node.args[:1] != (x,) and not (family == "operator" and name in ("mul", "add", "sub")
                                           and node.args[1:2] == (x,)):
             raise _Refuse(2, unknown)
@@ -604,6 +598,79 @@ class _Reader:
                 return affine(_ops.AddConst((alpha if name == "add" else -alpha) * c))
             return affine(_ops.Scale(float(c), divide=name in ("truediv", "div")))
         raise _Refuse(2, not_pl if name in t._NOT_PL else unknown)
+
+    def const_where(self, where, cond, a, b, data_in, ins: List[_Node], shape, label) -> _Node:
+        """``torch.where(m, a, b)`` with a constant condition ``m`` (a fixed mask: a buffer, or made
+        from parameters) and values or constants ``a``, ``b``: ``m * a + (1 - m) * b`` elementwise
+        (products by 0 and 1, exact); ``h.masked_fill(m, v)`` is ``where(m, v, h)``."""
+        m = self.attr(where, cond).detach()
+        if m.dtype != torch.bool:
+            raise _Refuse(2, f"{where}: the condition of a where / masked_fill must be a boolean tensor, got {m.dtype}")
+        mask = m.to(torch.float64).numpy()
+        _keeps_shape(where, mask, shape, shape)
+        by = {id(v): n for v, n in zip(data_in, ins)}
+        terms: List[_Node] = []
+        const = np.zeros(())
+        for v, w in ((a, mask), (b, 1.0 - mask)):
+            if isinstance(v, torch.fx.Node) and id(v) in by:
+                src = self.broadcast(where, by[id(v)], ins, shape, label)
+                if (w == 1).all():
+                    terms.append(src)
+                elif w.any():
+                    terms.append(_Node("affine", [src], tuple(shape), label, op=_ops.ScaleConst(w)))
+                continue
+            if not (self.is_const(v) or self.t._number(v)):
+                raise _Refuse(2, f"{where}: the branches of a where must be values or constants")
+            cv = self.const_array(where, v) if self.is_const(v) else np.asarray(float(v))
+            _keeps_shape(where, cv, shape, shape)
+            const = const + w * cv
+        if not terms:  # every value's elements masked off: a constant of the output's shape
+            terms.append(_Node("affine", [ins[0]], tuple(shape), label,
+                               op=_ops.Gather(np.full(int(np.prod(shape, dtype=np.int64)), -1, np.int64), shape)))
+        out = terms[0] if len(terms) == 1 else _Node("affine", terms, tuple(shape), label, op=_ops.Add())
+        if const.any():
+            out = _Node("affine", [out], tuple(shape), label, op=_ops.AddConst(np.broadcast_to(const, shape).copy()
+                                                                               if const.ndim else const))
+        return out
+
+    def concat(self, where, node, name, data_in, ins: List[_Node], shape, label, kinds) -> _Node:
+        """``torch.cat`` / ``torch.stack`` of values of the input and constants (a stack: each part
+        given its new dimension). A constant has the batch dimension of the example run (two
+        samples, ``torch.zeros(h.size(0), 2)``) and the same value for both; it is made from zeros
+        selected from a value (:class:`_ops.Gather` of index -1) plus the constant."""
+        t = self.t
+        stack = name == "stack"
+        dim = t._arg(node, 1, "dim", 0)
+        dim = dim if dim >= 0 else dim + len(shape) + 1
+        if dim == 0:
+            raise _Refuse(2, f"{where} {'stacks' if stack else 'concatenates'} along the batch dimension")
+        seq = node.args[0]
+        order = list(seq) if isinstance(seq, (list, tuple)) else []
+        by = {id(a): n for a, n in zip(data_in, ins)}
+        parts = []
+        for a in order:
+            if isinstance(a, torch.fx.Node) and kinds.get(a) == "data":
+                parts.append(by[id(a)])
+                continue
+            c = self.const(where, a) if isinstance(a, torch.fx.Node) else a
+            rank = len(shape) if stack else len(shape) + 1
+            if isinstance(a, torch.fx.Node) and "splinescope_like" in a.meta and c.ndim == rank - 1:
+                c = c[None].expand((2,) + tuple(c.shape))  # zeros_like(h): one sample's shape already
+            if not isinstance(c, torch.Tensor) or c.ndim != rank or len(c) != 2:
+                raise _Refuse(2, f"{where}: only values of the input and constants with the batch dimension "
+                                 f"(torch.zeros(h.size(0), k)) can be {'stacked' if stack else 'concatenated'}")
+            c = c.detach().to(torch.float64)
+            if not torch.equal(c[0], c[1]):
+                raise _Refuse(2, f"{where}: a constant {'stacked' if stack else 'concatenated'} with the input "
+                                 "differs between the samples of a batch: not a map of one sample")
+            one = tuple(c.shape[1:])
+            zero = _Node("affine", [ins[0]], one, label,
+                         op=_ops.Gather(np.full(int(np.prod(one, dtype=np.int64)), -1, np.int64), one))
+            parts.append(_Node("affine", [zero], one, label, op=_ops.AddConst(c[0].numpy().copy())))
+        if stack:
+            parts = [_Node("affine", [src], one, label, op=_ops.Reshape(one)) for src in parts
+                     for one in [tuple(src.shape[:dim - 1]) + (1,) + tuple(src.shape[dim - 1:])]]
+        return _Node("affine", parts, tuple(shape), label, op=_ops.Cat(dim, len(parts)))
 
     def norm_call(self, where, node, shape) -> Optional[_ops.ChannelAffine]:
         """``batch_norm`` / ``instance_norm`` (torch's and ATen's: input, weight, bias, running mean,
@@ -972,7 +1039,17 @@ class _Reader:
     def like(self, node, name: str, first: Optional[str]) -> Optional[torch.Tensor]:
         """``torch.zeros_like(x)``, ``ones_like(x)``, ``full_like(x, v)`` of a value that depends on the
         input: only its shape is read, so the result is a constant of one sample's shape (a number
-        ``v``); None for any other call."""
+        ``v``); ``x.new_zeros(size)``, ``new_ones``, ``new_full(size, v)``: a constant of the shape the
+        example run made (with a batch dimension where ``size`` names one, ``h.new_zeros(h.size(0),
+        k)``: what a concatenation reads); None for any other call."""
+        if first == "data" and name in ("new_zeros", "new_ones", "new_full"):
+            fill = {"new_zeros": 0.0, "new_ones": 1.0}.get(name)
+            if fill is None:
+                fill = self.t._arg(node, 2, "fill_value", None)
+            tm = node.meta.get("tensor_meta")
+            if not self.t._number(fill) or tm is None or not hasattr(tm, "shape") or not tm.dtype.is_floating_point:
+                return None
+            return torch.full(tuple(int(v) for v in tm.shape), float(fill), dtype=torch.float64)
         if first != "data" or name not in ("zeros_like", "ones_like", "full_like"):
             return None
         fill = {"zeros_like": 0.0, "ones_like": 1.0}.get(name)

@@ -80,7 +80,9 @@ SUPPORTED = (
     "parameters or buffers or made from them in forward (W.t(), a standardized conv weight), or "
     "zeros_like / ones_like / full_like of a value (torch.maximum(h, torch.zeros_like(h))); torch.where(h > c, "
     "a, b) with a and b each alpha * h + beta, continuous at c (torch.where(h > 0, h, 0.1 * h)), h * (h > c) "
-    "(the condition cast to any dtype; continuous: c = 0) and h.masked_fill(h > c, v) (continuous: v = c)")
+    "(the condition cast to any dtype; continuous: c = 0) and h.masked_fill(h > c, v) (continuous: v = c); "
+    "torch.where(m, a, b) and h.masked_fill(m, v) with a fixed boolean mask m (a buffer); constants concatenated "
+    "with values (torch.zeros(h.size(0), k), h.new_zeros(...))")
 # the modules the graph reader knows (besides MODULE_KINDS)
 DROPOUT_MODULES = frozenset({"Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout"})
 """Dropout modules: the value itself in eval mode."""

@@ -47,6 +47,9 @@ _PL_LATER = frozenset({"abs", "absolute", "hardtanh", "relu6", "threshold", "_th
                        "minimum", "max",
                        "min", "hardshrink", "softshrink", "rrelu", "clamp_max", "fmax", "fmin", "sign",
                        "floor", "ceil", "round", "trunc"})
+_STEPS = frozenset({"floor", "ceil", "round", "trunc", "fix", "frac", "sign", "sgn", "signbit", "heaviside",
+                    "floor_divide", "floordiv", "fmod", "remainder", "mod", "bucketize"})
+"""Steps and roundings: discontinuous, so not the continuous piecewise-linear maps the reader reads."""
 _SOFTMAX = frozenset({"softmax", "log_softmax", "softmin", "Softmax", "LogSoftmax", "Softmin", "Softmax2d"})
 
 
@@ -60,6 +63,9 @@ def not_pl(where: str, name: str, supported: str) -> str:
         return (f"{where} is a quantized or quantization-aware layer: its forward rounds (fake quantization), which "
                 f"is not piecewise linear; partition the float model (before prepare_qat or convert); supported: "
                 f"{supported}")
+    if name in _STEPS:
+        return (f"{where} is not continuous (a step or a rounding), so not the continuous piecewise-linear map a "
+                f"network of linear regions is; supported: {supported}")
     if name in _NORMS:
         return (f"{where} is not piecewise linear: it divides by statistics of its own input (a BatchNorm in eval "
                 f"mode, whose statistics are fixed, is affine); supported: {supported}")

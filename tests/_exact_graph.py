@@ -632,6 +632,32 @@ def _addmm(c, x, w, beta=1, alpha=1):
     return _add(y, Aff(v))
 
 
+def _where_const(cond, a, b):
+    """``torch.where(m, a, b)`` with a constant boolean ``m``: each element's Fractions from ``a`` or
+    ``b`` (values, constants or numbers), broadcast as torch broadcasts them (the batch dropped)."""
+    assert not _has_aff(cond), "a condition that depends on the input is not a fixed mask"
+    m = _unwrap(cond).detach().cpu().numpy()
+    ref = a if isinstance(a, Aff) else b
+    n = _ndim_full(ref)
+    if m.ndim == n:
+        assert m.shape[0] == 1, "a mask with a batch dimension other than 1"
+        m = m[0]
+    va, vb = _to_aff(a, n).v, _to_aff(b, n).v
+    return Aff(np.ascontiguousarray(np.where(m[..., None], va, vb)))
+
+
+def _masked_fill(x, mask, value):
+    return _where_const(mask, value, x)
+
+
+def _new_const(fill):
+    """``x.new_zeros(size)`` (``new_ones``, ``new_full(size, v)``) of an affine ``x``: a constant."""
+    def new(x, size, *args, **kwargs):
+        v = kwargs.pop("fill_value", args[0] if args else fill)
+        return Const(torch.full(tuple(size), float(v), dtype=torch.float64))
+    return new
+
+
 def _like(fill):
     """``torch.zeros_like(x)`` (``ones_like``, ``full_like(x, v)``) of an affine ``x``: a constant of
     its shape."""
@@ -1115,7 +1141,7 @@ _FUNCTIONS = {
     torch.matmul: _matmul, torch.flip: _flip, torch.roll: _roll, torch.narrow: _narrow, torch.select: _select,
     torch.chunk: _chunk, torch.split: _split, torch.unbind: _unbind, F.pad: _pad, F.interpolate: _interpolate,
     torch.einsum: _einsum, torch.cumsum: _cumsum, torch.diff: _diff, torch.lerp: _lerp, torch.tensordot: _tensordot,
-    torch.addmm: _addmm, torch.zeros_like: _like(0.0), torch.ones_like: _like(1.0), torch.full_like: _like(None),
+    torch.addmm: _addmm, torch.where: _where_const, torch.zeros_like: _like(0.0), torch.ones_like: _like(1.0), torch.full_like: _like(None),
 }
 _FUNCTIONS[F.avg_pool1d] = lambda x, *a, **k: _avg_pool(x, 1, *a, **k)
 _FUNCTIONS[F.avg_pool2d] = lambda x, *a, **k: _avg_pool(x, 2, *a, **k)
@@ -1130,7 +1156,8 @@ _METHODS = {
     "sum": _sum, "matmul": _matmul, "contiguous": _identity, "clone": _identity, "double": _identity,
     "float": _identity, "to": _identity, "detach": _identity, "flip": _flip, "roll": _roll, "narrow": _narrow,
     "select": _select, "chunk": _chunk, "split": _split, "unbind": _unbind, "repeat": _repeat, "expand": _expand,
-    "cumsum": _cumsum, "diff": _diff, "lerp": _lerp,
+    "cumsum": _cumsum, "diff": _diff, "lerp": _lerp, "masked_fill": _masked_fill, "new_zeros": _new_const(0.0),
+    "new_ones": _new_const(1.0), "new_full": _new_const(None),
 }
 
 

@@ -257,6 +257,21 @@ class ConstantsLike(nn.Module):  # zeros_like / ones_like / full_like of a value
         return self.fc(h.flatten(1))
 
 
+class FixedMasks(nn.Module):  # a fixed mask (a boolean buffer) in where / masked_fill, constants concatenated
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3, padding=1)
+        self.register_buffer("keep", torch.tensor([[True, False, True], [True, True, False], [False, True, True]]))
+        self.fc = nn.Linear(2 * 9 + 3 + 2, 2)
+
+    def forward(self, x):
+        h = self.conv(x)
+        g = torch.relu(torch.where(self.keep, h, -0.5 * h))  # per pixel: h or -h/2
+        g = g.masked_fill(~self.keep, 0.25)  # masked pixels set to a number
+        z = torch.cat([g.flatten(1), h.new_zeros((h.size(0), 3)), h.new_full((h.shape[0], 2), 1.0)], 1)
+        return self.fc(torch.relu(z - 0.5))
+
+
 class LinearAlong(nn.Module):  # running sums, differences, lerp, tensordot and addmm: linear maps
     def __init__(self):
         super().__init__()
@@ -299,6 +314,7 @@ CASES = {  # name: (model, seed, plane input shape or None, bounds)
     "weights_made_in_forward": (MadeWeights, 6, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
     "zeros_ones_full_like": (ConstantsLike, 8, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
     "cumsum_diff_lerp_tensordot_addmm": (LinearAlong, 9, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
+    "fixed_masks_and_constants_concatenated": (FixedMasks, 10, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
 }
 
 
@@ -647,23 +663,77 @@ def test_einsum_that_is_not_a_map_of_one_sample_by_a_constant_is_refused(eq, sha
         spatial.partition(Net(), (0.0, 1.0, 0.0, 1.0), plane=plane)
 
 
-def test_a_constant_made_in_forward_with_the_values_dtype_and_device_equals_its_twin():
-    # torch.tensor(c, dtype=h.dtype, device=h.device): the dtype and device of the example run's value
-    class Net(nn.Module):
-        def __init__(self, f):
-            super().__init__()
-            self.fc, self.out, self.f = nn.Linear(3, 4), nn.Linear(4, 2), f
+class _Between(nn.Module):
+    """A Linear (3 -> 4), then ``f``, then a Linear (``width`` -> 2)."""
 
-        def forward(self, x):
-            return self.out(self.f(self.fc(x)))
-    made = Net(lambda h: torch.max(h, torch.tensor(0.25, dtype=h.dtype, device=h.device))
-               - torch.full((4,), 0.5, dtype=h.dtype))
-    twin = Net(lambda h: torch.clamp(h, min=0.25) - 0.5)
+    def __init__(self, f, width=4):
+        super().__init__()
+        self.fc, self.out, self.f = nn.Linear(3, 4), nn.Linear(width, 2), f
+
+    def forward(self, x):
+        return self.out(self.f(self.fc(x)))
+
+
+def _assert_twins(a, b):
+    """Two forms of one network (the same parameters, dyadic) have the same partition: vertices,
+    patterns and maps."""
     plane = spatial.Plane.through(*np.random.default_rng(0).random((3, 3)))
-    pa, pb = (spatial.partition(dyadic_model(m, 3), (-3.0, 3.0, -3.0, 3.0), plane=plane) for m in (made, twin))
+    pa, pb = (spatial.partition(dyadic_model(m, 3), (-3.0, 3.0, -3.0, 3.0), plane=plane) for m in (a, b))
     assert len(pa) == len(pb) > 3
+    np.testing.assert_array_equal(pa.patterns, pb.patterns)
     np.testing.assert_array_equal(pa.vertices, pb.vertices)
     np.testing.assert_array_equal(pa.affine_maps(), pb.affine_maps())
+
+
+def test_a_constant_made_in_forward_with_the_values_dtype_and_device_equals_its_twin():
+    # torch.tensor(c, dtype=h.dtype, device=h.device): the dtype and device of the example run's value
+    _assert_twins(_Between(lambda h: torch.max(h, torch.tensor(0.25, dtype=h.dtype, device=h.device))
+                           - torch.full((4,), 0.5, dtype=h.dtype)),
+                  _Between(lambda h: torch.clamp(h, min=0.25) - 0.5))
+
+
+def test_zeros_of_the_batch_size_concatenated_equal_their_twin():
+    # torch.zeros(h.size(0), 2): torch.fx cannot trace it, torch.export can; the constant has the
+    # batch dimension of the example run, the same in both samples
+    _assert_twins(_Between(lambda h: torch.cat([torch.relu(h), torch.zeros(h.size(0), 2, dtype=h.dtype)], 1), 6),
+                  _Between(lambda h: torch.cat([torch.relu(h), torch.zeros_like(h[:, :2])], 1), 6))
+
+
+@pytest.mark.parametrize("f, match", [
+    (lambda s, h: torch.cat([h, h.new_zeros(h.size(0), 2) + s.rows], 1), "differs between the samples of a batch"),
+    (lambda s, h: torch.cat([h, s.fmask.expand(2, 3)], 1), None),  # (an expand to the example's 2: one value)
+])
+def test_constants_that_are_not_fixed_per_sample_are_refused(f, match):
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 3)
+            self.register_buffer("fmask", torch.tensor([1.0, 0.0, 1.0]))
+            self.register_buffer("rows", torch.tensor([[0.0], [1.0]]))
+
+        def forward(self, x):
+            return torch.relu(f(self, self.fc(x))).sum(1, keepdim=True)
+    plane = spatial.Plane.through(*np.random.default_rng(0).random((3, 3)))
+    if match is None:
+        assert len(spatial.partition(Net(), (0.0, 1.0, 0.0, 1.0), plane=plane)) >= 1
+        return
+    with pytest.raises(spatial.UnsupportedLayerError, match=match):
+        spatial.partition(Net(), (0.0, 1.0, 0.0, 1.0), plane=plane)
+
+
+@pytest.mark.parametrize("f", [lambda h: torch.floor(h), lambda h: h.round(), lambda h: torch.sign(h) + h,
+                               lambda h: h // 0.5, lambda h: torch.fmod(h, 1.0), lambda h: h.frac()])
+def test_steps_and_roundings_are_refused_as_discontinuous(f):
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 3)
+
+        def forward(self, x):
+            return torch.relu(f(self.fc(x))).sum(1, keepdim=True)
+    plane = spatial.Plane.through(*np.random.default_rng(0).random((3, 3)))
+    with pytest.raises(spatial.UnsupportedLayerError, match=r"is not continuous \(a step or a rounding\)"):
+        spatial.partition(Net(), (0.0, 1.0, 0.0, 1.0), plane=plane)
 
 
 def test_linear_maps_along_a_dimension_equal_the_model():
@@ -676,22 +746,11 @@ def test_linear_maps_along_a_dimension_in_a_torch_export_program_equal_the_modul
 
 def test_a_running_sum_equals_its_linear_twin():
     # cumsum(h, 1) is h @ U, U the ones on and above the diagonal; torch.diff(h, n=2) is h @ D
-    class Net(nn.Module):
-        def __init__(self, f):
-            super().__init__()
-            self.fc, self.out, self.f = nn.Linear(3, 4), nn.Linear(4, 2), f
-
-        def forward(self, x):
-            return self.out(torch.relu(self.f(torch.relu(self.fc(x))) - 0.5))
     U = torch.triu(torch.ones(4, 4, dtype=D))
     D2 = torch.tensor([[1, 0], [-2, 1], [1, -2], [0, 1]], dtype=D)
-    plane = spatial.Plane.through(*np.random.default_rng(0).random((3, 3)))
     for f, twin in ((lambda h: torch.cumsum(h, 1), lambda h: h @ U),
                     (lambda h: torch.cat([torch.diff(h, n=2), h[:, :2]], 1), lambda h: torch.cat([h @ D2, h[:, :2]], 1))):
-        pa, pb = (spatial.partition(dyadic_model(Net(g), 3), (-3.0, 3.0, -3.0, 3.0), plane=plane) for g in (f, twin))
-        assert len(pa) == len(pb) > 3
-        np.testing.assert_array_equal(pa.patterns, pb.patterns)
-        np.testing.assert_array_equal(pa.vertices, pb.vertices)
+        _assert_twins(*(_Between(lambda h, g=g: torch.relu(g(torch.relu(h))) - 0.5) for g in (f, twin)))
 
 
 @pytest.mark.parametrize("f, match", [
