@@ -17,7 +17,10 @@ Two ways through a model:
   from ``N + P`` rows instead of ``2 N P``, and its count needs no vertex at all:
   ``|W x + b| < r max_p |W v_p|`` neuron by neuron;
 * any other model (a ResNet, ...) is run forward on the vertices while forward pre-hooks read the
-  inputs of its ``ReLU`` / ``LeakyReLU`` / ``PReLU`` modules, one layer per call in call order.
+  inputs of its ``ReLU`` / ``LeakyReLU`` / ``PReLU`` modules, and a torch function mode
+  (:class:`_Functional`) the inputs of the same activations called as functions outside them
+  (``F.relu(h)``, ``torch.relu(h)``, ``h.relu()``, ``F.leaky_relu``, ``F.prelu``), one layer per
+  call in call order; a smooth activation called as a function (``F.gelu``) is refused.
 
 The output layer (no activation) is never counted. Public: the functional
 :func:`local_complexity` (per-point values), the accumulating :class:`LocalComplexity` (a
@@ -163,22 +166,53 @@ def _model_place(model: torch.nn.Module) -> Tuple[torch.device, torch.dtype]:
 
 
 def _check_hookable(model: torch.nn.Module) -> None:
-    found = False
     for name, m in model.named_modules():
         kind = type(m).__name__
         if kind in _PL_MODULES:
-            found = True
-        elif type(m).__module__ == "torch.nn.modules.activation":
+            continue
+        if type(m).__module__ == "torch.nn.modules.activation":
             raise UnsupportedLayerError(
                 f"layer {name or '<model>'} ({kind}) is not piecewise linear; local complexity "
                 f"counts the neurons of {', '.join(_PL_MODULES)} modules")
-        elif kind in _STOCHASTIC and m.training:
+        if kind in _STOCHASTIC and m.training:
             raise UnsupportedLayerError(
                 f"layer {name} ({kind}) is in training mode (not a fixed map); call model.eval() first")
-    if not found:
-        raise UnsupportedLayerError(
-            "the model has no ReLU, LeakyReLU or PReLU module (activations called as functions "
-            "inside forward() cannot be seen); nothing to count")
+
+
+_F = torch.nn.functional
+_FUNCTIONAL_PL = {f: f.__name__.rstrip("_") for f in (
+    torch.relu, torch.relu_, _F.relu, _F.relu_, torch.Tensor.relu, torch.Tensor.relu_, _F.leaky_relu,
+    _F.leaky_relu_, _F.prelu, torch.prelu)}
+"""Activations called as functions in ``forward`` (``F.relu(h)``, ``torch.relu(h)``, ``h.relu()``,
+``F.leaky_relu``, ``F.prelu``): counted as the modules are, each call a layer named ``relu()``."""
+_FUNCTIONAL_NOT_PL = frozenset({
+    _F.gelu, _F.silu, _F.elu, _F.selu, _F.celu, _F.softplus, _F.mish, _F.hardswish, _F.logsigmoid, _F.softsign,
+    _F.tanhshrink, _F.glu, torch.tanh, torch.sigmoid, _F.sigmoid, _F.tanh, torch.Tensor.tanh, torch.Tensor.sigmoid,
+    torch.selu, torch.celu})
+"""Smooth activations called as functions: refused as their modules are."""
+
+
+class _Functional(torch.overrides.TorchFunctionMode):
+    """During the hooked forward pass: each activation called as a function (:data:`_FUNCTIONAL_PL`)
+    outside an activation module is passed to ``record(name, pre_activation)`` (a module's own
+    ``F.relu`` is read by its hook: ``inside[0]`` counts the modules running); a smooth one
+    (:data:`_FUNCTIONAL_NOT_PL`) is refused."""
+
+    def __init__(self, record, inside):
+        super().__init__()
+        self.record, self.inside = record, inside
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if not self.inside[0] and args and isinstance(args[0], torch.Tensor):
+            name = _FUNCTIONAL_PL.get(func)
+            if name is not None:
+                self.record(f"{name}()", args[0])
+            elif func in _FUNCTIONAL_NOT_PL:
+                raise UnsupportedLayerError(
+                    f"forward() calls {getattr(func, '__name__', func)}, which is not piecewise linear; local "
+                    f"complexity counts the neurons of {', '.join(_PL_MODULES)} modules and of F.relu / "
+                    "torch.relu / x.relu() / F.leaky_relu / F.prelu calls")
+        return func(*args, **(kwargs or {}))
 
 
 def _plan(model: torch.nn.Module, hooks: bool = False) -> _Plan:
@@ -299,22 +333,37 @@ def _hooked_counts(plan: _Plan, x: torch.Tensor, shape: Tuple[int, ...], F: torc
     widths: List[int] = []
     calls: List[str] = []
 
+    inside = [0]  # activation modules running (their own F.relu is read by their hook)
+
+    def record(name: str, pre: torch.Tensor) -> None:
+        z = pre.detach().reshape(n, V, -1)  # (n, V, H): H = all of the layer's units (channels x pixels)
+        counts.append(_straddle(z))
+        widths.append(z.shape[-1])
+        calls.append(name)
+
     def hook_for(name: str):
         def pre_hook(module, inputs):
-            z = inputs[0].detach()
-            z = z.reshape(n, V, -1)  # (n, V, H): H = all of the layer's units (channels x pixels)
-            counts.append(_straddle(z))
-            widths.append(z.shape[-1])
-            calls.append(name)
+            record(name, inputs[0])
+            inside[0] += 1
         return pre_hook
 
-    handles = [m.register_forward_pre_hook(hook_for(name or "<model>")) for name, m in plan.model.named_modules()
-               if type(m).__name__ in _PL_MODULES]
+    def leave(module, inputs, output):
+        inside[0] -= 1
+
+    acts = [(name or "<model>", m) for name, m in plan.model.named_modules() if type(m).__name__ in _PL_MODULES]
+    handles = [m.register_forward_pre_hook(hook_for(name)) for name, m in acts] + \
+        [m.register_forward_hook(leave) for _, m in acts]
     try:
-        plan.model(verts.reshape((n * V,) + shape))
+        with _Functional(record, inside):
+            plan.model(verts.reshape((n * V,) + shape))
     finally:
         for h in handles:
             h.remove()
+    if not calls:
+        raise UnsupportedLayerError(
+            "the model calls no ReLU, LeakyReLU or PReLU module and no F.relu / torch.relu / x.relu() / "
+            "F.leaky_relu / F.prelu (an activation written another way, such as clamp or torch.where, is not "
+            "seen); nothing to count")
     if plan.widths is None:
         plan.widths, plan.names = widths, _layer_names(calls)
     elif widths != plan.widths:

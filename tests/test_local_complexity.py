@@ -359,17 +359,49 @@ def test_non_piecewise_linear_activation_is_refused(act, name):
         LocalComplexity(model, 0.1, directions=2)
 
 
-def test_hook_path_errors():
-    class Functional(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.a = torch.nn.Linear(3, 3)
+class _Functional(torch.nn.Module):
+    """``Residual`` with its activation called as ``act(h)``: the module, or a function."""
 
+    def __init__(self, act):
+        super().__init__()
+        self.inp, self.mid, self.out = Residual().inp, Residual().mid, Residual().out
+        self.act = act
+
+    def forward(self, x):
+        h = self.act(self.inp(x))
+        return self.out(self.act(h + self.mid(h)))
+
+
+@pytest.mark.parametrize("act", [torch.relu, torch.nn.functional.relu, lambda h: h.relu(),
+                                 lambda h: torch.nn.functional.relu(h.clone(), inplace=True)])
+def test_activations_called_as_functions_are_counted_as_their_modules(act):
+    # read by a torch function mode during the hooked pass, as the ReLU module by its hook (it was
+    # refused as having no activation module; a model mixing both had its functional layers missed)
+    x, F = points(30, 5), random_frame(3, 5, seed=1, dtype=torch.float64)
+    module = local_complexity(Residual(), x, 0.3, frame=F)
+    functional = local_complexity(_Functional(act), x, 0.3, frame=F)
+    assert module.shape == (30, 2) and module.sum() > 0
+    np.testing.assert_array_equal(functional.numpy(), module.numpy())
+    est = LocalComplexity(_Functional(act), 0.3, frame=F)
+    est.update(x)
+    assert est.layer_names == ["relu()", "relu()#2"]
+
+
+def test_a_model_mixing_activation_modules_and_functions_counts_both():
+    class Mixed(_Functional):
         def forward(self, x):
-            return x + torch.relu(self.a(x))  # residual: not a chain (parse refuses it), so read by hooks
+            h = self.act(self.inp(x))  # the module
+            return self.out(torch.relu(h + self.mid(h)))  # a function: its layer was missed
+    x, F = points(30, 5), random_frame(3, 5, seed=1, dtype=torch.float64)
+    lc = local_complexity(Mixed(torch.nn.ReLU()), x, 0.3, frame=F)
+    np.testing.assert_array_equal(lc.numpy(), local_complexity(Residual(), x, 0.3, frame=F).numpy())
 
-    with pytest.raises(UnsupportedLayerError, match="no ReLU, LeakyReLU or PReLU module"):
-        local_complexity(Functional(), points(2, 3).float(), 0.1, directions=2)
+
+def test_hook_path_errors():
+    with pytest.raises(UnsupportedLayerError, match="calls no ReLU, LeakyReLU or PReLU module and no F.relu"):
+        local_complexity(_Functional(lambda h: h.clamp(min=0)), points(2, 5), 0.1, directions=2)
+    with pytest.raises(UnsupportedLayerError, match="forward.. calls gelu, which is not piecewise linear"):
+        local_complexity(_Functional(torch.nn.functional.gelu), points(2, 5), 0.1, directions=2)
     res = Residual()
     res.bn = torch.nn.BatchNorm1d(3)  # in training mode
     with pytest.raises(UnsupportedLayerError, match=r"bn \(BatchNorm1d\) is in training mode"):
