@@ -103,7 +103,8 @@ _INDEX = frozenset({"getitem", "permute", "transpose", "swapaxes", "swapdims", "
                     "constant_pad_nd", "index_select", "t", "alias", "expand_copy", "slice_copy", "select_copy",
                     "permute_copy", "repeat_interleave", "stack", "unfold", "im2col", "interpolate",
                     "upsample_nearest1d", "upsample_nearest2d", "_upsample_nearest_exact1d",
-                    "_upsample_nearest_exact2d"})
+                    "_upsample_nearest_exact2d", "gather", "take_along_dim", "triu", "tril", "diag_embed",
+                    "diagonal"})
 """Operations that only select, move or repeat elements: one gather each (``_Reader.index``)."""
 _RESAMPLE_ATEN = frozenset({"upsample_linear1d", "upsample_bilinear2d", "upsample_bicubic2d",
                             "_upsample_bilinear2d_aa", "_upsample_bicubic2d_aa"})
@@ -843,6 +844,8 @@ class _Reader:
                 return self.attr(where, a).detach()
             if "splinescope_value" in a.meta and kinds.get(a) != "data":
                 return a.meta["splinescope_value"]
+            if kinds.get(a) == "const":  # an index made from a buffer (self.idx.expand(h.size(0), -1))
+                return self.const(where, a)
             raise _Refuse(2, f"{where}: its argument {a.name!r} is computed in the graph; only constants and "
                              "sizes of the input are supported")
 

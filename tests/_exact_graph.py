@@ -82,7 +82,7 @@ class Const:
     __slots__ = ("t", "_fr")
 
     def __init__(self, t):
-        self.t = t.detach().to(torch.float64)
+        self.t = t.detach().to(torch.float64) if t.is_floating_point() else t.detach()  # (a mask, an index: kept)
         self._fr = None
 
     @property
@@ -632,6 +632,60 @@ def _addmm(c, x, w, beta=1, alpha=1):
     return _add(y, Aff(v))
 
 
+def _sample_index(index, n):
+    """A constant index tensor's one sample (the reference's batch is one): its batch row dropped."""
+    idx = _unwrap(index).detach().cpu().numpy()
+    assert (idx == np.round(idx)).all(), "an index that is not an integer"
+    idx = idx.astype(np.int64)  # (a Const holds float64)
+    if idx.ndim == n:
+        assert idx.shape[0] == 1, "an index with a batch dimension other than 1"
+        idx = idx[0]
+    return idx
+
+
+def _gather(x, dim, index, sparse_grad=False):
+    """``torch.gather`` by a constant index: numpy's take_along_axis on the Fractions."""
+    n = _ndim_full(x)
+    ax = _axis(dim, n)
+    assert ax > 0, "a gather along the batch"
+    return Aff(np.ascontiguousarray(np.take_along_axis(x.v, _sample_index(index, n)[..., None], axis=ax - 1)))
+
+
+def _take_along_dim(x, indices, dim=None):
+    assert dim is not None, "take_along_dim over the flattened tensor mixes the batch"
+    n = _ndim_full(x)
+    ax = _axis(dim, n)
+    idx = np.broadcast_to(_sample_index(indices, n), x.shape[:ax - 1] + (_sample_index(indices, n).shape[ax - 1],)
+                          + x.shape[ax:])
+    return Aff(np.ascontiguousarray(np.take_along_axis(x.v, idx[..., None], axis=ax - 1)))
+
+
+def _band(upper):
+    """``torch.triu`` / ``torch.tril`` of the last two dimensions: the elements off the band zero."""
+    def band(x, diagonal=0):
+        r, c = x.shape[-2:]
+        keep = np.triu(np.ones((r, c), bool), diagonal) if upper else np.tril(np.ones((r, c), bool), diagonal)
+        return Aff(np.where(keep[..., None], x.v, Fr(0)))
+    return band
+
+
+def _diag_embed(x, offset=0, dim1=-2, dim2=-1):
+    """``torch.diag_embed`` (defaults): the last dimension on the diagonal of a new square matrix."""
+    assert (offset, dim1, dim2) == (0, -2, -1), "diag_embed with other dimensions"
+    k = x.shape[-1]
+    out = _zeros(x.shape[:-1] + (k, k, 3))
+    for i in range(k):
+        out[..., i, i, :] = x.v[..., i, :]
+    return Aff(out)
+
+
+def _diagonal(x, offset=0, dim1=0, dim2=1):
+    n = _ndim_full(x)
+    a, b = _axis(dim1, n), _axis(dim2, n)
+    assert a > 0 and b > 0, "a diagonal through the batch"
+    return Aff(np.ascontiguousarray(np.moveaxis(np.diagonal(x.v, offset, a - 1, b - 1), -2, -1)))
+
+
 def _where_const(cond, a, b):
     """``torch.where(m, a, b)`` with a constant boolean ``m``: each element's Fractions from ``a`` or
     ``b`` (values, constants or numbers), broadcast as torch broadcasts them (the batch dropped)."""
@@ -1141,7 +1195,9 @@ _FUNCTIONS = {
     torch.matmul: _matmul, torch.flip: _flip, torch.roll: _roll, torch.narrow: _narrow, torch.select: _select,
     torch.chunk: _chunk, torch.split: _split, torch.unbind: _unbind, F.pad: _pad, F.interpolate: _interpolate,
     torch.einsum: _einsum, torch.cumsum: _cumsum, torch.diff: _diff, torch.lerp: _lerp, torch.tensordot: _tensordot,
-    torch.addmm: _addmm, torch.where: _where_const, torch.zeros_like: _like(0.0), torch.ones_like: _like(1.0), torch.full_like: _like(None),
+    torch.addmm: _addmm, torch.where: _where_const, torch.gather: _gather, torch.take_along_dim: _take_along_dim,
+    torch.triu: _band(True), torch.tril: _band(False), torch.diag_embed: _diag_embed, torch.diagonal: _diagonal,
+    torch.zeros_like: _like(0.0), torch.ones_like: _like(1.0), torch.full_like: _like(None),
 }
 _FUNCTIONS[F.avg_pool1d] = lambda x, *a, **k: _avg_pool(x, 1, *a, **k)
 _FUNCTIONS[F.avg_pool2d] = lambda x, *a, **k: _avg_pool(x, 2, *a, **k)
@@ -1157,7 +1213,8 @@ _METHODS = {
     "float": _identity, "to": _identity, "detach": _identity, "flip": _flip, "roll": _roll, "narrow": _narrow,
     "select": _select, "chunk": _chunk, "split": _split, "unbind": _unbind, "repeat": _repeat, "expand": _expand,
     "cumsum": _cumsum, "diff": _diff, "lerp": _lerp, "masked_fill": _masked_fill, "new_zeros": _new_const(0.0),
-    "new_ones": _new_const(1.0), "new_full": _new_const(None),
+    "new_ones": _new_const(1.0), "new_full": _new_const(None), "gather": _gather, "triu": _band(True),
+    "tril": _band(False), "diagonal": _diagonal,
 }
 
 
@@ -1420,6 +1477,8 @@ def _trace(model, activations):
     leaf = tuple(activations or ())
 
     class _Tracer(fx.Tracer):
+        proxy_buffer_attributes = True  # (a buffer read in forward is a get_attr node: self.idx.expand(h.size(0)))
+
         def is_leaf_module(self, m, qualname):
             return (bool(leaf) and isinstance(m, leaf)) or super().is_leaf_module(m, qualname)
 

@@ -272,6 +272,23 @@ class FixedMasks(nn.Module):  # a fixed mask (a boolean buffer) in where / maske
         return self.fc(torch.relu(z - 0.5))
 
 
+class Gathers(nn.Module):  # gathers by a fixed index (a buffer), triangular bands, diagonals
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3, padding=1)
+        self.register_buffer("order", torch.tensor([[2, 0, 1], [1, 1, 0], [0, 2, 2]]))
+        self.fc = nn.Linear(2 * 9 * 2 + 2 * 3 + 2 * 3 * 3, 2)
+
+    def forward(self, x):
+        h = self.conv(x)  # (2, 3, 3)
+        g = torch.gather(h, 3, self.order.expand(h.size(0), 2, 3, 3))  # per row, the columns in a fixed order
+        t = torch.take_along_dim(torch.relu(h), self.order[None, None], 2)
+        u = torch.relu(torch.triu(g, 1) + torch.tril(t))
+        d = torch.relu(torch.diagonal(h, dim1=2, dim2=3) - 0.25)  # (2, 3)
+        e = torch.diag_embed(torch.relu(d[:, 0] - 0.5)).flatten(1)  # (3 x 3)
+        return self.fc(torch.cat([u.flatten(1), torch.relu(g - t).flatten(1), d.flatten(1), e, h[:, 0].flatten(1)], 1))
+
+
 class LinearAlong(nn.Module):  # running sums, differences, lerp, tensordot and addmm: linear maps
     def __init__(self):
         super().__init__()
@@ -315,6 +332,7 @@ CASES = {  # name: (model, seed, plane input shape or None, bounds)
     "zeros_ones_full_like": (ConstantsLike, 8, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
     "cumsum_diff_lerp_tensordot_addmm": (LinearAlong, 9, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
     "fixed_masks_and_constants_concatenated": (FixedMasks, 10, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
+    "gather_take_along_triu_tril_diagonal": (Gathers, 11, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
 }
 
 
