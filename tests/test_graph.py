@@ -829,7 +829,9 @@ def test_a_torch_export_program_equals_its_module():
 
 @pytest.mark.parametrize("name", ["conv_strided", "residual", "batchnorm_prelu_adaptive", "registered_activation",
                                   "concat_abs", "pad_chunk_roll_narrow_repeat_expand", "maximum_minimum_amin",
-                                  "bilinear_upsampling", "scaled_by_constant_tensors"])
+                                  "bilinear_upsampling", "scaled_by_constant_tensors",
+                                  "cumsum_diff_lerp_tensordot_addmm", "fixed_masks_and_constants_concatenated",
+                                  "gather_take_along_triu_tril_diagonal"])
 def test_certify_on_operation_layers(name):
     pytest.importorskip("cdd")  # pycddlib (libcdd) may be absent: certify() needs it
     # cdd's exact vertices of each region's H-representation (maps composed by ExactNet) are the engine's
