@@ -547,6 +547,8 @@ class _Reader:
             return _Node("affine", [top], top.shape, label, op=_ops.Scale(-1.0))
         if name in ("amax", "max") and family in ("torch", "method"):
             return self.node_max(node, where, name, ins[0], shape, label)
+        if name in ("cummax", "cummin") and family in ("torch", "method"):
+            return self.running_max(node, where, name, ins[0], shape, label)
         if values_of_max:
             if node.args[1] != 0:
                 raise _Refuse(2, f"{where}: only the values of x.{t._op(x)[1]}(dim) are supported, not its indices")
@@ -824,6 +826,28 @@ class _Reader:
         else:
             out_shape = shape
         return self.max_over(src, dims, keep, out_shape, label)
+
+    def running_max(self, node, where, name, src: _Node, shape, label) -> _Node:
+        """``x.cummax(dim)`` / ``x.cummin(dim)`` (their values): a max over the windows of each element
+        and the ones before it along ``dim`` (a minimum as ``-max(-x)``)."""
+        dim = self.t._arg(node, 1, "dim")
+        nd = len(src.shape) + 1
+        if not isinstance(dim, int) or not -nd <= dim < nd or dim % nd == 0:
+            raise _Refuse(2, f"{where}: a {name} along a dimension of one sample (not the batch) is supported, got "
+                             f"dim={dim!r}")
+        if not _values_only(node):
+            raise _Refuse(2, f"{where}: only the values of x.{name}(dim) are supported ([0] or .values), not its indices")
+        ax = dim % nd - 1
+        size = src.shape[ax]
+        along = np.moveaxis(np.arange(src.numel).reshape(src.shape), ax, -1)  # (..., size)
+        table = np.full(along.shape + (size,), -1, np.int64)  # (..., element j, window)
+        for j in range(size):
+            table[..., j, :j + 1] = along[..., :j + 1]
+        rows = np.moveaxis(table, -2, ax).reshape(-1, size)
+        low = name == "cummin"
+        x = _Node("affine", [src], src.shape, label, op=_ops.Scale(-1.0)) if low else src
+        m = _Node("max", [x], tuple(shape), label, table=[[int(c) for c in r] for r in rows])
+        return _Node("affine", [m], tuple(shape), label, op=_ops.Scale(-1.0)) if low else m
 
     def index(self, node, where, x, src: _Node, shape, label, kinds) -> _Node:
         """An operation that only selects, moves or repeats elements (slicing, permute, flip, pad,
@@ -1825,7 +1849,7 @@ constant they make is refused (:meth:`_Reader.const`)."""
 
 
 _VALUES_OF = frozenset({"max", "min", "sort", "topk", "max_pool1d_with_indices", "max_pool2d_with_indices",
-                        "adaptive_max_pool1d", "adaptive_max_pool2d"})
+                        "adaptive_max_pool1d", "adaptive_max_pool2d", "cummax", "cummin"})
 """Calls that return (values, indices), of which only the values are read (:func:`_values_only`)."""
 
 

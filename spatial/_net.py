@@ -63,7 +63,7 @@ SUPPORTED = (
     "F.prelu, F.hardtanh, F.relu6, torch.abs, clamp(min, max) (numbers or constant tensors), F.linear, "
     "F.conv1d/2d, F.conv_transpose1d/2d, F.max_pool1d/2d, F.avg_pool1d/2d, F.adaptive_avg_pool1d/2d, "
     "F.adaptive_max_pool1d/2d, x.amax(dim) / "
-    "x.amin(dim), x.max(dim)[0] / x.min(dim)[0], the values of x.sort(dim) and x.topk(k, dim) (GroupSort, "
+    "x.amin(dim), x.max(dim)[0] / x.min(dim)[0], x.cummax(dim)[0] / x.cummin(dim)[0], the values of x.sort(dim) and x.topk(k, dim) (GroupSort, "
     "MaxMin), torch.maximum / torch.minimum of two tensors (of one shape, or "
     "sizes 1 broadcast) or "
     "of a tensor and a constant, x.mean(dims), x.sum(dims), reshapes (view, reshape, flatten, unflatten, squeeze, "

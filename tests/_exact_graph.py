@@ -912,6 +912,23 @@ class _Max:
         self.srcs, self.wins, self.out_shape, self.sign = srcs, np.asarray(wins), tuple(out_shape), sign
 
 
+class _RunningMax(_Max):
+    """The values of ``cummax`` / ``cummin``: read as (values, indices), the indices not computed."""
+
+
+def _p_cummax(sign):
+    def parse(x, dim):
+        S = _shape(x)
+        ax = _axis(dim, len(S) + 1) - 1
+        assert ax >= 0, "a running max along the batch"
+        wins = []  # per output element (C order): the elements before it along ax, and itself
+        for pos in itertools.product(*[range(n) for n in S]):
+            prefix = [np.ravel_multi_index(pos[:ax] + (i,) + pos[ax + 1:], S) for i in range(pos[ax] + 1)]
+            wins.append(prefix + [-1] * (S[ax] - len(prefix)))
+        return _RunningMax([x], np.array(wins, dtype=np.int64), S, sign)
+    return parse
+
+
 class _Sort:
     """The values of a sort of ``x`` along ``dim`` (of the batch tensor; ``desc``: descending), the
     first ``k`` of them for a topk."""
@@ -1114,14 +1131,14 @@ _PL_FUNCTIONS = {
     F.adaptive_max_pool2d: _p_adaptive_max_pool(2), torch.maximum: _pair_max(1),
     torch.minimum: _pair_max(-1), torch.amax: _p_amax(1), torch.amin: _p_amax(-1),
     torch.max: _p_max_of_two(1), torch.min: _p_max_of_two(-1), F.softshrink: _p_softshrink, torch.sort: _p_sort,
-    torch.topk: _p_topk,
+    torch.topk: _p_topk, torch.cummax: _p_cummax(1), torch.cummin: _p_cummax(-1),
     F.hardsigmoid: _p_hardsigmoid, F.rrelu: _p_rrelu, F.threshold: _p_threshold,
 }
 _PL_METHODS = {
     "relu": _p_relu, "relu_": _p_relu, "abs": _p_abs, "abs_": _p_abs, "clamp": _p_clamp,
     "clip": _p_clamp, "clamp_": _p_clamp, "clamp_min": _p_clamp_min, "clamp_max": _p_clamp_max,
     "maximum": _pair_max(1), "minimum": _pair_max(-1), "amax": _p_amax(1), "amin": _p_amax(-1),
-    "sort": _p_sort, "topk": _p_topk,
+    "sort": _p_sort, "topk": _p_topk, "cummax": _p_cummax(1), "cummin": _p_cummax(-1),
 }
 
 
@@ -1563,6 +1580,8 @@ def exact_graph_regions(model, bounds, plane=None, in_shape=None, activations=No
                     split = _split_act if isinstance(spec, _Act) else _split_sort if isinstance(spec, _Sort) \
                         else _split_max
                     for cell, ch, val in split(spec, poly):
+                        if isinstance(spec, _RunningMax):
+                            val = _SortOut((val, None))
                         e2 = dict(env)
                         e2[node] = val
                         for dead in free_after[i]:

@@ -272,6 +272,18 @@ class FixedMasks(nn.Module):  # a fixed mask (a boolean buffer) in where / maske
         return self.fc(torch.relu(z - 0.5))
 
 
+class RunningMax(nn.Module):  # cummax / cummin along a dimension (their values)
+    def __init__(self):
+        super().__init__()
+        self.fc, self.out = nn.Linear(2, 6), nn.Linear(12, 2)
+
+    def forward(self, x):
+        h = self.fc(x).view(-1, 2, 3)
+        a = torch.cummax(h, 2).values  # along the rows
+        b = h.cummin(dim=1)[0]  # down the columns
+        return self.out(torch.cat([a.flatten(1), torch.relu(b.flatten(1) + 0.25)], 1))
+
+
 class Gathers(nn.Module):  # gathers by a fixed index (a buffer), triangular bands, diagonals
     def __init__(self):
         super().__init__()
@@ -333,6 +345,7 @@ CASES = {  # name: (model, seed, plane input shape or None, bounds)
     "cumsum_diff_lerp_tensordot_addmm": (LinearAlong, 9, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
     "fixed_masks_and_constants_concatenated": (FixedMasks, 10, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
     "gather_take_along_triu_tril_diagonal": (Gathers, 11, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
+    "cummax_cummin": (RunningMax, 12, None, (-2.0, 2.0, -2.0, 2.0)),
 }
 
 
@@ -781,6 +794,8 @@ def test_a_running_sum_equals_its_linear_twin():
     (lambda s, h: torch.tensordot(h, s.w[:2], dims=([0], [0])), "batch"),  # (of the example run's 2)
     (lambda s, h: torch.tensordot(s.w, h, dims=([0], [1])), "batch"),
     (lambda s, h: torch.addmm(h, h, s.w), r"only addmm\(c, x, W\) of the input x with constants"),
+    (lambda s, h: torch.cummax(h, 0).values, "a cummax along a dimension of one sample"),
+    (lambda s, h: h[:, torch.cummax(h, 1).indices[0]], r"only the values of x.cummax\(dim\)"),
 ])
 def test_linear_maps_that_are_not_maps_of_one_sample_are_refused(f, match):
     class Net(nn.Module):
