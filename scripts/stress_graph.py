@@ -4,7 +4,7 @@ Each case is a random small torch network of one *family* (``--list``: conv, max
 functional pooling, ``amax``, residual, concatenation, PL activations, average pooling, BatchNorm,
 strided / grouped / transposed convolutions, selections (padding, chunk, flip, permute, slicing)
 with a maximum or minimum of two tensors, a constant-tensor scale with bilinear upsampling, sorts and
-topk, running sums, differences, lerp, tensordot and addmm) with
+topk, running sums, differences, running maxima, lerp, tensordot and addmm) with
 small dyadic float64 weights made degenerate (coarse or duplicated units, zero rows and biases), a
 plane through degenerate images (few values, blocks, shared or mirrored pixels) and a box whose
 side or corner may lie on a first-layer line.
@@ -328,7 +328,7 @@ def _sorts(rng):  # GroupSort / MaxMin (the values of a sort), topk
 
 
 def _along(rng):  # running sums and differences of a conv's output, lerp, tensordot, addmm: linear maps
-    kind = _pick(rng, "cumsum", "diff", "lerp", "tensordot", "addmm")
+    kind = _pick(rng, "cumsum", "diff", "lerp", "tensordot", "addmm", "cummax")
     conv = nn.Conv2d(_pick(rng, 1, 2), 2, 2)  # (c, 3, 3) -> (2, 2, 2)
     c = conv.in_channels
     w = nn.Parameter(torch.tensor(rng.integers(-4, 5, (2, 2)) / 4, dtype=D))
@@ -347,6 +347,11 @@ def _along(rng):  # running sums and differences of a conv's output, lerp, tenso
             h = m.conv(x)
             return m.fc(torch.relu(torch.lerp(h, torch.relu(h), m.w.abs()[:, :1, None] / 2) - 0.25).flatten(1))
         fc = nn.Linear(8, 2)
+    elif kind == "cummax":  # a running max (a running min of the negated values)
+        def forward(m, x):
+            h = m.conv(x)
+            return m.fc(torch.cat([torch.cummax(h, dim).values, -torch.cummin(-h, dim)[0]], 1).flatten(1))
+        fc = nn.Linear(16, 2)
     elif kind == "tensordot":  # mixing the last dimension
         def forward(m, x):
             return m.fc(torch.relu(torch.tensordot(torch.relu(m.conv(x)), m.w, dims=1)).flatten(1))
@@ -355,7 +360,7 @@ def _along(rng):  # running sums and differences of a conv's output, lerp, tenso
         def forward(m, x):
             return torch.addmm(m.w[0], torch.relu(m.conv(x)).flatten(1)[:, :2], m.w, alpha=0.5)
         fc = nn.Identity()
-    net = _Net(forward, lambda m, x: m.conv(x), conv=conv, fc=fc)
+    net = _Net(forward, lambda m, x: m.conv(x), is_max=kind == "cummax", conv=conv, fc=fc)
     net.w = w
     return net, (c, 3, 3)
 
