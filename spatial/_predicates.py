@@ -288,16 +288,53 @@ class ExactNet:
 
     def _exact_at(self, layer: int, pairs: np.ndarray, k: np.ndarray) -> np.ndarray:
         """The exact values of columns ``k`` of ``layer`` at the vertices made on the line pairs
-        ``pairs``, rounded to float64 (:meth:`_face_map` where there is one, else the forward pass)."""
+        ``pairs``, rounded to float64 (:meth:`_face_map` where there is one, else the forward pass,
+        of all the vertices that need it at once: :meth:`_forward_many`)."""
         out = np.empty(len(k))
         seen = self._at
+        todo = []
         for i, ((l1, l2), kk) in enumerate(zip(pairs.tolist(), k.tolist())):
             key = (min(l1, l2), max(l1, l2), layer, kk)
             if key in seen:  # (a value the merge of max-pooling cells decided, asked again by the next pass)
                 out[i] = seen[key]
-                continue
-            out[i] = seen[key] = self._exact_values(layer, l1, l2, self.point(l1, l2), [kk])[0]
+            else:
+                todo.append((i, key, self._face_map(layer, l1, l2)))
+        self._forward_many([key[:2] for _, key, M in todo if M is None], layer)
+        for i, key, M in todo:
+            if M is not None:
+                v = self._at_point(M, self.point(key[0], key[1]), [key[3]])[0]
+            else:
+                v = self._forward[key[:2]][layer][key[3]].floats()
+            out[i] = seen[key] = v
         return out
+
+    def _forward_many(self, keys: Sequence[Tuple[int, int]], layer: int) -> None:
+        """:meth:`values` up to ``layer`` of the vertices of the line pairs ``keys`` (each
+        ``(low, high)``), each layer's exact map applied to all their rows in one call: a row
+        ``z = num / den`` goes in as its integer numerators with ``den`` as its multiplier of the
+        map's constants (the map is affine: ``Op(num, den) = den * Op(z)``), so the rows need no
+        common denominator. The same rationals as one :meth:`_next` per vertex, which for a graph
+        of many operations (a sorting network) cost most of a partition."""
+        todo = [key for key in dict.fromkeys(keys) if len(self._forward.get(key, ())) <= layer]
+        for key in todo:
+            fw = self._forward.setdefault(key, [])
+            if not fw:
+                fw.append(self._first(self.point(*key)))
+        for j in range(1, layer + 1):
+            rows = [key for key in todo if len(self._forward[key]) == j]
+            if not rows:
+                continue
+            zs = [self._forward[key][j - 1] for key in rows]
+            slope = self._slopes[j - 1]
+            m = len(slope)
+            Z = np.stack([z.num for z in zs])  # (n, width) Python ints
+            F = np.where(Z[:, :m] > 0, slope.den, slope.num)  # each unit's factor over slope.den (as _act)
+            H = np.concatenate([Z[:, :m] * F, Z[:, m:] * slope.den], axis=1) if Z.shape[1] > m else Z * F
+            dens = np.empty(len(rows), dtype=object)
+            dens[:] = [z.den * slope.den for z in zs]
+            out = self.layers[j].exact(Q(H, 1), dens)
+            for r, key in enumerate(rows):
+                self._forward[key].append(Q(out.num[r], out.den * dens[r]))
 
     def _exact_values(self, layer: int, l1: int, l2: int, point, cols=None) -> np.ndarray:
         """The exact values (columns ``cols``, default all) of ``layer`` at the vertex ``point`` of
@@ -341,6 +378,8 @@ class ExactNet:
         pairs (from :meth:`_face_map` where there is one, else the forward pass)."""
         X = np.empty((len(lines), 2))
         Z = np.empty((len(lines), self.layers[layer].width))
+        self._forward_many([(min(int(a), int(b)), max(int(a), int(b))) for a, b in lines
+                            if self._face_map(layer, int(a), int(b)) is None], layer)
         for i, (l1, l2) in enumerate(lines):
             p = self.point(int(l1), int(l2))
             X[i] = float(p[0]), float(p[1])

@@ -168,3 +168,33 @@ def test_exact_values_from_a_lines_face_map_equal_the_forward_pass():
         np.testing.assert_array_equal(ex.exact_rows(lines[rows], layer)[1], want)  # (whole rows, as new vertices get)
         checked += len(rows)
     assert checked > 40
+
+
+def test_exact_forward_passes_of_many_vertices_equal_one_at_a_time():
+    # _forward_many applies each layer's exact map to all the vertices' rows at once (integer
+    # numerators, each row's denominator as its multiplier of the constants); the rationals equal
+    # those of one ExactNet.values per vertex, on a graph of a sorting network, a leaky ReLU with a skip and a max pooling
+    class Net(L.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.fc = L.Conv2d(1, 4, 2), L.Linear(8, 2)
+
+        def forward(self, x):
+            h = self.conv(x).flatten(1).view(-1, 4, 4).sort(-1).values.flatten(1)  # (4 groups of 4)
+            h = torch.nn.functional.leaky_relu(h, 0.1) + h  # a slope of denominator 2**k, values carried past it
+            return self.fc(torch.nn.functional.max_pool1d(h[:, None], 2).flatten(1))
+    torch.manual_seed(4)
+    model = Net().double().eval()
+    plane = spatial.Plane.through(*np.random.default_rng(4).random((3, 1, 3, 3)))
+    p = spatial.partition(model, (0.0, 1.0, 0.0, 1.0), plane=plane)
+    layers = len(p.network.layers) - 1
+    keys = sorted({(int(min(a, b)), int(max(a, b))) for a, b in p.vertex_lines})
+    keys = [k for k in keys if min(k) >= 4][:150]  # (vertices of two network lines)
+    many = ExactNet.restore(p._exact.layers, p._center, p.bounds, p._exact.state())
+    one = ExactNet.restore(p._exact.layers, p._center, p.bounds, p._exact.state())
+    many._forward_many(keys, layers - 1)
+    assert len(keys) > 50
+    for key in keys:
+        for layer in range(layers):
+            a, b = many._forward[key][layer], one.values(key[0], key[1], layer)
+            np.testing.assert_array_equal(a.fractions(), b.fractions())
