@@ -47,6 +47,7 @@ import resource
 import time
 
 import torch
+from threadpoolctl import threadpool_limits
 from sklearn.datasets import load_digits
 
 from splinescope import spatial
@@ -203,6 +204,7 @@ def main() -> None:
                     help="also time verify() and affine_maps() on each box (ratios to the partition) and print the peak memory")
     a = ap.parse_args()
     torch.set_num_threads(1)
+    threadpool_limits(1)  # numpy's BLAS too: one thread for every method, as torch
     d = load_digits().data.reshape(-1, 1, 8, 8) / 16.0
     run("digits CNN 1x8x8, plane through digits 0, 1, 2", cnn(), spatial.Plane.through(d[0], d[1], d[2]),
         a.half, a.repeat, device=a.device, check=a.checks)

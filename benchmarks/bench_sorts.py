@@ -21,6 +21,7 @@ import argparse
 import time
 
 import torch
+from threadpoolctl import threadpool_limits
 
 from splinescope import spatial
 from splinescope.spatial import _predicates
@@ -83,6 +84,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2)
     a = ap.parse_args()
     torch.set_num_threads(1)
+    threadpool_limits(1)  # numpy's BLAS too: one thread for every method, as torch
     print(f"{'net':>28} {'regions':>8} {'partition s':>12} {'1 by 1 s':>9} {'x faster':>8} {'grid s':>7} {'ratio':>7}")
     for name, args in NETS.items():
         net = SortNet(*args).double().eval()
