@@ -248,8 +248,7 @@ class _Reader:
             if node.op == "output":
                 out = node.args[0]
                 if not (isinstance(out, torch.fx.Node) and kinds.get(out) == "data"):
-                    refusals.append(_Refuse(2, f"{self.cls}.forward must return one tensor computed from its "
-                                               f"input, not {type(out).__name__}"))
+                    refusals.append(_Refuse(2, t.output_refusal(self.cls, out)))
                 else:
                     out_node = nodes.get(out)
                 continue

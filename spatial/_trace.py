@@ -53,6 +53,17 @@ _STEPS = frozenset({"floor", "ceil", "round", "trunc", "fix", "frac", "sign", "s
 _SOFTMAX = frozenset({"softmax", "log_softmax", "softmin", "Softmax", "LogSoftmax", "Softmin", "Softmax2d"})
 
 
+def output_refusal(cls: str, out) -> str:
+    """The refusal of a ``forward`` whose output is not one tensor computed from the input (a tuple
+    or dict of outputs: what to partition instead)."""
+    if isinstance(out, (tuple, list, dict)):
+        got = "a dict" if isinstance(out, dict) else "a tuple or list"
+        return (f"{cls}.forward must return one tensor computed from its input, not {got}; partition a wrapper "
+                "module whose forward returns the one output to partition (the logits: return model(x)[0] or "
+                "model(x)['logits'])")
+    return f"{cls}.forward must return one tensor computed from its input, not {type(out).__name__}"
+
+
 def not_pl(where: str, name: str, supported: str) -> str:
     """The refusal of an operation that is not piecewise linear (a softmax: what to partition instead)."""
     if name in _SOFTMAX:
@@ -509,8 +520,7 @@ def chain(model: torch.nn.Module) -> List[Step]:
         if node.op == "output":
             out = node.args[0]
             if not (isinstance(out, torch.fx.Node) and kind.get(out) == "data"):
-                refusals.append(_Refusal(2, f"{cls}.forward must return one tensor computed from its input, "
-                                            f"not {type(out).__name__}"))
+                refusals.append(_Refusal(2, output_refusal(cls, out)))
             continue
         if node.op == "call_module":
             m = model.get_submodule(node.target)

@@ -767,6 +767,21 @@ def test_steps_and_roundings_are_refused_as_discontinuous(f):
         spatial.partition(Net(), (0.0, 1.0, 0.0, 1.0), plane=plane)
 
 
+@pytest.mark.parametrize("out, match", [(lambda y, h: (y, h), "not a tuple or list; partition a wrapper module"),
+                                        (lambda y, h: {"logits": y}, r"not a dict; .*model\(x\)\['logits'\]")])
+def test_a_forward_returning_several_values_is_refused_with_what_to_partition(out, match):
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.out = nn.Linear(3, 4), nn.Linear(4, 2)
+
+        def forward(self, x):
+            h = torch.relu(self.fc(x))
+            return out(self.out(h), h)
+    with pytest.raises(spatial.UnsupportedLayerError, match=match):
+        spatial.partition(Net(), (0.0, 1.0, 0.0, 1.0), plane=spatial.Plane.through(*np.eye(3)))
+
+
 def test_linear_maps_along_a_dimension_equal_the_model():
     _assert_equals_model(LinearAlong(), 9)  # cumsum, diff, lerp, tensordot, addmm
 
