@@ -425,6 +425,10 @@ class _Reader:
         if (name == "interpolate" and t._arg(node, 3, "mode", "nearest") not in ("nearest", "nearest-exact")) or \
                 name in _RESAMPLE_ATEN:
             return self.resample(node, where, x, ins[0], shape, label)
+        seq = node.args[0] if node.args else None
+        if name in ("cat", "concat", "concatenate", "stack") and ins[0].kind != "tuple" \
+                and isinstance(seq, (list, tuple)) and any(kinds.get(a) != "data" for a in seq):
+            return self.concat(where, node, name, data_in, ins, shape, label, kinds)  # the value and constants
         values_of_max = name == "getitem" and x.op in ("call_method", "call_function") and t._op(x)[1] in _VALUES_OF
         if not values_of_max and (name in _INDEX or name in _TUPLE or (
                 ins[0].kind == "tuple" and name in ("cat", "concat", "concatenate", "stack"))):
@@ -434,12 +438,8 @@ class _Reader:
         if name in ("maximum", "minimum", "max", "min", "fmax", "fmin") and self.is_const(other):  # a constant tensor
             return self.const_max(where, ins[0], self.const_array(where, other),
                                   name in ("minimum", "min", "fmin"), shape, label)
-        if name in ("cat", "concat", "concatenate", "stack") and ins[0].kind != "tuple":
-            seq = node.args[0]
-            if isinstance(seq, (list, tuple)) and len(seq) > 1:  # the value and constants
-                return self.concat(where, node, name, data_in, ins, shape, label, kinds)
-            if name != "stack":  # one tensor
-                return affine(_ops.Reshape(shape))
+        if name in ("cat", "concat", "concatenate"):  # one tensor (with constants: above)
+            return affine(_ops.Reshape(shape))
         if node.args[:1] != (x,) and not (family == "operator" and name in ("mul", "add", "sub")
                                           and node.args[1:2] == (x,)):
             raise _Refuse(2, unknown)

@@ -730,6 +730,17 @@ def test_zeros_of_the_batch_size_concatenated_equal_their_twin():
                   _Between(lambda h: torch.cat([torch.relu(h), torch.zeros_like(h[:, :2])], 1), 6))
 
 
+@pytest.mark.parametrize("f, width", [(lambda h: torch.stack([h, torch.full_like(h, 0.5)], 1), 8),
+                                      (lambda h: torch.stack([h.new_ones(h.shape), h], 2), 8),
+                                      (lambda h: torch.cat([torch.zeros_like(h), h, h.new_full(h.shape, -0.25)], 1), 12)])
+def test_values_stacked_or_concatenated_with_constants_equal_the_model(f, width):
+    # (a stack went to the selection reader, which read a constant's 1.0 as element 1: refused, as
+    # "mixing the samples of a batch")
+    model = dyadic_model(_Between(lambda h: f(torch.relu(h)).flatten(1) - 0.25, width), 3)
+    p = assert_maps_equal_model(model, (-3.0, 3.0, -3.0, 3.0), plane=spatial.Plane.through(*np.eye(3)))
+    assert len(p) > 3
+
+
 @pytest.mark.parametrize("f, match", [
     (lambda s, h: torch.cat([h, h.new_zeros(h.size(0), 2) + s.rows], 1), "differs between the samples of a batch"),
     (lambda s, h: torch.cat([h, s.fmask.expand(2, 3)], 1), None),  # (an expand to the example's 2: one value)
