@@ -1670,7 +1670,8 @@ class StageOp:
 
     ``rows(H)``: float64 numpy rows (V, in) -> (V, out); ``rows_torch(H, c)`` on a torch tensor;
     ``bound(S)``: the same map with absolute weights (a bound of the terms' size); ``exact(M, c)``:
-    object Fractions (k, in) -> (k, out), ``c`` (k,) 0/1 multipliers of the constants.
+    object Fractions (k, in) -> (k, out), ``c`` (k,) integer multipliers of the constants (0/1, or a
+    row's denominator: :meth:`~._predicates.ExactNet._forward_many`).
     """
 
     def __init__(self, program, in_features: int, out_features: int):
@@ -1700,7 +1701,7 @@ class StageOp:
         return self.program(_BOUND, St, ct).numpy()
 
     def exact(self, M: Q, c: np.ndarray) -> Q:
-        """The map at the rows of ``M``, exactly; ``c`` (k,) an object array of 0/1 ints."""
+        """The map at the rows of ``M``, exactly; ``c`` (k,) an object array of ints (the constants' multipliers)."""
         return self.program(_EXACT, M, c)
 
     EXACT_ABSMAX = 8192  # inputs up to which absmax() is each output's largest |weight| itself

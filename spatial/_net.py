@@ -171,7 +171,7 @@ class Layer:
 
     def exact(self, M, c: np.ndarray):
         """The map at the rows of ``M`` (a :class:`~._rational.Q` (k, in)), exactly; ``c`` (k,) an
-        object array of 0/1 ints multiplying the constants."""
+        object array of ints multiplying the constants (0/1, or a row's denominator)."""
         if self.op is not None:
             return self.op.exact(M, c)
         from . import _ops

@@ -172,7 +172,7 @@ class ExactNet:
         return self._maps[key]
 
     def _exact(self, i: int, M: Q, c: Sequence[int]) -> Q:
-        """Layer ``i``'s map at the rows of ``M`` (k, in), exactly; ``c`` (k,) 0/1 constant multipliers."""
+        """Layer ``i``'s map at the rows of ``M`` (k, in), exactly; ``c`` (k,) integer multipliers of the constants."""
         cc = np.empty(len(c), dtype=object)
         cc[:] = [int(v) for v in c]
         return self.layers[i].exact(M, cc)
