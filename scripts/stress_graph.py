@@ -4,7 +4,8 @@ Each case is a random small torch network of one *family* (``--list``: conv, max
 functional pooling, ``amax``, residual, concatenation, PL activations, average pooling, BatchNorm,
 strided / grouped / transposed convolutions, selections (padding, chunk, flip, permute, slicing)
 with a maximum or minimum of two tensors, a constant-tensor scale with bilinear upsampling, sorts and
-topk, running sums, differences, running maxima, lerp, tensordot and addmm) with
+topk, running sums, differences, running maxima, lerp, tensordot and addmm, 3-D convolutions and
+poolings) with
 small dyadic float64 weights made degenerate (coarse or duplicated units, zero rows and biases), a
 plane through degenerate images (few values, blocks, shared or mirrored pixels) and a box whose
 side or corner may lie on a first-layer line.
@@ -365,16 +366,32 @@ def _along(rng):  # running sums and differences of a conv's output, lerp, tenso
     return net, (c, 3, 3)
 
 
+def _volumetric(rng):  # 3-D convolutions and poolings on a (C, 2, 3, 3) volume
+    c = _pick(rng, 1, 2)
+    kind = _pick(rng, "maxpool", "avgpool", "adaptive", "batchnorm")
+    conv = nn.Conv3d(c, 2, 2, padding=_pick(rng, 0, 1))  # (2, 1, 2, 2) or (2, 3, 4, 4)
+    if kind == "maxpool":
+        pool = nn.MaxPool3d((1, 2, 2), stride=1)
+    elif kind == "avgpool":
+        pool = nn.AvgPool3d((1, 2, 2), stride=1)
+    elif kind == "adaptive":
+        pool = nn.AdaptiveMaxPool3d((1, 1, 1))
+    else:
+        pool = nn.BatchNorm3d(2)
+    mods = [conv, nn.ReLU(), pool] if kind != "batchnorm" else [conv, pool, nn.ReLU()]
+    return _seq((c, 2, 3, 3), *mods)
+
+
 FAMILIES = {
     "conv_relu_pool": _conv_relu_pool, "pool_first": _pool_first, "pool_conv": _pool_conv,
     "two_pools": _two_pools, "two_pools_direct": _two_pools_direct, "adaptive_max": _adaptive_max,
     "pool_variants": _pool_variants, "amax": _amax, "residual": _residual, "residual_pool": _residual_pool,
     "cat": _cat, "activations": _activations, "avgpool": _avgpool, "batchnorm": _batchnorm,
     "conv_variants": _conv_variants, "convtranspose": _convtranspose, "funcpool_clamp": _funcpool_clamp,
-    "selections": _selections, "idioms": _idioms, "sorts": _sorts, "along": _along,
+    "selections": _selections, "idioms": _idioms, "sorts": _sorts, "along": _along, "volumetric": _volumetric,
 }
 _AFFINE = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Flatten, nn.Identity, nn.AvgPool2d, nn.AdaptiveAvgPool2d,
-           nn.BatchNorm2d)
+           nn.BatchNorm2d, nn.Conv3d, nn.AvgPool3d, nn.BatchNorm3d)
 
 
 # ----------------------------------------------------------------------------- degenerate cases
@@ -429,14 +446,14 @@ def _images(rng, seed, shape, tags):
     """Three dyadic images for ``Plane.through``, drawn to make pixels coincide on the plane."""
     mode = _pick(rng, "random", "few_values", "blocky", "shared", "const_dirs", "symmetric")
     tags.append("img_" + mode)
-    C, H, W = shape
+    H, W = shape[-2:]  # (C, H, W), or (C, D, H, W) for a volume
     if mode == "random":
         return dyadic_images(seed, shape)
     if mode == "few_values":
         return [rng.integers(-1, 2, size=shape) / 2 for _ in range(3)]
     if mode == "blocky":  # 2x2 blocks: max-pool windows of identical candidates
-        blocks = [rng.integers(-2, 3, size=(C, (H + 1) // 2, (W + 1) // 2)) / 2 for _ in range(3)]
-        return [b.repeat(2, 1).repeat(2, 2)[:, :H, :W].copy() for b in blocks]
+        blocks = [rng.integers(-2, 3, size=tuple(shape[:-2]) + ((H + 1) // 2, (W + 1) // 2)) / 2 for _ in range(3)]
+        return [b.repeat(2, -2).repeat(2, -1)[..., :H, :W].copy() for b in blocks]
     if mode == "shared":  # b and c differ from a in one or two pixels
         out = [rng.integers(-4, 5, size=shape) / 4]
         for v in (out[0].copy(), out[0].copy()):
@@ -461,7 +478,8 @@ def first_lines(model, plane):
         stage, is_max = (lambda x: model.first(model, x)), model.is_max
     else:  # a Sequential: its leading affine modules, then an activation or a max pooling
         n = next(i for i, m in enumerate(model) if not isinstance(m, _AFFINE))
-        stage, is_max = model[:n], isinstance(model[n], (nn.MaxPool2d, nn.AdaptiveMaxPool2d))
+        stage, is_max = model[:n], isinstance(model[n], (nn.MaxPool2d, nn.AdaptiveMaxPool2d, nn.MaxPool3d,
+                                                         nn.AdaptiveMaxPool3d))
     x = torch.tensor(plane.lift(np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])).reshape((3,) + plane.shape), dtype=D)
     with torch.no_grad():
         z = stage(x).reshape(3, -1).numpy()  # values at (0, 0), (1, 0), (0, 1)

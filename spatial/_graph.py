@@ -180,6 +180,22 @@ def _pair(v, n: int) -> Tuple[int, ...]:
     return tuple(v) if isinstance(v, (tuple, list)) else (int(v),) * n
 
 
+_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+_CONV_TRANSPOSE = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
+_AVG_POOL = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
+_ADAPTIVE_AVG_POOL = {1: F.adaptive_avg_pool1d, 2: F.adaptive_avg_pool2d, 3: F.adaptive_avg_pool3d}
+"""torch's functions of a convolution or an average pooling by its number of spatial dimensions."""
+
+
+def _nd(name: str) -> int:
+    """The spatial dimensions of a layer or call named ``...1d``, ``...2d`` or ``...3d``.
+
+    >>> _nd("Conv3d"), _nd("max_pool2d_with_indices"), _nd("avg_pool1d")
+    (3, 2, 1)
+    """
+    return 3 if "3d" in name else 2 if "2d" in name else 1
+
+
 def _pool_table(in_shape, kernel, stride, padding, dilation, ceil_mode, adaptive_out=None):
     """(out_shape, table (out_elems, k) with -1 for padding) of a pooling over the last dims."""
     nd = len(kernel) if adaptive_out is None else len(adaptive_out)
@@ -491,24 +507,25 @@ class _Reader:
                 raise _Refuse(2, f"{where}: batch norm in training mode (batch statistics are not a fixed map); "
                                  "export the model after model.eval()")
             return affine(op)
-        if name in ("conv_transpose1d", "conv_transpose2d") and family in ("F", "torch"):
-            nd = 1 if name.endswith("1d") else 2
+        if name in ("conv_transpose1d", "conv_transpose2d", "conv_transpose3d") and family in ("F", "torch"):
+            nd = _nd(name)
             b = t._arg(node, 2, "bias")
             return affine(self.conv(where, nd, self.attr(where, t._arg(node, 1, "weight")),
                                     None if b is None else self.attr(where, b), _pair(t._arg(node, 3, "stride", 1), nd),
                                     t._arg(node, 4, "padding", 0), _pair(t._arg(node, 7, "dilation", 1), nd),
                                     int(t._arg(node, 6, "groups", 1)), ins[0].shape, shape, transpose=True,
                                     output_padding=t._arg(node, 5, "output_padding", 0)))
-        if name in ("conv1d", "conv2d") and family in ("F", "torch"):
+        if name in ("conv1d", "conv2d", "conv3d") and family in ("F", "torch"):
             w, b = t._arg(node, 1, "weight"), t._arg(node, 2, "bias")
-            nd = 1 if name == "conv1d" else 2
+            nd = _nd(name)
             w = self.attr(where, w)
             return self.conv_node(where, nd, w, None if b is None else self.attr(where, b),
                                   _pair(t._arg(node, 3, "stride", 1), nd), t._arg(node, 4, "padding", 0),
                                   _pair(t._arg(node, 5, "dilation", 1), nd), int(t._arg(node, 6, "groups", 1)),
                                   ins[0], shape, label)
-        if name in ("max_pool1d", "max_pool2d", "max_pool1d_with_indices", "max_pool2d_with_indices"):
-            nd = 2 if "2d" in name else 1
+        if name in ("max_pool1d", "max_pool2d", "max_pool3d", "max_pool1d_with_indices", "max_pool2d_with_indices",
+                    "max_pool3d_with_indices"):
+            nd = _nd(name)
             if t._arg(node, 6, "return_indices", False) and not _values_only(node):
                 raise _Refuse(2, f"{where}: only the values of a max-pooling with return_indices=True are supported "
                                  "(its [0]), not its indices")
@@ -518,14 +535,14 @@ class _Reader:
             _, table = _pool_table(ins[0].shape, k, st, _pair(t._arg(node, 3, "padding", 0), nd),
                                    _pair(t._arg(node, 4, "dilation", 1), nd), bool(t._arg(node, 5, "ceil_mode", False)))
             return maxpool(table)
-        if name in ("adaptive_max_pool1d", "adaptive_max_pool2d"):
-            nd = 2 if "2d" in name else 1
+        if name in ("adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d"):
+            nd = _nd(name)
             out = _pair(t._arg(node, 1, "output_size"), nd)
             out = tuple(ins[0].shape[-nd + i] if o is None else int(o) for i, o in enumerate(out))
             _, table = _pool_table(ins[0].shape, None, None, None, None, False, adaptive_out=out)
             return maxpool(table)
-        if name in ("avg_pool1d", "avg_pool2d") and family in ("F", "torch"):
-            nd = 2 if "2d" in name else 1
+        if name in ("avg_pool1d", "avg_pool2d", "avg_pool3d") and family in ("F", "torch"):
+            nd = _nd(name)
             k = _pair(t._arg(node, 1, "kernel_size"), nd)
             st = t._arg(node, 2, "stride", None)
             st = k if st is None or st == [] or st == () else _pair(st, nd)
@@ -533,8 +550,8 @@ class _Reader:
             cm, cip = bool(t._arg(node, 4, "ceil_mode", False)), bool(t._arg(node, 5, "count_include_pad", True))
             dov = t._arg(node, 6, "divisor_override", None) if nd == 2 else None
             return affine(self.avgpool(nd, k, st, p, cm, cip, dov, ins[0].shape, shape))
-        if name in ("adaptive_avg_pool1d", "adaptive_avg_pool2d"):
-            nd = 2 if "2d" in name else 1
+        if name in ("adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d"):
+            nd = _nd(name)
             out = _pair(t._arg(node, 1, "output_size"), nd)
             out = tuple(ins[0].shape[-nd + i] if o is None else int(o) for i, o in enumerate(out))
             return affine(self.adaptive_avg(nd, out, ins[0].shape, shape))
@@ -1395,14 +1412,14 @@ class _Reader:
             raise _Refuse(2, f"{where}: padding={padding!r} is not supported; give the padding as numbers")
         padding = _pair(padding, nd)
         if transpose:
-            fn = F.conv_transpose1d if nd == 1 else F.conv_transpose2d
+            fn = _CONV_TRANSPOSE[nd]
             op_ = _pair(output_padding, nd)
 
             def f(x, ww):
                 return fn(x, ww, None, stride, padding, op_, groups, dilation)
             fan = (w.shape[0] // groups) * int(np.prod(w.shape[2:]))
         else:
-            fn = F.conv1d if nd == 1 else F.conv2d  # type: ignore[assignment]
+            fn = _CONV[nd]  # type: ignore[assignment]
 
             def f(x, ww):
                 return fn(x, ww, None, stride, padding, dilation, groups)
@@ -1432,7 +1449,7 @@ class _Reader:
             div = np.array(div)
         else:
             div = (tab >= 0).sum(1)
-        fn_ = F.avg_pool1d if nd == 1 else F.avg_pool2d
+        fn_ = _AVG_POOL[nd]
         kw: Dict[str, Any] = dict(kernel_size=k, stride=s, padding=p, ceil_mode=ceil_mode,
                                   count_include_pad=count_include_pad)
         if nd == 2:
@@ -1444,7 +1461,7 @@ class _Reader:
         width = max(len(r) for r in table)
         tab = np.array([r + [-1] * (width - len(r)) for r in table], np.int64)
         div = np.array([len(r) for r in table])
-        fn_ = F.adaptive_avg_pool1d if nd == 1 else F.adaptive_avg_pool2d
+        fn_ = _ADAPTIVE_AVG_POOL[nd]
         return _ops.Pool(lambda x: fn_(x, out), tab, div)
 
     def module(self, node, m, kind, where, ins, shape, label, affine, act, maxpool) -> _Node:
@@ -1469,8 +1486,8 @@ class _Reader:
                 key = repr(("Upsample", m.mode, m.size, m.scale_factor, m.align_corners, m.recompute_scale_factor))
                 return _Node("affine", [ins[0]], tuple(shape), label, op=_ops.Resample.of(key, m, ins[0].shape, shape))
             return self.selection(where, ins[0], m(idx), shape, label)
-        if kind in ("Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d"):
-            nd = 1 if kind.endswith("1d") else 2
+        if kind in ("Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"):
+            nd = _nd(kind)
             if m.padding_mode != "zeros" and kind.startswith("ConvTranspose"):
                 raise _Refuse(2, f"{where}: padding_mode={m.padding_mode!r} is not supported for a transposed "
                                  "convolution (only 'zeros')")
@@ -1480,14 +1497,14 @@ class _Reader:
             return affine(self.conv(where, nd, m.weight, m.bias, m.stride, m.padding, m.dilation, m.groups,
                                     ins[0].shape, shape, transpose=kind.startswith("ConvTranspose"),
                                     output_padding=getattr(m, "output_padding", 0)))
-        if kind in ("BatchNorm1d", "BatchNorm2d"):
+        if kind in ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d"):
             if m.training:
                 raise _Refuse(2, f"{where} is in training mode (batch statistics are not a fixed map); "
                                  "call model.eval() first")
             if m.running_mean is None:
                 raise _Refuse(2, f"{where} keeps no running statistics (track_running_stats=False)")
             return affine(_running_norm(m, shape))
-        if kind in ("InstanceNorm1d", "InstanceNorm2d"):  # affine only with its running statistics, in eval mode
+        if kind in ("InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d"):  # affine only with its running statistics, in eval mode
             if m.training or not m.track_running_stats or m.running_mean is None:
                 raise _Refuse(0, self.t.not_pl(where, kind, SUPPORTED_GRAPH))
             return affine(_running_norm(m, shape))
@@ -1518,30 +1535,30 @@ class _Reader:
             raise self.hardshrink(where)
         if kind == "Hardtanh":
             return self.clamp(where, float(m.min_val), float(m.max_val), act)
-        if kind in ("MaxPool1d", "MaxPool2d"):
-            nd = 1 if kind.endswith("1d") else 2
+        if kind in ("MaxPool1d", "MaxPool2d", "MaxPool3d"):
+            nd = _nd(kind)
             if m.return_indices:
                 raise _Refuse(2, f"{where}: return_indices=True is not supported")
             k = _pair(m.kernel_size, nd)
             s = _pair(m.stride if m.stride is not None else m.kernel_size, nd)
             _, table = _pool_table(ins[0].shape, k, s, _pair(m.padding, nd), _pair(m.dilation, nd), m.ceil_mode)
             return maxpool(table)
-        if kind in ("AdaptiveMaxPool1d", "AdaptiveMaxPool2d"):
-            nd = 1 if kind.endswith("1d") else 2
+        if kind in ("AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AdaptiveMaxPool3d"):
+            nd = _nd(kind)
             if m.return_indices:
                 raise _Refuse(2, f"{where}: return_indices=True is not supported")
             out = _pair(m.output_size, nd)
             out = tuple(ins[0].shape[-nd + i] if o is None else int(o) for i, o in enumerate(out))
             _, table = _pool_table(ins[0].shape, None, None, None, None, False, adaptive_out=out)
             return maxpool(table)
-        if kind in ("AvgPool1d", "AvgPool2d"):
-            nd = 1 if kind.endswith("1d") else 2
+        if kind in ("AvgPool1d", "AvgPool2d", "AvgPool3d"):
+            nd = _nd(kind)
             k = _pair(m.kernel_size, nd)
             s = _pair(m.stride if m.stride is not None else m.kernel_size, nd)
             return affine(self.avgpool(nd, k, s, _pair(m.padding, nd), m.ceil_mode, m.count_include_pad,
                                        getattr(m, "divisor_override", None), ins[0].shape, shape))
-        if kind in ("AdaptiveAvgPool1d", "AdaptiveAvgPool2d"):
-            nd = 1 if kind.endswith("1d") else 2
+        if kind in ("AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d"):
+            nd = _nd(kind)
             out = _pair(m.output_size, nd)
             out = tuple(ins[0].shape[-nd + i] if o is None else int(o) for i, o in enumerate(out))
             return affine(self.adaptive_avg(nd, out, ins[0].shape, shape))
@@ -1849,7 +1866,8 @@ constant they make is refused (:meth:`_Reader.const`)."""
 
 
 _VALUES_OF = frozenset({"max", "min", "sort", "topk", "max_pool1d_with_indices", "max_pool2d_with_indices",
-                        "adaptive_max_pool1d", "adaptive_max_pool2d", "cummax", "cummin"})
+                        "max_pool3d_with_indices", "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
+                        "cummax", "cummin"})
 """Calls that return (values, indices), of which only the values are read (:func:`_values_only`)."""
 
 
@@ -1972,7 +1990,7 @@ def _guess_shape(model) -> Optional[Tuple[int, ...]]:
     for m in model.modules():
         if isinstance(m, torch.nn.Linear):
             return (m.in_features,)
-        if isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+        if isinstance(m, (torch.nn.modules.conv._ConvNd)):
             return None
     return None
 

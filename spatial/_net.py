@@ -54,15 +54,16 @@ from ._errors import NonFiniteWeightsError, UnsupportedLayerError
 __all__ = ["Layer", "MODULE_KINDS", "Network", "parse", "SUPPORTED", "check_finite"]
 
 SUPPORTED = (
-    "Linear, Conv1d, Conv2d (padding as numbers, 'same' or 'valid', of any padding_mode), ConvTranspose1d/2d "
-    "(zeros padding), AvgPool1d/2d, AdaptiveAvgPool1d/2d, MaxPool1d/2d, AdaptiveMaxPool1d/2d, BatchNorm1d/2d "
-    "(eval), InstanceNorm1d/2d (eval, with running statistics), Flatten, Unflatten, Identity, Dropout, "
+    "Linear, Conv1d/2d/3d (padding as numbers, 'same' or 'valid', of any padding_mode), ConvTranspose1d/2d/3d "
+    "(zeros padding), AvgPool1d/2d/3d, AdaptiveAvgPool1d/2d/3d, MaxPool1d/2d/3d, AdaptiveMaxPool1d/2d/3d, "
+    "BatchNorm1d/2d/3d (eval), InstanceNorm1d/2d/3d (eval, with running statistics), Flatten, Unflatten, Identity, "
+    "Dropout, "
     "Dropout1d/2d/3d, AlphaDropout (eval), ReLU, LeakyReLU, PReLU, Hardtanh, ReLU6, Softshrink, "
     "Hardsigmoid, RReLU (eval), Threshold (continuous: value = threshold), registered activations "
     "(spatial.register_activation); in a traced forward() also F.relu / torch.relu / x.relu(), F.leaky_relu, "
     "F.prelu, F.hardtanh, F.relu6, torch.abs, clamp(min, max) (numbers or constant tensors), F.linear, "
-    "F.conv1d/2d, F.conv_transpose1d/2d, F.max_pool1d/2d, F.avg_pool1d/2d, F.adaptive_avg_pool1d/2d, "
-    "F.adaptive_max_pool1d/2d, x.amax(dim) / "
+    "F.conv1d/2d/3d, F.conv_transpose1d/2d/3d, F.max_pool1d/2d/3d, F.avg_pool1d/2d/3d, "
+    "F.adaptive_avg_pool1d/2d/3d, F.adaptive_max_pool1d/2d/3d, x.amax(dim) / "
     "x.amin(dim), x.max(dim)[0] / x.min(dim)[0], x.cummax(dim)[0] / x.cummin(dim)[0], the values of x.sort(dim) and x.topk(k, dim) (GroupSort, "
     "MaxMin), torch.maximum / torch.minimum of two tensors (of one shape, or "
     "sizes 1 broadcast) or "
@@ -87,14 +88,16 @@ SUPPORTED = (
 # the modules the graph reader knows (besides MODULE_KINDS)
 DROPOUT_MODULES = frozenset({"Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout"})
 """Dropout modules: the value itself in eval mode."""
-GRAPH_MODULES = frozenset({"Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "AvgPool1d", "AvgPool2d",
-                           "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "MaxPool1d", "MaxPool2d", "AdaptiveMaxPool1d",
-                           "AdaptiveMaxPool2d", "BatchNorm2d", "Unflatten", "Hardtanh", "ReLU6", "InstanceNorm1d",
-                           "InstanceNorm2d"}) | DROPOUT_MODULES
-SELECTION_MODULES = frozenset({"ZeroPad1d", "ZeroPad2d", "ConstantPad1d", "ConstantPad2d", "ReflectionPad1d",
-                               "ReflectionPad2d", "ReplicationPad1d", "ReplicationPad2d", "CircularPad1d",
-                               "CircularPad2d", "PixelShuffle", "PixelUnshuffle", "ChannelShuffle", "Upsample",
-                               "UpsamplingNearest2d", "Unfold"})
+GRAPH_MODULES = frozenset({"Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d",
+                           "AvgPool1d", "AvgPool2d", "AvgPool3d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d",
+                           "AdaptiveAvgPool3d", "MaxPool1d", "MaxPool2d", "MaxPool3d", "AdaptiveMaxPool1d",
+                           "AdaptiveMaxPool2d", "AdaptiveMaxPool3d", "BatchNorm2d", "BatchNorm3d", "Unflatten",
+                           "Hardtanh", "ReLU6", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d"}) | DROPOUT_MODULES
+SELECTION_MODULES = frozenset({"ZeroPad1d", "ZeroPad2d", "ZeroPad3d", "ConstantPad1d", "ConstantPad2d",
+                               "ConstantPad3d", "ReflectionPad1d", "ReflectionPad2d", "ReflectionPad3d",
+                               "ReplicationPad1d", "ReplicationPad2d", "ReplicationPad3d", "CircularPad1d",
+                               "CircularPad2d", "CircularPad3d", "PixelShuffle", "PixelUnshuffle", "ChannelShuffle",
+                               "Upsample", "UpsamplingNearest2d", "Unfold"})
 """Modules that only select, move or repeat elements (``Upsample`` in mode 'nearest'): read by the
 graph reader as one selection each."""
 GRAPH_MODULES = GRAPH_MODULES | SELECTION_MODULES | {"Softshrink", "RReLU", "Threshold", "Hardsigmoid", "Hardshrink"}

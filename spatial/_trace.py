@@ -431,9 +431,10 @@ def _op(node: torch.fx.Node):
 
 
 _ATEN_OPERATOR = {"add": "add", "sub": "sub", "mul": "mul", "div": "truediv", "neg": "neg", "rsub": "rsub"}
-_ATEN_F = frozenset({"conv1d", "conv2d", "linear", "relu", "leaky_relu", "hardtanh", "relu6", "max_pool1d",
-                     "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
-                     "adaptive_max_pool1d", "adaptive_max_pool2d", "conv_transpose1d", "conv_transpose2d",
+_ATEN_F = frozenset({"conv1d", "conv2d", "conv3d", "linear", "relu", "leaky_relu", "hardtanh", "relu6", "max_pool1d",
+                     "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d", "adaptive_avg_pool1d",
+                     "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_max_pool1d", "adaptive_max_pool2d",
+                     "adaptive_max_pool3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
                      "prelu", "dropout", "gelu", "silu", "softplus", "elu", "sigmoid", "tanh"})
 
 

@@ -491,7 +491,12 @@ def _expand(x, *sizes):
 
 
 def _pad(x, pad, mode="constant", value=None):
-    assert mode == "constant", "only constant padding"
+    if mode != "constant":  # numpy's own edge / reflect / wrap on the Fractions
+        pad = list(pad)
+        widths = [(0, 0)] * (len(x.shape) - len(pad) // 2) + \
+            [(pad[2 * i], pad[2 * i + 1]) for i in range(len(pad) // 2)][::-1] + [(0, 0)]
+        np_mode = {"replicate": "edge", "reflect": "reflect", "circular": "wrap"}[mode]
+        return Aff(np.pad(x.v, widths, mode=np_mode))
     c = Fr(0) if value is None else _num(value)
     pad = list(pad)
     new = list(x.shape)
@@ -1220,6 +1225,8 @@ _FUNCTIONS[F.avg_pool1d] = lambda x, *a, **k: _avg_pool(x, 1, *a, **k)
 _FUNCTIONS[F.avg_pool2d] = lambda x, *a, **k: _avg_pool(x, 2, *a, **k)
 _FUNCTIONS[F.adaptive_avg_pool1d] = lambda x, o: _adaptive_avg_pool(x, 1, o)
 _FUNCTIONS[F.adaptive_avg_pool2d] = lambda x, o: _adaptive_avg_pool(x, 2, o)
+_FUNCTIONS[F.avg_pool3d] = lambda x, *a, **k: _avg_pool(x, 3, *a, **k)
+_FUNCTIONS[F.adaptive_avg_pool3d] = lambda x, o: _adaptive_avg_pool(x, 3, o)
 
 _METHODS = {
     "add": _torch_add, "__add__": _add, "__radd__": _add, "sub": _torch_sub, "mul": _mul,
@@ -1260,6 +1267,12 @@ def _module_affine(m, x):
         return _unflatten(x, m.dim, m.unflattened_size)
     if isinstance(m, nn.Identity):
         return x
+    for typ, mode in ((nn.modules.padding._ReplicationPadNd, "replicate"), (nn.modules.padding._ReflectionPadNd, "reflect"),
+                      (nn.modules.padding._CircularPadNd, "circular")):
+        if isinstance(m, typ):
+            return _pad(x, m.padding, mode)
+    if isinstance(m, nn.modules.padding._ConstantPadNd):
+        return _pad(x, m.padding, "constant", m.value)
     if isinstance(m, nn.Upsample):
         return _interpolate(x, m.size, m.scale_factor, m.mode, m.align_corners)
     if isinstance(m, nn.modules.dropout._DropoutNd):

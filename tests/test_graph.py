@@ -284,6 +284,22 @@ class RunningMax(nn.Module):  # cummax / cummin along a dimension (their values)
         return self.out(torch.cat([a.flatten(1), torch.relu(b.flatten(1) + 0.25)], 1))
 
 
+class Volumetric(nn.Module):  # 3-D layers: a convolution, batch norm, max and average pooling, a transposed conv
+    def __init__(self):
+        super().__init__()
+        self.conv, self.bn = nn.Conv3d(1, 2, 2, padding=1), nn.BatchNorm3d(2)  # (1, 2, 3, 3) -> (2, 3, 4, 4)
+        self.up = nn.ConvTranspose3d(2, 1, 2, stride=(1, 2, 2))  # (2, 1, 2, 2) -> (1, 2, 4, 4)
+        self.pad = nn.ReplicationPad3d(1)
+        self.fc = nn.Linear(2 * 2 * 2 + 1 * 2 * 4 * 4, 2)
+
+    def forward(self, x):
+        h = torch.relu(self.bn(self.conv(x)))
+        m = nn.functional.max_pool3d(h, (2, 2, 2), stride=(1, 2, 2))  # (2, 2, 2, 2)
+        a = nn.functional.adaptive_avg_pool3d(self.pad(h), 1)  # (2, 1, 1, 1)
+        u = torch.relu(self.up(torch.relu(m[:, :, :1] - a)))
+        return self.fc(torch.cat([nn.functional.avg_pool3d(m, (2, 1, 1)).flatten(1), u.flatten(1)], 1))
+
+
 class Gathers(nn.Module):  # gathers by a fixed index (a buffer), triangular bands, diagonals
     def __init__(self):
         super().__init__()
@@ -346,6 +362,7 @@ CASES = {  # name: (model, seed, plane input shape or None, bounds)
     "fixed_masks_and_constants_concatenated": (FixedMasks, 10, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
     "gather_take_along_triu_tril_diagonal": (Gathers, 11, (1, 3, 3), (-1.0, 1.5, -1.0, 1.5)),
     "cummax_cummin": (RunningMax, 12, None, (-2.0, 2.0, -2.0, 2.0)),
+    "conv3d_batchnorm3d_pools3d_convtranspose3d": (Volumetric, 13, (1, 2, 3, 3), (-0.25, 0.5, -0.25, 0.5)),
 }
 
 
@@ -791,6 +808,19 @@ def test_a_forward_returning_several_values_is_refused_with_what_to_partition(ou
             return out(self.out(h), h)
     with pytest.raises(spatial.UnsupportedLayerError, match=match):
         spatial.partition(Net(), (0.0, 1.0, 0.0, 1.0), plane=spatial.Plane.through(*np.eye(3)))
+
+
+def test_three_dimensional_layers_in_a_sequential_and_a_torch_export_program_equal_the_model():
+    # a volumetric CNN as a Sequential (the chain of 3-D layers), and the graph case as an ATen program
+    seq = dyadic_model(nn.Sequential(nn.Conv3d(1, 2, 2), nn.ReLU(), nn.MaxPool3d(2), nn.Flatten(), nn.Linear(2, 2)), 2)
+    assert len(assert_maps_equal_model(seq, (0.0, 1.0, 0.0, 1.0),
+                                       plane=spatial.Plane.through(*dyadic_images(2, (1, 3, 3, 3))))) > 3
+    model = dyadic_model(Volumetric(), 13)
+    plane = spatial.Plane.through(*dyadic_images(13, (1, 2, 3, 3)))
+    ep = torch.export.export(model, (torch.zeros(2, 1, 2, 3, 3, dtype=D),))  # (aten.conv3d, aten.max_pool3d, ...)
+    a, b = (spatial.partition(m, (-1.0, 1.5, -1.0, 1.5), plane=plane) for m in (ep, model))
+    assert len(a) == len(b) > 3
+    np.testing.assert_array_equal(a.patterns, b.patterns)
 
 
 def test_linear_maps_along_a_dimension_equal_the_model():
