@@ -100,8 +100,6 @@ def test_fuzz_against_rational_reference(family):
 
 def test_subresolution_region_is_kept_flagged_and_exact():
     # slope 0.1 is not 1/10 in binary: exact arithmetic cuts a region of area ~1e-32
-    import json
-    from pathlib import Path
     spec = {"layers": [[[[3.0, 1.0], [-2.0, 0.0], [-3.0, -2.0]], [0.0, 2.0, 0.0]],
                        [[[2.0, -1.0, 1.0], [0.0, -1.0, 2.0], [1.0, 0.0, -1.0], [0.0, -3.0, 0.0],
                          [-1.0, 1.0, 2.0], [1.0, 3.0, 1.0], [0.0, 0.0, 3.0], [-2.0, 2.0, 1.0]],
