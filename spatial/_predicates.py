@@ -171,6 +171,42 @@ class ExactNet:
             self._maps[key] = M
         return self._maps[key]
 
+    def _maps_many(self, keys) -> None:
+        """:meth:`_map` of many ``(layer, bits)`` keys, each level's exact map applied once to the
+        rows of all the maps it needs (their [a, b, c] columns as rows of integer numerators; the
+        constant column's multiplier is its map's denominator, the others' 0), not once per map."""
+        need: Dict[Tuple[int, bytes], None] = {}
+        for layer, bits in keys:  # each key and the prefixes it is made from, missing ones only
+            while layer > 0 and (layer, bits) not in self._maps and (layer, bits) not in need:
+                need[(layer, bits)] = None
+                bits, layer = bits[: sum(self.sizes[: layer - 1])], layer - 1
+        if (0, b"") not in self._maps:
+            self._map(0, b"")
+        for j in sorted({layer for layer, _ in need}):
+            level = [bits for layer, bits in need if layer == j]
+            slope = self._slopes[j - 1]
+            cut = sum(self.sizes[: j - 1])
+            Hs, cs, dens = [], [], []
+            for bits in level:
+                prev = self._maps[(j - 1, bits[:cut])]
+                act = np.frombuffer(bits, np.uint8)[cut:].astype(bool)
+                H = self._act(prev, act, slope).T  # (3, width): the s, t and constant rows
+                Hs.append(H.num)
+                cs.extend([0, 0, H.den])
+                dens.append(H.den)
+            c = np.empty(len(cs), dtype=object)
+            c[:] = cs
+            out = self.layers[j].exact(Q(np.concatenate(Hs, axis=0), 1), c)
+            for r, bits in enumerate(level):
+                self._maps[(j, bits)] = Q(out.num[3 * r: 3 * r + 3].T, out.den * dens[r])
+
+    def _line_key(self, lid: int) -> Optional[Tuple[int, bytes]]:
+        """The ``(layer, bits)`` of the map whose row is the network line ``lid`` (None: a box side)."""
+        layer = int(self.decode([lid])[0][0])
+        if layer < 0:
+            return None
+        return (layer, self._prefix(layer, (lid - self.base[layer]) // self.sizes[layer]) if layer else b"")
+
     def _exact(self, i: int, M: Q, c: Sequence[int]) -> Q:
         """Layer ``i``'s map at the rows of ``M`` (k, in), exactly; ``c`` (k,) integer multipliers of the constants."""
         cc = np.empty(len(c), dtype=object)
@@ -293,6 +329,10 @@ class ExactNet:
         out = np.empty(len(k))
         seen = self._at
         todo = []
+        fresh = {(min(l1, l2), max(l1, l2)) for (l1, l2), kk in zip(pairs.tolist(), k.tolist())
+                 if (min(l1, l2), max(l1, l2), layer, kk) not in seen}
+        keys = {self._line_key(lid) for pair in fresh if pair not in self._points for lid in pair}
+        self._maps_many([key for key in keys if key is not None])  # (the lines' maps, their faces' maps too)
         for i, ((l1, l2), kk) in enumerate(zip(pairs.tolist(), k.tolist())):
             key = (min(l1, l2), max(l1, l2), layer, kk)
             if key in seen:  # (a value the merge of max-pooling cells decided, asked again by the next pass)

@@ -168,7 +168,7 @@ def test_exact_values_from_a_lines_face_map_equal_the_forward_pass():
     assert checked > 40
 
 
-def test_exact_forward_passes_of_many_vertices_equal_one_at_a_time():
+def test_exact_forward_passes_and_maps_of_many_vertices_equal_one_at_a_time():
     # _forward_many applies each layer's exact map to all the vertices' rows at once (integer
     # numerators, each row's denominator as its multiplier of the constants); the rationals equal
     # those of one ExactNet.values per vertex, on a graph of a sorting network, a leaky ReLU with a skip and a max pooling
@@ -196,3 +196,10 @@ def test_exact_forward_passes_of_many_vertices_equal_one_at_a_time():
         for layer in range(layers):
             a, b = many._forward[key][layer], one.values(key[0], key[1], layer)
             np.testing.assert_array_equal(a.fractions(), b.fractions())
+    # the faces' maps (_maps_many: each level once for all of them) equal one _map at a time
+    maps = {many._line_key(lid) for key in keys for lid in key} - {None}
+    many, one = (ExactNet.restore(p._exact.layers, p._center, p.bounds, p._exact.state()) for _ in range(2))
+    many._maps_many(sorted(maps))
+    assert len([m for m in maps if m[0] > 0]) > 10
+    for layer, bits in maps:
+        np.testing.assert_array_equal(many._maps[(layer, bits)].fractions(), one._map(layer, bits).fractions())
