@@ -111,7 +111,7 @@ _CLAMP = frozenset({"clamp", "clip", "clamp_min"})
 _RESHAPE = frozenset({"view", "reshape"})
 _IDENTITY = frozenset({"contiguous", "dropout"})
 # (an InstanceNorm with running statistics in eval mode is affine: the graph reader decides)
-_NONLINEAR_MODULES = (_NORMS - {"InstanceNorm1d", "InstanceNorm2d"}) | frozenset({
+_NONLINEAR_MODULES = (_NORMS - {"InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d"}) | frozenset({
                                 "Tanh", "Sigmoid", "GELU", "SiLU", "ELU", "SELU", "CELU", "Softplus", "Softmax",
                                 "LogSoftmax", "Softmin", "Mish", "Hardswish", "LogSigmoid",
                                 "Softsign", "Tanhshrink", "GLU", "Bilinear", "MultiheadAttention"})

@@ -823,6 +823,22 @@ def test_three_dimensional_layers_in_a_sequential_and_a_torch_export_program_equ
     np.testing.assert_array_equal(a.patterns, b.patterns)
 
 
+def test_an_instance_norm_3d_with_running_statistics_in_a_subclass_equals_the_model():
+    # (the chain reader refused InstanceNorm3d as dividing by its input's statistics before the graph
+    # reader, which reads it by its running statistics, could look)
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.norm = nn.Conv3d(1, 2, 1), nn.InstanceNorm3d(2, track_running_stats=True)
+            self.fc = nn.Linear(2 * 2 * 3 * 3, 2)
+
+        def forward(self, x):
+            return self.fc(torch.relu(self.norm(self.conv(x))).flatten(1))
+    model = dyadic_model(Net(), 5)
+    p = assert_maps_equal_model(model, (-1.0, 1.0, -1.0, 1.0), plane=spatial.Plane.through(*dyadic_images(5, (1, 2, 3, 3))))
+    assert len(p) > 3
+
+
 def test_linear_maps_along_a_dimension_equal_the_model():
     _assert_equals_model(LinearAlong(), 9)  # cumsum, diff, lerp, tensordot, addmm
 
