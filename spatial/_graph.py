@@ -196,6 +196,13 @@ def _nd(name: str) -> int:
     return 3 if "3d" in name else 2 if "2d" in name else 1
 
 
+def _zeros_like_node(src: "_Node", shape, label) -> "_Node":
+    """A node of zeros of the sample shape ``shape``, made from ``src`` (any node: a selection of
+    the zero that :class:`_ops.Gather`'s index -1 reads), for a constant to be added to."""
+    return _Node("affine", [src], tuple(shape), label,
+                 op=_ops.Gather(np.full(int(np.prod(shape, dtype=np.int64)), -1, np.int64), tuple(shape)))
+
+
 def _pool_table(in_shape, kernel, stride, padding, dilation, ceil_mode, adaptive_out=None):
     """(out_shape, table (out_elems, k) with -1 for padding) of a pooling over the last dims."""
     nd = len(kernel) if adaptive_out is None else len(adaptive_out)
@@ -638,19 +645,23 @@ class _Reader:
                 elif w.any():
                     terms.append(_Node("affine", [src], tuple(shape), label, op=_ops.ScaleConst(w)))
                 continue
-            if not (self.is_const(v) or self.t._number(v)):
-                raise _Refuse(2, f"{where}: the branches of a where must be values or constants")
-            cv = self.const_array(where, v) if self.is_const(v) else np.asarray(float(v))
-            _keeps_shape(where, cv, shape, shape)
-            const = const + w * cv
+            const = const + w * self.const_operand(where, v, shape, "the branches of a where")
         if not terms:  # every value's elements masked off: a constant of the output's shape
-            terms.append(_Node("affine", [ins[0]], tuple(shape), label,
-                               op=_ops.Gather(np.full(int(np.prod(shape, dtype=np.int64)), -1, np.int64), shape)))
+            terms.append(_zeros_like_node(ins[0], shape, label))
         out = terms[0] if len(terms) == 1 else _Node("affine", terms, tuple(shape), label, op=_ops.Add())
         if const.any():
             out = _Node("affine", [out], tuple(shape), label, op=_ops.AddConst(np.broadcast_to(const, shape).copy()
                                                                                if const.ndim else const))
         return out
+
+    def const_operand(self, where, v, shape, what: str) -> np.ndarray:
+        """A number or constant tensor ``v`` (an operand of an elementwise map whose output has the
+        sample shape ``shape``) as a float64 array; ``what``: the operands, named in the refusal."""
+        if not (self.is_const(v) or self.t._number(v)):
+            raise _Refuse(2, f"{where}: {what} must be values or constants")
+        cv = self.const_array(where, v) if self.is_const(v) else np.asarray(float(v))
+        _keeps_shape(where, cv, shape, shape)
+        return cv
 
     def concat(self, where, node, name, data_in, ins: List[_Node], shape, label, kinds) -> _Node:
         """``torch.cat`` / ``torch.stack`` of values of the input and constants (a stack: each part
@@ -683,9 +694,8 @@ class _Reader:
                 raise _Refuse(2, f"{where}: a constant {'stacked' if stack else 'concatenated'} with the input "
                                  "differs between the samples of a batch: not a map of one sample")
             one = tuple(c.shape[1:])
-            zero = _Node("affine", [ins[0]], one, label,
-                         op=_ops.Gather(np.full(int(np.prod(one, dtype=np.int64)), -1, np.int64), one))
-            parts.append(_Node("affine", [zero], one, label, op=_ops.AddConst(c[0].numpy().copy())))
+            parts.append(_Node("affine", [_zeros_like_node(ins[0], one, label)], one, label,
+                               op=_ops.AddConst(c[0].numpy().copy())))
         if stack:
             parts = [_Node("affine", [src], one, label, op=_ops.Reshape(one)) for src in parts
                      for one in [tuple(src.shape[:dim - 1]) + (1,) + tuple(src.shape[dim - 1:])]]
@@ -1339,8 +1349,7 @@ class _Reader:
         y = _Node("affine", [src], tuple(shape), label, op=self.weighted_linear(where, w.detach().T, None))
         if float(alpha) != 1.0:
             y = _Node("affine", [y], tuple(shape), label, op=_ops.Scale(float(alpha)))
-        cv = self.const_array(where, c) if self.is_const(c) else np.asarray(float(c))
-        _keeps_shape(where, cv, shape, shape)
+        cv = self.const_operand(where, c, shape, "addmm's c")
         return _Node("affine", [y], tuple(shape), label, op=_ops.AddConst(float(beta) * cv))
 
     def lerp(self, where, node, data_in, ins: List[_Node], shape, label) -> _Node:
@@ -1356,11 +1365,7 @@ class _Reader:
         def value(v):  # a node of the output's shape, or a constant array
             if id(v) in by:
                 return self.broadcast(where, by[id(v)], ins, shape, label)
-            if self.is_const(v) or t._number(v):
-                cv = self.const_array(where, v) if self.is_const(v) else np.asarray(float(v))
-                _keeps_shape(where, cv, shape, shape)
-                return cv
-            raise _Refuse(2, f"{where}: lerp's ends must be values or constants")
+            return self.const_operand(where, v, shape, "lerp's ends")
 
         def node_of(op, args):
             return _Node("affine", args, tuple(shape), label, op=op)

@@ -329,18 +329,17 @@ class ExactNet:
         out = np.empty(len(k))
         seen = self._at
         todo = []
-        fresh = {(min(l1, l2), max(l1, l2)) for (l1, l2), kk in zip(pairs.tolist(), k.tolist())
-                 if (min(l1, l2), max(l1, l2), layer, kk) not in seen}
-        keys = {self._line_key(lid) for pair in fresh if pair not in self._points for lid in pair}
-        self._maps_many([key for key in keys if key is not None])  # (the lines' maps, their faces' maps too)
         for i, ((l1, l2), kk) in enumerate(zip(pairs.tolist(), k.tolist())):
             key = (min(l1, l2), max(l1, l2), layer, kk)
             if key in seen:  # (a value the merge of max-pooling cells decided, asked again by the next pass)
                 out[i] = seen[key]
             else:
-                todo.append((i, key, self._face_map(layer, l1, l2)))
-        self._forward_many([key[:2] for _, key, M in todo if M is None], layer)
-        for i, key, M in todo:
+                todo.append((i, key))
+        keys = {self._line_key(lid) for _, key in todo if key[:2] not in self._points for lid in key[:2]}
+        self._maps_many([m for m in keys if m is not None])  # (the lines' maps, their faces' maps too)
+        faces = [(i, key, self._face_map(layer, key[0], key[1])) for i, key in todo]
+        self._forward_many([key[:2] for _, key, M in faces if M is None], layer)
+        for i, key, M in faces:
             if M is not None:
                 v = self._at_point(M, self.point(key[0], key[1]), [key[3]])[0]
             else:

@@ -308,8 +308,8 @@ def _mutated(node: torch.fx.Node, model: torch.nn.Module) -> Optional[torch.fx.N
         return None
     t = node.target
     if isinstance(t, torch._ops.OpOverload):  # ATen (a torch.export program): its schema marks what it writes
-        arg = t._schema.arguments[0] if t._schema.arguments else None
-        return first if arg is not None and arg.alias_info is not None and arg.alias_info.is_write else None
+        alias = _first_alias(t)
+        return first if alias is not None and alias.is_write else None
     name = str(t) if node.op == "call_method" else getattr(t, "__name__", "")
     if node.op == "call_function" and getattr(t, "__module__", "") in ("_operator", "operator"):
         number = first.op in ("call_function", "call_method") and _op(first)[1] in _SHAPE_CALLS  # x.size(1): an int
@@ -327,6 +327,13 @@ def _mutated(node: torch.fx.Node, model: torch.nn.Module) -> Optional[torch.fx.N
     return None
 
 
+def _first_alias(op: "torch._ops.OpOverload"):
+    """The alias mark of an ATen operation's first argument in its schema (``Tensor(a!) self``: written;
+    ``Tensor(a) self``: a view of it), or None."""
+    args = op._schema.arguments
+    return args[0].alias_info if args else None
+
+
 def _functionalize(graph: torch.fx.Graph, model: torch.nn.Module) -> None:
     """Make every read of a value after an in-place call on it read the call's result (which is
     the changed value), as torch.export does: ``h.relu_(); return fc(h)`` is ``fc(relu(h))``. A value
@@ -341,8 +348,7 @@ def _functionalize(graph: torch.fx.Graph, model: torch.nn.Module) -> None:
             return n.args[0] if kind in _VIEW_MODULES and n.args else None
         if n.op in ("call_function", "call_method") and n.args and isinstance(n.args[0], torch.fx.Node):
             if isinstance(n.target, torch._ops.OpOverload):  # ATen: its schema marks an alias of its first argument
-                arg = n.target._schema.arguments[0] if n.target._schema.arguments else None
-                return n.args[0] if arg is not None and arg.alias_info is not None else None
+                return n.args[0] if _first_alias(n.target) is not None else None
             if _op(n)[1] in _VIEWS:
                 return n.args[0]
         return None
