@@ -2,9 +2,12 @@
 of the output (K = 1), as segments.
 
 Every pair of classes (a, c) gives a function ``f_a - f_c``, affine on every final region; the
-faces where two classes can both be on top are split by those differences with the engine
-(``_engine.split_all``, ``allowed`` limiting each face to its candidate pairs), and the boundary
-is every edge along which a pair ties at the top.
+faces where two classes can both be on top are split by the differences of their candidate pairs
+with the engine (``_engine.split_all``, ``allowed`` limiting each face to its own pairs), and the
+boundary is every edge along which a pair ties at the top. Only the pairs some face needs become
+columns, and the ties are listed per vertex, so the work and memory grow with the vertices times
+the classes, not with the classes squared (a 100-class head: all K (K - 1) / 2 pairs at every
+vertex of a mixed face took 6-13 GB and half a minute on a few thousand regions).
 """
 from __future__ import annotations
 
@@ -13,6 +16,16 @@ import numpy as np
 from . import _engine
 
 __all__ = ["_boundary"]
+
+CHUNK_ELEMENTS = 1 << 22
+"""Values per temporary (a face's vertices times the classes) of the candidate tests."""
+
+
+def _two_largest_sum(a: np.ndarray) -> float:
+    """The largest sum of two entries of ``a`` (its two largest; the one entry when there is one),
+    as float64 rounds it: at least ``a[i] + a[j]`` rounded, for every ``i != j``."""
+    s = np.sort(a)[-2:]
+    return float(s.sum()) if len(s) == 2 else float(s[0])
 
 
 def _boundary(X, offsets, indices, vals, scale, layer, rtol) -> np.ndarray:
@@ -28,10 +41,6 @@ def _boundary(X, offsets, indices, vals, scale, layer, rtol) -> np.ndarray:
         vals = np.concatenate([np.zeros((V, 1)), vals], 1)
         ca_o, cb_o = np.concatenate([[0.0], ca_o]), np.concatenate([[0.0], cb_o])
         K = 2
-    ci, ai = np.triu_indices(K, 1)
-    P = len(ci)
-    ca = np.concatenate([ca_o[ai] + ca_o[ci], np.zeros(K)])
-    cb = np.concatenate([cb_o[ai] + cb_o[ci], np.full(K, np.inf)])  # class columns never split
     F = len(offsets) - 1
     if F == 0:
         return np.zeros((0, 2, 2))
@@ -42,56 +51,141 @@ def _boundary(X, offsets, indices, vals, scale, layer, rtol) -> np.ndarray:
     gtol = scale[:, None] * (ca_o[top_v][:, None] + ca_o) + (cb_o[top_v][:, None] + cb_o)
     gap[np.arange(V), top_v] = np.inf
     clear = (gap > gtol).all(1)
+    del gap, gtol
     deg = np.diff(offsets)
     tv = np.where(clear, top_v, -1)[indices]  # -1: an unclear vertex
     lo, hi = np.minimum.reduceat(tv, offsets[:-1]), np.maximum.reduceat(tv, offsets[:-1])
     mixed = (lo < 0) | (lo != hi)
-    cand = np.zeros((F, K), bool)  # classes that can be on top somewhere in the face
-    cand[np.nonzero(~mixed)[0], lo[~mixed]] = True
     mf = np.nonzero(mixed)[0]
+    if not len(mf):
+        return np.zeros((0, 2, 2))
     m_off = np.zeros(len(mf) + 1, np.int64)
     np.cumsum(deg[mf], out=m_off[1:])
-    m_idx = indices[np.repeat(mixed, deg)]
-    # the pairwise differences at the vertices of mixed faces: u (U,) global ids, local ids lu
-    u, lu = np.unique(m_idx, return_inverse=True)
-    D = vals[u][:, ai] - vals[u][:, ci]  # (U, P) positive where class a beats class c
-    tol = scale[u, None] * ca[:P] + cb[:P]
-    if len(mf):
-        Ds = np.where(np.abs(D) <= tol, 0.0, D)[lu]
-        mx = np.maximum.reduceat(Ds, m_off[:-1], axis=0)  # max of f_a - f_c over each face
-        mn = np.minimum.reduceat(Ds, m_off[:-1], axis=0)  # -max of f_c - f_a
-        cm = np.ones((len(mf), K), bool)
-        for p in range(P):
-            cm[:, ci[p]] &= mn[:, p] <= 0
-            cm[:, ai[p]] &= mx[:, p] >= 0
-        cand[mf] = cm
-    split = cand[mf].sum(1) >= 2  # among the mixed faces
-    Xa, f_offsets, f_indices = X[u], m_off, lu
+    u, lu = np.unique(indices[np.repeat(mixed, deg)], return_inverse=True)  # the mixed faces' vertices
+    lu = lu.reshape(-1)
+    vu, su = vals[u], scale[u]
+    cand = _candidates(vu, su, m_off, lu, ca_o, cb_o)  # (len(mf), K)
+    split = cand.sum(1) >= 2
+    Xa, f_offsets, f_indices, D, vv, sc = X[u], m_off, lu, np.zeros((len(u), 0)), vu, su
+    pi = pj = np.zeros(0, np.int64)
     if split.any():  # split them on the local vertices (the others of the mixed faces kept)
+        cs = cand[split]
+        f, c = np.nonzero(cs)  # each split face's candidates, in order
+        first, second = _pairs_within(f, len(f))  # every pair (i < j) of a face's candidates
+        keys, pcol = np.unique(c[first] * K + c[second], return_inverse=True)  # as i * K + j: the old order
+        pi, pj = keys // K, keys % K
+        P = len(keys)
+        allow = np.zeros((len(cs), P + K), bool)  # class columns never split
+        allow[f[first], pcol.reshape(-1)] = True
+        ca = np.concatenate([ca_o[pj] + ca_o[pi], np.zeros(K)])
+        cb = np.concatenate([cb_o[pj] + cb_o[pi], np.full(K, np.inf)])
         sd = deg[mf]
-        s_offsets = np.zeros(int(split.sum()) + 1, np.int64)
+        s_offsets = np.zeros(len(cs) + 1, np.int64)
         np.cumsum(sd[split], out=s_offsets[1:])
         s_indices = lu[np.repeat(split, sd)]
-        allow = np.concatenate([cand[mf[split]][:, ci] & cand[mf[split]][:, ai],
-                                np.zeros((len(s_offsets) - 1, K), bool)], 1)
-        sub = _engine.split_all(Xa, s_offsets, s_indices, np.concatenate([D, vals[u]], 1), scale[u], ca, cb,
-                                allowed=np.packbits(allow, axis=1))
-        Za = sub.Z
-        assert Za is not None  # stored values (not affine): split_all returns them
+        sub = _engine.split_all(Xa, s_offsets, s_indices, np.concatenate([vu[:, pj] - vu[:, pi], vu], 1), su,
+                                ca, cb, allowed=np.packbits(allow, axis=1))
+        assert sub.Z is not None  # stored values (not affine): split_all returns them
         keep = ~split
         f_indices = np.concatenate([lu[np.repeat(keep, sd)], sub.indices])
         f_offsets = np.zeros(int(keep.sum()) + len(sub.offsets), np.int64)
         np.cumsum(np.concatenate([sd[keep], np.diff(sub.offsets)]), out=f_offsets[1:])
-        Xa, D, vals_u, tol = sub.X, Za[:, :P], Za[:, P:], sub.scale[:, None] * ca[:P] + cb[:P]
-    else:
-        vals_u = vals[u]
-    # at each (local) vertex: which pairs tie at the top
-    top = vals_u.max(1)
-    ttol = tol.max(1)
-    tie = (np.abs(D) <= tol) & (vals_u[:, ci] >= top[:, None] - ttol[:, None]) & (vals_u[:, ai] >= top[:, None] - ttol[:, None])
-    a = f_indices
-    b = f_indices[_engine.next_in_face(f_offsets)]
-    on = (tie[a] & tie[b]).any(1)
-    e = np.stack([np.minimum(a[on], b[on]), np.maximum(a[on], b[on])], 1)
-    e = np.unique(e, axis=0) if len(e) else e.reshape(0, 2)
+        Xa, D, vv, sc = sub.X, sub.Z[:, :P], sub.Z[:, P:], sub.scale
+    e = _tied_edges(D, vv, sc, pi, pj, ca_o, cb_o, f_offsets, f_indices)
     return np.stack([Xa[e[:, 0]], Xa[e[:, 1]]], 1) if len(e) else np.zeros((0, 2, 2))
+
+
+def _ranges(start: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """The ranges ``start[i] .. start[i] + n[i] - 1``, concatenated.
+
+    >>> _ranges(np.array([5, 0, 9]), np.array([2, 0, 3])).tolist()
+    [5, 6, 9, 10, 11]
+    """
+    return np.repeat(start, n) + (np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n))
+
+
+def _pairs_within(group: np.ndarray, n: int) -> tuple:
+    """Every pair of entries ``(p, q)``, ``p < q``, of the same group, for entries listed group by
+    group (``group`` (n,) nondecreasing): their positions, ``p`` first then ``q``, in order.
+
+    >>> _pairs_within(np.array([0, 0, 0, 1, 2, 2]), 6)
+    (array([0, 0, 1, 4]), array([1, 2, 2, 5]))
+    """
+    cnt = np.bincount(group, minlength=int(group[-1]) + 1 if n else 0)
+    start = np.repeat(np.cumsum(cnt) - cnt, cnt)
+    after = np.repeat(cnt, cnt) - 1 - (np.arange(n) - start)  # entries after each in its group
+    return np.repeat(np.arange(n), after), _ranges(np.arange(1, n + 1), after)
+
+
+def _candidates(vu, su, m_off, lu, ca_o, cb_o) -> np.ndarray:
+    """(G, K) the classes that can be on top somewhere in each of G faces (slots ``lu`` of the
+    local vertices, CSR ``m_off``; values ``vu`` (U, K), tolerance scales ``su``): ``c`` unless some
+    class ``a`` beats it beyond their pair's tolerance at every vertex of the face, i.e. it is kept
+    when for every ``a`` some vertex has ``f_a - f_c <= tol_ac`` (float64, as the pair's column).
+
+    Tested only on the classes that pass a looser filter first: ``max_v (f_c + T) >= max_a min_v
+    f_a``, ``T`` twice the largest pair tolerance plus ``2**-40 |f|`` (a class kept above has, for
+    every ``a``, a vertex where ``f_c + tol_ac >= f_a >= min_v f_a``), so the work is the faces
+    times their few candidates times the classes, not times the classes squared."""
+    U, K = vu.shape
+    G = len(m_off) - 1
+    deg = np.diff(m_off)
+    T = 2.0 * (su * _two_largest_sum(ca_o) + _two_largest_sum(cb_o)) + 2.0 ** -40 * np.abs(vu).max(1)
+    loose = np.zeros((G, K), bool)
+    step = max(1, CHUNK_ELEMENTS // max(K * int(deg.max(initial=1)), 1))  # faces per chunk
+    for g0 in range(0, G, step):
+        g1 = min(G, g0 + step)
+        v = lu[m_off[g0]: m_off[g1]]
+        o = m_off[g0: g1] - m_off[g0]
+        hi = np.maximum.reduceat(vu[v] + T[v, None], o, axis=0)
+        floor = np.minimum.reduceat(vu[v], o, axis=0).max(1)
+        loose[g0: g1] = hi >= floor[:, None]
+    g, c = np.nonzero(loose)
+    cand = np.zeros((G, K), bool)
+    n = deg[g]
+    for s in range(0, len(g), step):
+        gi, ci, ni = g[s: s + step], c[s: s + step], n[s: s + step]
+        v, cc = lu[_ranges(m_off[gi], ni)], np.repeat(ci, ni)
+        tol = su[v, None] * (ca_o + ca_o[cc, None]) + (cb_o + cb_o[cc, None])
+        ok = (vu[v] - vu[v, cc][:, None]) <= tol  # (rows, K): f_a - f_c within the pair's tolerance
+        beaten = ~np.logical_or.reduceat(ok, np.cumsum(ni) - ni, axis=0)  # some a beats c at every vertex
+        cand[gi, ci] = ~beaten.any(1)
+    return cand
+
+
+def _tied_edges(D, vv, sc, pi, pj, ca_o, cb_o, offsets, indices) -> np.ndarray:
+    """(S, 2) the edges (local vertex pairs, each once) of the faces ``offsets``/``indices`` along
+    which a pair of classes ties at the top: at both ends the two are within their pair's tolerance
+    of each other and within the largest pair tolerance of the top value. ``D`` (L, P): the split's
+    columns ``f_pj - f_pi`` (exactly 0 on their own lines); another pair's difference is taken from
+    the class values ``vv`` (L, K)."""
+    L, K = vv.shape
+    top = vv.max(1)
+    ttol = sc * _two_largest_sum(ca_o) + _two_largest_sum(cb_o)  # at least every pair's tolerance
+    near = vv >= (top - ttol)[:, None]
+    v, k = np.nonzero(near)  # by vertex, then class
+    first, second = _pairs_within(v, len(v))
+    tv, ti, tj = v[first], k[first], k[second]  # every pair of near classes at a vertex, i < j
+    d = vv[tv, tj] - vv[tv, ti]
+    if len(pi):  # the split's own columns where the pair is one (interpolated, 0 on its lines)
+        col = np.searchsorted(pi * K + pj, ti * K + tj)
+        col = np.minimum(col, len(pi) - 1)
+        own = (pi[col] == ti) & (pj[col] == tj)
+        d[own] = D[tv[own], col[own]]
+    tied = np.abs(d) <= sc[tv] * (ca_o[tj] + ca_o[ti]) + (cb_o[tj] + cb_o[ti])
+    keys = (tv[tied] * K + ti[tied]) * K + tj[tied]  # sorted: by vertex, then pair
+    if not len(keys):
+        return np.zeros((0, 2), np.int64)
+    a = indices
+    b = indices[_engine.next_in_face(offsets)]
+    vert = keys // (K * K)
+    lo_k, hi_k = np.searchsorted(vert, a), np.searchsorted(vert, a, side="right")
+    n = hi_k - lo_k  # pairs tied at each edge's first end
+    edge = np.repeat(np.arange(len(a)), n)
+    want = b[edge] * (K * K) + keys[_ranges(lo_k, n)] % (K * K)
+    hit = np.searchsorted(keys, want)
+    hit = np.minimum(hit, len(keys) - 1)
+    on = np.zeros(len(a), bool)
+    on[edge[keys[hit] == want]] = True
+    e = np.stack([np.minimum(a[on], b[on]), np.maximum(a[on], b[on])], 1)
+    return np.unique(e, axis=0) if len(e) else e.reshape(0, 2)
