@@ -11,11 +11,13 @@ vertex of a mixed face took 6-13 GB and half a minute on a few thousand regions)
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from . import _engine
 
-__all__ = ["_boundary"]
+__all__ = ["_boundary", "top_split", "TopSplit", "as_classes"]
 
 CHUNK_ELEMENTS = 1 << 22
 """Values per temporary (a face's vertices times the classes) of the candidate tests."""
@@ -28,71 +30,126 @@ def _two_largest_sum(a: np.ndarray) -> float:
     return float(s.sum()) if len(s) == 2 else float(s[0])
 
 
-def _boundary(X, offsets, indices, vals, scale, layer, rtol) -> np.ndarray:
-    """Segments where the top class changes (K > 1), or where the output is zero (K = 1).
+def as_classes(vals: np.ndarray, ca_o: np.ndarray, cb_o: np.ndarray):
+    """One output ``f`` as the two classes ``(0, f)`` (its sign is the class), with their
+    tolerances; several outputs as they are."""
+    if vals.shape[1] != 1:
+        return vals, ca_o, cb_o
+    z = np.zeros(1)
+    return (np.concatenate([np.zeros((len(vals), 1)), vals], 1), np.concatenate([z, ca_o]),
+            np.concatenate([z, cb_o]))
 
-    A vertex is *clear* where its top class beats every other class beyond the tolerance of
-    their difference; a face whose vertices are all clear with one top class has only that
-    candidate, and no boundary edge touches a clear vertex. The pairwise work (candidate
-    classes, the split, the ties) is done on the other faces and vertices only."""
-    V, K = vals.shape
-    ca_o, cb_o = _engine.layer_tol(layer, rtol)
-    if K == 1:  # the zero set of f is the boundary between the classes (0, f)
-        vals = np.concatenate([np.zeros((V, 1)), vals], 1)
-        ca_o, cb_o = np.concatenate([[0.0], ca_o]), np.concatenate([[0.0], cb_o])
-        K = 2
-    F = len(offsets) - 1
-    if F == 0:
-        return np.zeros((0, 2, 2))
-    # clear vertices: f_top - f_k beyond the tolerance of the pair (top, k) for every k (the same
-    # floats as that pair's difference and tolerance below, up to the sign)
+
+class TopSplit(NamedTuple):
+    """The faces where some classifier's top class can change, split until none does
+    (:func:`top_split`), on their own vertices (local ids)."""
+
+    X: np.ndarray  # (L, 2) the faces' vertices (in the order of their ids), then the new ones
+    offsets: np.ndarray  # CSR pieces: the faces not split (in order), then the pieces of those split
+    indices: np.ndarray
+    face: np.ndarray  # (F',) the face each piece is (part of)
+    vals: np.ndarray  # (L, C) every class's value at the vertices
+    D: np.ndarray  # (L, P) the split's columns f_pj - f_pi (exactly 0 on their own lines)
+    pi: np.ndarray  # (P,) the class columns of each pair, pi < pj
+    pj: np.ndarray
+    scale: np.ndarray  # (L,) the tolerance scale at the vertices
+    mixed: np.ndarray  # (F,) bool: the faces here (any other face has one top class per classifier)
+    tops: list  # per classifier, (F,) the top class (within its columns) of each face not here
+
+
+def _clear_tops(vals, scale, ca_o, cb_o, offsets, indices):
+    """Per face, its one top class where every vertex is *clear* with it (the top class beats
+    every other beyond the tolerance of their difference, the same floats as that pair's column),
+    else -1."""
+    V = len(vals)
     top_v = vals.argmax(1)
     gap = vals[np.arange(V), top_v][:, None] - vals
     gtol = scale[:, None] * (ca_o[top_v][:, None] + ca_o) + (cb_o[top_v][:, None] + cb_o)
     gap[np.arange(V), top_v] = np.inf
     clear = (gap > gtol).all(1)
     del gap, gtol
-    deg = np.diff(offsets)
     tv = np.where(clear, top_v, -1)[indices]  # -1: an unclear vertex
     lo, hi = np.minimum.reduceat(tv, offsets[:-1]), np.maximum.reduceat(tv, offsets[:-1])
-    mixed = (lo < 0) | (lo != hi)
+    return np.where(lo == hi, lo, -1)
+
+
+def top_split(X, offsets, indices, vals, scale, ca_o, cb_o, groups) -> TopSplit:
+    """Split the faces (``X``, CSR ``offsets``/``indices``, convex; at the vertices the class
+    values ``vals`` (V, C), affine on every face, tolerance ``scale * ca_o + cb_o`` per column) where
+    some classifier's top class can change, until it is one per piece and classifier.
+
+    ``groups``: each classifier's class columns ``(start, stop)``. A face is kept out where every
+    classifier has one top class clear at every vertex; the others get each classifier's
+    candidates (:func:`_candidates`), and those with two candidates of one classifier are split
+    (``_engine.split_all``) by the differences of their candidates' pairs (each face only by its
+    own pairs; only the pairs some face needs become columns, in the order ``i * C + j``)."""
+    F, C = len(offsets) - 1, vals.shape[1]
+    deg = np.diff(offsets)
+    tops = [_clear_tops(vals[:, a:b], scale, ca_o[a:b], cb_o[a:b], offsets, indices) for a, b in groups]
+    mixed = np.zeros(F, bool)
+    for t in tops:
+        mixed |= t < 0
     mf = np.nonzero(mixed)[0]
-    if not len(mf):
-        return np.zeros((0, 2, 2))
     m_off = np.zeros(len(mf) + 1, np.int64)
     np.cumsum(deg[mf], out=m_off[1:])
     u, lu = np.unique(indices[np.repeat(mixed, deg)], return_inverse=True)  # the mixed faces' vertices
     lu = lu.reshape(-1)
     vu, su = vals[u], scale[u]
-    cand = _candidates(vu, su, m_off, lu, ca_o, cb_o)  # (len(mf), K)
-    split = cand.sum(1) >= 2
-    Xa, f_offsets, f_indices, D, vv, sc = X[u], m_off, lu, np.zeros((len(u), 0)), vu, su
+    cand = np.zeros((len(mf), C), bool)
+    many = np.zeros(len(mf), bool)  # some classifier has two candidates
+    for (a, b), t in zip(groups, tops):
+        one = t[mf] >= 0
+        cand[np.nonzero(one)[0], a + t[mf][one]] = True
+        rows = np.nonzero(~one)[0]
+        if len(rows):
+            r_off = np.zeros(len(rows) + 1, np.int64)
+            np.cumsum(deg[mf][rows], out=r_off[1:])
+            cg = _candidates(vu[:, a:b], su, r_off, lu[np.repeat(~one, deg[mf])], ca_o[a:b], cb_o[a:b])
+            cand[rows, a:b] = cg
+            many[rows] |= cg.sum(1) >= 2
+    Xa, f_offsets, f_indices, face, D, vv, sc = X[u], m_off, lu, mf, np.zeros((len(u), 0)), vu, su
     pi = pj = np.zeros(0, np.int64)
-    if split.any():  # split them on the local vertices (the others of the mixed faces kept)
-        cs = cand[split]
+    if many.any():  # split them on the local vertices (the others of the mixed faces kept)
+        cs = cand[many]
         f, c = np.nonzero(cs)  # each split face's candidates, in order
-        first, second = _pairs_within(f, len(f))  # every pair (i < j) of a face's candidates
-        keys, pcol = np.unique(c[first] * K + c[second], return_inverse=True)  # as i * K + j: the old order
-        pi, pj = keys // K, keys % K
+        grp = np.searchsorted(np.array([b for _, b in groups]), c, side="right")
+        first, second = _pairs_within(f * len(groups) + grp, len(f))  # pairs (i < j) of one classifier
+        keys, pcol = np.unique(c[first] * C + c[second], return_inverse=True)
+        pi, pj = keys // C, keys % C
         P = len(keys)
-        allow = np.zeros((len(cs), P + K), bool)  # class columns never split
+        allow = np.zeros((len(cs), P + C), bool)  # class columns never split
         allow[f[first], pcol.reshape(-1)] = True
-        ca = np.concatenate([ca_o[pj] + ca_o[pi], np.zeros(K)])
-        cb = np.concatenate([cb_o[pj] + cb_o[pi], np.full(K, np.inf)])
+        ca = np.concatenate([ca_o[pj] + ca_o[pi], np.zeros(C)])
+        cb = np.concatenate([cb_o[pj] + cb_o[pi], np.full(C, np.inf)])
         sd = deg[mf]
         s_offsets = np.zeros(len(cs) + 1, np.int64)
-        np.cumsum(sd[split], out=s_offsets[1:])
-        s_indices = lu[np.repeat(split, sd)]
-        sub = _engine.split_all(Xa, s_offsets, s_indices, np.concatenate([vu[:, pj] - vu[:, pi], vu], 1), su,
-                                ca, cb, allowed=np.packbits(allow, axis=1))
+        np.cumsum(sd[many], out=s_offsets[1:])
+        sub = _engine.split_all(Xa, s_offsets, lu[np.repeat(many, sd)], np.concatenate([vu[:, pj] - vu[:, pi], vu], 1),
+                                su, ca, cb, allowed=np.packbits(allow, axis=1))
         assert sub.Z is not None  # stored values (not affine): split_all returns them
-        keep = ~split
+        keep = ~many
         f_indices = np.concatenate([lu[np.repeat(keep, sd)], sub.indices])
         f_offsets = np.zeros(int(keep.sum()) + len(sub.offsets), np.int64)
         np.cumsum(np.concatenate([sd[keep], np.diff(sub.offsets)]), out=f_offsets[1:])
+        face = np.concatenate([mf[keep], mf[many][sub.origin]])
         Xa, D, vv, sc = sub.X, sub.Z[:, :P], sub.Z[:, P:], sub.scale
-    e = _tied_edges(D, vv, sc, pi, pj, ca_o, cb_o, f_offsets, f_indices)
-    return np.stack([Xa[e[:, 0]], Xa[e[:, 1]]], 1) if len(e) else np.zeros((0, 2, 2))
+    return TopSplit(Xa, f_offsets, f_indices, face, vv, D, pi, pj, sc, mixed, tops)
+
+
+def _boundary(X, offsets, indices, vals, scale, layer, rtol) -> np.ndarray:
+    """Segments where the top class changes (K > 1), or where the output is zero (K = 1).
+
+    A vertex is *clear* where its top class beats every other class beyond the tolerance of
+    their difference; a face whose vertices are all clear with one top class has only that
+    candidate, and no boundary edge touches a clear vertex. The pairwise work (candidate
+    classes, the split, the ties) is done on the other faces and vertices only
+    (:func:`top_split`)."""
+    vals, ca_o, cb_o = as_classes(vals, *_engine.layer_tol(layer, rtol))
+    if len(offsets) == 1:
+        return np.zeros((0, 2, 2))
+    ts = top_split(X, offsets, indices, vals, scale, ca_o, cb_o, [(0, vals.shape[1])])
+    e = _tied_edges(ts.D, ts.vals, ts.scale, ts.pi, ts.pj, ca_o, cb_o, ts.offsets, ts.indices)
+    return np.stack([ts.X[e[:, 0]], ts.X[e[:, 1]]], 1) if len(e) else np.zeros((0, 2, 2))
 
 
 def _ranges(start: np.ndarray, n: np.ndarray) -> np.ndarray:

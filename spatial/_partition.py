@@ -133,14 +133,7 @@ class Partition:
 
     def _float_areas(self) -> np.ndarray:
         """Shoelace areas in local coordinates, relative to each region's first vertex."""
-        if not len(self):
-            return np.zeros(0)
-        P = self._local[self.indices]
-        Q = self._local[self.indices[_engine.next_in_face(self.offsets)]]
-        first = np.repeat(self._local[self.indices[self.offsets[:-1]]], np.diff(self.offsets), axis=0)
-        P, Q = P - first, Q - first
-        cross = P[:, 0] * Q[:, 1] - P[:, 1] * Q[:, 0]
-        return 0.5 * np.add.reduceat(cross, self.offsets[:-1])
+        return shoelace_areas(self._local, self.offsets, self.indices)
 
     @property
     def subresolution(self) -> np.ndarray:
@@ -302,6 +295,23 @@ class Partition:
         Costs grow with the network: meant for small networks or a subset of ``regions``.
         """
         return _certify.certify(self, regions=regions, raise_on_error=raise_on_error)
+
+
+def shoelace_areas(X: np.ndarray, offsets: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """(F,) the shoelace areas of CSR faces (counter-clockwise) of the points ``X``, each relative
+    to its first vertex (local coordinates keep a small face's digits).
+
+    >>> shoelace_areas(np.array([[0.0, 0], [2, 0], [2, 1], [0, 1]]), np.array([0, 4]), np.arange(4)).tolist()
+    [2.0]
+    """
+    if len(offsets) < 2:
+        return np.zeros(0)
+    P = X[indices]
+    Q = X[indices[_engine.next_in_face(offsets)]]
+    first = np.repeat(X[indices[offsets[:-1]]], np.diff(offsets), axis=0)
+    P, Q = P - first, Q - first
+    cross = P[:, 0] * Q[:, 1] - P[:, 1] * Q[:, 0]
+    return 0.5 * np.add.reduceat(cross, offsets[:-1])
 
 
 def _capacity(V: int, width: int, room: int = 1 << 30) -> int:

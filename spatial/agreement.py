@@ -4,15 +4,20 @@ Sharon and Dar (2024) compare the decision regions of linear probes across train
 layer ``l`` composed with the network up to ``l`` is a piecewise-linear classifier, so on a slice
 (a box of a 2-input network, or a plane through three inputs) its decision regions are polygons.
 :func:`agreement` is the fraction of the slice's area where the two classifiers give the same
-class (the argmax of their outputs; for one output each, the sign of the logit).
+class (the argmax of their outputs, the first on ties, as ``torch.argmax``; for one output each,
+the sign of the logit: class 1 where it is positive).
 
 ``method="exact"`` partitions the slice by both classifiers at once: the joint network (the two
 networks side by side, block-diagonal weights; the shallower one's outputs carried through the
 extra layers by pairs ``(act(z) - act(-z)) / (1 + slope)``) has regions that refine each
 classifier's. Inside a joint region both classifiers are affine, so the top class of each is
-constant wherever it is top at every corner; only regions the decision boundaries cross are
-clipped by the half-planes ``f_c >= f_j`` of both. ``method="grid"`` is the sampled estimate
-earlier work uses: the fraction of an ``n x n`` grid of cell centres where the classes agree.
+constant where it is top, clearly, at every corner; the other regions are split by the
+differences of each classifier's candidate classes (``_boundary.top_split``, as the decision
+boundary is made) until every piece has one top class each. ``method="grid"`` is the sampled
+estimate earlier work uses: the fraction of an ``n x n`` grid of cell centres where the classes
+agree. (Before, the split regions were clipped class by class in Python, K^2 half-planes per
+class and region, and classes tied all over a piece were each counted: two 100-class nets took
+8.5 s, 0.57 s now; an integer-weight pair gave 0.3061 where the grid closes in on 0.2957.)
 """
 from __future__ import annotations
 
@@ -21,7 +26,10 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from . import _engine
+from ._boundary import as_classes, top_split
 from ._net import Layer, Network, parse
+from ._partition import _center, _split_layers, shoelace_areas
 from ._plane import Plane
 from ._validate import option
 
@@ -70,79 +78,32 @@ def _blockdiag(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     return W
 
 
-def _clip(poly: np.ndarray, g: np.ndarray) -> np.ndarray:
-    """The part of a convex polygon where ``g[0] s + g[1] t + g[2] >= 0``."""
-    if len(poly) == 0:
-        return poly
-    f = poly @ g[:2] + g[2]
-    out = []
-    n = len(poly)
-    for i in range(n):
-        j = (i + 1) % n
-        if f[i] >= 0:
-            out.append(poly[i])
-        if (f[i] > 0 > f[j]) or (f[i] < 0 < f[j]):
-            t = f[i] / (f[i] - f[j])
-            out.append(poly[i] + t * (poly[j] - poly[i]))
-    return np.array(out).reshape(-1, 2)
+def _classes(K: int) -> int:
+    """The classes of a classifier of ``K`` outputs (one logit: its sign, two classes)."""
+    return 2 if K == 1 else K
 
 
-def _shoelace(poly: np.ndarray) -> float:
-    if len(poly) < 3:
-        return 0.0
-    p = poly - poly[0]
-    q = np.roll(p, -1, 0)
-    return 0.5 * float((p[:, 0] * q[:, 1] - p[:, 1] * q[:, 0]).sum())
-
-
-def _as_classes(maps: np.ndarray) -> np.ndarray:
-    """(R, K, 3) affine maps -> the same with one logit turned into two classes (0, f)."""
-    if maps.shape[1] == 1:
-        return np.concatenate([np.zeros_like(maps), maps], 1)
-    return maps
-
-
-def _exact(a: Network, b: Network, bounds, plane: Optional[Plane]) -> float:
-    from ._partition import partition
-
+def _exact(a: Network, b: Network, bounds) -> float:
     joint, Ka = _joint(a, b)
-    p = partition(joint, bounds, plane=plane, boundary=False)
-    maps = p.affine_maps()  # (R, Ka + Kb, 3)
-    A, B = _as_classes(maps[:, :Ka]), _as_classes(maps[:, Ka:])
-    if A.shape[1] != B.shape[1]:
-        raise ValueError(f"the models have {Ka} and {maps.shape[1] - Ka} outputs; agreement compares "
+    K = len(joint.layers[-1].b)
+    if _classes(Ka) != _classes(K - Ka):
+        raise ValueError(f"the models have {Ka} and {K - Ka} outputs; agreement compares "
                          "classifiers over the same classes")
-    areas = p.areas()
-    local = p._local  # the polygons in coordinates local to the slice (full precision)
-    polys = np.split(local[p.indices], p.offsets[1:-1])
-    # each classifier's top class at every corner of every region
-    V = local[p.indices]  # (E, 2) local corners
-    reg = np.repeat(np.arange(len(p)), np.diff(p.offsets))
-    # maps are in global slice coordinates: out = A s + B t + c with (s, t) = center + local
-    cx, cy = p._center
-
-    def top(M):
-        vals = np.einsum("ekj,ej->ek", M[reg][:, :, :2], V + p._center) + M[reg][:, :, 2]
-        return vals.argmax(1)
-
-    ta, tb = top(A), top(B)
-    same_a = np.logical_and.reduceat(ta == ta[p.offsets[:-1]][reg], p.offsets[:-1])
-    same_b = np.logical_and.reduceat(tb == tb[p.offsets[:-1]][reg], p.offsets[:-1])
-    pure = same_a & same_b
-    first_a, first_b = ta[p.offsets[:-1]], tb[p.offsets[:-1]]
-    total = float(areas[pure & (first_a == first_b)].sum())
-    K = A.shape[1]
-    for i in np.nonzero(~pure)[0]:
-        poly = polys[i]
-        for c in range(K):
-            cell = poly
-            for M in (A[i], B[i]):
-                for j in range(K):
-                    if j != c and len(cell):
-                        g = M[c] - M[j]  # f_c - f_j >= 0, in local coordinates
-                        cell = _clip(cell, np.array([g[0], g[1], g[2] + g[0] * cx + g[1] * cy]))
-            total += max(_shoelace(cell), 0.0)
-    x0, x1, y0, y1 = p.bounds
+    center = _center(bounds)
+    r = _split_layers(joint, bounds, center, _engine.DEFAULT_RTOL)
+    ca, cb = _engine.layer_tol(joint.layers[-1], _engine.DEFAULT_RTOL)
+    va, ca_a, cb_a = as_classes(r.vals[:, :Ka], ca[:Ka], cb[:Ka])
+    vb, ca_b, cb_b = as_classes(r.vals[:, Ka:], ca[Ka:], cb[Ka:])
+    C = va.shape[1]
+    ts = top_split(r.X, r.offsets, r.indices, np.concatenate([va, vb], 1), r.scale, np.concatenate([ca_a, ca_b]),
+                   np.concatenate([cb_a, cb_b]), [(0, C), (C, 2 * C)])
+    whole = ~ts.mixed & (ts.tops[0] == ts.tops[1])  # one top class each, clear at every corner
+    total = float(shoelace_areas(r.X, r.offsets, r.indices)[whole].sum())
+    if len(ts.offsets) > 1:  # each piece has one top class per classifier: the one at its vertices' mean
+        mean = np.add.reduceat(ts.vals[ts.indices], ts.offsets[:-1], axis=0)
+        same = mean[:, :C].argmax(1) == mean[:, C:].argmax(1)
+        total += float(shoelace_areas(ts.X, ts.offsets, ts.indices)[same].sum())
+    x0, x1, y0, y1 = bounds
     return total / ((x1 - x0) * (y1 - y0))
 
 
@@ -187,7 +148,8 @@ def agreement(model_a: torch.nn.Module, model_b: torch.nn.Module, bounds: Sequen
     plane : Plane, optional
         For models of more than two inputs.
     method : {"exact", "grid"}
-        ``"exact"``: from the joint partition (see the module docstring). ``"grid"``: the fraction
+        ``"exact"``: from the joint partition (see the module docstring: the joint regions exact, their
+        pieces by class split in float64 with the engine's tolerance). ``"grid"``: the fraction
         of a ``grid x grid`` lattice of cell centres where the classes agree (a sampled estimate).
     grid : int
         Points per side for ``method="grid"``.
@@ -224,4 +186,4 @@ def agreement(model_a: torch.nn.Module, model_b: torch.nn.Module, bounds: Sequen
         if not isinstance(grid, int) or isinstance(grid, bool) or grid < 1:
             raise ValueError(f"grid must be a positive int, got {grid!r}")
         return _grid(model_a, model_b, b, plane, grid)
-    return _exact(na, nb, b, None)
+    return _exact(na, nb, b)

@@ -15,7 +15,11 @@ BOX = (-1.0, 1.0, -1.0, 1.0)
 
 
 def reference(ma, mb, bounds=BOX, plane=None):
-    """Overlay the two models' exact regions pair by pair (Fractions), then clip by the classes."""
+    """Overlay the two models' exact regions pair by pair (Fractions), then clip by the classes.
+
+    A class is the argmax, the first on ties (as ``torch.argmax``, and so the grid): class ``c``
+    holds where ``f_c >= f_j`` for ``j > c`` and ``f_c > f_j`` for ``j < c``; the strict half-plane
+    has the closed one's area unless ``f_c - f_j`` is 0 on the whole piece, where it is empty."""
     ra, rb = exact_regions(ma, bounds, plane), exact_regions(mb, bounds, plane)
 
     def classes(maps):
@@ -36,8 +40,11 @@ def reference(ma, mb, bounds=BOX, plane=None):
                 cell = piece
                 for M in (A, B):
                     for j in range(len(M)):
+                        g = (M[c][0] - M[j][0], M[c][1] - M[j][1], M[c][2] - M[j][2])
+                        if j < c and g == (0, 0, 0):  # tied with an earlier class all over the piece
+                            cell = []
                         if j != c and len(cell) >= 3:
-                            cell = clip(cell, M[c][0] - M[j][0], M[c][1] - M[j][1], M[c][2] - M[j][2])
+                            cell = clip(cell, *g)
                 if len(cell) >= 3:
                     total += area(cell)
     x0, x1, y0, y1 = (Fr(float(v)) for v in bounds)
@@ -63,8 +70,28 @@ def test_exact_against_rational_overlay(wa, wb, seed):
 
 
 def test_integer_weights_and_relu():
+    # integer weights: classes tied all over some regions, which the boundaries of the other
+    # classifier cross; a tie is the first class's, as for the grid (before, both tied classes
+    # were counted there: 0.3061, while the grid closes in on 0.2957)
     a, b = integer_net([2, 4, 3], seed=3), integer_net([2, 3, 4, 3], seed=4)
-    assert agreement(a, b, (-2, 2, -2, 2)) == pytest.approx(reference(a, b, (-2, 2, -2, 2)), abs=1e-12)
+    bounds = (-2, 2, -2, 2)
+    exact = agreement(a, b, bounds)
+    assert exact == pytest.approx(reference(a, b, bounds), abs=1e-12)
+    assert exact == pytest.approx(0.2956686889, abs=1e-9)
+    assert abs(agreement(a, b, bounds, method="grid", grid=1000) - exact) < 2e-4
+
+
+def test_many_classes():
+    # 100 classes: faces split only by the pairs of their own candidates (the sampled estimate
+    # closes in on the exact fraction)
+    a = mlp([2, 32, 32, 100], act="relu", seed=2)
+    b = mlp([2, 32, 32, 100], act="relu", seed=2)
+    with torch.no_grad():
+        for p in b.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(3), dtype=p.dtype))
+    exact = agreement(a, b, (-3, 3, -3, 3))
+    assert 0.2 < exact < 0.9
+    assert abs(agreement(a, b, (-3, 3, -3, 3), method="grid", grid=600) - exact) < 3e-3
 
 
 def test_plane_slice_and_sampling_converges():
