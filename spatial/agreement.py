@@ -8,74 +8,45 @@ class (the argmax of their outputs, the first on ties, as ``torch.argmax``; for 
 the sign of the logit: class 1 where it is positive).
 
 ``method="exact"`` partitions the slice by both classifiers at once: the joint network (the two
-networks side by side, block-diagonal weights; the shallower one's outputs carried through the
-extra layers by pairs ``(act(z) - act(-z)) / (1 + slope)``) has regions that refine each
-classifier's. Inside a joint region both classifiers are affine, so the top class of each is
-constant where it is top, clearly, at every corner; the other regions are split by the
-differences of each classifier's candidate classes (``_boundary.top_split``, as the decision
-boundary is made) until every piece has one top class each. ``method="grid"`` is the sampled
-estimate earlier work uses: the fraction of an ``n x n`` grid of cell centres where the classes
-agree. (Before, the split regions were clipped class by class in Python, K^2 half-planes per
-class and region, and classes tied all over a piece were each counted: two 100-class nets took
-8.5 s, 0.57 s now; an integer-weight pair gave 0.3061 where the grid closes in on 0.2957.)
+models side by side as one module graph, their outputs concatenated, :class:`_Joint`; any models
+:func:`~splinescope.spatial.partition` reads, CNNs with max-pooling and residual nets too) has
+regions that refine each classifier's. Inside a joint region both classifiers are affine, so the
+top class of each is constant where it is top, clearly, at every corner; the other regions are
+split by the differences of each classifier's candidate classes (``_boundary.top_split``, as the
+decision boundary is made) until every piece has one top class each. ``method="grid"`` is the
+sampled estimate earlier work uses: the fraction of an ``n x n`` grid of cell centres where the
+classes agree. (Before, the joint network was made of dense layers only (block-diagonal weights,
+the same activation in every layer), the split regions were clipped class by class in Python,
+K^2 half-planes per class and region, and classes tied all over a piece were each counted: two
+100-class nets took 8.5 s, 0.2 s now; an integer-weight pair gave 0.3061 where the grid closes
+in on 0.2957.)
 """
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
 
 from . import _engine
 from ._boundary import as_classes, top_split
-from ._net import Layer, Network, parse
-from ._partition import _center, _split_layers, shoelace_areas
+from ._net import parse
+from ._partition import _center, _check_bounds, _prepare, _split_layers, shoelace_areas
 from ._plane import Plane
 from ._validate import option
 
 __all__ = ["agreement"]
 
 
-def _extend(net: Network, slopes: Sequence[Optional[float]]) -> Tuple[List[Tuple[np.ndarray, np.ndarray]], Tuple[np.ndarray, np.ndarray]]:
-    """The network's hidden maps padded to ``len(slopes)`` layers, and its output map.
+class _Joint(torch.nn.Module):
+    """Two models side by side on one input: their outputs, flattened, one after the other."""
 
-    Past its own depth the output logits ``z`` are carried as the pair ``(z, -z)``: with the
-    activation ``act`` of slope ``s``, ``act(z) - act(-z) = (1 + s) z``."""
-    hidden = [(l.W, l.b) for l in net.layers[:-1]]
-    W, b = net.layers[-1].W, net.layers[-1].b
-    for i in range(len(hidden), len(slopes)):
-        hidden.append((np.vstack([W, -W]), np.r_[b, -b]))
-        K = len(b)
-        W = np.hstack([np.eye(K), -np.eye(K)]) / (1.0 + float(slopes[i] or 0.0))
-        b = np.zeros(K)
-    return hidden, (W, b)
+    def __init__(self, a: torch.nn.Module, b: torch.nn.Module):
+        super().__init__()
+        self.a, self.b = a, b
 
-
-def _joint(a: Network, b: Network) -> Tuple[Network, int]:
-    """Both networks side by side on one input (block-diagonal weights); and a's output count."""
-    if a.in_features != b.in_features:
-        raise ValueError(f"the two models take {a.in_features} and {b.in_features} inputs; they must share an input")
-    sa, sb = [l.slope for l in a.layers[:-1]], [l.slope for l in b.layers[:-1]]
-    common = min(len(sa), len(sb))
-    if sa[:common] != sb[:common]:
-        raise ValueError(f"the two models' activations differ layer by layer ({sa} vs {sb}); agreement "
-                         "needs the same negative slope in every layer they share")
-    slopes = sa if len(sa) >= len(sb) else sb
-    (ha, oa), (hb, ob) = _extend(a, slopes), _extend(b, slopes)
-    layers = []
-    for i, ((Wa, ba), (Wb, bb)) in enumerate(zip(ha, hb)):
-        W = np.vstack([Wa, Wb]) if i == 0 else _blockdiag(Wa, Wb)
-        layers.append(Layer(W, np.r_[ba, bb], slopes[i], ["agreement"]))
-    W = np.vstack([oa[0], ob[0]]) if not layers else _blockdiag(oa[0], ob[0])
-    layers.append(Layer(W, np.r_[oa[1], ob[1]], None, ["agreement"]))
-    return Network(layers), len(oa[1])
-
-
-def _blockdiag(A: np.ndarray, B: np.ndarray) -> np.ndarray:
-    W = np.zeros((A.shape[0] + B.shape[0], A.shape[1] + B.shape[1]))
-    W[: A.shape[0], : A.shape[1]] = A
-    W[A.shape[0]:, A.shape[1]:] = B
-    return W
+    def forward(self, x):
+        return torch.cat([self.a(x).flatten(1), self.b(x).flatten(1)], 1)
 
 
 def _classes(K: int) -> int:
@@ -83,14 +54,14 @@ def _classes(K: int) -> int:
     return 2 if K == 1 else K
 
 
-def _exact(a: Network, b: Network, bounds) -> float:
-    joint, Ka = _joint(a, b)
-    K = len(joint.layers[-1].b)
-    if _classes(Ka) != _classes(K - Ka):
-        raise ValueError(f"the models have {Ka} and {K - Ka} outputs; agreement compares "
+def _exact(ma: torch.nn.Module, mb: torch.nn.Module, Ka: int, Kb: int, in_shape, bounds,
+           plane: Optional[Plane]) -> float:
+    if _classes(Ka) != _classes(Kb):
+        raise ValueError(f"the models have {Ka} and {Kb} outputs; agreement compares "
                          "classifiers over the same classes")
-    center = _center(bounds)
-    r = _split_layers(joint, bounds, center, _engine.DEFAULT_RTOL)
+    joint, b = _prepare(parse(_Joint(ma, mb), in_shape=in_shape), bounds, plane)
+    center = _center(b)
+    r = _split_layers(joint, b, center, _engine.DEFAULT_RTOL, merge=True)
     ca, cb = _engine.layer_tol(joint.layers[-1], _engine.DEFAULT_RTOL)
     va, ca_a, cb_a = as_classes(r.vals[:, :Ka], ca[:Ka], cb[:Ka])
     vb, ca_b, cb_b = as_classes(r.vals[:, Ka:], ca[Ka:], cb[Ka:])
@@ -103,7 +74,7 @@ def _exact(a: Network, b: Network, bounds) -> float:
         mean = np.add.reduceat(ts.vals[ts.indices], ts.offsets[:-1], axis=0)
         same = mean[:, :C].argmax(1) == mean[:, C:].argmax(1)
         total += float(shoelace_areas(ts.X, ts.offsets, ts.indices)[same].sum())
-    x0, x1, y0, y1 = bounds
+    x0, x1, y0, y1 = b
     return total / ((x1 - x0) * (y1 - y0))
 
 
@@ -169,21 +140,19 @@ def agreement(model_a: torch.nn.Module, model_b: torch.nn.Module, bounds: Sequen
     0.5
     """
     method = option(method, ("exact", "grid"), "method")
-    from ._partition import _check_bounds
-
     b = _check_bounds(bounds)
-    na, nb = parse(model_a), parse(model_b)
+    if plane is not None and not isinstance(plane, Plane):
+        raise TypeError(f"plane must be a spatial.Plane, got {type(plane).__name__}")
+    shape = tuple(plane.shape) if plane is not None else None
+    na, nb = parse(model_a, in_shape=shape), parse(model_b, in_shape=shape)
     if na.in_features != nb.in_features:
         raise ValueError(f"the two models take {na.in_features} and {nb.in_features} inputs; they must "
                          "share an input")
-    if plane is not None:
-        if not isinstance(plane, Plane):
-            raise TypeError(f"plane must be a spatial.Plane, got {type(plane).__name__}")
-        na, nb = na.restrict(plane.origin, plane.basis), nb.restrict(plane.origin, plane.basis)
-    elif na.in_features != 2:
+    if plane is None and na.in_features != 2:
         raise ValueError(f"the models have {na.in_features} inputs; pass plane=spatial.Plane(...)")
     if method == "grid":
         if not isinstance(grid, int) or isinstance(grid, bool) or grid < 1:
             raise ValueError(f"grid must be a positive int, got {grid!r}")
         return _grid(model_a, model_b, b, plane, grid)
-    return _exact(na, nb, b)
+    ma, mb = (m.module() if isinstance(m, torch.export.ExportedProgram) else m for m in (model_a, model_b))
+    return _exact(ma, mb, na.layers[-1].width, nb.layers[-1].width, shape or (2,), b, plane)

@@ -14,7 +14,7 @@ prefix of it).
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -169,14 +169,17 @@ def fit_probe(features: torch.Tensor, labels: torch.Tensor, *, l2: float = 1e-4,
 
 
 def probe_model(model: torch.nn.Sequential, layer: str, probe: torch.nn.Module) -> torch.nn.Sequential:
-    """The Sequential prefix of ``model`` up to and including module ``layer``, followed by ``probe``."""
+    """The Sequential prefix of ``model`` up to and including module ``layer``, then a ``Flatten``
+    (the probe reads the layer's output flattened, as :func:`representations` gives it: a
+    convolution's channels and positions), then ``probe``."""
     if not isinstance(model, torch.nn.Sequential):
         raise TypeError(f"probe_model needs a torch.nn.Sequential, got {type(model).__name__}")
     names = [n for n, _ in model.named_children()]
     if layer not in names:
         raise ValueError(f"{layer!r} is not a top-level module of the Sequential (its modules: {', '.join(names)})")
     k = names.index(layer)
-    return torch.nn.Sequential(*list(model.children())[: k + 1], probe.to(next(model.parameters()).dtype))
+    return torch.nn.Sequential(*list(model.children())[: k + 1], torch.nn.Flatten(),
+                               probe.to(next(model.parameters()).dtype))
 
 
 def probe_agreement(models: Sequence[torch.nn.Sequential], x: torch.Tensor, y: torch.Tensor, bounds,

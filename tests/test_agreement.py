@@ -9,18 +9,26 @@ from splinescope import spatial
 from splinescope.spatial.agreement import agreement
 
 from _exact import area, clip, exact_regions
+from _exact_graph import exact_graph_regions
 from common import L, integer_net, mlp
 
 BOX = (-1.0, 1.0, -1.0, 1.0)
 
 
-def reference(ma, mb, bounds=BOX, plane=None):
+def graph_regions(model, bounds, plane=None):
+    """``exact_regions``' [(polygon, _, output maps (c, a, b) of c + a s + b t)] from the module-graph
+    reference (CNNs too), whose maps are (a, b, c)."""
+    return [(r["polygon"], None, [(c, a, b) for a, b, c in r["output"].reshape(-1, 3)])
+            for r in exact_graph_regions(model, bounds, plane=plane)]
+
+
+def reference(ma, mb, bounds=BOX, plane=None, regions=exact_regions):
     """Overlay the two models' exact regions pair by pair (Fractions), then clip by the classes.
 
     A class is the argmax, the first on ties (as ``torch.argmax``, and so the grid): class ``c``
     holds where ``f_c >= f_j`` for ``j > c`` and ``f_c > f_j`` for ``j < c``; the strict half-plane
     has the closed one's area unless ``f_c - f_j`` is 0 on the whole piece, where it is empty."""
-    ra, rb = exact_regions(ma, bounds, plane), exact_regions(mb, bounds, plane)
+    ra, rb = regions(ma, bounds, plane), regions(mb, bounds, plane)
 
     def classes(maps):
         return [(Fr(0), Fr(0), Fr(0)), maps[0]] if len(maps) == 1 else maps
@@ -94,6 +102,41 @@ def test_many_classes():
     assert abs(agreement(a, b, (-3, 3, -3, 3), method="grid", grid=600) - exact) < 3e-3
 
 
+def test_different_activations_and_depths():
+    # a leaky-ReLU net against a ReLU one of another depth (the dense joint network refused this)
+    a, b = net([2, 5, 4, 3], 2, slope=0.1), net([2, 6, 3], 5, slope=0.0)
+    assert agreement(a, b, BOX) == pytest.approx(reference(a, b), abs=1e-12)
+
+
+class Cnn(torch.nn.Module):
+    """A small CNN classifier: conv -> ReLU -> max-pooling (or a residual conv) -> linear."""
+
+    def __init__(self, seed, residual=False):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.conv = L.Conv2d(1, 2, 3, padding=1)
+        self.conv2 = L.Conv2d(2, 2, 3, padding=1) if residual else None
+        self.fc = L.Linear(8 if not residual else 32, 3)
+        self.double().eval()
+
+    def forward(self, x):
+        h = torch.relu(self.conv(x))
+        h = torch.relu(h + self.conv2(h)) if self.conv2 is not None else torch.nn.functional.max_pool2d(h, 2)
+        return self.fc(h.flatten(1))
+
+
+def test_cnn_classifiers_against_rational_overlay():
+    # max-pooling and a skip connection: the joint network is read as one module graph
+    imgs = torch.rand(3, 1, 4, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    plane = spatial.Plane.through(*imgs)
+    bounds = (-0.5, 1.5, -0.5, 1.5)
+    a, b = Cnn(1), Cnn(2, residual=True)
+    exact = agreement(a, b, bounds, plane=plane)
+    assert exact == pytest.approx(reference(a, b, bounds, plane, regions=graph_regions), abs=1e-12)
+    assert 0.05 < exact < 0.95
+    assert abs(agreement(a, b, bounds, plane=plane, method="grid", grid=400) - exact) < 3e-3
+
+
 def test_plane_slice_and_sampling_converges():
     torch.manual_seed(0)
     a, b = net([5, 6, 3], 5), net([5, 6, 6, 3], 6)
@@ -122,8 +165,6 @@ def test_errors():
         agreement(a, b, BOX)
     with pytest.raises(ValueError, match="must share an input"):
         agreement(a, net([3, 4, 3], 0), BOX, plane=spatial.Plane(np.zeros(3), np.eye(3)[0], np.eye(3)[1]))
-    with pytest.raises(ValueError, match="same negative slope"):
-        agreement(a, net([2, 4, 3], 0, slope=0.0), BOX)
     with pytest.raises(ValueError, match="'fast' is not a valid method, must be one of 'exact', 'grid'"):
         agreement(a, a, BOX, method="fast")
     with pytest.raises(ValueError, match="grid must be a positive int"):

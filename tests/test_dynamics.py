@@ -51,7 +51,7 @@ def test_probe_fits_and_composes():
     net = nets(1)[0]
     probe = fit_probe(representations(net, x)["1"], y)
     composed = probe_model(net, "1", probe)
-    assert len(composed) == 3 and torch.equal(composed(x), probe(net[:2](x)))
+    assert isinstance(composed[2], L.Flatten) and len(composed) == 4 and torch.equal(composed(x), probe(net[:2](x)))
     acc = float((fit_probe(x, y)(x).argmax(1) == y).float().mean())
     assert acc > 0.95
     with pytest.raises(ValueError, match="not a top-level module"):
@@ -70,6 +70,26 @@ def test_probe_agreement_exact_and_sampled():
         assert r["exact"][-1] == pytest.approx(1.0)  # the reference agrees with itself
         assert np.all((0 <= r["exact"]) & (r["exact"] <= 1))
         assert np.abs(r["exact"] - r["grid"]).max() < 0.02
+
+
+def test_probe_agreement_of_cnn_checkpoints():
+    # probes on a convolution's and a max-pooling's outputs (flattened), composed and partitioned
+    # exactly on a plane through three images
+    def cnn(seed):
+        torch.manual_seed(seed)
+        return L.Sequential(L.Conv2d(1, 2, 3, padding=1), L.ReLU(), L.MaxPool2d(2), L.Flatten(),
+                            L.Linear(8, 2)).double().eval()
+
+    models = [cnn(s) for s in (0, 1)]
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(120, 1, 4, 4, generator=g, dtype=torch.float64)
+    y = (x.mean((1, 2, 3)) > 0.5).long()
+    plane = spatial.Plane.through(x[0], x[1], x[2])
+    res = probe_agreement(models, x, y, (-0.5, 1.5, -0.5, 1.5), plane=plane, layers=["1", "2"], grid=300)
+    assert set(res) == {"1", "2"}
+    for r in res.values():
+        assert r["exact"][-1] == pytest.approx(1.0)
+        assert 0.2 < r["exact"][0] < 0.8 and abs(r["exact"][0] - r["grid"][0]) < 0.01
 
 
 def test_errors():
