@@ -47,7 +47,6 @@ class TopSplit(NamedTuple):
     X: np.ndarray  # (L, 2) the faces' vertices (in the order of their ids), then the new ones
     offsets: np.ndarray  # CSR pieces: the faces not split (in order), then the pieces of those split
     indices: np.ndarray
-    face: np.ndarray  # (F',) the face each piece is (part of)
     vals: np.ndarray  # (L, C) every class's value at the vertices
     D: np.ndarray  # (L, P) the split's columns f_pj - f_pi (exactly 0 on their own lines)
     pi: np.ndarray  # (P,) the class columns of each pair, pi < pj
@@ -107,7 +106,7 @@ def top_split(X, offsets, indices, vals, scale, ca_o, cb_o, groups) -> TopSplit:
             cg = _candidates(vu[:, a:b], su, r_off, lu[np.repeat(~one, deg[mf])], ca_o[a:b], cb_o[a:b])
             cand[rows, a:b] = cg
             many[rows] |= cg.sum(1) >= 2
-    Xa, f_offsets, f_indices, face, D, vv, sc = X[u], m_off, lu, mf, np.zeros((len(u), 0)), vu, su
+    Xa, f_offsets, f_indices, D, vv, sc = X[u], m_off, lu, np.zeros((len(u), 0)), vu, su
     pi = pj = np.zeros(0, np.int64)
     if many.any():  # split them on the local vertices (the others of the mixed faces kept)
         cs = cand[many]
@@ -131,9 +130,8 @@ def top_split(X, offsets, indices, vals, scale, ca_o, cb_o, groups) -> TopSplit:
         f_indices = np.concatenate([lu[np.repeat(keep, sd)], sub.indices])
         f_offsets = np.zeros(int(keep.sum()) + len(sub.offsets), np.int64)
         np.cumsum(np.concatenate([sd[keep], np.diff(sub.offsets)]), out=f_offsets[1:])
-        face = np.concatenate([mf[keep], mf[many][sub.origin]])
         Xa, D, vv, sc = sub.X, sub.Z[:, :P], sub.Z[:, P:], sub.scale
-    return TopSplit(Xa, f_offsets, f_indices, face, vv, D, pi, pj, sc, mixed, tops)
+    return TopSplit(Xa, f_offsets, f_indices, vv, D, pi, pj, sc, mixed, tops)
 
 
 def _boundary(X, offsets, indices, vals, scale, layer, rtol) -> np.ndarray:

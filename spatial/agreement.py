@@ -150,9 +150,10 @@ def agreement(model_a: torch.nn.Module, model_b: torch.nn.Module, bounds: Sequen
                          "share an input")
     if plane is None and na.in_features != 2:
         raise ValueError(f"the models have {na.in_features} inputs; pass plane=spatial.Plane(...)")
+    # (a torch.export program runs as its module)
+    ma, mb = (m.module() if isinstance(m, torch.export.ExportedProgram) else m for m in (model_a, model_b))
     if method == "grid":
         if not isinstance(grid, int) or isinstance(grid, bool) or grid < 1:
             raise ValueError(f"grid must be a positive int, got {grid!r}")
-        return _grid(model_a, model_b, b, plane, grid)
-    ma, mb = (m.module() if isinstance(m, torch.export.ExportedProgram) else m for m in (model_a, model_b))
+        return _grid(ma, mb, b, plane, grid)
     return _exact(ma, mb, na.layers[-1].width, nb.layers[-1].width, shape or (2,), b, plane)

@@ -149,6 +149,14 @@ def test_plane_slice_and_sampling_converges():
     assert errs[1] < 2e-3 and errs[1] < errs[0] + 1e-12  # the sampled estimate closes in on it
 
 
+def test_exported_program():
+    a, b = net([2, 6, 3], 3), net([2, 5, 3], 13)
+    ea = torch.export.export(a, (torch.zeros(4, 2, dtype=torch.float64),),
+                             dynamic_shapes={"input": {0: torch.export.Dim("batch")}})
+    assert agreement(ea, b, BOX) == pytest.approx(agreement(a, b, BOX), abs=1e-15)
+    assert agreement(ea, b, BOX, method="grid", grid=50) == agreement(a, b, BOX, method="grid", grid=50)
+
+
 def test_identity_and_complement():
     a = net([2, 8, 1], 7)
     assert agreement(a, a, BOX) == pytest.approx(1.0, abs=1e-14)
