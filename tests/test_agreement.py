@@ -4,6 +4,8 @@ from fractions import Fraction as Fr
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from splinescope import spatial
 from splinescope.spatial.agreement import agreement
@@ -87,6 +89,17 @@ def test_integer_weights_and_relu():
     assert exact == pytest.approx(reference(a, b, bounds), abs=1e-12)
     assert exact == pytest.approx(0.2956686889, abs=1e-9)
     assert abs(agreement(a, b, bounds, method="grid", grid=1000) - exact) < 2e-4
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), k=st.sampled_from([1, 2, 3, 4]), act=st.sampled_from(["relu", "leaky"]))
+def test_integer_weight_pairs_match_rational_overlay(seed, k, act):
+    # small integer weights: classes tied over whole regions, lines through vertices, coincident
+    # lines of the two models; ties go to the first class in both the method and the reference
+    a = integer_net([2, 3, 3, k], seed=seed, act=act)
+    b = integer_net([2, 4, k], seed=seed + 1, act=act)
+    bounds = (-2, 2, -2, 2)
+    assert agreement(a, b, bounds) == pytest.approx(reference(a, b, bounds), abs=1e-12)
 
 
 def test_many_classes():
