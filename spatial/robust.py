@@ -50,6 +50,10 @@ from .local_complexity import _model_place
 __all__ = ["robust_accuracy"]
 
 _NORMS = ("linf", "l2")
+JACOBIAN_BYTES = 1 << 28
+"""The default batch keeps the first step's ``(batch, K, D)`` input Jacobian (with ``K > 2``
+classes) within this many bytes: 256 MB, about 200 CIFAR-100 images at once (all 10,000 took
+12 GB before)."""
 Radii = Union[float, Sequence[float], np.ndarray, torch.Tensor]
 
 
@@ -258,6 +262,11 @@ def _unit_start(g: torch.Generator, shape: Tuple[int, ...], norm: str) -> torch.
 # ----------------------------------------------------------------------------------------------
 # public
 
+def _chunks(N: int, B: int):
+    """``(start, stop)`` of consecutive batches of ``B`` of ``N`` points."""
+    return [(a, min(a + B, N)) for a in range(0, N, B)]
+
+
 def _robust_points(model: torch.nn.Module, X, y, eps: Radii, *, norm: str = "linf", steps: int = 10,
                    step_size: Optional[float] = None, restarts: int = 1,
                    clip: Optional[Tuple[float, float]] = None, seed: int = 0,
@@ -280,8 +289,7 @@ def _robust_points(model: torch.nn.Module, X, y, eps: Radii, *, norm: str = "lin
     X = _inputs(X, device, dtype, box)
     N = X.shape[0]
     y = _labels(y, N, device)
-    B = batch_size or N
-    chunks = [(a, min(a + B, N)) for a in range(0, N, B)]
+    D = math.prod(X.shape[1:])
 
     modes = [(m, m.training) for m in model.modules()]
     model.eval()
@@ -289,13 +297,15 @@ def _robust_points(model: torch.nn.Module, X, y, eps: Radii, *, norm: str = "lin
         alive = torch.empty(N, dtype=torch.bool, device=device)  # correct so far
         with torch.no_grad():
             K = 0
-            for a, b in chunks:
+            for a, b in _chunks(N, batch_size or N):
                 out = model(X[a:b])
                 if out.ndim != 2 or out.shape[0] != b - a:
                     raise ValueError(f"the model's output has shape {tuple(out.shape)} for {b - a} inputs; "
                                      f"expected ({b - a}, K): one logit or K class scores")
                 K = out.shape[1]
                 alive[a:b] = _correct(out, y[a:b])
+        chunks = _chunks(N, batch_size or (N if K <= 2 else
+                                           max(1, JACOBIAN_BYTES // (K * D * X.element_size()))))
         C = 2 if K == 1 else K
         if int(y.min()) < 0 or int(y.max()) >= C:
             raise ValueError(f"y has labels outside 0..{C - 1} (the model has {K} output"
@@ -305,17 +315,17 @@ def _robust_points(model: torch.nn.Module, X, y, eps: Radii, *, norm: str = "lin
             r_eps = float(radii[i])
             if r_eps > 0:
                 a_step = alpha if alpha is not None else 2.5 * r_eps / steps
-                gens = [_restart_generator(seed, r) for r in range(1, restarts)]
-                for a, b in chunks:
-                    for r in range(restarts):
-                        start = None
-                        if r > 0:  # drawn for the whole chunk, alive or not: one stream per restart
-                            start = (r_eps * _unit_start(gens[r - 1], tuple(X[a:b].shape), norm)).to(device, dtype)
+                for r in range(restarts):
+                    start = None
+                    if r > 0:  # drawn for every point, alive or not: one stream per restart, whatever the batches
+                        start = _unit_start(_restart_generator(seed, r), tuple(X.shape), norm).to(device, dtype)
+                        start *= r_eps
+                    for a, b in chunks:
                         idx = a + torch.nonzero(alive[a:b])[:, 0]
                         if len(idx) == 0:
                             continue
                         broken = _pgd(model, X[idx], y[idx], r_eps, a_step, steps, norm, box,
-                                      None if start is None else start[idx - a])
+                                      None if start is None else start[idx])
                         alive[idx[broken]] = False
             robust[i] = alive
         return robust
@@ -367,9 +377,9 @@ def robust_accuracy(model: torch.nn.Module, X, y, eps: Radii, *, norm: str = "li
     seed : int
         Seeds the random starts (private generators; the global RNG is not touched).
     batch_size : int, optional
-        Points per batch (default: all at once). The random starts are drawn per batch, so with
-        ``restarts > 1`` a result depends on it. With ``K > 2`` classes the first step of each
-        run holds the ``(batch, K, D)`` input Jacobian: lower it for large inputs.
+        Points per batch. Default: all at once, or with ``K > 2`` classes as many as keep the first
+        step's ``(batch, K, D)`` input Jacobian within :data:`JACOBIAN_BYTES` (256 MB). The result
+        does not depend on it: the random starts are drawn for all the points at once.
 
     Returns
     -------

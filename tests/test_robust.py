@@ -249,6 +249,23 @@ def test_model_state_is_left_alone(digits_net):
         net[0].weight.requires_grad_(True)
 
 
+def test_batches_change_nothing_and_the_jacobian_budget(digits_net, monkeypatch):
+    # the random starts are drawn for all the points at once (per batch before: a result with
+    # restarts depended on batch_size); the default batch keeps the (batch, K, D) Jacobian in budget
+    from splinescope.spatial import robust
+
+    net, X, y = digits_net
+    kw = dict(restarts=3, seed=2, clip=(0, 1))
+    full = _robust_points(net, X, y, [0.05, 0.1], **kw)
+    assert torch.equal(_robust_points(net, X, y, [0.05, 0.1], batch_size=29, **kw), full)
+    sizes = []
+    pgd = robust._pgd
+    monkeypatch.setattr(robust, "_pgd", lambda model, x, *a: sizes.append(len(x)) or pgd(model, x, *a))
+    monkeypatch.setattr(robust, "JACOBIAN_BYTES", 50 * 10 * 64 * X.element_size())  # 50 points of K=10, D=64
+    assert torch.equal(_robust_points(net, X, y, [0.05, 0.1], **kw), full)
+    assert 0 < max(sizes) <= 50
+
+
 def test_batches_shapes_dtypes_and_inputs(digits_net):
     net, X, y = digits_net
     radii = [0.0, 0.05, 0.1]
