@@ -21,6 +21,12 @@ through ``/proc/self/clear_refs``), which counts torch's allocations (tracemallo
 Streaming: ``CKA(debiased=True)`` over 100,000 x 512 examples generated batch by batch (1,000 a
 batch), with the same peak-memory measure, against the functional on all the data at once.
 
+Checkpoint matrices (``--matrices``): ``dynamics.cka_matrices`` of 4 checkpoints of a CNN (two
+conv layers of 8 x 32 x 32 = 8,192 features) on 400 random 3x32x32 images, more features than
+examples, so it works in example space (``_gram_cka``: an n x n Gram matrix per checkpoint),
+against the feature-space products it used before (``Xc_i^T Xc_j`` per pair, and ``cka()`` per pair
+debiased), on the same representations, one round each.
+
 Device (``--device cuda``): the features on that device; ours, the bare products and the packages
 (ckatorch on the device's tensors, torch-cka with ``device=``) raced in this process (a forked
 child cannot use CUDA), each call synchronised; memory is the device's peak allocation of one call.
@@ -233,13 +239,52 @@ def main():
     ap.add_argument("--stream-batch", type=int, default=1_000)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu", help="a torch device such as cuda: run there instead (no streaming)")
+    ap.add_argument("--matrices", action="store_true", help="only the checkpoint matrices (see the docstring)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.matrices:
+        matrices()
+        return
     if args.device != "cpu":
         on_device(args)
         return
     speed(args)
     stream(args)
+
+
+def matrices() -> None:
+    from splinescope.spatial.dynamics import _centred, _gram_cka, representations
+
+    L = torch.nn
+
+    def net(seed):
+        torch.manual_seed(seed)
+        return L.Sequential(L.Conv2d(3, 8, 3, padding=1), L.ReLU(), L.Conv2d(8, 8, 3, padding=1), L.ReLU(),
+                            L.Flatten(), L.Linear(8 * 1024, 10)).eval()
+
+    x = torch.rand(400, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    reps = [representations(net(s), x) for s in range(4)]
+    print("cka_matrices: 4 checkpoints, 2 layers of 8,192 features, 400 images, one thread")
+    for debiased in (False, True):
+        t0 = time.perf_counter()
+        gram = {k: _gram_cka([r[k] for r in reps], debiased) for k in reps[0]}
+        tg = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        err = 0.0
+        for k in reps[0]:
+            feats = [r[k] for r in reps]
+            C = [_centred(f) for f in feats]
+            for i in range(4):
+                for j in range(i + 1, 4):
+                    if debiased:
+                        v = float(cka(feats[i], feats[j], debiased=True))
+                    else:
+                        v = float(torch.linalg.matrix_norm(C[i].T @ C[j]) ** 2
+                                  / (torch.linalg.matrix_norm(C[i].T @ C[i]) * torch.linalg.matrix_norm(C[j].T @ C[j])))
+                    err = max(err, abs(v - gram[k][i, j]))
+        tf = time.perf_counter() - t0
+        print(f"  {'debiased' if debiased else 'linear':9s} example space {tg:6.2f} s   feature space {tf:6.2f} s   "
+              f"ratio {tg / tf:.3f}x   largest difference {err:.1e}")
 
 
 if __name__ == "__main__":

@@ -44,6 +44,29 @@ def test_cka_matrix_equals_pairwise_cka():
     assert deb["3"][0, 1] == pytest.approx(float(cka(reps[0]["3"], reps[1]["3"], debiased=True)), rel=1e-12)
 
 
+@pytest.mark.parametrize("debiased", [False, True])
+def test_cka_matrices_with_more_features_than_examples(debiased):
+    # a convolution's 4 x 6 x 6 = 144 features of 30 images: in example space (n x n Gram matrices)
+    def cnn(seed):
+        torch.manual_seed(seed)
+        return L.Sequential(L.Conv2d(1, 4, 3, padding=1), L.ReLU(), L.Flatten(), L.Linear(144, 2)).double()
+
+    models = [cnn(s) for s in range(3)]
+    x = torch.rand(30, 1, 6, 6, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    M = cka_matrices(models, x, debiased=debiased)["1"]
+    reps = [representations(m, x)["1"] for m in models]
+    assert reps[0].shape == (30, 144)
+    for i in range(3):
+        assert M[i, i] == 1.0
+        for j in range(3):
+            if i != j:
+                assert M[i, j] == pytest.approx(float(cka(reps[i], reps[j], debiased=debiased)), rel=1e-10)
+    dead = [L.Sequential(L.Conv2d(1, 4, 3, padding=1), L.ReLU()).double() for _ in range(2)]
+    with torch.no_grad():
+        dead[1][0].bias.fill_(-100.0)  # every unit dead: no variance
+    assert np.isnan(cka_matrices(dead, x, debiased=debiased)["1"][0, 1])
+
+
 def test_probe_fits_and_composes():
     torch.manual_seed(0)
     x = torch.randn(200, 2, dtype=torch.float64)
