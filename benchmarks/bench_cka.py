@@ -24,8 +24,8 @@ batch), with the same peak-memory measure, against the functional on all the dat
 Checkpoint matrices (``--matrices``): ``dynamics.cka_matrices`` of 4 checkpoints of a CNN (two
 conv layers of 8 x 32 x 32 = 8,192 features) on 400 random 3x32x32 images, more features than
 examples, so it works in example space (``_gram_cka``: an n x n Gram matrix per checkpoint),
-against the feature-space products it used before (``Xc_i^T Xc_j`` per pair, and ``cka()`` per pair
-debiased), on the same representations, one round each.
+against the feature-space products it used before (``Xc_i^T Xc_j`` per pair, and the feature-space
+sums of ``cka()`` per pair debiased), on the same representations, one round each.
 
 Device (``--device cuda``): the features on that device; ours, the bare products and the packages
 (ckatorch on the device's tensors, torch-cka with ``device=``) raced in this process (a forked
@@ -41,7 +41,7 @@ import warnings
 import torch
 from bench_lc import race, synced  # best time of each, round-robin (this script runs from benchmarks/)
 
-from splinescope.spatial.cka import CKA, cka
+from splinescope.spatial.cka import CKA, _cka_compute, _cka_update, cka
 
 
 def features(n, p, seed=0, offset=5.0):
@@ -276,8 +276,9 @@ def matrices() -> None:
             C = [_centred(f) for f in feats]
             for i in range(4):
                 for j in range(i + 1, 4):
-                    if debiased:
-                        v = float(cka(feats[i], feats[j], debiased=True))
+                    if debiased:  # the feature-space sums (cka() itself works in example space here)
+                        X, Y = feats[i].double(), feats[j].double()
+                        v = float(_cka_compute(_cka_update(X, Y, X.mean(0), Y.mean(0), True), True))
                     else:
                         v = float(torch.linalg.matrix_norm(C[i].T @ C[j]) ** 2
                                   / (torch.linalg.matrix_norm(C[i].T @ C[i]) * torch.linalg.matrix_norm(C[j].T @ C[j])))

@@ -15,7 +15,9 @@ For features ``X`` (n, p1) and ``Y`` (n, p2) of the same n examples, with linear
 
       HSIC_u = [tr(K~ L~) + (1^T K~ 1)(1^T L~ 1) / ((n-1)(n-2)) - 2/(n-2) 1^T K~ L~ 1] / (n(n-3))
 
-No n x n matrix is ever formed. With ``k_i = ||x_i||^2``, ``l_i = ||y_i||^2``, ``sx = sum x_i``,
+No n x n matrix is formed, except by the functional :func:`cka` when the examples are fewer
+than the features (a convolution's channels times positions): there it works in example space
+(:func:`gram_terms`, :func:`gram_hsic`: ``||X^T Y||_F^2 = <X X^T, Y Y^T>_F``), O(n^2). With ``k_i = ||x_i||^2``, ``l_i = ||y_i||^2``, ``sx = sum x_i``,
 ``sy = sum y_i``, every term is a sum over rows: ``tr(K~ L~) = ||X^T Y||_F^2 - sum k_i l_i``,
 ``1^T K~ 1 = ||sx||^2 - sum k_i``, ``1^T K~ L~ 1 = sx^T (X^T Y) sy - sx . sum l_i x_i
 - sy . sum k_i y_i + sum k_i l_i`` (and the same with Y = X, X = Y). So the state of a stream is
@@ -44,7 +46,7 @@ from torchmetrics.utilities.distributed import gather_all_tensors
 
 from ._html import table_html
 
-__all__ = ["CKA", "cka"]
+__all__ = ["CKA", "cka", "gram_terms", "gram_hsic"]
 
 State = Dict[str, torch.Tensor]
 
@@ -196,7 +198,8 @@ def _move(s: State, dx: torch.Tensor, dy: torch.Tensor, debiased: bool) -> State
 # public API
 
 def cka(X, Y, *, debiased: bool = False) -> torch.Tensor:
-    """Linear CKA between two sets of features of the same examples, in feature space.
+    """Linear CKA between two sets of features of the same examples, in feature space (in example
+    space, n x n, when there are fewer examples than features).
 
     Parameters
     ----------
@@ -225,9 +228,37 @@ def cka(X, Y, *, debiased: bool = False) -> torch.Tensor:
     """
     X, Y = _pair(X, Y)
     debiased = bool(debiased)
-    _check_n(X.shape[0], debiased)
+    n = X.shape[0]
+    _check_n(n, debiased)
+    if n < max(X.shape[1], Y.shape[1]):  # more features than examples: in example space, n x n
+        gx, gy = gram_terms(X, debiased), gram_terms(Y, debiased)
+        return gram_hsic(gx, gy, n, debiased) / torch.sqrt(gram_hsic(gx, gx, n, debiased) * gram_hsic(gy, gy, n, debiased))
     ref_x, ref_y = X.mean(0, dtype=torch.float64), Y.mean(0, dtype=torch.float64)
     return _cka_compute(_cka_update(X, Y, ref_x, ref_y, debiased), debiased)
+
+
+def gram_terms(X: torch.Tensor, debiased: bool) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What CKA in example space needs of the features ``X`` (n, p): the Gram matrix of the
+    column-centred features in float64 (its diagonal zeroed for the debiased form: Song et al.'s
+    ``K~``; the centring changes no term, as both forms are invariant to a shift of the rows), its
+    column sums and its total. O(n^2) memory, for ``n < p``."""
+    c = X.to(torch.float64)
+    c = c - c.mean(0, keepdim=True)
+    K = c @ c.T
+    if debiased:
+        K = K - torch.diag_embed(torch.diagonal(K))
+    return K, K.sum(0), K.sum()
+
+
+def gram_hsic(a, b, n: int, debiased: bool) -> torch.Tensor:
+    """HSIC of two :func:`gram_terms` of the same n examples: ``<Kc, Lc>_F = ||Xc^T Yc||_F^2``
+    (linear), or the unbiased estimator ``[<K~, L~> + (1^T K~ 1)(1^T L~ 1) / ((n-1)(n-2))
+    - 2/(n-2) (K~ 1) . (L~ 1)] / (n(n-3))`` (debiased); a 0-d float64 tensor."""
+    (K, ks, kt), (L, ls, lt) = a, b
+    h = (K * L).sum()
+    if debiased:
+        h = (h + kt * lt / ((n - 1) * (n - 2)) - 2.0 / (n - 2) * (ks @ ls)) / (n * (n - 3))
+    return h
 
 
 def _first(stacked: torch.Tensor) -> torch.Tensor:

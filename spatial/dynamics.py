@@ -84,33 +84,19 @@ def _centred(X: torch.Tensor) -> torch.Tensor:
 
 def _gram_cka(feats: Sequence[torch.Tensor], debiased: bool) -> np.ndarray:
     """(T, T) CKA between every pair of the feature sets ``feats`` (each (n, p), the same n
-    examples), in example space: ``||X^T Y||_F^2 = <X X^T, Y Y^T>_F``, so the linear form is
-    ``<Kc_i, Kc_j> / (||Kc_i|| ||Kc_j||)`` with ``Kc = Xc Xc^T`` of the column-centred features,
-    and the debiased form is Song et al.'s unbiased HSIC (see :mod:`.cka`) on the Gram matrices
-    with their diagonals zeroed, ``K~`` (of the features less their mean, which no term depends
-    on): ``[<K~, L~> + (1^T K~ 1)(1^T L~ 1) / ((n-1)(n-2)) - 2/(n-2) (K~ 1) . (L~ 1)] / (n(n-3))``.
-    nan where a self-similarity is not positive, as :func:`spatial.cka.cka`."""
-    from .cka import _check_n
+    examples), in example space: one Gram matrix per set (:func:`spatial.cka.gram_terms`) and an
+    elementwise product per pair (:func:`spatial.cka.gram_hsic`). nan where a self-similarity is
+    not positive, as :func:`spatial.cka.cka`."""
+    from .cka import _check_n, gram_hsic, gram_terms
 
     n = feats[0].shape[0]
     _check_n(n, debiased)
-    grams, sums, totals = [], [], []
-    for f in feats:
-        c = _centred(f.to(torch.float64))
-        K = c @ c.T
-        if debiased:
-            K.fill_diagonal_(0.0)
-            sums.append(K.sum(0))
-            totals.append(K.sum())
-        grams.append(K)
+    terms = [gram_terms(f, debiased) for f in feats]
     T = len(feats)
     H = np.empty((T, T))
     for i in range(T):
         for j in range(i, T):
-            h = (grams[i] * grams[j]).sum()
-            if debiased:
-                h = (h + totals[i] * totals[j] / ((n - 1) * (n - 2)) - 2.0 / (n - 2) * (sums[i] @ sums[j])) / (n * (n - 3))
-            H[i, j] = H[j, i] = float(h)
+            H[i, j] = H[j, i] = float(gram_hsic(terms[i], terms[j], n, debiased))
     d = np.diag(H).copy()
     with np.errstate(invalid="ignore", divide="ignore"):
         M = H / np.sqrt(np.outer(d, d))

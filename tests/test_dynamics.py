@@ -9,6 +9,7 @@ from splinescope.spatial.dynamics import (activation_layers, cka_matrices, fit_p
                                           probe_model, representations)
 
 from common import L
+from test_cka import cka_gram  # the n x n formulas in extended precision, written in the tests
 
 
 def nets(T=3, seed=0):
@@ -46,7 +47,8 @@ def test_cka_matrix_equals_pairwise_cka():
 
 @pytest.mark.parametrize("debiased", [False, True])
 def test_cka_matrices_with_more_features_than_examples(debiased):
-    # a convolution's 4 x 6 x 6 = 144 features of 30 images: in example space (n x n Gram matrices)
+    # a convolution's 4 x 6 x 6 = 144 features of 30 images: in example space (n x n Gram matrices),
+    # against the tests' own extended-precision Gram formulas
     def cnn(seed):
         torch.manual_seed(seed)
         return L.Sequential(L.Conv2d(1, 4, 3, padding=1), L.ReLU(), L.Flatten(), L.Linear(144, 2)).double()
@@ -60,7 +62,7 @@ def test_cka_matrices_with_more_features_than_examples(debiased):
         assert M[i, i] == 1.0
         for j in range(3):
             if i != j:
-                assert M[i, j] == pytest.approx(float(cka(reps[i], reps[j], debiased=debiased)), rel=1e-10)
+                assert M[i, j] == pytest.approx(cka_gram(reps[i], reps[j], debiased), rel=1e-10)
     dead = [L.Sequential(L.Conv2d(1, 4, 3, padding=1), L.ReLU()).double() for _ in range(2)]
     with torch.no_grad():
         dead[1][0].bias.fill_(-100.0)  # every unit dead: no variance
