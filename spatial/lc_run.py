@@ -19,34 +19,37 @@ from .local_complexity import _lc_update, _plan, _prepare_x
 
 __all__ = ["accuracy", "lc_over_training", "lc_row", "point_sets"]
 
-PointSet = Tuple[torch.Tensor, Optional[torch.Tensor]]  # (N, D) points, (N,) labels or None
+PointSet = Tuple[torch.Tensor, Optional[torch.Tensor]]  # (N, ...) points, (N,) labels or None
 
 
 def point_sets(X_train, y_train, X_test=None, y_test=None, *, points: int = 1000,
                seed: int = 0) -> Dict[str, PointSet]:
     """Up to ``points`` points of each set, ``"train"``, ``"test"`` (if given) and ``"random"``.
 
-    The subsamples and the random points (uniform in the box spanned by the training inputs)
-    come from one generator seeded with ``seed``.
+    The inputs are ``(N, D)`` or of any sample shape (images ``(N, C, H, W)``), kept. The
+    subsamples and the random points (uniform in the box spanned by the training inputs, element
+    by element) come from one generator seeded with ``seed``.
 
     Examples
     --------
     >>> sets = point_sets(np.zeros((5, 3)), np.zeros(5), points=2)
     >>> {k: tuple(x.shape) for k, (x, y) in sets.items()}
     {'train': (2, 3), 'random': (2, 3)}
+    >>> tuple(point_sets(np.zeros((5, 1, 2, 2)), np.zeros(5), points=2)["random"][0].shape)
+    (2, 1, 2, 2)
     """
     points = integer("points", points, minimum=1)
     g = torch.Generator().manual_seed(int(seed))  # the points' own generator
     pick = lambda n: torch.randperm(n, generator=g)[:points]
-    Xtr = torch.as_tensor(np.asarray(X_train, np.float32))  # (N, D)
+    Xtr = torch.as_tensor(np.asarray(X_train, np.float32))  # (N, ...)
     i = pick(len(Xtr))
     sets: Dict[str, PointSet] = {"train": (Xtr[i], torch.as_tensor(np.asarray(y_train))[i].long())}
     if X_test is not None:
         Xte = torch.as_tensor(np.asarray(X_test, np.float32))
         j = pick(len(Xte))
         sets["test"] = (Xte[j], None if y_test is None else torch.as_tensor(np.asarray(y_test))[j].long())
-    lo, hi = Xtr.amin(0), Xtr.amax(0)  # (D,)
-    sets["random"] = (lo + (hi - lo) * torch.rand(points, Xtr.shape[1], generator=g), None)
+    lo, hi = Xtr.amin(0), Xtr.amax(0)  # one sample's shape
+    sets["random"] = (lo + (hi - lo) * torch.rand((points,) + tuple(Xtr.shape[1:]), generator=g), None)
     return sets
 
 

@@ -76,6 +76,38 @@ def test_cli_lc_end_to_end(run, tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
 
 
+class TinyCnn(torch.nn.Module):
+    """A CNN on (1, 4, 4) images, for a run folder of images (``tests/test_lc_render.py``'s own)."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+                                       torch.nn.Linear(32, 3))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def test_cli_lc_on_images(tmp_path, capsys):
+    # a run whose data.npz holds images (N, 1, 4, 4), as render.Tracker saves a CNN's: the random points
+    # keep the images' shape (they were drawn as (N, 1) and failed) and the frame lives in the 16 pixels
+    g = np.random.default_rng(1)
+    X = g.random((30, 1, 4, 4), np.float32)
+    np.savez(tmp_path / "data.npz", X=X, y=g.integers(0, 3, 30))
+    torch.manual_seed(0)
+    model = TinyCnn()
+    torch.save(model.state_dict(), tmp_path / "step_000005.pt")
+    table = tmp_path / "lc.csv"
+    assert main(["lc", str(tmp_path), "--arch", "test_lc_render:TinyCnn", "--points", "12", "--radius", "0.2",
+                 "--directions", "4", "--out", str(tmp_path / "lc.png"), "--csv", str(table), "--threads", "1"]) == 0
+    row = next(csv.DictReader(table.open()))
+    gen = torch.Generator().manual_seed(0)
+    pts = torch.from_numpy(X)[torch.randperm(30, generator=gen)[:12]]
+    expected = local_complexity(model.eval(), pts, 0.2, frame=random_frame(4, 16, seed=0)).double().mean(0)
+    assert float(row["lc_train"]) == pytest.approx(float(expected.sum()))
+    assert float(row["lc_random"]) >= 0 and "acc_train" in row
+
+
 def test_cli_lc_dim_is_a_deprecated_alias_of_directions(run, tmp_path, capsys):
     args = ["lc", str(run), "--points", "5", "--radius", "0.2", "--threads", "1"]
     assert main(args + ["--directions", "3", "--csv", str(tmp_path / "new.csv"), "--out", str(tmp_path / "a.png")]) == 0

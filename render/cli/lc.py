@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 
 from ._common import add_data_args, add_loading_args, add_threads_arg, load_data, loading_kwargs, set_threads
 
@@ -69,7 +70,7 @@ def run(args) -> int:
     Xtr, ytr, Xte, yte = load_data(args)
     ckpts = load_checkpoints(args.checkpoints, **loading_kwargs(args))
     sets = point_sets(Xtr, ytr, Xte, yte, points=args.points, seed=args.seed)
-    frame = random_frame(directions, sets["train"][0].shape[1], seed=args.seed)
+    frame = random_frame(directions, math.prod(sets["train"][0].shape[1:]), seed=args.seed)  # (images: flattened)
 
     rows = []
     names = list(sets)
