@@ -17,10 +17,11 @@ For features ``X`` (n, p1) and ``Y`` (n, p2) of the same n examples, with linear
 
 No n x n matrix is formed, except by the functional :func:`cka` when the examples are fewer
 than the features (a convolution's channels times positions): there it works in example space
-(:func:`gram_terms`, :func:`gram_hsic`: ``||X^T Y||_F^2 = <X X^T, Y Y^T>_F``), O(n^2). With ``k_i = ||x_i||^2``, ``l_i = ||y_i||^2``, ``sx = sum x_i``,
-``sy = sum y_i``, every term is a sum over rows: ``tr(K~ L~) = ||X^T Y||_F^2 - sum k_i l_i``,
-``1^T K~ 1 = ||sx||^2 - sum k_i``, ``1^T K~ L~ 1 = sx^T (X^T Y) sy - sx . sum l_i x_i
-- sy . sum k_i y_i + sum k_i l_i`` (and the same with Y = X, X = Y). So the state of a stream is
+(:func:`gram_terms`, :func:`gram_hsic`: ``||X^T Y||_F^2 = <X X^T, Y Y^T>_F``), O(n^2).
+Otherwise, with ``k_i = ||x_i||^2``, ``l_i = ||y_i||^2``, ``sx = sum x_i``, ``sy = sum y_i``,
+every term is a sum over rows: ``tr(K~ L~) = ||X^T Y||_F^2 - sum k_i l_i``, ``1^T K~ 1 =
+||sx||^2 - sum k_i``, ``1^T K~ L~ 1 = sx^T (X^T Y) sy - sx . sum l_i x_i - sy . sum k_i y_i +
+sum k_i l_i`` (and the same with Y = X, X = Y). So the state of a stream is
 a handful of sums (below); a batch costs three p x p products, memory is O(p^2) whatever n, and
 the streamed value is the full-data value, not an average of per-batch values.
 

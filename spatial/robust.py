@@ -52,8 +52,10 @@ __all__ = ["robust_accuracy"]
 _NORMS = ("linf", "l2")
 JACOBIAN_BYTES = 1 << 28
 """The default batch keeps the first step's ``(batch, K, D)`` input Jacobian (with ``K > 2``
-classes) within this many bytes: 256 MB, about 200 CIFAR-100 images at once (all 10,000 took
-12 GB before)."""
+classes) within this many bytes: 256 MB, about 200 CIFAR-100 images at once (all 10,000 of its
+test images at once, the default before, hold 12 GB)."""
+CLEAN_BATCH = 1024
+"""Points per batch of the clean pass (no gradients) when ``batch_size`` is not given."""
 Radii = Union[float, Sequence[float], np.ndarray, torch.Tensor]
 
 
@@ -297,7 +299,7 @@ def _robust_points(model: torch.nn.Module, X, y, eps: Radii, *, norm: str = "lin
         alive = torch.empty(N, dtype=torch.bool, device=device)  # correct so far
         with torch.no_grad():
             K = 0
-            for a, b in _chunks(N, batch_size or N):
+            for a, b in _chunks(N, batch_size or CLEAN_BATCH):
                 out = model(X[a:b])
                 if out.ndim != 2 or out.shape[0] != b - a:
                     raise ValueError(f"the model's output has shape {tuple(out.shape)} for {b - a} inputs; "
