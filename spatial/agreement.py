@@ -49,6 +49,25 @@ class _Joint(torch.nn.Module):
         return torch.cat([self.a(x).flatten(1), self.b(x).flatten(1)], 1)
 
 
+def _traceable(model: torch.nn.Module, net) -> torch.nn.Module:
+    """``model`` as :class:`_Joint` can trace it: itself, or for TorchScript (which torch.fx does not
+    trace into; it is read as a chain of dense layers, ``net``) that chain rebuilt as a Sequential:
+    ``Flatten``, then each layer's ``Linear`` (float64, the weights as read) and its activation
+    (``LeakyReLU`` of its slope)."""
+    if not any(isinstance(m, torch.jit.ScriptModule) for m in model.modules()):
+        return model
+    mods: list = [torch.nn.Flatten()]
+    for layer in net.layers:
+        lin = torch.nn.Linear(layer.in_features, layer.width, dtype=torch.float64)
+        with torch.no_grad():
+            lin.weight.copy_(torch.as_tensor(layer.W))
+            lin.bias.copy_(torch.as_tensor(layer.b))
+        mods.append(lin)
+        if layer.slope is not None:  # (one slope per layer: TorchScript's PReLU must share one)
+            mods.append(torch.nn.LeakyReLU(float(layer.slopes()[0])))
+    return torch.nn.Sequential(*mods).eval()
+
+
 def _classes(K: int) -> int:
     """The classes of a classifier of ``K`` outputs (one logit: its sign, two classes)."""
     return 2 if K == 1 else K
@@ -156,4 +175,5 @@ def agreement(model_a: torch.nn.Module, model_b: torch.nn.Module, bounds: Sequen
         if not isinstance(grid, int) or isinstance(grid, bool) or grid < 1:
             raise ValueError(f"grid must be a positive int, got {grid!r}")
         return _grid(ma, mb, b, plane, grid)
-    return _exact(ma, mb, na.layers[-1].width, nb.layers[-1].width, shape or (2,), b, plane)
+    return _exact(_traceable(ma, na), _traceable(mb, nb), na.layers[-1].width, nb.layers[-1].width, shape or (2,), b,
+                  plane)

@@ -162,6 +162,16 @@ def test_plane_slice_and_sampling_converges():
     assert errs[1] < 2e-3 and errs[1] < errs[0] + 1e-12  # the sampled estimate closes in on it
 
 
+def test_torchscript():
+    # torch.fx does not trace into TorchScript: its chain of dense layers, as read, is rebuilt
+    a, b = net([2, 6, 5, 3], 3), net([2, 5, 3], 13, slope=0.0)
+    prelu = L.Sequential(L.Linear(2, 4), L.PReLU(1, init=0.25), L.Linear(4, 3)).double()
+    for m in (a, prelu):
+        sm = torch.jit.script(m)
+        assert agreement(sm, b, BOX) == pytest.approx(agreement(m, b, BOX), abs=1e-15)
+        assert agreement(b, sm, BOX) == pytest.approx(reference(b, m), abs=1e-12)
+
+
 def test_exported_program():
     a, b = net([2, 6, 3], 3), net([2, 5, 3], 13)
     ea = torch.export.export(a, (torch.zeros(4, 2, dtype=torch.float64),),
