@@ -30,7 +30,7 @@ import torch
 
 from . import _engine
 from ._boundary import as_classes, top_split
-from ._net import parse
+from ._net import _unwrap, parse
 from ._partition import _center, _check_bounds, _prepare, _split_layers, shoelace_areas
 from ._plane import Plane
 from ._validate import option
@@ -50,10 +50,12 @@ class _Joint(torch.nn.Module):
 
 
 def _traceable(model: torch.nn.Module, net) -> torch.nn.Module:
-    """``model`` as :class:`_Joint` can trace it: itself, or for TorchScript (which torch.fx does not
-    trace into; it is read as a chain of dense layers, ``net``) that chain rebuilt as a Sequential:
-    ``Flatten``, then each layer's ``Linear`` (float64, the weights as read) and its activation
-    (``LeakyReLU`` of its slope)."""
+    """``model`` as :class:`_Joint` can trace it: the module a wrapper runs (``torch.compile``,
+    ``DataParallel``: ``_net._unwrap``, as :func:`parse` reads it), or for TorchScript (which
+    torch.fx does not trace into; it is read as a chain of dense layers, ``net``) that chain rebuilt
+    as a Sequential: ``Flatten``, then each layer's ``Linear`` (float64, the weights as read) and
+    its activation (``LeakyReLU`` of its slope)."""
+    model = _unwrap(model)
     if not any(isinstance(m, torch.jit.ScriptModule) for m in model.modules()):
         return model
     mods: list = [torch.nn.Flatten()]

@@ -172,6 +172,14 @@ def test_torchscript():
         assert agreement(b, sm, BOX) == pytest.approx(reference(b, m), abs=1e-12)
 
 
+def test_wrapped_models():
+    # DataParallel / torch.compile: the module they run, as partition reads them
+    a, b = net([2, 6, 3], 3), net([2, 5, 3], 13)
+    want = agreement(a, b, BOX)
+    assert agreement(torch.nn.DataParallel(a), b, BOX) == pytest.approx(want, abs=1e-15)
+    assert agreement(b, torch.compile(a), BOX) == pytest.approx(agreement(b, a, BOX), abs=1e-15)
+
+
 def test_exported_program():
     a, b = net([2, 6, 3], 3), net([2, 5, 3], 13)
     ea = torch.export.export(a, (torch.zeros(4, 2, dtype=torch.float64),),
