@@ -77,6 +77,8 @@ def _classes(K: int) -> int:
 
 def _exact(ma: torch.nn.Module, mb: torch.nn.Module, Ka: int, Kb: int, in_shape, bounds,
            plane: Optional[Plane]) -> float:
+    """The exact fraction (see the module docstring) for traceable models ``ma``, ``mb`` of ``Ka``
+    and ``Kb`` outputs on inputs of shape ``in_shape``, on the checked box ``bounds`` (of ``plane``)."""
     if _classes(Ka) != _classes(Kb):
         raise ValueError(f"the models have {Ka} and {Kb} outputs; agreement compares "
                          "classifiers over the same classes")
