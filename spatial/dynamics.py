@@ -238,11 +238,11 @@ def probe_agreement(models: Sequence[torch.nn.Sequential], x: torch.Tensor, y: t
             composed[n].append(probe_model(m, n, fit_probe(reps[n], y, classes=K)))
     out = {}
     for n in names:
-        ref = composed[n][reference]
-        exact = np.array([agreement(c, ref, bounds, plane=plane) for c in composed[n]])
+        ref = composed[n][reference]  # (agreeing with itself everywhere: 1, not computed)
+        exact = np.array([1.0 if c is ref else agreement(c, ref, bounds, plane=plane) for c in composed[n]])
         res = {"exact": exact}
         if grid:
-            res["grid"] = np.array([agreement(c, ref, bounds, plane=plane, method="grid", grid=grid)
+            res["grid"] = np.array([1.0 if c is ref else agreement(c, ref, bounds, plane=plane, method="grid", grid=grid)
                                     for c in composed[n]])
         out[n] = res
     return out
