@@ -216,13 +216,15 @@ def probe_model(model: torch.nn.Sequential, layer: str, probe: torch.nn.Module) 
 
 def probe_agreement(models: Sequence[torch.nn.Sequential], x: torch.Tensor, y: torch.Tensor, bounds,
                     *, plane=None, layers: Optional[Sequence[str]] = None, reference: int = -1,
-                    grid: int = 0) -> Dict[str, Dict[str, np.ndarray]]:
+                    grid: int = 0, client=None) -> Dict[str, Dict[str, np.ndarray]]:
     """Per layer, how much each checkpoint's probe agrees with the ``reference`` checkpoint's.
 
     A probe is fitted per layer per checkpoint on the representations of ``(x, y)``; the
     agreement of the two probes' decision regions (each composed with its checkpoint's network
     up to the layer) on the slice is exact; with ``grid > 0`` the ``grid x grid`` sampled estimate
-    is returned beside it. Returns ``{layer: {"exact": (T,), "grid": (T,)}}``.
+    is returned beside it. Returns ``{layer: {"exact": (T,), "grid": (T,)}}``. ``client``: a
+    ``dask.distributed.Client`` whose workers compute the agreements, one task each (the same
+    numbers; ``spatial.sweep.dask_client`` makes one).
     """
     from .agreement import agreement
 
@@ -236,13 +238,16 @@ def probe_agreement(models: Sequence[torch.nn.Sequential], x: torch.Tensor, y: t
         reps = representations(m, x, names)
         for n in names:
             composed[n].append(probe_model(m, n, fit_probe(reps[n], y, classes=K)))
-    out = {}
-    for n in names:
-        ref = composed[n][reference]  # (agreeing with itself everywhere: 1, not computed)
-        exact = np.array([1.0 if c is ref else agreement(c, ref, bounds, plane=plane) for c in composed[n]])
-        res = {"exact": exact}
-        if grid:
-            res["grid"] = np.array([1.0 if c is ref else agreement(c, ref, bounds, plane=plane, method="grid", grid=grid)
-                                    for c in composed[n]])
-        out[n] = res
+    kinds = ["exact", "grid"] if grid else ["exact"]  # agreement's methods
+    jobs = [(n, kind, i) for n in names for kind in kinds for i in range(len(models))
+            if composed[n][i] is not composed[n][reference]]  # (with itself: 1, not computed)
+    args = [(composed[n][i], composed[n][reference], bounds) for n, kind, i in jobs]
+    if client is None:
+        values = [agreement(*a, plane=plane, method=kind, grid=grid or 1) for a, (_, kind, _) in zip(args, jobs)]
+    else:
+        values = client.gather([client.submit(agreement, *a, plane=plane, method=kind, grid=grid or 1, pure=False)
+                                for a, (_, kind, _) in zip(args, jobs)])
+    out = {n: {kind: np.ones(len(models)) for kind in kinds} for n in names}
+    for (n, kind, i), v in zip(jobs, values):
+        out[n][kind][i] = v
     return out

@@ -25,6 +25,7 @@ reported naming its checkpoint, the others go on, and it is tried again by the n
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -181,10 +182,14 @@ def _in_process(tasks: Sequence[_Task], ctx: _Context) -> Iterator[Tuple[_Task, 
         yield task, _compute(task, ctx)
 
 
-def _on_dask(tasks: Sequence[_Task], ctx: _Context, workers: Optional[int],
-             scheduler: Optional[str]) -> Iterator[Tuple[_Task, Dict[str, Any]]]:
+@contextlib.contextmanager
+def dask_client(workers: Optional[int] = None, scheduler: Optional[str] = None):
+    """A ``dask.distributed.Client``: of a local cluster of ``workers`` processes (one thread each)
+    started here, or of the cluster at ``scheduler`` (an address); closed (and the local cluster
+    stopped) on leaving. What :func:`sweep`'s ``workers=`` / ``scheduler=`` and ``splinescope
+    dynamics --workers`` run on."""
     try:
-        from dask.distributed import Client, LocalCluster, as_completed
+        from dask.distributed import Client, LocalCluster
     except ImportError:
         from ._errors import MissingDependencyError
         raise MissingDependencyError("workers= / scheduler= need Dask: pip install 'dask[distributed]'") from None
@@ -196,6 +201,18 @@ def _on_dask(tasks: Sequence[_Task], ctx: _Context, workers: Optional[int],
     else:
         client = Client(scheduler, timeout="30s")
     try:
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _on_dask(tasks: Sequence[_Task], ctx: _Context, workers: Optional[int],
+             scheduler: Optional[str]) -> Iterator[Tuple[_Task, Dict[str, Any]]]:
+    with dask_client(workers, scheduler) as client:
+        from dask.distributed import as_completed
+
         from ._tiles import _send
         shared = _send(client, ctx)  # recomputed elsewhere if the worker holding it dies
         futures = {client.submit(_compute, t, shared, key=f"splinescope-{t.key}", pure=False, retries=2): t
@@ -206,10 +223,6 @@ def _on_dask(tasks: Sequence[_Task], ctx: _Context, workers: Optional[int],
                 yield task, fut.result()
             except Exception as e:  # a worker died too often, a lost connection
                 yield task, {"error": f"{type(e).__name__}: {' '.join(str(e).split())}"}
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
 
 
 # ----------------------------------------------------------------------------------------------

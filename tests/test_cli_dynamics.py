@@ -36,6 +36,15 @@ def test_toy_run(tmp_path, capsys):
     assert float(probes[-1]["exact_1"]) == pytest.approx(1.0)
     for r in probes:
         assert abs(float(r["exact_3"]) - float(r["grid_3"])) < 0.05
+    # the agreements on a local Dask cluster: the same table
+    pytest.importorskip("dask.distributed")
+    there = tmp_path / "dyn2"
+    assert main(["dynamics", str(tmp_path / "run"), "--out", str(there), "--grid", "30", "--points", "64",
+                 "--workers", "2"]) == 0
+    assert (there / "probes.csv").read_text() == (out / "probes.csv").read_text()
+    assert main(["dynamics", str(tmp_path / "run"), "--out", str(there), "--workers", "2",
+                 "--scheduler", "tcp://127.0.0.1:1"]) == 2
+    assert "give --workers or --scheduler, not both" in capsys.readouterr().err
 
 
 def test_deep_linear_run_gives_imbalance(tmp_path, capsys):

@@ -9,7 +9,8 @@ linear CKA between the layer's representation at every pair of checkpoints on ``
 exact agreement of its decision regions with the last checkpoint's probe on the slice: a 2-input
 model's box (``--bounds``, default the data's box with a margin), or a plane through three training
 inputs (``--through I J K``, indices into the training set; default the first points of three
-classes), with the ``--grid`` estimate beside it (``probes.png``, ``probes.csv``). For a deep linear
+classes), with the ``--grid`` estimate beside it (``probes.png``, ``probes.csv``; ``--workers N`` or
+``--scheduler ADDRESS``: the agreements as tasks on a Dask cluster). For a deep linear
 network (Linear layers only), the layer imbalance over steps (``imbalance.png``, ``imbalance.csv``).
 """
 from __future__ import annotations
@@ -42,6 +43,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="the slice's box (default: the data's box, or -0.2 1.2 -0.2 1.2 on a plane)")
     p.add_argument("--grid", type=int, default=200, help="points per side of the sampled agreement (0: none)")
     p.add_argument("--no-probes", action="store_true", help="skip the probes")
+    p.add_argument("--workers", type=int, default=None,
+                   help="compute the probes' agreements on a local Dask cluster of N processes")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="... or on the Dask cluster at this address (e.g. tcp://10.0.0.5:8786)")
     add_threads_arg(p)
     return p
 
@@ -89,6 +94,10 @@ def run(args) -> int:
     from ..dynamics import plot_cka_matrices, plot_imbalance, plot_probe_agreement
 
     set_threads(args)
+    if args.workers is not None and args.scheduler is not None:
+        raise ValueError("give --workers or --scheduler, not both")
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers {args.workers} must be at least 1")
     if args.points < 4:
         raise ValueError(f"--points {args.points} must be at least 4")
     Xtr, ytr, Xte, yte = load_data(args)
@@ -138,8 +147,15 @@ def run(args) -> int:
             pad = 0.1 * (hi - lo)
             bounds = tuple(args.bounds) if args.bounds else (lo[0] - pad[0], hi[0] + pad[0], lo[1] - pad[1],
                                                              hi[1] + pad[1])
-        agree = probe_agreement(models, Xt[: args.points], y[: args.points], bounds, plane=plane,
-                                layers=layers, grid=args.grid)
+        if args.workers is None and args.scheduler is None:
+            agree = probe_agreement(models, Xt[: args.points], y[: args.points], bounds, plane=plane,
+                                    layers=layers, grid=args.grid)
+        else:
+            from splinescope.spatial.sweep import dask_client
+
+            with dask_client(args.workers, args.scheduler) as client:
+                agree = probe_agreement(models, Xt[: args.points], y[: args.points], bounds, plane=plane,
+                                        layers=layers, grid=args.grid, client=client)
         _save_figure(plot_probe_agreement(steps, agree).figure, out / "probes.png")
         _write_csv(out / "probes.csv", ["step"] + [f"{k}_{n}" for n in agree for k in agree[n]],
                    [[s] + [f"{agree[n][k][i]:.6g}" for n in agree for k in agree[n]] for i, s in enumerate(steps)])
