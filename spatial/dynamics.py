@@ -136,10 +136,10 @@ def cka_matrices(models: Sequence[torch.nn.Module], x: torch.Tensor, layers: Opt
     out = {}
     for name in names:
         feats = [r[name] for r in reps]
-        M = np.ones((T, T))
         if feats[0].shape[1] > feats[0].shape[0]:
             out[name] = _gram_cka(feats, debiased)
             continue
+        M = np.ones((T, T))
         if debiased:
             from .cka import cka
             for i in range(T):
