@@ -666,8 +666,20 @@ def _merge_cells(net: Network, b, center, sub, pats, lineage, sizes, ca, cb, ex,
     patterns = _final_patterns(pats + [own], lineage + [sub.origin], sizes + [m], F)
     mg = _maxpool.merge(sub.X, sub.offsets, sub.indices, patterns, net, sizes + [m], _corners(sub.X, b, center),
                         sub.lines, slot_line=sub.slot_line)
-    n = sizes + [m]
-    bits = np.unpackbits(mg.patterns, axis=1, count=sum(n)).view(bool)
-    edges = np.concatenate([[0], np.cumsum(n)])
-    canon = [np.packbits(bits[:, edges[i]: edges[i + 1]], axis=1) for i in range(len(n))]
-    return mg, canon + [own[mg.first]]
+    return mg, _split_patterns(mg.patterns, sizes + [m]) + [own[mg.first]]
+
+
+def _split_patterns(packed: np.ndarray, sizes: Sequence[int]) -> List[np.ndarray]:
+    """Packed patterns over all layers (as :func:`_final_patterns` makes them) split into each
+    layer's packed bits; byte slices where every layer but the last fills whole bytes (no unpacked
+    copy: a trained digits CNN's 105k x 1,792 bits took 188 MB).
+
+    >>> bits = np.packbits([[1, 0, 1, 1, 0, 0, 1, 0, 1, 1]], axis=1)
+    >>> [p.tolist() for p in _split_patterns(bits, [3, 7])], [p.tolist() for p in _split_patterns(bits, [8, 2])]
+    ([[[160]], [[150]]], [[[178]], [[192]]])
+    """
+    edges = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    if all(n % 8 == 0 for n in sizes[:-1]):
+        return [np.ascontiguousarray(packed[:, edges[i] // 8: (edges[i + 1] + 7) // 8]) for i in range(len(sizes))]
+    bits = np.unpackbits(packed, axis=1, count=int(edges[-1])).view(bool)
+    return [np.packbits(bits[:, edges[i]: edges[i + 1]], axis=1) for i in range(len(sizes))]

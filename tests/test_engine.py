@@ -187,6 +187,25 @@ def test_unique_rows_hash_separates_rows_that_differ_in_top_bits():
     assert h[0] != h[1]
 
 
+def test_row_hash_does_not_depend_on_its_chunks(monkeypatch):
+    rng = np.random.default_rng(5)
+    words = rng.integers(0, 2 ** 63, (300, 5), dtype=np.uint64) * np.uint64(2)
+    whole = _engine._row_hash(words)
+    monkeypatch.setattr(_engine, "HASH_CHUNK", 7)  # a row or two per chunk
+    assert (_engine._row_hash(words) == whole).all()
+    assert len(np.unique(whole)) == len(np.unique(words, axis=0))
+
+
+def test_compact_drops_unused_vertices_and_their_values_in_place():
+    X = np.arange(10.0).reshape(5, 2)
+    Z = np.arange(15.0).reshape(5, 3)
+    sub = _engine.Subdivision(X, np.array([0, 3]), np.array([4, 0, 2]), np.zeros(1, np.int64), Z, np.ones(5))
+    out = _engine.compact(sub)
+    assert out.X.tolist() == [[0, 1], [4, 5], [8, 9]]
+    assert out.indices.tolist() == [2, 0, 1]
+    assert out.Z.tolist() == [[0, 1, 2], [6, 7, 8], [12, 13, 14]] and np.shares_memory(out.Z, Z)
+
+
 @pytest.mark.parametrize("chunk", [1, 3, 1024])
 def test_keep_rows_in_place_equals_a_gather(chunk):
     rng = np.random.default_rng(chunk)
