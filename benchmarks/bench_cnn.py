@@ -2,13 +2,16 @@
 against the float32 forward pass of a 1000x1000 grid of the same plane, on one CPU thread, in
 the same run.
 
-Run: ``python benchmarks/bench_cnn.py [--half 0.25 0.5 1.0] [--res-half 0.004 0.008] [--repeat 2] [--device cuda]
-[--checks]``
+Run: ``python benchmarks/bench_cnn.py [--half 0.25 0.5 1.0] [--trained 1000] [--res-half 0.004 0.008] [--repeat 2]
+[--device cuda] [--checks]``
 
 The CNN (issue 10): 1x8x8 -> Conv 16 (3x3, pad 1) -> ReLU -> MaxPool 2 -> Conv 32 (3x3, pad 1)
 -> ReLU -> Linear 10, ``torch.manual_seed(0)`` default init; the plane through sklearn digits
 0, 1, 2 (scaled to [0, 1]); the box ``(0, h, 0, h)`` in plane coordinates for each ``--half`` h
-(h = 1 is the triangle of the three digits and its mirror). Target (issue 10): partition / grid
+(h = 1 is the triangle of the three digits and its mirror); with ``--trained N`` (default 1000) the same
+net trained N steps on the digits (:func:`trained_cnn`), what a user partitions after training: its
+regions are denser (about 2.4x at h = 1) and more of them come from the first
+conv -> ReLU -> max-pool stage. Target (issue 10): partition / grid
 <= 0.1x, at most 0.25x. The grid pass costs the same for every box while the partition grows with
 its regions, so the ratio is printed for each box (the default boxes hold about 3k, 18k and 61k
 regions). Prints regions, seconds (the least of ``--repeat`` runs, and the first run's: memory the process
@@ -82,6 +85,19 @@ class ResNet(torch.nn.Module):
 
     def forward(self, x):
         return self.fc(self.pool(self.block2(self.block1(self.act(self.stem(x))))).flatten(1))
+
+
+def trained_cnn(steps: int) -> torch.nn.Sequential:
+    """:func:`cnn` trained on all 1,797 digits for ``steps`` Adam steps (lr 2e-3, batches of 256,
+    seed 0; :func:`splinescope.spatial.train.train`, which reads flat inputs, so through an
+    ``Unflatten`` that is then dropped): the network a user partitions after training."""
+    from splinescope.spatial.data import digits
+    from splinescope.spatial.train import train
+
+    X, y = digits()
+    net = torch.nn.Sequential(torch.nn.Unflatten(1, (1, 8, 8)), *cnn())
+    train(net, X, y, steps=steps, lr=2e-3, batch_size=256, checkpoints=[steps], seed=0, progress=False)
+    return net[1:].eval()
 
 
 def resnet() -> ResNet:
@@ -196,6 +212,8 @@ def run(name, net, plane, halves, repeat, points=1_000_000, device="cpu", check=
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--half", type=float, nargs="+", default=[0.25, 0.5, 1.0])
+    ap.add_argument("--trained", type=int, nargs="*", default=[1000],
+                    help="also time the digits CNN after this many training steps (each; none: skip)")
     ap.add_argument("--res-half", type=float, nargs="*", default=[0.004, 0.008])
     ap.add_argument("--res-grid", type=int, default=20_000, help="grid points timed for the residual net")
     ap.add_argument("--repeat", type=int, default=2)
@@ -208,6 +226,9 @@ def main() -> None:
     d = load_digits().data.reshape(-1, 1, 8, 8) / 16.0
     run("digits CNN 1x8x8, plane through digits 0, 1, 2", cnn(), spatial.Plane.through(d[0], d[1], d[2]),
         a.half, a.repeat, device=a.device, check=a.checks)
+    for steps in a.trained:
+        run(f"digits CNN after {steps} training steps, same plane", trained_cnn(steps),
+            spatial.Plane.through(d[0], d[1], d[2]), a.half, a.repeat, device=a.device, check=a.checks)
     if a.res_half:
         X = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(1), dtype=torch.float64).numpy()
         run("residual net 3x32x32 (two blocks of 16 channels), plane through three random images", resnet(),
