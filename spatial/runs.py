@@ -7,7 +7,7 @@ A run folder (written by :func:`spatial.train.train`, ``splinescope train`` or
   folder listing sorts by step);
 - ``arch.json`` (:data:`ARCH_FILE`): ``{"factory": "pkg.module:name", "kwargs": {...}}``, the
   architecture, so the run loads without ``--arch``;
-- ``data.npz`` (:data:`DATA_FILE`): the training set, arrays ``X`` (N, D) and ``y`` (N,), and
+- ``data.npz`` (:data:`DATA_FILE`): the training set, arrays ``X`` (N, D) or (N, C, H, W) and ``y`` (N,), and
   optionally held-out ``X_test``, ``y_test``;
 - ``log.jsonl`` (:data:`LOG_FILE`): the step-keyed log of what was measured during training, one
   JSON object per line, each with an int ``"step"`` and numbers (or strings) under their names,

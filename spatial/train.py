@@ -152,7 +152,9 @@ def train(model: torch.nn.Module, X, y, *, steps: int, lr: float = 3e-3, batch_s
     ----------
     model : torch.nn.Module
         Trained in place; ``K = 1`` output: binary logit, ``K > 1``: class scores.
-    X, y : (N, D) inputs and (N,) integer labels (arrays or tensors).
+    X, y : (N, ...) inputs and (N,) integer labels (arrays or tensors): feature rows (N, D), or
+        samples of any shape the model reads, such as images (N, C, H, W) for a CNN (saved in
+        that shape in ``data.npz``, as :class:`render.Tracker` saves them).
     steps : int
         The number of optimiser steps.
     lr, weight_decay : Adam's learning rate and (decoupled, AdamW) weight decay.
@@ -197,8 +199,9 @@ def train(model: torch.nn.Module, X, y, *, steps: int, lr: float = 3e-3, batch_s
     option(loss, _LOSSES, "loss")
     Xt = _as_tensor("X", X, torch.float32)
     yt = _as_tensor("y", y, torch.int64)
-    if Xt.ndim != 2:
-        raise ValueError(f"X must be 2-D (N, D), got shape {tuple(Xt.shape)}")
+    if Xt.ndim < 2:
+        raise ValueError(f"X must hold one sample per row, (N, D) or (N, C, H, W) and so on, "
+                         f"got shape {tuple(Xt.shape)}")
     if yt.shape != (Xt.shape[0],):
         raise ValueError(f"y must have shape ({Xt.shape[0]},) to match X, got {tuple(yt.shape)}")
     if checkpoints is None or isinstance(checkpoints, (int, np.integer)):

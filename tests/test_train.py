@@ -141,13 +141,32 @@ def test_train_writes_atomically(tmp_path, monkeypatch):
     assert names == [DATA_FILE, "step_000000.pt"]  # the first, complete; no partial second, no temp
 
 
+def test_train_takes_images_and_saves_them_as_images(tmp_path):
+    from splinescope.spatial.data import digits
+    X, y = digits()
+    imgs = X[:200].reshape(-1, 1, 8, 8)
+    L = torch.nn
+    torch.manual_seed(0)
+    cnn = L.Sequential(L.Conv2d(1, 2, 3, padding=1), L.ReLU(), L.MaxPool2d(2), L.Flatten(), L.Linear(32, 10))
+    ckpts = train(cnn, imgs, y[:200], steps=30, batch_size=64, checkpoints=[0, 30], out_dir=tmp_path, progress=False)
+    xt, yt = torch.tensor(imgs, dtype=torch.float32), torch.tensor(y[:200])
+    with torch.no_grad():
+        loss = [torch.nn.functional.cross_entropy(m(xt), yt).item() for _, m in ckpts]
+    assert loss[1] < loss[0]
+    Xs, ys = load_run_data(tmp_path)
+    assert Xs.shape == (200, 1, 8, 8) and (Xs == imgs.astype(np.float32)).all() and (ys == y[:200]).all()
+    plane = spatial.Plane.through(*imgs[:3])
+    p = spatial.partition(ckpts[-1][1], (0, 1, 0, 1), plane=plane)
+    assert len(p) > 1 and p.verify().ok
+
+
 def test_train_errors():
     m = toy_mlp(4, 1)
     with pytest.raises(TypeError, match="model must be a torch.nn.Module, got str"):
         train("net", X2, Y2, steps=1)
     with pytest.raises(ValueError, match="steps must be an int >= 0, got -5"):
         train(m, X2, Y2, steps=-5)
-    with pytest.raises(ValueError, match=r"X must be 2-D \(N, D\), got shape \(4,\)"):
+    with pytest.raises(ValueError, match=r"X must hold one sample per row, \(N, D\) or \(N, C, H, W\).*got shape \(4,\)"):
         train(m, X2[:, 0], Y2, steps=1)
     with pytest.raises(ValueError, match=r"y must have shape \(4,\) to match X, got \(3,\)"):
         train(m, X2, Y2[:3], steps=1)
