@@ -337,14 +337,18 @@ class ExactNet:
                 todo.append((i, key))
         keys = {self._line_key(lid) for _, key in todo if key[:2] not in self._points for lid in key[:2]}
         self._maps_many([m for m in keys if m is not None])  # (the lines' maps, their faces' maps too)
-        faces = [(i, key, self._face_map(layer, key[0], key[1])) for i, key in todo]
-        self._forward_many([key[:2] for _, key, M in faces if M is None], layer)
-        for i, key, M in faces:
-            if M is not None:
-                v = self._at_point(M, self.point(key[0], key[1]), [key[3]])[0]
-            else:
-                v = self._forward[key[:2]][layer][key[3]].floats()
-            out[i] = seen[key] = v
+        at: Dict[Tuple[int, int], List[Tuple[int, Tuple[int, int, int, int]]]] = {}
+        for i, key in todo:  # per vertex: its face map, point and columns once (ties of coincident lines
+            at.setdefault(key[:2], []).append((i, key))  # ask several columns at one vertex)
+        faces = {v: self._face_map(layer, v[0], v[1]) for v in at}
+        self._forward_many([v for v, M in faces.items() if M is None], layer)
+        for v, asked in at.items():
+            M = faces[v]
+            cols = [key[3] for _, key in asked]
+            vals = (self._at_point(M, self.point(*v), cols) if M is not None
+                    else self._forward[v][layer][cols].floats())
+            for (i, key), val in zip(asked, vals.tolist()):
+                out[i] = seen[key] = val
         return out
 
     def _forward_many(self, keys: Sequence[Tuple[int, int]], layer: int) -> None:
