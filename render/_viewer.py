@@ -204,7 +204,12 @@ def _pattern_section(p, order: np.ndarray, chunk: int = 4096) -> Tuple[bytes, in
     return packed[order[0]].tobytes() + np.packbits(varying).tobytes() + X.tobytes(), int(varying.sum())
 
 
-def _encode_frame(p, distances: np.ndarray, level: int = 9) -> bytes:
+ZLIB_LEVEL = 6
+"""zlib's level for the frames: a trained digits CNN's frame of 147k regions (41.5 MB before
+compression) took 2.52 s at level 9 and 0.48 s at level 6, for 7.23 and 7.42 MB (+2.6%)."""
+
+
+def _encode_frame(p, distances: np.ndarray, level: int = ZLIB_LEVEL) -> bytes:
     """One partition and its (R, 2) region distances as a compressed frame (see the module docstring)."""
     from ._plot import region_colors
 
