@@ -337,9 +337,11 @@ class ExactNet:
                 todo.append((i, key))
         keys = {self._line_key(lid) for _, key in todo if key[:2] not in self._points for lid in key[:2]}
         self._maps_many([m for m in keys if m is not None])  # (the lines' maps, their faces' maps too)
+        # per vertex, its face map, point and evaluation once for all its columns (the ties of
+        # coincident lines ask several columns at one vertex)
         at: Dict[Tuple[int, int], List[Tuple[int, Tuple[int, int, int, int]]]] = {}
-        for i, key in todo:  # per vertex: its face map, point and columns once (ties of coincident lines
-            at.setdefault(key[:2], []).append((i, key))  # ask several columns at one vertex)
+        for i, key in todo:
+            at.setdefault(key[:2], []).append((i, key))
         faces = {v: self._face_map(layer, v[0], v[1]) for v in at}
         self._forward_many([v for v, M in faces.items() if M is None], layer)
         for v, asked in at.items():
