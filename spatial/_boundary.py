@@ -89,21 +89,23 @@ def top_split(X, offsets, indices, vals, scale, ca_o, cb_o, groups) -> TopSplit:
     for t in tops:
         mixed |= t < 0
     mf = np.nonzero(mixed)[0]
+    sd = deg[mf]  # the mixed faces' degrees
     m_off = np.zeros(len(mf) + 1, np.int64)
-    np.cumsum(deg[mf], out=m_off[1:])
+    np.cumsum(sd, out=m_off[1:])
     u, lu = np.unique(indices[np.repeat(mixed, deg)], return_inverse=True)  # the mixed faces' vertices
     lu = lu.reshape(-1)
     vu, su = vals[u], scale[u]
     cand = np.zeros((len(mf), C), bool)
     many = np.zeros(len(mf), bool)  # some classifier has two candidates
     for (a, b), t in zip(groups, tops):
-        one = t[mf] >= 0
-        cand[np.nonzero(one)[0], a + t[mf][one]] = True
+        tm = t[mf]
+        one = tm >= 0
+        cand[np.nonzero(one)[0], a + tm[one]] = True
         rows = np.nonzero(~one)[0]
         if len(rows):
             r_off = np.zeros(len(rows) + 1, np.int64)
-            np.cumsum(deg[mf][rows], out=r_off[1:])
-            cg = _candidates(vu[:, a:b], su, r_off, lu[np.repeat(~one, deg[mf])], ca_o[a:b], cb_o[a:b])
+            np.cumsum(sd[rows], out=r_off[1:])
+            cg = _candidates(vu[:, a:b], su, r_off, lu[np.repeat(~one, sd)], ca_o[a:b], cb_o[a:b])
             cand[rows, a:b] = cg
             many[rows] |= cg.sum(1) >= 2
     Xa, f_offsets, f_indices, D, vv, sc = X[u], m_off, lu, np.zeros((len(u), 0)), vu, su
@@ -120,7 +122,6 @@ def top_split(X, offsets, indices, vals, scale, ca_o, cb_o, groups) -> TopSplit:
         allow[f[first], pcol.reshape(-1)] = True
         ca = np.concatenate([ca_o[pj] + ca_o[pi], np.zeros(C)])
         cb = np.concatenate([cb_o[pj] + cb_o[pi], np.full(C, np.inf)])
-        sd = deg[mf]
         s_offsets = np.zeros(len(cs) + 1, np.int64)
         np.cumsum(sd[many], out=s_offsets[1:])
         sub = _engine.split_all(Xa, s_offsets, lu[np.repeat(many, sd)], np.concatenate([vu[:, pj] - vu[:, pi], vu], 1),
