@@ -30,6 +30,26 @@ def _two_largest_sum(a: np.ndarray) -> float:
     return float(s.sum()) if len(s) == 2 else float(s[0])
 
 
+def n_classes(k: int) -> int:
+    """The classes of a classifier of ``k`` outputs: one output is a logit, two classes by its
+    sign (as :func:`as_classes` and :func:`top_class` read it); more are class scores.
+
+    >>> n_classes(1), n_classes(10)
+    (2, 10)
+    """
+    return 2 if k == 1 else k
+
+
+def top_class(out):
+    """(n,) the class of each row of (n, K) outputs, numpy or torch: one output, 1 where it is
+    > 0; more, the argmax (the first of ties).
+
+    >>> top_class(np.array([[-0.5], [0.5]])).tolist(), top_class(np.array([[1.0, 3.0, 2.0]])).tolist()
+    ([0, 1], [1])
+    """
+    return (out[:, 0] > 0) * 1 if out.shape[1] == 1 else out.argmax(1)
+
+
 def as_classes(vals: np.ndarray, ca_o: np.ndarray, cb_o: np.ndarray):
     """One output ``f`` as the two classes ``(0, f)`` (its sign is the class), with their
     tolerances; several outputs as they are."""

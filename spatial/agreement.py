@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from . import _engine
-from ._boundary import as_classes, top_split
+from ._boundary import as_classes, n_classes, top_class, top_split
 from ._net import _unwrap, parse
 from ._partition import _center, _check_bounds, _prepare, _split_layers, shoelace_areas
 from ._plane import Plane
@@ -70,16 +70,11 @@ def _traceable(model: torch.nn.Module, net) -> torch.nn.Module:
     return torch.nn.Sequential(*mods).eval()
 
 
-def _classes(K: int) -> int:
-    """The classes of a classifier of ``K`` outputs (one logit: its sign, two classes)."""
-    return 2 if K == 1 else K
-
-
 def _exact(ma: torch.nn.Module, mb: torch.nn.Module, Ka: int, Kb: int, in_shape, bounds,
            plane: Optional[Plane]) -> float:
     """The exact fraction (see the module docstring) for traceable models ``ma``, ``mb`` of ``Ka``
     and ``Kb`` outputs on inputs of shape ``in_shape``, on the checked box ``bounds`` (of ``plane``)."""
-    if _classes(Ka) != _classes(Kb):
+    if n_classes(Ka) != n_classes(Kb):
         raise ValueError(f"the models have {Ka} and {Kb} outputs; agreement compares "
                          "classifiers over the same classes")
     joint, b = _prepare(parse(_Joint(ma, mb), in_shape=in_shape), bounds, plane)
@@ -118,7 +113,7 @@ def _grid(ma: torch.nn.Module, mb: torch.nn.Module, bounds, plane: Optional[Plan
             with torch.no_grad():
                 y = m(torch.as_tensor(np.asarray(x), dtype=dtype).reshape(len(pts), *_in_shape(m, plane)))
             y = y.reshape(len(pts), -1)
-            out.append((y[:, 0] > 0).long() if y.shape[1] == 1 else y.argmax(1))
+            out.append(top_class(y))
         agree += int((out[0] == out[1]).sum())
     return agree / (n * n)
 

@@ -14,6 +14,7 @@ from typing import Dict, Iterable, Iterator, List, Optional, Tuple, cast
 import numpy as np
 import torch
 
+from ._boundary import top_class
 from ._validate import integer
 from .local_complexity import _lc_update, _plan, _prepare_x
 
@@ -57,8 +58,7 @@ def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     """The fraction of ``x`` that ``model`` labels ``y`` (one output: a logit; more: class scores)."""
     with torch.no_grad():
         out = model(x)
-    pred = out.argmax(1) if out.shape[1] > 1 else (out[:, 0] > 0).long()
-    return float((pred.cpu() == y).float().mean())
+    return float((top_class(out).cpu() == y).float().mean())
 
 
 def lc_over_training(checkpoints: Iterable, sets: Dict[str, PointSet], radius: float, *, frame,

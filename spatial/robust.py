@@ -44,6 +44,7 @@ from typing import Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
+from ._boundary import n_classes, top_class
 from ._validate import integer, option
 from .local_complexity import _model_place
 
@@ -147,8 +148,7 @@ def _labels(y, N: int, device: torch.device) -> torch.Tensor:
 
 def _correct(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """(n, K) logits -> (n,) bool: classified ``y`` (one output: class 1 iff > 0; else argmax)."""
-    pred = (out[:, 0] > 0).long() if out.shape[1] == 1 else out.argmax(1)
-    return pred == y
+    return top_class(out) == y
 
 
 def _flat(t: torch.Tensor) -> torch.Tensor:
@@ -308,7 +308,7 @@ def _robust_points(model: torch.nn.Module, X, y, eps: Radii, *, norm: str = "lin
                 alive[a:b] = _correct(out, y[a:b])
         chunks = _chunks(N, batch_size or (N if K <= 2 else
                                            max(1, JACOBIAN_BYTES // (K * D * X.element_size()))))
-        C = 2 if K == 1 else K
+        C = n_classes(K)
         if int(y.min()) < 0 or int(y.max()) >= C:
             raise ValueError(f"y has labels outside 0..{C - 1} (the model has {K} output"
                              f"{'s' if K > 1 else ''}: {C} classes), got {int(y.min())}..{int(y.max())}")
