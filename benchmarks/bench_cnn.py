@@ -19,7 +19,10 @@ has not touched yet costs page faults, which are slow on some virtual machines),
 partition / grid. (On the development VM the first call's extra second is system time: the kernel
 making the transparent huge pages numpy asks for with madvise. With
 ``np._core.multiarray._set_madvise_hugepage(False)`` the (0, 1)^2 box took 1.67 s first and 1.61 s
-after, against 2.40 s and 1.36-1.63 s with them; a process-wide setting, left to the user.)
+after, against 2.40 s and 1.36-1.63 s with them; the trained net's (0, 1)^2 box 4.6-6.8 s first
+against 7.4-9.3 s, its later calls alike. The environment variable ``NUMPY_MADVISE_HUGEPAGE=0``
+does the same for a process; it is left to the user: with 4 KB pages the MLPs of
+``bench_partition`` ran 4-22% slower on every call, first ones included.)
 
 The residual net (issue 10): 3x32x32 -> Conv 16 (3x3, pad 1) -> ReLU -> two blocks
 ``relu(x + conv(relu(conv(x))))`` of 16 channels -> AdaptiveAvgPool 1 -> Linear 10,
