@@ -1819,8 +1819,8 @@ def compile(model: torch.nn.Module, in_shape: Optional[Sequence[int]] = None):
         in_shape = _guess_shape(model)
         if in_shape is None:
             raise ValueError(f"{type(model).__name__}: the input shape is needed to read this network; pass a plane "
-                             "(spatial.Plane.through(a, b, c) with points shaped like one input, e.g. (1, 8, 8)) "
-                             "or in_shape=")
+                             "(spatial.Plane.through(a, b, c) with points shaped like one input, e.g. (1, 8, 8); "
+                             "--through A B C on the command line) or in_shape=")
     in_shape = tuple(int(s) for s in in_shape)
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
     try:  # (the example run leaves the model as it was: a BatchNorm in training mode, the reader refuses afterwards)

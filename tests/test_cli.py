@@ -53,6 +53,11 @@ def test_count_errors(tmp_path, capsys):
     assert "layer 1 (GELU) is not piecewise linear" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["count"])
+    torch.save(torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten(), torch.nn.Linear(72, 1)),
+               tmp_path / "cnn.pt")  # images: the shape comes from the plane
+    assert main(["count", str(tmp_path / "cnn.pt"), "--trust"]) == 2
+    err = capsys.readouterr().err
+    assert "the input shape is needed to read this network" in err and "--through A B C on the command line" in err
 
 
 ARCH = "common:mlp(widths=[2, 6, 5, 1])"

@@ -476,6 +476,16 @@ class _StepSoftmax(nn.Module):  # read by the graph reader (a registered activat
         return torch.softmax(self.act(self.fc(x)), dim=1)
 
 
+def test_a_network_whose_input_shape_is_unknown_asks_for_a_plane():
+    torch.manual_seed(0)
+    cnn = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 6 * 6, 3))
+    with pytest.raises(ValueError, match=r"Sequential: the input shape is needed .* pass a plane .*"
+                                         r"--through A B C on the command line\) or in_shape="):
+        spatial.partition(cnn, (-1, 1, -1, 1))
+    images = torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert len(spatial.partition(cnn, (0, 1, 0, 1), plane=spatial.Plane.through(*images))) > 1
+
+
 def test_a_non_piecewise_linear_operation_is_refused_naming_node_and_line():
     with pytest.raises(spatial.UnsupportedLayerError, match=r"softplus.*line \d+ of .*test_graph\.py"):
         spatial.partition(Softplus().double(), (-1.0, 1.0, -1.0, 1.0))

@@ -34,6 +34,8 @@ def test_there_are_examples():
 def test_readme_examples_run_in_order(tmp_path, monkeypatch):
     import matplotlib
     matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    plt.close("all")  # a reader starts with no figure: the examples draw on pyplot's current axes
     monkeypatch.chdir(tmp_path)
     ns = namespace()
     for i, block in enumerate(BLOCKS):  # later examples use what earlier ones made (p)
