@@ -58,7 +58,7 @@ def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     """The fraction of ``x`` that ``model`` labels ``y`` (one output: a logit; more: class scores)."""
     with torch.no_grad():
         out = model(x)
-    return float((top_class(out).cpu() == y).float().mean())
+    return int((top_class(out).cpu() == y).sum()) / len(y)  # (a count over n: 26 of 200 is 0.13, not float32's 0.1299...)
 
 
 def lc_over_training(checkpoints: Iterable, sets: Dict[str, PointSet], radius: float, *, frame,
@@ -90,8 +90,9 @@ def lc_row(model: torch.nn.Module, sets: Dict[str, PointSet], radius: float, *, 
     row: Dict[str, float] = {}
     for name, (x, y) in sets.items():
         xt, shape = _prepare_x(plan, x)
-        per_layer = _lc_update(plan, xt, shape, frame, radius, center, None).double().mean(0)  # (L,)
-        row[f"lc_{name}"] = float(per_layer.sum())
+        counts = _lc_update(plan, xt, shape, frame, radius, center, None).double()  # (n, L)
+        per_layer = counts.mean(0)
+        row[f"lc_{name}"] = float(counts.sum(1).mean())  # (the whole counts over n, one rounding)
         for layer, v in zip(cast(List[str], plan.names), per_layer.tolist()):
             row[f"lc_{name}/{layer}"] = v
         if y is not None:

@@ -37,8 +37,11 @@ def test_rows_match_the_functional_estimator():
     assert [r["step"] for r in rows] == [0, 4]
     for (step, m), row in zip(models, rows):
         for name, (x, y) in sets.items():
-            ref = local_complexity(m, x, 0.2, frame=frame).double().mean(0)  # (N, L) counts -> (L,) means
+            counts = local_complexity(m, x, 0.2, frame=frame).double()  # (N, L) counts
+            ref = counts.mean(0)  # (L,) means
             assert row[f"lc_{name}"] == pytest.approx(float(ref.sum()))
+            # the whole counts over N, rounded once, as a table reader expects (8180 / 200 is 40.9)
+            assert row[f"lc_{name}"] == int(counts.sum()) / len(counts)
             assert row[f"lc_{name}/3"] == pytest.approx(float(ref[1]))
             assert (f"acc_{name}" in row) == (y is not None)
         pred = (m(sets["train"][0])[:, 0] > 0).long()
@@ -51,6 +54,8 @@ def test_accuracy_of_class_scores():
         m.weight.copy_(torch.eye(3, 2)), m.bias.zero_()
     x = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     assert accuracy(m, x, torch.tensor([0, 1])) == 1.0 and accuracy(m, x, torch.tensor([1, 1])) == 0.5
+    x = torch.tensor([[1.0, 0.0]] * 26 + [[0.0, 1.0]] * 174)
+    assert accuracy(m, x, torch.zeros(200, dtype=torch.long)) == 0.13  # 26 of 200 (float32's mean: 0.12999999523)
 
 
 def test_digits_split():
