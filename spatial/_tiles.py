@@ -483,9 +483,10 @@ def _choose_grid(net, b, center, max_memory: int, rtol: float, device=None,
         w, h = tiles[:, 1] - tiles[:, 0], tiles[:, 3] - tiles[:, 2]
         can = np.nonzero((w / 2 >= small[0]) | (h / 2 >= small[1]))[0]
         if not len(can):
+            kept = f"; the result alone takes about {int(least):,} bytes" if result else ""
             raise ValueError(f"max_memory={max_memory:,} bytes is too small for this partition: the smallest "
                              f"that works is about {int(smallest):,} bytes (tiles down to 1/{round(1 / MIN_TILE)} "
-                             f"of the box's sides; the result alone takes about {int(least):,} bytes)")
+                             f"of the box's sides{kept})")
         t = tiles[can[np.argmax(peak[can])]]
         if (t[1] - t[0]) / 2 >= small[0]:
             xs = sorted(xs + [float(0.5 * (t[0] + t[1]))])

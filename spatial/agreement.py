@@ -28,12 +28,12 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from . import _engine
+from . import _engine, _tiles
 from ._boundary import as_classes, n_classes, top_class, top_split
 from ._net import _unwrap, parse
 from ._partition import _center, _check_bounds, _prepare, _split_layers, shoelace_areas
 from ._plane import Plane
-from ._validate import option
+from ._validate import integer, option
 
 __all__ = ["agreement"]
 
@@ -71,29 +71,45 @@ def _traceable(model: torch.nn.Module, net) -> torch.nn.Module:
 
 
 def _exact(ma: torch.nn.Module, mb: torch.nn.Module, Ka: int, Kb: int, in_shape, bounds,
-           plane: Optional[Plane]) -> float:
+           plane: Optional[Plane], max_memory: Optional[int] = None) -> float:
     """The exact fraction (see the module docstring) for traceable models ``ma``, ``mb`` of ``Ka``
-    and ``Kb`` outputs on inputs of shape ``in_shape``, on the checked box ``bounds`` (of ``plane``)."""
+    and ``Kb`` outputs on inputs of shape ``in_shape``, on the checked box ``bounds`` (of ``plane``).
+    With ``max_memory`` the box is cut into the tiles ``partition(max_memory=)`` would use (the
+    grid of :mod:`spatial._tiles`, from exact 1-D probes), each split alone with the whole box's
+    tolerances: areas add up, so the agreeing area is the tiles' sum, and no tile's regions are
+    kept once its area is known."""
     if n_classes(Ka) != n_classes(Kb):
         raise ValueError(f"the models have {Ka} and {Kb} outputs; agreement compares "
                          "classifiers over the same classes")
     joint, b = _prepare(parse(_Joint(ma, mb), in_shape=in_shape), bounds, plane)
     center = _center(b)
-    r = _split_layers(joint, b, center, _engine.DEFAULT_RTOL, merge=True)
+    x0, x1, y0, y1 = b
+    if max_memory is None:
+        xs, ys = [x0, x1], [y0, y1]
+    else:
+        xs, ys = _tiles._choose_grid(joint, b, center, max_memory, _engine.DEFAULT_RTOL, result=False)
+    total = sum(_agreeing_area(joint, (xs[i], xs[i + 1], ys[j], ys[j + 1]), center, b, Ka, Kb)
+                for j in range(len(ys) - 1) for i in range(len(xs) - 1))
+    return total / ((x1 - x0) * (y1 - y0))
+
+
+def _agreeing_area(joint, box, center: np.ndarray, whole, Ka: int, Kb: int) -> float:
+    """The area of ``box`` (a tile of the slice ``whole``) where the joint network's two
+    classifiers give the same class."""
+    r = _split_layers(joint, box, center, _engine.DEFAULT_RTOL, merge=True, whole=whole)
     ca, cb = _engine.layer_tol(joint.layers[-1], _engine.DEFAULT_RTOL)
     va, ca_a, cb_a = as_classes(r.vals[:, :Ka], ca[:Ka], cb[:Ka])
     vb, ca_b, cb_b = as_classes(r.vals[:, Ka:], ca[Ka:], cb[Ka:])
     C = va.shape[1]
     ts = top_split(r.X, r.offsets, r.indices, np.concatenate([va, vb], 1), r.scale, np.concatenate([ca_a, ca_b]),
                    np.concatenate([cb_a, cb_b]), [(0, C), (C, 2 * C)])
-    whole = ~ts.mixed & (ts.tops[0] == ts.tops[1])  # one top class each, clear at every corner
-    total = float(shoelace_areas(r.X, r.offsets, r.indices)[whole].sum())
+    clear = ~ts.mixed & (ts.tops[0] == ts.tops[1])  # one top class each, clear at every corner
+    total = float(shoelace_areas(r.X, r.offsets, r.indices)[clear].sum())
     if len(ts.offsets) > 1:  # each piece has one top class per classifier: the one at its vertices' mean
         mean = np.add.reduceat(ts.vals[ts.indices], ts.offsets[:-1], axis=0)
         same = mean[:, :C].argmax(1) == mean[:, C:].argmax(1)
         total += float(shoelace_areas(ts.X, ts.offsets, ts.indices)[same].sum())
-    x0, x1, y0, y1 = b
-    return total / ((x1 - x0) * (y1 - y0))
+    return total
 
 
 def _grid(ma: torch.nn.Module, mb: torch.nn.Module, bounds, plane: Optional[Plane], n: int) -> float:
@@ -123,7 +139,8 @@ def _in_shape(m, plane: Optional[Plane]):
 
 
 def agreement(model_a: torch.nn.Module, model_b: torch.nn.Module, bounds: Sequence[float], *,
-              plane: Optional[Plane] = None, method: str = "exact", grid: int = 1000) -> float:
+              plane: Optional[Plane] = None, method: str = "exact", grid: int = 1000,
+              max_memory: Optional[int] = None) -> float:
     """The fraction of a slice's area where two classifiers give the same class.
 
     Parameters
@@ -142,6 +159,13 @@ def agreement(model_a: torch.nn.Module, model_b: torch.nn.Module, bounds: Sequen
         of a ``grid x grid`` lattice of cell centres where the classes agree (a sampled estimate).
     grid : int
         Points per side for ``method="grid"``.
+    max_memory : int, optional
+        For ``method="exact"``: a budget in bytes for the joint partition's working arrays. The
+        box is cut into the tiles :func:`~splinescope.spatial.partition` would use with this
+        budget and each is split alone; the agreeing areas add up (the same fraction, to float
+        rounding). A budget too small even for the smallest tiles is refused, naming the
+        smallest that would do. Default: the whole box at once (a pair of trained digits CNNs,
+        after their second conv, on the plane's (-0.2, 1.2)^2, peaked at 14.8 GB).
 
     Returns
     -------
@@ -170,9 +194,14 @@ def agreement(model_a: torch.nn.Module, model_b: torch.nn.Module, bounds: Sequen
         raise ValueError(f"the models have {na.in_features} inputs; pass plane=spatial.Plane(...)")
     # (a torch.export program runs as its module)
     ma, mb = (m.module() if isinstance(m, torch.export.ExportedProgram) else m for m in (model_a, model_b))
+    if max_memory is not None:
+        if method == "grid":
+            raise ValueError("max_memory bounds the exact method's joint partition; the grid runs in chunks of "
+                             "points already")
+        max_memory = integer("max_memory", max_memory, minimum=1)
     if method == "grid":
         if not isinstance(grid, int) or isinstance(grid, bool) or grid < 1:
             raise ValueError(f"grid must be a positive int, got {grid!r}")
         return _grid(ma, mb, b, plane, grid)
     return _exact(_traceable(ma, na), _traceable(mb, nb), na.layers[-1].width, nb.layers[-1].width, shape or (2,), b,
-                  plane)
+                  plane, max_memory)

@@ -216,7 +216,7 @@ def probe_model(model: torch.nn.Sequential, layer: str, probe: torch.nn.Module) 
 
 def probe_agreement(models: Sequence[torch.nn.Sequential], x: torch.Tensor, y: torch.Tensor, bounds,
                     *, plane=None, layers: Optional[Sequence[str]] = None, reference: int = -1,
-                    grid: int = 0, client=None) -> Dict[str, Dict[str, np.ndarray]]:
+                    grid: int = 0, client=None, max_memory: Optional[int] = None) -> Dict[str, Dict[str, np.ndarray]]:
     """Per layer, how much each checkpoint's probe agrees with the ``reference`` checkpoint's.
 
     A probe is fitted per layer per checkpoint on the representations of ``(x, y)``; the
@@ -224,7 +224,8 @@ def probe_agreement(models: Sequence[torch.nn.Sequential], x: torch.Tensor, y: t
     up to the layer) on the slice is exact; with ``grid > 0`` the ``grid x grid`` sampled estimate
     is returned beside it. Returns ``{layer: {"exact": (T,), "grid": (T,)}}``. ``client``: a
     ``dask.distributed.Client`` whose workers compute the agreements, one task each (the same
-    numbers; ``spatial.sweep.dask_client`` makes one).
+    numbers; ``spatial.sweep.dask_client`` makes one). ``max_memory``: each exact agreement's
+    budget in bytes (:func:`~splinescope.spatial.agreement`: the joint partition in tiles).
     """
     from .agreement import agreement
 
@@ -242,11 +243,13 @@ def probe_agreement(models: Sequence[torch.nn.Sequential], x: torch.Tensor, y: t
     jobs = [(n, kind, i) for n in names for kind in kinds for i in range(len(models))
             if composed[n][i] is not composed[n][reference]]  # (with itself: 1, not computed)
     args = [(composed[n][i], composed[n][reference], bounds) for n, kind, i in jobs]
+    budget = [max_memory if kind == "exact" else None for _, kind, _ in jobs]  # (the grid runs in chunks)
     if client is None:
-        values = [agreement(*a, plane=plane, method=kind, grid=grid or 1) for a, (_, kind, _) in zip(args, jobs)]
+        values = [agreement(*a, plane=plane, method=kind, grid=grid or 1, max_memory=mm)
+                  for a, (_, kind, _), mm in zip(args, jobs, budget)]
     else:
-        values = client.gather([client.submit(agreement, *a, plane=plane, method=kind, grid=grid or 1, pure=False)
-                                for a, (_, kind, _) in zip(args, jobs)])
+        values = client.gather([client.submit(agreement, *a, plane=plane, method=kind, grid=grid or 1, max_memory=mm,
+                                              pure=False) for a, (_, kind, _), mm in zip(args, jobs, budget)])
     out = {n: {kind: np.ones(len(models)) for kind in kinds} for n in names}
     for (n, kind, i), v in zip(jobs, values):
         out[n][kind][i] = v

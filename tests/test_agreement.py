@@ -150,6 +150,30 @@ def test_cnn_classifiers_against_rational_overlay():
     assert abs(agreement(a, b, bounds, plane=plane, method="grid", grid=400) - exact) < 3e-3
 
 
+@pytest.mark.parametrize("case", ["mlp", "cnn"])
+def test_tiles_add_up_to_the_whole_box(case, monkeypatch):
+    # with max_memory the joint partition is split tile by tile (partition's grid) and the agreeing
+    # areas are summed: the same fraction as the rational overlay of the whole box
+    import sys
+    module = sys.modules["splinescope.spatial.agreement"]
+    if case == "cnn":
+        imgs = torch.rand(3, 1, 4, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+        plane, bounds = spatial.Plane.through(*imgs), (-0.5, 1.5, -0.5, 1.5)
+        a, b, regions, budget = Cnn(1), Cnn(2, residual=True), graph_regions, 60_000  # 81 tiles
+    else:
+        plane, bounds = None, BOX
+        a, b, regions, budget = net([2, 6, 3], 3), net([2, 5, 4, 3], 13), exact_regions, 10_000  # 36 tiles
+    tiles = []
+    whole_box = module._agreeing_area
+    monkeypatch.setattr(module, "_agreeing_area", lambda *args: tiles.append(args[1]) or whole_box(*args))
+    tiled = agreement(a, b, bounds, plane=plane, max_memory=budget)
+    assert len(tiles) >= 4  # the budget cut the box
+    assert sum((x1 - x0) * (y1 - y0) for x0, x1, y0, y1 in tiles) == pytest.approx(
+        (bounds[1] - bounds[0]) * (bounds[3] - bounds[2]), rel=1e-15)
+    assert tiled == pytest.approx(reference(a, b, bounds, plane, regions=regions), abs=1e-12)
+    assert tiled == pytest.approx(agreement(a, b, bounds, plane=plane), abs=1e-13)
+
+
 def test_plane_slice_and_sampling_converges():
     torch.manual_seed(0)
     a, b = net([5, 6, 3], 5), net([5, 6, 6, 3], 6)
@@ -210,3 +234,10 @@ def test_errors():
         agreement(a, a, BOX, method="grid", grid=0)
     with pytest.raises(ValueError, match="pass plane="):
         agreement(net([3, 4, 3], 0), net([3, 4, 3], 1), BOX)
+    with pytest.raises(ValueError, match="max_memory bounds the exact method's joint partition"):
+        agreement(a, a, BOX, method="grid", max_memory=2 ** 20)
+    with pytest.raises(TypeError, match="max_memory must be a positive int, got 1.5"):
+        agreement(a, a, BOX, max_memory=1.5)
+    with pytest.raises(ValueError, match=r"max_memory=100 bytes is too small for this partition: the smallest "
+                                         r"that works is about [\d,]+ bytes \(tiles down to 1/64 of the box's sides\)"):
+        agreement(a, net([2, 5, 3], 1), BOX, max_memory=100)

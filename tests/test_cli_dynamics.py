@@ -36,6 +36,11 @@ def test_toy_run(tmp_path, capsys):
     assert float(probes[-1]["exact_1"]) == pytest.approx(1.0)
     for r in probes:
         assert abs(float(r["exact_3"]) - float(r["grid_3"])) < 0.05
+    # --max-memory 0: each joint partition at once, not in tiles of 1024 MB: the same table
+    whole = tmp_path / "dyn0"
+    assert main(["dynamics", str(tmp_path / "run"), "--out", str(whole), "--grid", "30", "--points", "64",
+                 "--max-memory", "0"]) == 0
+    assert (whole / "probes.csv").read_text() == (out / "probes.csv").read_text()
     # the agreements on a local Dask cluster: the same table
     pytest.importorskip("dask.distributed")
     there = tmp_path / "dyn2"
@@ -83,3 +88,6 @@ def test_errors(tmp_path, capsys):
     code = main(["dynamics", str(run), "--arch", "splinescope.spatial.train:toy_mlp(width=4, depth=1)",
                  "--out", str(tmp_path / "o")])
     assert code == 2 and "dynamics compares at least 2" in capsys.readouterr().err
+    code = main(["dynamics", str(run), "--arch", "splinescope.spatial.train:toy_mlp(width=4, depth=1)",
+                 "--out", str(tmp_path / "o"), "--max-memory", "-1"])
+    assert code == 2 and "--max-memory must be >= 0 MB (0: the whole slice at once), got -1" in capsys.readouterr().err

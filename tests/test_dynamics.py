@@ -95,6 +95,10 @@ def test_probe_agreement_exact_and_sampled():
         assert r["exact"][-1] == pytest.approx(1.0)  # the reference agrees with itself
         assert np.all((0 <= r["exact"]) & (r["exact"] <= 1))
         assert np.abs(r["exact"] - r["grid"]).max() < 0.02
+    tiled = probe_agreement(models, x, y, (-1, 1, -1, 1), grid=200, max_memory=20_000)  # joint partitions in tiles
+    for name, r in res.items():
+        np.testing.assert_allclose(tiled[name]["exact"], r["exact"], rtol=0, atol=1e-13)
+        np.testing.assert_array_equal(tiled[name]["grid"], r["grid"])
 
 
 def test_probe_agreement_of_cnn_checkpoints():
