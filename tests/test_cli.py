@@ -45,6 +45,20 @@ def test_count_on_a_plane(tmp_path, capsys):
     assert count == len(spatial.partition(net, bounds=box, plane=plane)) == len(exact_regions(net, box, plane)) > 1
 
 
+def test_count_in_tiles(tmp_path, capsys):
+    args = ["count", str(tmp_path / "net.pt"), "--trust", "--json"]
+    torch.save(reference_net(32), tmp_path / "net.pt")  # 1,235 regions (the rational reference's count)
+    assert main(args) == 0
+    whole = json.loads(capsys.readouterr().out)
+    assert main(args + ["--max-memory", "1", "--verify"]) == 0  # 1 MB: 4 tiles, stitched
+    tiled = json.loads(capsys.readouterr().out)
+    assert tiled["regions"] == whole["regions"] == 1235 and tiled["verified"] is True
+    assert main(args + ["--max-memory", "0"]) == 2
+    assert "--max-memory must be a positive number of MB, got 0" in capsys.readouterr().err
+    assert main(args + ["--max-memory", "0.0001"]) == 2  # 104 bytes: below the smallest tiles
+    assert "is too small for this partition: the smallest that works is about" in capsys.readouterr().err
+
+
 def test_count_errors(tmp_path, capsys):
     assert main(["count", str(tmp_path / "missing.pt")]) == 2
     assert "no such model file" in capsys.readouterr().err
