@@ -53,8 +53,10 @@ def test_count_in_tiles(tmp_path, capsys):
     assert main(args + ["--max-memory", "1", "--verify"]) == 0  # 1 MB: 4 tiles, stitched
     tiled = json.loads(capsys.readouterr().out)
     assert tiled["regions"] == whole["regions"] == 1235 and tiled["verified"] is True
-    assert main(args + ["--max-memory", "0"]) == 2
-    assert "--max-memory must be a positive number of MB, got 0" in capsys.readouterr().err
+    assert main(args + ["--max-memory", "0"]) == 0  # the whole slice at once
+    assert json.loads(capsys.readouterr().out)["regions"] == 1235
+    assert main(args + ["--max-memory", "-1"]) == 2
+    assert "--max-memory must be >= 0 MB (0: the whole slice at once), got -1" in capsys.readouterr().err
     assert main(args + ["--max-memory", "0.0001"]) == 2  # 104 bytes: below the smallest tiles
     assert "is too small for this partition: the smallest that works is about" in capsys.readouterr().err
 

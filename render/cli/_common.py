@@ -98,6 +98,19 @@ def set_threads(args) -> None:
         torch.set_num_threads(args.threads)
 
 
+def add_memory_arg(p, default: float, what: str) -> None:
+    """--max-memory MB: a budget of working arrays, turned into bytes by :func:`memory_budget`."""
+    p.add_argument("--max-memory", type=float, default=default, metavar="MB",
+                   help=f"{what} (default {default:g}; 0: the whole slice at once)")
+
+
+def memory_budget(args) -> Optional[int]:
+    """--max-memory in bytes, None for 0 (the whole slice at once); a negative budget refused."""
+    if not args.max_memory >= 0:
+        raise ValueError(f"--max-memory must be >= 0 MB (0: the whole slice at once), got {args.max_memory:g}")
+    return max(1, int(args.max_memory * 2 ** 20)) if args.max_memory else None
+
+
 def add_quiet_arg(p, what: str = "no progress bars") -> None:
     """--quiet: no progress bars."""
     p.add_argument("--quiet", action="store_true", help=what)

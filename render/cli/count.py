@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import add_loading_args, loading_kwargs
+from ._common import add_loading_args, add_memory_arg, loading_kwargs, memory_budget
 
 
 def add_parser(sub) -> None:
@@ -23,9 +23,8 @@ def add_parser(sub) -> None:
                    help="three inputs (.npy or .pt files) spanning the plane: (0,0)->A, (1,0)->B, (0,1)->C")
     p.add_argument("--verify", action="store_true", help="also check the partition against the network")
     p.add_argument("--device", default=None, help="torch device for the forward passes (e.g. cuda); default numpy")
-    p.add_argument("--max-memory", type=float, default=None, metavar="MB",
-                   help="partition in tiles of at most this many MB of working arrays, stitched into the same "
-                        "regions (default: the whole slice at once)")
+    add_memory_arg(p, 0, "partition in tiles of at most this many MB of working arrays, stitched into the same "
+                         "regions")
     p.add_argument("--json", action="store_true", help="print a JSON record instead of the bare count")
     p.add_argument("--geojson", metavar="FILE", help="also write the regions and the decision boundary as GeoJSON")
 
@@ -50,9 +49,7 @@ def run(args) -> int:
     from splinescope import spatial
     from splinescope.spatial.checkpoints import load_model
 
-    if args.max_memory is not None and not args.max_memory > 0:
-        raise ValueError(f"--max-memory must be a positive number of MB, got {args.max_memory:g}")
-    budget = None if args.max_memory is None else max(1, int(args.max_memory * 2 ** 20))
+    budget = memory_budget(args)
     model = load_model(args.model, **loading_kwargs(args))
     plane = spatial.Plane.through(*(load_array(f) for f in args.through)) if args.through else None
     t = time.perf_counter()

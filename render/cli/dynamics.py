@@ -22,7 +22,8 @@ from typing import Dict, cast
 
 import numpy as np
 
-from ._common import add_data_args, add_loading_args, add_threads_arg, load_data, loading_kwargs, set_threads
+from ._common import (add_data_args, add_loading_args, add_memory_arg, add_threads_arg, load_data, loading_kwargs,
+                      memory_budget, set_threads)
 
 __all__ = ["add_parser", "run"]
 
@@ -43,10 +44,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="the slice's box (default: the data's box, or -0.2 1.2 -0.2 1.2 on a plane)")
     p.add_argument("--grid", type=int, default=200, help="points per side of the sampled agreement (0: none)")
     p.add_argument("--no-probes", action="store_true", help="skip the probes")
-    p.add_argument("--max-memory", type=int, default=1024, metavar="MB",
-                   help="each exact agreement's budget: the joint partition in tiles of at most this many MB of "
-                        "working arrays (default 1024; 0: the whole slice at once, which for two trained digits "
-                        "CNNs can take 15 GB)")
+    add_memory_arg(p, 1024, "each exact agreement's budget: the joint partition in tiles of at most this many MB "
+                            "of working arrays (the whole slice at once can take 15 GB for two trained digits CNNs)")
     p.add_argument("--workers", type=int, default=None,
                    help="compute the probes' agreements on a local Dask cluster of N processes")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
@@ -104,8 +103,7 @@ def run(args) -> int:
         raise ValueError(f"--workers {args.workers} must be at least 1")
     if args.points < 4:
         raise ValueError(f"--points {args.points} must be at least 4")
-    if args.max_memory < 0:
-        raise ValueError(f"--max-memory must be >= 0 MB (0: the whole slice at once), got {args.max_memory}")
+    budget = memory_budget(args)
     Xtr, ytr, Xte, yte = load_data(args)
     seq = load_checkpoints(args.checkpoints, **loading_kwargs(args))
     steps = list(seq.steps) if hasattr(seq, "steps") else list(range(len(seq)))
@@ -153,7 +151,6 @@ def run(args) -> int:
             pad = 0.1 * (hi - lo)
             bounds = tuple(args.bounds) if args.bounds else (lo[0] - pad[0], hi[0] + pad[0], lo[1] - pad[1],
                                                              hi[1] + pad[1])
-        budget = args.max_memory * 2 ** 20 if args.max_memory else None
         if args.workers is None and args.scheduler is None:
             agree = probe_agreement(models, Xt[: args.points], y[: args.points], bounds, plane=plane,
                                     layers=layers, grid=args.grid, max_memory=budget)
