@@ -182,6 +182,11 @@ def agreement(model_a: torch.nn.Module, model_b: torch.nn.Module, bounds: Sequen
     0.5
     """
     method = option(method, ("exact", "grid"), "method")
+    if max_memory is not None:
+        if method == "grid":
+            raise ValueError("max_memory bounds the exact method's joint partition; the grid runs in chunks of "
+                             "points already")
+        max_memory = integer("max_memory", max_memory, minimum=1)
     b = _check_bounds(bounds)
     if plane is not None and not isinstance(plane, Plane):
         raise TypeError(f"plane must be a spatial.Plane, got {type(plane).__name__}")
@@ -194,11 +199,6 @@ def agreement(model_a: torch.nn.Module, model_b: torch.nn.Module, bounds: Sequen
         raise ValueError(f"the models have {na.in_features} inputs; pass plane=spatial.Plane(...)")
     # (a torch.export program runs as its module)
     ma, mb = (m.module() if isinstance(m, torch.export.ExportedProgram) else m for m in (model_a, model_b))
-    if max_memory is not None:
-        if method == "grid":
-            raise ValueError("max_memory bounds the exact method's joint partition; the grid runs in chunks of "
-                             "points already")
-        max_memory = integer("max_memory", max_memory, minimum=1)
     if method == "grid":
         if not isinstance(grid, int) or isinstance(grid, bool) or grid < 1:
             raise ValueError(f"grid must be a positive int, got {grid!r}")
