@@ -36,13 +36,27 @@ def test_count_on_a_plane(tmp_path, capsys):
     for n in "abc":
         np.save(tmp_path / f"{n}.npy", np.random.default_rng(ord(n)).random(5))
     args = ["count", str(tmp_path / "net.pt"), "--trust", "--through"] + [str(tmp_path / f"{n}.npy") for n in "abc"]
-    assert main(args) == 0
-    count = int(capsys.readouterr().out)
-    # the default box (-1, 1, -1, 1) of the plane through a, b, c: the library's count and the
-    # rational reference's
+    assert main(args + ["--json"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    # a plane's default box, (-0.2, 1.2)^2: the three inputs and a margin; the library's count and
+    # the rational reference's
+    assert rec["bounds"] == [-0.2, 1.2, -0.2, 1.2]
     plane = spatial.Plane.through(*(np.load(tmp_path / f"{n}.npy") for n in "abc"))
+    box = (-0.2, 1.2, -0.2, 1.2)
+    assert rec["regions"] == len(spatial.partition(net, bounds=box, plane=plane)) > 1
+    assert rec["regions"] == len(exact_regions(net, box, plane))
+    assert main(args + ["--bounds", "-1", "1", "-1", "1"]) == 0  # a box given: that box
+    count = int(capsys.readouterr().out)
     box = (-1.0, 1.0, -1.0, 1.0)
-    assert count == len(spatial.partition(net, bounds=box, plane=plane)) == len(exact_regions(net, box, plane)) > 1
+    assert count == len(exact_regions(net, box, plane)) > 1
+
+
+def test_default_bounds_by_slice():
+    import argparse
+    from splinescope.render.cli._common import slice_bounds
+    assert slice_bounds(argparse.Namespace(bounds=None, through=None)) == (-1.0, 1.0, -1.0, 1.0)
+    assert slice_bounds(argparse.Namespace(bounds=None, through=["a", "b", "c"])) == (-0.2, 1.2, -0.2, 1.2)
+    assert slice_bounds(argparse.Namespace(bounds=[0.0, 2.0, 0.0, 1.0], through=["a", "b", "c"])) == (0, 2, 0, 1)
 
 
 def test_count_in_tiles(tmp_path, capsys):

@@ -414,7 +414,7 @@ def test_cli_train_then_animate(tmp_path, capsys):
     assert "--test must be >= 0, got -1" in capsys.readouterr().err
 
 
-def test_cli_animate_on_a_plane_through_three_inputs(tmp_path, capsys):
+def test_cli_animate_on_a_plane_through_three_inputs(tmp_path, capsys, monkeypatch):
     torch.manual_seed(0)
     L = torch.nn
     for step in (0, 5):
@@ -426,6 +426,15 @@ def test_cli_animate_on_a_plane_through_three_inputs(tmp_path, capsys):
     args = ["animate", str(tmp_path), "--trust", "--through"] + [str(tmp_path / f"{n}.npy") for n in "abc"]
     assert main(args + ["--bounds", "-0.5", "1.5", "-0.5", "1.5", "--out", str(gif), "--dpi", "20", "--quiet"]) == 0
     assert len(iio.imread(gif, index=None)) == 2
+    # without --bounds, a plane's default box: the three inputs and a margin
+    import types
+    from splinescope.render import _animate
+    seen = []
+    monkeypatch.setattr(_animate, "animate", lambda ck, bounds, out, **kw: seen.append(bounds) or types.SimpleNamespace(
+        path=out, steps=[0], n_regions=np.array([1])))
+    assert main(args + ["--out", str(gif), "--quiet"]) == 0 and seen == [(-0.2, 1.2, -0.2, 1.2)]
+    capsys.readouterr()
+    monkeypatch.undo()
     # without a plane, a 6-input network is refused, naming the way to slice it
     assert main(["animate", str(tmp_path), "--trust", "--out", str(tmp_path / "x.gif"), "--quiet"]) == 2
     assert "6 inputs; pass plane=spatial.Plane(...) (or Plane.through(a, b, c); on the command line --through" in capsys.readouterr().err

@@ -145,7 +145,7 @@ def test_a_failed_checkpoint_is_named_and_the_rest_goes_on(run, tmp_path, capsys
     assert "step_000003.pt" in err.out + err.err and "1 failed" in err.out
 
 
-def test_errors(run, tmp_path):
+def test_errors(run, tmp_path, capsys):
     with pytest.raises(ValueError, match="'.txt' is not a supported table format, must be one of '.csv', '.parquet'"):
         sweep(run, tmp_path / "t.txt")
     with pytest.raises(ValueError, match="give workers= .* or scheduler= .*, not both"):
@@ -161,6 +161,7 @@ def test_errors(run, tmp_path):
     with pytest.raises(ValueError, match="lc=True needs labelled training data"):
         sweep(run, tmp_path / "t.csv", data=None, lc=True)
     assert main(["sweep", str(run), "--out", str(tmp_path / "t.csv"), "--through", "a", "b", "c"]) == 2
+    assert "a: an input must be a .npy or .pt file" in capsys.readouterr().err
 
 
 def test_cli_end_to_end(run, tmp_path, capsys):

@@ -4,12 +4,13 @@ dynamics), the slice and its points (animate, view), data sets (lc, dynamics), t
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional, Tuple
+from typing import Any, Optional, Tuple, cast
 
 import numpy as np
 
-__all__ = ["add_checkpoints_arg", "add_data_args", "add_loading_args", "add_points_args", "add_quiet_arg",
-           "add_slice_args", "add_threads_arg", "load_data", "loading_kwargs", "set_threads", "slice_inputs"]
+__all__ = ["add_bounds_arg", "add_checkpoints_arg", "add_data_args", "add_loading_args", "add_memory_arg",
+           "add_points_args", "add_quiet_arg", "add_slice_args", "add_threads_arg", "load_data", "loading_kwargs",
+           "memory_budget", "set_threads", "slice_bounds", "slice_inputs"]
 
 Arrays = Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]
 
@@ -45,10 +46,30 @@ def add_checkpoints_arg(p) -> None:
                    help="a folder of checkpoints (sorted by step) or checkpoint files")
 
 
+BOX_BOUNDS = (-1.0, 1.0, -1.0, 1.0)
+"""The default box of a 2-input network's slice."""
+PLANE_BOUNDS = (-0.2, 1.2, -0.2, 1.2)
+"""The default box on a plane through three inputs (at (0, 0), (1, 0), (0, 1)): them and a margin."""
+BOUNDS_HELP = ("the slice's box (default: -1 1 -1 1; on a plane, --through, -0.2 1.2 -0.2 1.2: the three inputs "
+               "and a margin)")
+
+
+def add_bounds_arg(p) -> None:
+    """--bounds, defaulting by the slice (:func:`slice_bounds`)."""
+    p.add_argument("--bounds", type=float, nargs=4, default=None, metavar=("XMIN", "XMAX", "YMIN", "YMAX"),
+                   help=BOUNDS_HELP)
+
+
+def slice_bounds(args) -> Tuple[float, float, float, float]:
+    """--bounds, or the default box of the slice: :data:`PLANE_BOUNDS` with --through, else :data:`BOX_BOUNDS`."""
+    if args.bounds is not None:
+        return cast(Tuple[float, float, float, float], tuple(args.bounds))
+    return PLANE_BOUNDS if getattr(args, "through", None) else BOX_BOUNDS
+
+
 def add_slice_args(p) -> None:
-    """--bounds and --through: the slice (read by :func:`slice_inputs`)."""
-    p.add_argument("--bounds", type=float, nargs=4, default=(-1.0, 1.0, -1.0, 1.0),
-                   metavar=("XMIN", "XMAX", "YMIN", "YMAX"), help="the slice (default: -1 1 -1 1)")
+    """--bounds and --through: the slice (read by :func:`slice_inputs` and :func:`slice_bounds`)."""
+    add_bounds_arg(p)
     p.add_argument("--through", nargs=3, metavar=("A", "B", "C"),
                    help="for a network of more than 2 inputs: three inputs (.npy or .pt files) spanning "
                         "the slice, (0,0)->A, (1,0)->B, (0,1)->C")

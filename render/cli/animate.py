@@ -10,7 +10,7 @@ from typing import Any, Dict
 import argparse
 
 from ._common import (add_checkpoints_arg, add_loading_args, add_points_args, add_quiet_arg, add_slice_args,
-                      add_threads_arg, loading_kwargs, set_threads, slice_inputs)
+                      add_threads_arg, loading_kwargs, set_threads, slice_bounds, slice_inputs)
 
 __all__ = ["add_parser", "run"]
 
@@ -44,7 +44,7 @@ def run(args) -> int:
     out = _check_out(args.out)  # a bad output fails before any work
     ck, plane, data, test = slice_inputs(args)
     extra: Dict[str, Any] = {} if test is None else {"test": test}
-    a = animate(ck, tuple(args.bounds), out, **loading_kwargs(args), plane=plane, data=data, color=args.color,
+    a = animate(ck, slice_bounds(args), out, **loading_kwargs(args), plane=plane, data=data, color=args.color,
                 stats=not args.no_stats, fps=args.fps, dpi=args.dpi, progress=not args.quiet, **extra)
     print(f"wrote {a.path}: {len(a.steps)} frames, {int(a.n_regions.min())}..{int(a.n_regions.max())} regions")
     return 0

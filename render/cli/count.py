@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import add_loading_args, add_memory_arg, loading_kwargs, memory_budget
+from ._common import add_bounds_arg, add_loading_args, add_memory_arg, loading_kwargs, memory_budget, slice_bounds
 
 
 def add_parser(sub) -> None:
@@ -17,8 +17,7 @@ def add_parser(sub) -> None:
     p.add_argument("model", help="a state_dict file (with --arch, or an arch.json beside it), a TorchScript "
                                  "file, or a whole module saved with torch.save (with --trust)")
     add_loading_args(p, folder=False)
-    p.add_argument("--bounds", type=float, nargs=4, default=[-1.0, 1.0, -1.0, 1.0],
-                   metavar=("XMIN", "XMAX", "YMIN", "YMAX"), help="the box, in slice coordinates (default -1 1 -1 1)")
+    add_bounds_arg(p)
     p.add_argument("--through", nargs=3, metavar=("A", "B", "C"),
                    help="three inputs (.npy or .pt files) spanning the plane: (0,0)->A, (1,0)->B, (0,1)->C")
     p.add_argument("--verify", action="store_true", help="also check the partition against the network")
@@ -53,7 +52,7 @@ def run(args) -> int:
     model = load_model(args.model, **loading_kwargs(args))
     plane = spatial.Plane.through(*(load_array(f) for f in args.through)) if args.through else None
     t = time.perf_counter()
-    p = spatial.partition(model, bounds=args.bounds, plane=plane, device=args.device, max_memory=budget)
+    p = spatial.partition(model, bounds=slice_bounds(args), plane=plane, device=args.device, max_memory=budget)
     dt = time.perf_counter() - t
     ok = p.verify(raise_on_error=False).ok if args.verify else None
     if args.geojson:

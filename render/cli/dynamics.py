@@ -22,8 +22,8 @@ from typing import Dict, cast
 
 import numpy as np
 
-from ._common import (add_data_args, add_loading_args, add_memory_arg, add_threads_arg, load_data, loading_kwargs,
-                      memory_budget, set_threads)
+from ._common import (PLANE_BOUNDS, add_data_args, add_loading_args, add_memory_arg, add_threads_arg, load_data,
+                      loading_kwargs, memory_budget, set_threads)
 
 __all__ = ["add_parser", "run"]
 
@@ -145,7 +145,7 @@ def run(args) -> int:
             if len(idx) < 3 or max(idx) >= len(Xt):
                 raise ValueError(f"--through {idx}: need three indices below {len(Xt)}")
             plane = spatial.Plane.through(*(Xt[i] for i in idx))
-            bounds = tuple(args.bounds) if args.bounds else (-0.2, 1.2, -0.2, 1.2)
+            bounds = tuple(args.bounds) if args.bounds else PLANE_BOUNDS
         else:
             lo, hi = Xt.min(0).values.numpy(), Xt.max(0).values.numpy()
             pad = 0.1 * (hi - lo)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_loading_args, add_quiet_arg, add_threads_arg, loading_kwargs, set_threads
+from ._common import add_loading_args, add_quiet_arg, add_threads_arg, loading_kwargs, set_threads, slice_bounds
 
 __all__ = ["add_parser", "run"]
 
@@ -29,10 +29,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     add_loading_args(p)
     p.add_argument("--out", required=True, help="the table: .csv or .parquet")
     p.add_argument("--bounds", type=float, nargs=4, default=None, metavar=("XMIN", "XMAX", "YMIN", "YMAX"),
-                   help="the slice (default for 2-D inputs: the data's box, widened by a tenth)")
+                   help="the slice (default for 2-D inputs: the data's box, widened by a tenth; on a plane, "
+                        "--through, -0.2 1.2 -0.2 1.2: the three inputs and a margin)")
     p.add_argument("--through", nargs=3, metavar=("A", "B", "C"),
                    help="for a network of more than 2 inputs: three inputs (.npy or .pt files) spanning the "
-                        "slice, (0,0)->A, (1,0)->B, (0,1)->C (needs --bounds)")
+                        "slice, (0,0)->A, (1,0)->B, (0,1)->C")
     p.add_argument("--radius", type=float, default=None, help="'near' for the densities (default: 1/20 of the slice)")
     p.add_argument("--lc", action="store_true", help="also local complexity and accuracy per checkpoint")
     p.add_argument("--points", type=int, default=1000, help="with --lc: points per set (default 1000)")
@@ -56,12 +57,10 @@ def run(args) -> int:
     _check_out(args.out)  # a bad output fails before any work
     slices = None
     if args.through:
-        if args.bounds is None:
-            raise ValueError("--through needs --bounds (the box in the plane's coordinates)")
         from splinescope import spatial
 
         from .count import load_array
-        slices = {"plane": (tuple(args.bounds), spatial.Plane.through(*(load_array(f) for f in args.through)))}
+        slices = {"plane": (slice_bounds(args), spatial.Plane.through(*(load_array(f) for f in args.through)))}
     elif args.bounds is not None:
         slices = {"box": tuple(args.bounds)}
     r = sweep(args.checkpoints, args.out, slices=slices, **loading_kwargs(args), radius=args.radius, lc=args.lc,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 
 from ._common import (add_checkpoints_arg, add_loading_args, add_points_args, add_quiet_arg, add_slice_args,
-                      add_threads_arg, loading_kwargs, set_threads, slice_inputs)
+                      add_threads_arg, loading_kwargs, set_threads, slice_bounds, slice_inputs)
 
 __all__ = ["add_parser", "run"]
 
@@ -39,7 +39,7 @@ def run(args) -> int:
     set_threads(args)
     out = _check_out(args.out, FORMATS)  # a bad output fails before any work
     ck, plane, data, test = slice_inputs(args)
-    page = viewer(ck, tuple(args.bounds), out, **loading_kwargs(args), plane=plane, data=data, test=test,
+    page = viewer(ck, slice_bounds(args), out, **loading_kwargs(args), plane=plane, data=data, test=test,
                   title=args.title, progress=not args.quiet)
     print(f"wrote {page.path} ({page.size / 1e6:.2f} MB): {len(page.steps)} frames, "
           f"{int(page.n_regions.min())}..{int(page.n_regions.max())} regions")
