@@ -102,6 +102,16 @@ def test_integer_weight_pairs_match_rational_overlay(seed, k, act):
     assert agreement(a, b, bounds) == pytest.approx(reference(a, b, bounds), abs=1e-12)
 
 
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), k=st.sampled_from([1, 2, 3]), budget=st.sampled_from([4_000, 8_000]))
+def test_integer_weight_pairs_in_tiles_match_rational_overlay(seed, k, budget):
+    # tiles cut at 0 and +-1, where integer nets' lines and ties run: pieces on both sides add up
+    a = integer_net([2, 3, 3, k], seed=seed, act="relu")
+    b = integer_net([2, 4, k], seed=seed + 1, act="relu")
+    bounds = (-2, 2, -2, 2)
+    assert agreement(a, b, bounds, max_memory=budget) == pytest.approx(reference(a, b, bounds), abs=1e-12)
+
+
 def test_many_classes():
     # 100 classes: faces split only by the pairs of their own candidates (the sampled estimate
     # closes in on the exact fraction)
