@@ -101,15 +101,32 @@ def _agreeing_area(joint, box, center: np.ndarray, whole, Ka: int, Kb: int) -> f
     va, ca_a, cb_a = as_classes(r.vals[:, :Ka], ca[:Ka], cb[:Ka])
     vb, ca_b, cb_b = as_classes(r.vals[:, Ka:], ca[Ka:], cb[Ka:])
     C = va.shape[1]
-    ts = top_split(r.X, r.offsets, r.indices, np.concatenate([va, vb], 1), r.scale, np.concatenate([ca_a, ca_b]),
-                   np.concatenate([cb_a, cb_b]), [(0, C), (C, 2 * C)])
+    ca2, cb2 = np.concatenate([ca_a, ca_b]), np.concatenate([cb_a, cb_b])
+    ts = top_split(r.X, r.offsets, r.indices, np.concatenate([va, vb], 1), r.scale, ca2, cb2, [(0, C), (C, 2 * C)])
     clear = ~ts.mixed & (ts.tops[0] == ts.tops[1])  # one top class each, clear at every corner
     total = float(shoelace_areas(r.X, r.offsets, r.indices)[clear].sum())
-    if len(ts.offsets) > 1:  # each piece has one top class per classifier: the one at its vertices' mean
-        mean = np.add.reduceat(ts.vals[ts.indices], ts.offsets[:-1], axis=0)
-        same = mean[:, :C].argmax(1) == mean[:, C:].argmax(1)
+    if len(ts.offsets) > 1:  # each piece has one top class per classifier (or a tie all over it)
+        same = _piece_tops(ts, 0, C, ca2, cb2) == _piece_tops(ts, C, 2 * C, ca2, cb2)
         total += float(shoelace_areas(ts.X, ts.offsets, ts.indices)[same].sum())
     return total
+
+
+def _piece_tops(ts, a: int, b: int, ca: np.ndarray, cb: np.ndarray) -> np.ndarray:
+    """(P,) the top class (within columns ``a:b``) of each piece of the split: the one of the
+    largest mean over its vertices, unless an earlier class is tied with it at every vertex
+    (their difference within its tolerance, as the split decided "on the line"): then the first
+    of the tied classes, as ``torch.argmax`` and the grid. (A class's mean alone read float noise
+    as a sign: where one logit was exactly 0 all over a piece, its 1e-16 means made class 1 of a
+    sixth of a box that is all class 0.)"""
+    off, idx = ts.offsets[:-1], ts.indices
+    n = np.diff(ts.offsets)
+    v = ts.vals[idx][:, a:b]  # (E, C) each piece's vertices' values, piece by piece
+    top = (np.add.reduceat(v, off, axis=0) / n[:, None]).argmax(1)  # (P,)
+    tv = np.repeat(top, n)  # each vertex row's piece's top
+    gap = v[np.arange(len(v)), tv][:, None] - v  # (E, C) top minus each class
+    tol = ts.scale[idx][:, None] * (ca[a:b][tv][:, None] + ca[a:b]) + (cb[a:b][tv][:, None] + cb[a:b])
+    tied = np.logical_and.reduceat(np.abs(gap) <= tol, off, axis=0)  # (P, C): on the line at every vertex
+    return tied.argmax(1)  # the first tied class (the top itself is tied with itself)
 
 
 def _grid(ma: torch.nn.Module, mb: torch.nn.Module, bounds, plane: Optional[Plane], n: int) -> float:

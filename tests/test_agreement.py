@@ -91,6 +91,17 @@ def test_integer_weights_and_relu():
     assert abs(agreement(a, b, bounds, method="grid", grid=1000) - exact) < 2e-4
 
 
+@pytest.mark.parametrize("seed,k,want", [(237, 1, 1.0), (5106, 4, 0.005952380952380952)])
+def test_a_class_tied_all_over_a_piece_is_the_first(seed, k, want):
+    # found by the test below: b's one logit is exactly 0 over 38% of the box (class 0 there, as
+    # both agree on), but a piece's mean of its float values, 1e-16, read as class 1: 0.8398
+    a = integer_net([2, 3, 3, k], seed=seed, act="relu")
+    b = integer_net([2, 4, k], seed=seed + 1, act="relu")
+    bounds = (-2, 2, -2, 2)
+    assert reference(a, b, bounds) == pytest.approx(want, abs=1e-15)
+    assert agreement(a, b, bounds) == pytest.approx(want, abs=1e-12)
+
+
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), k=st.sampled_from([1, 2, 3, 4]), act=st.sampled_from(["relu", "leaky"]))
 def test_integer_weight_pairs_match_rational_overlay(seed, k, act):
