@@ -95,7 +95,7 @@ def tiled(net, b, plane, *, rtol: float, boundary: bool, device, exact: bool, ma
     if len(xs) == 2 and len(ys) == 2:
         p = _partition._one_piece(net, b, plane, rtol=rtol, boundary=boundary, device=device, exact=exact)
     else:
-        boxes = [(xs[i], xs[i + 1], ys[j], ys[j + 1]) for j in range(len(ys) - 1) for i in range(len(xs) - 1)]
+        boxes = tile_boxes(xs, ys)
         if client is None:
             tiles = [_tile(net, box, center, b, rtol, exact, device) for box in boxes]
         else:
@@ -134,11 +134,7 @@ def count(net, b, *, rtol: float, exact: bool, max_memory: Optional[int] = None,
     tile side can be pieces of one region in several tiles, so the count is the tiles' other
     regions plus the distinct keys of those pieces, compared in full."""
     center = _partition._center(b)
-    if max_memory is None:
-        xs, ys = [b[0], b[1]], [b[2], b[3]]
-    else:
-        xs, ys = _choose_grid(net, b, center, max_memory, rtol, device, result=False)
-    boxes = [(xs[i], xs[i + 1], ys[j], ys[j + 1]) for j in range(len(ys) - 1) for i in range(len(xs) - 1)]
+    boxes = tile_boxes(*budget_grid(net, b, center, max_memory, rtol, device))
     if client is None:
         parts = [_tile_count(net, box, center, b, rtol, exact, device) for box in boxes]
     else:
@@ -452,6 +448,24 @@ def _result_bytes(net, V: float) -> float:
     return V * (2 * ((N + 7) // 8 + 100 + 8 * K) + (N + 7) // 8 + 8 * len(net.layers))
 
 
+def tile_boxes(xs: Sequence[float], ys: Sequence[float]) -> List[Tuple[float, float, float, float]]:
+    """The tiles ``(x0, x1, y0, y1)`` of the grid cut at ``xs`` and ``ys``, row by row.
+
+    >>> tile_boxes([0, 1, 2], [0, 1])
+    [(0, 1, 0, 1), (1, 2, 0, 1)]
+    """
+    return [(xs[i], xs[i + 1], ys[j], ys[j + 1]) for j in range(len(ys) - 1) for i in range(len(xs) - 1)]
+
+
+def budget_grid(net, b, center, max_memory: Optional[int], rtol: float, device=None
+                ) -> Tuple[List[float], List[float]]:
+    """The grid of :func:`_choose_grid` for a budget that keeps no result (a count, an area), or
+    the whole box ``b`` as one tile when ``max_memory`` is None."""
+    if max_memory is None:
+        return [b[0], b[1]], [b[2], b[3]]
+    return _choose_grid(net, b, center, max_memory, rtol, device, result=False)
+
+
 def _choose_grid(net, b, center, max_memory: int, rtol: float, device=None,
                  result: bool = True) -> Tuple[List[float], List[float]]:
     """The grid: one tile, then, while the largest estimated tile peak plus the estimated result
@@ -465,8 +479,7 @@ def _choose_grid(net, b, center, max_memory: int, rtol: float, device=None,
     small = (MIN_TILE * (x1 - x0), MIN_TILE * (y1 - y0))
 
     def estimate(xs, ys):
-        tiles = np.array([(xs[i], xs[i + 1], ys[j], ys[j + 1]) for j in range(len(ys) - 1)
-                          for i in range(len(xs) - 1)])
+        tiles = np.array(tile_boxes(xs, ys))
         V = _vertices(probes, tiles)
         return tiles, _peak_bytes(net, V), _result_bytes(net, V[:, -1].sum()) if result else 0.0
 

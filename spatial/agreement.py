@@ -83,13 +83,9 @@ def _exact(ma: torch.nn.Module, mb: torch.nn.Module, Ka: int, Kb: int, in_shape,
                          "classifiers over the same classes")
     joint, b = _prepare(parse(_Joint(ma, mb), in_shape=in_shape), bounds, plane)
     center = _center(b)
+    grid = _tiles.budget_grid(joint, b, center, max_memory, _engine.DEFAULT_RTOL)
+    total = sum(_agreeing_area(joint, box, center, b, Ka, Kb) for box in _tiles.tile_boxes(*grid))
     x0, x1, y0, y1 = b
-    if max_memory is None:
-        xs, ys = [x0, x1], [y0, y1]
-    else:
-        xs, ys = _tiles._choose_grid(joint, b, center, max_memory, _engine.DEFAULT_RTOL, result=False)
-    total = sum(_agreeing_area(joint, (xs[i], xs[i + 1], ys[j], ys[j + 1]), center, b, Ka, Kb)
-                for j in range(len(ys) - 1) for i in range(len(xs) - 1))
     return total / ((x1 - x0) * (y1 - y0))
 
 
