@@ -116,7 +116,7 @@ def _piece_tops(ts, a: int, b: int, ca: np.ndarray, cb: np.ndarray) -> np.ndarra
     sixth of a box that is all class 0.)"""
     off, idx = ts.offsets[:-1], ts.indices
     n = np.diff(ts.offsets)
-    v = ts.vals[idx][:, a:b]  # (E, C) each piece's vertices' values, piece by piece
+    v = ts.vals[idx, a:b]  # (E, C) each piece's vertices' values, piece by piece
     top = (np.add.reduceat(v, off, axis=0) / n[:, None]).argmax(1)  # (P,)
     tv = np.repeat(top, n)  # each vertex row's piece's top
     gap = v[np.arange(len(v)), tv][:, None] - v  # (E, C) top minus each class
